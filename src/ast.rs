@@ -1,0 +1,163 @@
+//! The surface AST: what a spec *says*, before defaults are applied.
+//!
+//! Both front ends ([`crate::front::yaml`] and [`crate::front::dsl`]) produce this one
+//! tree, so everything after parsing (defaults, arity checks, shape flow) is shared and
+//! both syntaxes report the same mistakes the same way. Every field is optional and
+//! carries the span it was written at; [`crate::lower`] fills in defaults and turns
+//! keyword strings into enums (with "did you mean" help for typos).
+//!
+//! Numbers are kept as `i64`/`f64` exactly as written, so that `-3` or `10^12` reach
+//! the lowering pass and get a precise range error instead of a parse error.
+
+use crate::span::{Span, Spanned};
+
+/// Shorthand for an optional, spanned field.
+pub type Field<T> = Option<Spanned<T>>;
+
+/// A whole spec file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpecAst {
+    /// Span of the whole document (used when a required section is missing).
+    pub span: Span,
+    /// `name: resnet50` / `model resnet50`.
+    pub name: Field<String>,
+    /// Input tensor, channels x height x width.
+    pub input: Field<InputAst>,
+    /// The stem (paper's `conv1`, plus its max-pool).
+    pub stem: Field<StemAst>,
+    /// Block options that apply to every stage unless the stage overrides them.
+    pub defaults: Field<BlockOptionsAst>,
+    /// The residual stages in order (`conv2_x` ... `conv5_x`).
+    pub stages: Field<Vec<Spanned<StageAst>>>,
+    /// Global pool, dropout, fully connected layer, softmax.
+    pub head: Field<HeadAst>,
+    /// Weight initialization scheme keyword (`kaiming_normal`, `xavier_uniform`).
+    pub init: Field<String>,
+    /// Zero-initialize the last BN of every residual block (torchvision's `zero_init_residual`).
+    pub zero_init_residual: Field<bool>,
+    /// Batch-norm hyper-parameters shared by every BN layer.
+    pub batch_norm: Field<BatchNormAst>,
+    /// Keys the front end did not recognise, kept so lowering can report them all at
+    /// once with a "did you mean" (the YAML front end stops at serde's first unknown key
+    /// instead; the DSL front end collects them here).
+    pub unknown: Vec<UnknownKey>,
+}
+
+/// A key that is not part of the spec language, with the section it was found in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnknownKey {
+    pub key: Spanned<String>,
+    /// Section path such as `stem.conv` or `stages[1]`.
+    pub section: String,
+    /// The keys that would have been accepted there.
+    pub expected: Vec<&'static str>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InputAst {
+    pub channels: Field<i64>,
+    pub height: Field<i64>,
+    pub width: Field<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchNormAst {
+    pub eps: Field<f64>,
+    pub momentum: Field<f64>,
+}
+
+/// A convolution's settings as written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConvAst {
+    pub filters: Field<i64>,
+    pub kernel: Field<i64>,
+    pub stride: Field<i64>,
+    pub padding: Field<i64>,
+    pub bias: Field<bool>,
+}
+
+/// A pooling layer's settings as written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoolAst {
+    /// `max` or `avg`.
+    pub kind: Field<String>,
+    pub kernel: Field<i64>,
+    pub stride: Field<i64>,
+    pub padding: Field<i64>,
+    /// Round the output size up (Caffe's pooling) instead of down.
+    pub ceil_mode: Field<bool>,
+}
+
+/// The stem's pooling: written out, or explicitly switched off (`pool: none`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StemPoolAst {
+    None,
+    Pool(PoolAst),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StemAst {
+    pub conv: Field<ConvAst>,
+    pub bn: Field<bool>,
+    pub relu: Field<bool>,
+    /// Absent: torchvision's max-pool 3x3/2 pad 1. `none`: no pooling (CIFAR stem).
+    pub pool: Field<StemPoolAst>,
+}
+
+/// Options of a residual block; set per stage or for all stages in `defaults`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BlockOptionsAst {
+    /// Block kind keyword: `basic`, `bottleneck`, `preact_basic`, `preact_bottleneck`,
+    /// `plain`, `plain_bottleneck`.
+    pub block: Field<String>,
+    /// Where a bottleneck puts its stride: `conv1` (v1, the paper's first 1x1) or
+    /// `conv2` (v1.5, torchvision's 3x3). Aliases `v1` and `v1.5`.
+    pub stride_on: Field<String>,
+    /// Paper's shortcut option: `A` (zero-padding identity), `B` (projection where the
+    /// shape changes), `C` (projection always).
+    pub shortcut: Field<String>,
+    /// Settings of projection shortcuts.
+    pub projection: Field<ProjectionAst>,
+    /// Groups of the 3x3 convolution (ResNeXt's cardinality).
+    pub groups: Field<i64>,
+    /// Channels per group of the 3x3 convolution; checked against `filters`.
+    pub width_per_group: Field<i64>,
+    /// Bias on every convolution inside the blocks.
+    pub bias: Field<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProjectionAst {
+    pub bn: Field<bool>,
+    pub bias: Field<bool>,
+}
+
+/// One stage (a `layerN` of torchvision, a `convN_x` of the paper).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageAst {
+    /// Defaults to the paper's `conv{N+1}_x`.
+    pub name: Field<String>,
+    /// Number of blocks.
+    pub repeat: Field<i64>,
+    /// Output channels of each convolution of the block: a pair for basic/plain blocks,
+    /// a triple for bottlenecks.
+    pub filters: Field<Vec<Spanned<i64>>>,
+    /// Stride of the stage's first block.
+    pub stride: Field<i64>,
+    /// Per-stage overrides of the model-wide block options.
+    pub options: BlockOptionsAst,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeadAst {
+    /// BN + ReLU before pooling (pre-activation networks).
+    pub norm: Field<bool>,
+    /// `avg` (global average, default), `max` (global max) or `flatten` (no pooling:
+    /// flatten the whole feature map, as Keras's `Flatten` does).
+    pub pool: Field<String>,
+    pub dropout: Field<f64>,
+    /// If given, checked against what the feature map flattens to.
+    pub in_features: Field<i64>,
+    pub classes: Field<i64>,
+    pub softmax: Field<bool>,
+}

@@ -1,0 +1,2 @@
+//! Back ends: each takes the checked model ([`crate::ir::Model`] and
+//! [`crate::valid::Network`]) and prints it; none re-validates.

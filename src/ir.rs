@@ -1,0 +1,393 @@
+//! The IR: a fully resolved model description, every default applied.
+//!
+//! Invariants (established by [`crate::lower`], relied on by [`crate::valid`] and the back
+//! ends):
+//! - every count, size and channel number is within the limits of [`Limits`] (so shape
+//!   arithmetic in `u64` cannot overflow);
+//! - `Stage::filters` has exactly [`BlockKind::arity`] entries;
+//! - stage names are unique.
+//!
+//! Shapes are *not* part of the IR: [`crate::valid::validate`] derives them. Spans live
+//! beside it in [`crate::lower::SpanTable`].
+
+/// Channels x height x width of one sample (the batch dimension is implicit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub c: u64,
+    pub h: u64,
+    pub w: u64,
+}
+
+impl Shape {
+    pub fn new(c: u64, h: u64, w: u64) -> Self {
+        Shape { c, h, w }
+    }
+
+    pub fn numel(self) -> u64 {
+        self.c * self.h * self.w
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {}, {}]", self.c, self.h, self.w)
+    }
+}
+
+/// A whole network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub name: String,
+    pub input: Shape,
+    pub stem: Stem,
+    pub stages: Vec<Stage>,
+    pub head: Head,
+    pub init: Init,
+    /// torchvision's `zero_init_residual`: last BN weight of each block starts at 0.
+    pub zero_init_residual: bool,
+    pub batch_norm: BatchNorm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNorm {
+    pub eps: f64,
+    /// PyTorch convention: weight of the new batch statistic (Keras's 0.99 is 0.01 here).
+    pub momentum: f64,
+}
+
+impl Default for BatchNorm {
+    fn default() -> Self {
+        BatchNorm { eps: 1e-5, momentum: 0.1 }
+    }
+}
+
+/// Weight initialization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// torchvision: convolutions Kaiming-normal (fan-out, ReLU gain), BN weight 1 bias 0,
+    /// the fully connected layer as `nn.Linear`'s default.
+    KaimingNormal,
+    /// Glorot/Xavier uniform for convolutions and the fully connected layer, biases 0
+    /// (Keras's default; d2l's `init_cnn`).
+    XavierUniform,
+}
+
+impl Init {
+    pub const KEYWORDS: &'static [&'static str] = &["kaiming_normal", "xavier_uniform"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Init::KaimingNormal => "kaiming_normal",
+            Init::XavierUniform => "xavier_uniform",
+        }
+    }
+}
+
+/// A 2-D convolution's hyper-parameters (square kernel, symmetric padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv {
+    pub filters: u64,
+    pub kernel: u64,
+    pub stride: u64,
+    pub padding: u64,
+    pub bias: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+impl PoolKind {
+    pub const KEYWORDS: &'static [&'static str] = &["max", "avg"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max",
+            PoolKind::Avg => "avg",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub kind: PoolKind,
+    pub kernel: u64,
+    pub stride: u64,
+    pub padding: u64,
+    pub ceil_mode: bool,
+}
+
+/// The paper's `conv1` (plus its pooling), torchvision's `conv1`/`bn1`/`relu`/`maxpool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stem {
+    pub conv: Conv,
+    pub bn: bool,
+    pub relu: bool,
+    pub pool: Option<Pool>,
+}
+
+/// Residual block kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockKind {
+    /// Two 3x3 convolutions (ResNet-18/34).
+    Basic,
+    /// 1x1, 3x3, 1x1 (ResNet-50 and deeper).
+    Bottleneck,
+    /// BN-ReLU-conv ordering of "Identity Mappings in Deep Residual Networks".
+    PreActBasic,
+    PreActBottleneck,
+    /// No shortcut at all: the paper's plain networks.
+    Plain,
+    PlainBottleneck,
+}
+
+impl BlockKind {
+    pub const KEYWORDS: &'static [&'static str] =
+        &["basic", "bottleneck", "preact_basic", "preact_bottleneck", "plain", "plain_bottleneck"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            BlockKind::Basic => "basic",
+            BlockKind::Bottleneck => "bottleneck",
+            BlockKind::PreActBasic => "preact_basic",
+            BlockKind::PreActBottleneck => "preact_bottleneck",
+            BlockKind::Plain => "plain",
+            BlockKind::PlainBottleneck => "plain_bottleneck",
+        }
+    }
+
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        Some(match s {
+            "basic" => BlockKind::Basic,
+            "bottleneck" => BlockKind::Bottleneck,
+            "preact_basic" => BlockKind::PreActBasic,
+            "preact_bottleneck" => BlockKind::PreActBottleneck,
+            "plain" => BlockKind::Plain,
+            "plain_bottleneck" => BlockKind::PlainBottleneck,
+            _ => return None,
+        })
+    }
+
+    /// How many numbers `filters` takes: 2 for basic-style, 3 for bottleneck-style blocks.
+    pub fn arity(self) -> usize {
+        if self.is_bottleneck() {
+            3
+        } else {
+            2
+        }
+    }
+
+    pub fn is_bottleneck(self) -> bool {
+        matches!(self, BlockKind::Bottleneck | BlockKind::PreActBottleneck | BlockKind::PlainBottleneck)
+    }
+
+    pub fn is_preact(self) -> bool {
+        matches!(self, BlockKind::PreActBasic | BlockKind::PreActBottleneck)
+    }
+
+    pub fn has_shortcut(self) -> bool {
+        !matches!(self, BlockKind::Plain | BlockKind::PlainBottleneck)
+    }
+}
+
+/// Which convolution of a bottleneck carries the block's stride.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrideOn {
+    /// v1: the first 1x1 (the paper, Caffe, Keras).
+    Conv1,
+    /// v1.5: the 3x3 (torchvision).
+    Conv2,
+}
+
+impl StrideOn {
+    pub const KEYWORDS: &'static [&'static str] = &["conv1", "conv2", "v1", "v1.5"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            StrideOn::Conv1 => "conv1",
+            StrideOn::Conv2 => "conv2",
+        }
+    }
+}
+
+/// The paper's shortcut options (section 3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShortcutOption {
+    /// Identity; where the shape changes, subsample and zero-pad the extra channels
+    /// (parameter-free).
+    A,
+    /// Identity; a projection (1x1 conv) only where the shape changes.
+    B,
+    /// A projection on every block.
+    C,
+}
+
+impl ShortcutOption {
+    pub const KEYWORDS: &'static [&'static str] = &["A", "B", "C"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ShortcutOption::A => "A",
+            ShortcutOption::B => "B",
+            ShortcutOption::C => "C",
+        }
+    }
+}
+
+/// Projection shortcut settings (torchvision: conv without bias, then BN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Projection {
+    pub bn: bool,
+    pub bias: bool,
+}
+
+/// One stage: `repeat` blocks of one kind; only the first block strides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// The paper's name (`conv3_x`); torchvision's module path is `layer{index+1}`.
+    pub name: String,
+    pub block: BlockKind,
+    pub repeat: u64,
+    /// Output channels of each convolution in the block ([`BlockKind::arity`] entries).
+    pub filters: Vec<u64>,
+    pub stride: u64,
+    pub stride_on: StrideOn,
+    pub shortcut: ShortcutOption,
+    pub projection: Projection,
+    /// Groups of the 3x3 convolution (ResNeXt cardinality).
+    pub groups: u64,
+    pub bias: bool,
+}
+
+impl Stage {
+    /// Output channels of the stage's blocks.
+    pub fn out_channels(&self) -> u64 {
+        *self.filters.last().unwrap_or(&0)
+    }
+}
+
+/// How the head reduces the last feature map before the fully connected layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadPool {
+    /// Global average pooling (torchvision's `AdaptiveAvgPool2d(1)`).
+    Avg,
+    /// Global max pooling.
+    Max,
+    /// No pooling: flatten C x H x W (Keras's `Flatten`).
+    Flatten,
+}
+
+impl HeadPool {
+    pub const KEYWORDS: &'static [&'static str] = &["avg", "max", "flatten"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            HeadPool::Avg => "avg",
+            HeadPool::Max => "max",
+            HeadPool::Flatten => "flatten",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Head {
+    /// BN + ReLU on the last feature map (pre-activation networks).
+    pub norm: bool,
+    pub pool: HeadPool,
+    /// Dropout probability before the fully connected layer (0 = none).
+    pub dropout: f64,
+    /// Declared input features of the fully connected layer, checked if present.
+    pub in_features: Option<u64>,
+    pub classes: u64,
+    pub softmax: bool,
+}
+
+/// Bounds that keep every spec cheap to check: anything beyond them is an error, never
+/// an allocation or a hang.
+pub struct Limits;
+
+impl Limits {
+    pub const MAX_CHANNELS: u64 = 1 << 16;
+    pub const MAX_SIDE: u64 = 1 << 14;
+    pub const MAX_PIXELS: u64 = 1 << 26;
+    pub const MAX_KERNEL: u64 = 64;
+    pub const MAX_STRIDE: u64 = 64;
+    pub const MAX_PADDING: u64 = 64;
+    pub const MAX_REPEAT: u64 = 1024;
+    pub const MAX_BLOCKS: u64 = 4096;
+    pub const MAX_STAGES: usize = 64;
+    pub const MAX_CLASSES: u64 = 1 << 20;
+}
+
+/// torchvision's behaviour, used wherever a spec leaves something out. The printers in
+/// [`crate::back`] omit a setting exactly when it equals these.
+pub mod defaults {
+    use super::*;
+
+    pub const INPUT: Shape = Shape { c: 3, h: 224, w: 224 };
+    pub const STEM_FILTERS: u64 = 64;
+    pub const STEM_KERNEL: u64 = 7;
+    pub const STEM_STRIDE: u64 = 2;
+    pub const POOL_KERNEL: u64 = 3;
+    pub const POOL_STRIDE: u64 = 2;
+    pub const STRIDE_ON: StrideOn = StrideOn::Conv2;
+    pub const SHORTCUT: ShortcutOption = ShortcutOption::B;
+    pub const GROUPS: u64 = 1;
+    pub const BIAS: bool = false;
+    pub const INIT: Init = Init::KaimingNormal;
+    pub const ZERO_INIT_RESIDUAL: bool = false;
+    pub const CLASSES: u64 = 1000;
+
+    /// Padding that keeps the size at stride 1 ("same" for odd kernels): `kernel / 2`.
+    pub fn padding(kernel: u64) -> u64 {
+        kernel / 2
+    }
+
+    /// torchvision's stem: conv 7x7/2 pad 3, 64 filters, no bias; BN; ReLU; max-pool 3x3/2 pad 1.
+    pub fn stem() -> Stem {
+        Stem {
+            conv: Conv { filters: STEM_FILTERS, kernel: STEM_KERNEL, stride: STEM_STRIDE, padding: 3, bias: false },
+            bn: true,
+            relu: true,
+            pool: Some(Pool { kind: PoolKind::Max, kernel: POOL_KERNEL, stride: POOL_STRIDE, padding: 1, ceil_mode: false }),
+        }
+    }
+
+    /// torchvision's projection (conv without bias, then BN); pre-activation blocks
+    /// project with a bare convolution, as in "Identity Mappings".
+    pub fn projection(block: BlockKind) -> Projection {
+        Projection { bn: !block.is_preact(), bias: false }
+    }
+
+    /// The first stage keeps the size, every later one halves it.
+    pub fn stage_stride(index: usize) -> u64 {
+        if index == 0 {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The paper's Table 1 names: `conv2_x`, `conv3_x`, ...
+    pub fn stage_name(index: usize) -> String {
+        format!("conv{}_x", index + 2)
+    }
+
+    /// Pre-activation networks end with BN + ReLU before pooling; others do not.
+    pub fn head_norm(last_block: Option<BlockKind>) -> bool {
+        last_block.is_some_and(BlockKind::is_preact)
+    }
+
+    pub fn head(last_block: Option<BlockKind>) -> Head {
+        Head {
+            norm: head_norm(last_block),
+            pool: HeadPool::Avg,
+            dropout: 0.0,
+            in_features: None,
+            classes: CLASSES,
+            softmax: false,
+        }
+    }
+}
