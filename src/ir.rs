@@ -222,16 +222,20 @@ pub enum ShortcutOption {
     B,
     /// A projection on every block.
     C,
+    /// Identity always, never a projection: only valid where no block changes shape
+    /// (the checker reports every block where it would be needed).
+    Identity,
 }
 
 impl ShortcutOption {
-    pub const KEYWORDS: &'static [&'static str] = &["A", "B", "C"];
+    pub const KEYWORDS: &'static [&'static str] = &["A", "B", "C", "identity"];
 
     pub fn keyword(self) -> &'static str {
         match self {
             ShortcutOption::A => "A",
             ShortcutOption::B => "B",
             ShortcutOption::C => "C",
+            ShortcutOption::Identity => "identity",
         }
     }
 }

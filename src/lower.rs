@@ -1,18 +1,706 @@
-//! Lowering: [`SpecAst`] -> [`Model`], applying defaults and checking ranges.
-use crate::ast::SpecAst;
-use crate::diag::Diagnostic;
-use crate::ir::Model;
-use crate::span::Span;
+//! Lowering: [`SpecAst`] -> [`Model`].
+//!
+//! This pass applies torchvision's defaults ([`crate::ir::defaults`]), resolves keyword
+//! strings into enums (with "did you mean" help), and checks every number against its
+//! range and [`Limits`]. It reports every problem it finds, not just the first. It never
+//! computes shapes: that is [`crate::valid`]'s job.
+//!
+//! Beside the [`Model`] it builds a [`SpanTable`] recording where each setting was
+//! written, so later passes can point diagnostics at the spec line.
+
+use crate::ast::{self, Field, SpecAst, StemPoolAst};
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::ir::{
+    defaults, BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Limits, Model, Pool, PoolKind, Projection, Shape,
+    ShortcutOption, Stage, Stem, StrideOn,
+};
+use crate::span::{Span, Spanned};
 use std::collections::BTreeMap;
 
 /// Where each IR setting was written, keyed by spec path (`stages[1].filters[2]`).
+///
+/// [`SpanTable::get`] falls back to the closest enclosing path that has a span, so a
+/// setting that was left to its default still points at its stage or section.
 #[derive(Clone, Debug, Default)]
 pub struct SpanTable {
+    /// The whole document (first line), the last resort.
     pub doc: Span,
     pub map: BTreeMap<String, Span>,
 }
 
+impl SpanTable {
+    /// The span recorded for `path`, else for its closest ancestor, else the document.
+    pub fn get(&self, path: &str) -> Span {
+        let mut p = path;
+        loop {
+            if let Some(span) = self.map.get(p) {
+                return *span;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => return self.doc,
+            }
+        }
+    }
+
+    /// Whether `path` itself (not an ancestor) was written in the spec.
+    pub fn has(&self, path: &str) -> bool {
+        self.map.contains_key(path)
+    }
+
+    fn record<T>(&mut self, path: &str, field: &Field<T>) {
+        if let Some(f) = field {
+            self.map.insert(path.to_string(), f.span);
+        }
+    }
+}
+
+/// Lowers a parsed spec. On success returns the model, its spans and any warnings; on
+/// failure every error found.
 pub fn lower(ast: &SpecAst) -> Result<(Model, SpanTable, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let _ = ast;
-    todo!()
+    let mut cx = Lowerer { spans: SpanTable { doc: ast.span, map: BTreeMap::new() }, diags: Vec::new() };
+    let model = cx.model(ast);
+    if crate::diag::has_errors(&cx.diags) {
+        Err(cx.diags)
+    } else {
+        Ok((model, cx.spans, cx.diags))
+    }
+}
+
+struct Lowerer {
+    spans: SpanTable,
+    diags: Vec<Diagnostic>,
+}
+
+/// Block options after merging a stage's own with the model-wide `defaults`.
+struct Options<'a> {
+    block: Option<&'a Spanned<String>>,
+    stride_on: Option<&'a Spanned<String>>,
+    shortcut: Option<&'a Spanned<String>>,
+    projection: Option<&'a Spanned<ast::ProjectionAst>>,
+    groups: Option<&'a Spanned<i64>>,
+    width_per_group: Option<&'a Spanned<i64>>,
+    bias: Option<&'a Spanned<bool>>,
+}
+
+impl Lowerer {
+    fn model(&mut self, ast: &SpecAst) -> Model {
+        for unknown in &ast.unknown {
+            self.unknown_key(unknown);
+        }
+
+        let name = match &ast.name {
+            Some(n) if n.value.trim().is_empty() => {
+                self.diags.push(
+                    Diagnostic::error("E-range", "the model name is empty")
+                        .with_primary(n.span, "empty name")
+                        .with_help("name the model, e.g. `name: resnet50`"),
+                );
+                String::new()
+            }
+            Some(n) => {
+                self.spans.map.insert("name".into(), n.span);
+                n.value.clone()
+            }
+            None => {
+                self.missing(ast.span, "name", "the spec", "`name: resnet50` (DSL: `model resnet50`)");
+                String::new()
+            }
+        };
+
+        let input = self.input(ast.input.as_ref());
+        let stem = self.stem(ast.stem.as_ref());
+        let stages = self.stages(ast);
+        let last_block = stages.last().map(|s| s.block);
+        let head = self.head(ast.head.as_ref(), last_block);
+
+        let init = match &ast.init {
+            Some(i) => {
+                self.spans.map.insert("init".into(), i.span);
+                self.keyword(i, "init", Init::KEYWORDS, |s| match s {
+                    "kaiming_normal" => Some(Init::KaimingNormal),
+                    "xavier_uniform" | "glorot_uniform" => Some(Init::XavierUniform),
+                    _ => None,
+                })
+                .unwrap_or(defaults::INIT)
+            }
+            None => defaults::INIT,
+        };
+        self.spans.record("zero_init_residual", &ast.zero_init_residual);
+        let zero_init_residual = ast.zero_init_residual.as_ref().map_or(defaults::ZERO_INIT_RESIDUAL, |z| z.value);
+        let batch_norm = self.batch_norm(ast.batch_norm.as_ref());
+
+        Model { name, input, stem, stages, head, init, zero_init_residual, batch_norm }
+    }
+
+    fn input(&mut self, input: Option<&Spanned<ast::InputAst>>) -> Shape {
+        let Some(input) = input else { return defaults::INPUT };
+        self.spans.map.insert("input".into(), input.span);
+        let i = &input.value;
+        let c = self.required_int(&i.channels, "input.channels", input.span, "channels", 1, Limits::MAX_CHANNELS);
+        let h = self.required_int(&i.height, "input.height", input.span, "height", 1, Limits::MAX_SIDE);
+        let w = self.required_int(&i.width, "input.width", input.span, "width", 1, Limits::MAX_SIDE);
+        let (c, h, w) = (c.unwrap_or(1), h.unwrap_or(1), w.unwrap_or(1));
+        if h * w > Limits::MAX_PIXELS {
+            self.diags.push(
+                Diagnostic::error("E-limit", format!("input of {h}x{w} = {} pixels is too large", h * w))
+                    .with_primary(input.span, format!("more than {} pixels per channel", Limits::MAX_PIXELS))
+                    .with_note(format!(
+                        "resnetc accepts at most {} pixels ({}x{}) per image",
+                        Limits::MAX_PIXELS,
+                        1u64 << 13,
+                        1u64 << 13
+                    )),
+            );
+        }
+        Shape::new(c, h, w)
+    }
+
+    fn stem(&mut self, stem: Option<&Spanned<ast::StemAst>>) -> Stem {
+        let default = defaults::stem();
+        let Some(stem) = stem else { return default };
+        self.spans.map.insert("stem".into(), stem.span);
+        let s = &stem.value;
+        let conv = match &s.conv {
+            Some(c) => {
+                self.spans.map.insert("stem.conv".into(), c.span);
+                self.conv(&c.value, "stem.conv", &default.conv)
+            }
+            None => default.conv,
+        };
+        self.spans.record("stem.bn", &s.bn);
+        self.spans.record("stem.relu", &s.relu);
+        let pool = match &s.pool {
+            None => default.pool,
+            Some(Spanned { value: StemPoolAst::None, span }) => {
+                self.spans.map.insert("stem.pool".into(), *span);
+                None
+            }
+            Some(Spanned { value: StemPoolAst::Pool(p), span }) => {
+                self.spans.map.insert("stem.pool".into(), *span);
+                Some(self.pool(p, "stem.pool"))
+            }
+        };
+        Stem {
+            conv,
+            bn: s.bn.as_ref().map_or(default.bn, |b| b.value),
+            relu: s.relu.as_ref().map_or(default.relu, |b| b.value),
+            pool,
+        }
+    }
+
+    fn conv(&mut self, c: &ast::ConvAst, path: &str, default: &Conv) -> Conv {
+        let filters = self.int(&c.filters, &format!("{path}.filters"), "filters", 1, Limits::MAX_CHANNELS);
+        let kernel = self.int(&c.kernel, &format!("{path}.kernel"), "kernel", 1, Limits::MAX_KERNEL);
+        let stride = self.int(&c.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
+        let padding = self.int(&c.padding, &format!("{path}.padding"), "padding", 0, Limits::MAX_PADDING);
+        self.spans.record(&format!("{path}.bias"), &c.bias);
+        let kernel = kernel.unwrap_or(default.kernel);
+        Conv {
+            filters: filters.unwrap_or(default.filters),
+            kernel,
+            stride: stride.unwrap_or(default.stride),
+            padding: padding.unwrap_or_else(|| defaults::padding(kernel)),
+            bias: c.bias.as_ref().map_or(default.bias, |b| b.value),
+        }
+    }
+
+    fn pool(&mut self, p: &ast::PoolAst, path: &str) -> Pool {
+        let kind = match &p.kind {
+            Some(k) => {
+                self.spans.map.insert(format!("{path}.kind"), k.span);
+                self.keyword(k, "pooling kind", PoolKind::KEYWORDS, |s| match s {
+                    "max" => Some(PoolKind::Max),
+                    "avg" => Some(PoolKind::Avg),
+                    _ => None,
+                })
+                .unwrap_or(PoolKind::Max)
+            }
+            None => PoolKind::Max,
+        };
+        let kernel = self.int(&p.kernel, &format!("{path}.kernel"), "kernel", 1, Limits::MAX_KERNEL);
+        let stride = self.int(&p.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
+        let padding = self.int(&p.padding, &format!("{path}.padding"), "padding", 0, Limits::MAX_PADDING);
+        self.spans.record(&format!("{path}.ceil_mode"), &p.ceil_mode);
+        let kernel = kernel.unwrap_or(defaults::POOL_KERNEL);
+        Pool {
+            kind,
+            kernel,
+            stride: stride.unwrap_or(defaults::POOL_STRIDE),
+            padding: padding.unwrap_or_else(|| defaults::padding(kernel)),
+            ceil_mode: p.ceil_mode.as_ref().is_some_and(|c| c.value),
+        }
+    }
+
+    fn stages(&mut self, ast: &SpecAst) -> Vec<Stage> {
+        let Some(stages) = &ast.stages else {
+            self.missing(ast.span, "stages", "the spec", "a list of stages, e.g. `stages: [{repeat: 2, filters: [64, 64]}]`");
+            return Vec::new();
+        };
+        self.spans.map.insert("stages".into(), stages.span);
+        if stages.value.is_empty() {
+            self.diags.push(
+                Diagnostic::error("E-missing", "the spec has no stages")
+                    .with_primary(stages.span, "empty list of stages")
+                    .with_help("add at least one stage, e.g. `- {block: basic, repeat: 2, filters: [64, 64]}`"),
+            );
+            return Vec::new();
+        }
+        if stages.value.len() > Limits::MAX_STAGES {
+            self.diags.push(
+                Diagnostic::error("E-limit", format!("{} stages is too many", stages.value.len()))
+                    .with_primary(stages.span, format!("at most {} stages", Limits::MAX_STAGES)),
+            );
+            return Vec::new();
+        }
+        let model_defaults = ast.defaults.as_ref();
+        if let Some(d) = model_defaults {
+            self.spans.map.insert("defaults".into(), d.span);
+        }
+        let mut out = Vec::new();
+        let mut names: BTreeMap<String, Span> = BTreeMap::new();
+        let mut total_blocks: u64 = 0;
+        for (index, stage) in stages.value.iter().enumerate() {
+            let lowered = self.stage(index, stage, model_defaults.map(|d| &d.value));
+            if let Some(first) = names.get(&lowered.name) {
+                let span = stage.value.name.as_ref().map_or(stage.span, |n| n.span);
+                self.diags.push(
+                    Diagnostic::error("E-duplicate", format!("two stages are named `{}`", lowered.name))
+                        .with_primary(span, "second stage with this name")
+                        .with_secondary(*first, "first defined here")
+                        .with_help("give each stage its own name (the paper's are conv2_x, conv3_x, ...)"),
+                );
+            } else {
+                names.insert(lowered.name.clone(), stage.value.name.as_ref().map_or(stage.span, |n| n.span));
+            }
+            total_blocks = total_blocks.saturating_add(lowered.repeat);
+            out.push(lowered);
+        }
+        if total_blocks > Limits::MAX_BLOCKS {
+            self.diags.push(
+                Diagnostic::error("E-limit", format!("{total_blocks} residual blocks in total is too many"))
+                    .with_primary(stages.span, format!("at most {} blocks", Limits::MAX_BLOCKS)),
+            );
+        }
+        out
+    }
+
+    fn stage(&mut self, index: usize, stage: &Spanned<ast::StageAst>, model: Option<&ast::BlockOptionsAst>) -> Stage {
+        let path = format!("stages[{index}]");
+        self.spans.map.insert(path.clone(), stage.span);
+        let s = &stage.value;
+        let name = match &s.name {
+            Some(n) => {
+                self.spans.map.insert(format!("{path}.name"), n.span);
+                n.value.clone()
+            }
+            None => defaults::stage_name(index),
+        };
+        let what = format!("stage `{name}`");
+
+        let opts = self.merge_options(&path, &s.options, model);
+        let block = match opts.block {
+            Some(b) => self
+                .keyword(b, "block kind", BlockKind::KEYWORDS, |k| match k {
+                    "basicblock" | "basic_block" => Some(BlockKind::Basic),
+                    other => BlockKind::from_keyword(other),
+                })
+                .unwrap_or(BlockKind::Basic),
+            None => {
+                self.missing(
+                    stage.span,
+                    "block",
+                    &what,
+                    "`block: bottleneck` on the stage, or once for all stages under `defaults`",
+                );
+                BlockKind::Basic
+            }
+        };
+
+        let repeat = self.required_int(&s.repeat, &format!("{path}.repeat"), stage.span, "repeat", 1, Limits::MAX_REPEAT);
+        let stride = self.int(&s.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
+
+        let filters = match &s.filters {
+            None => {
+                let example = if block.arity() == 3 { "[64, 64, 256]" } else { "[64, 64]" };
+                self.missing(stage.span, "filters", &what, &format!("`filters: {example}`"));
+                vec![1; block.arity()]
+            }
+            Some(f) => {
+                self.spans.map.insert(format!("{path}.filters"), f.span);
+                let mut values = Vec::new();
+                for (i, v) in f.value.iter().enumerate() {
+                    let p = format!("{path}.filters[{i}]");
+                    self.spans.map.insert(p.clone(), v.span);
+                    values.push(self.check_range(v, "filters", 1, Limits::MAX_CHANNELS).unwrap_or(1));
+                }
+                if values.len() != block.arity() {
+                    self.arity_error(f, block, opts.block.map(|b| b.span), &name);
+                    values.resize(block.arity(), 1);
+                }
+                values
+            }
+        };
+
+        let stride_on = match opts.stride_on {
+            Some(k) => self
+                .keyword(k, "stride placement", StrideOn::KEYWORDS, |s| match s {
+                    "conv1" | "v1" | "1x1" => Some(StrideOn::Conv1),
+                    "conv2" | "v1.5" | "3x3" => Some(StrideOn::Conv2),
+                    _ => None,
+                })
+                .unwrap_or(defaults::STRIDE_ON),
+            None => defaults::STRIDE_ON,
+        };
+        let shortcut = match opts.shortcut {
+            Some(k) => self
+                .keyword(k, "shortcut option", ShortcutOption::KEYWORDS, |s| match s {
+                    "A" | "a" => Some(ShortcutOption::A),
+                    "B" | "b" => Some(ShortcutOption::B),
+                    "C" | "c" => Some(ShortcutOption::C),
+                    "identity" => Some(ShortcutOption::Identity),
+                    _ => None,
+                })
+                .unwrap_or(defaults::SHORTCUT),
+            None => defaults::SHORTCUT,
+        };
+        let default_projection = defaults::projection(block);
+        let projection = match opts.projection {
+            Some(p) => Projection {
+                bn: p.value.bn.as_ref().map_or(default_projection.bn, |b| b.value),
+                bias: p.value.bias.as_ref().map_or(default_projection.bias, |b| b.value),
+            },
+            None => default_projection,
+        };
+        let groups = match opts.groups {
+            Some(g) => self.check_range(g, "groups", 1, Limits::MAX_CHANNELS).unwrap_or(1),
+            None => defaults::GROUPS,
+        };
+        if let Some(wpg) = opts.width_per_group {
+            if let Some(w) = self.check_range(wpg, "width_per_group", 1, Limits::MAX_CHANNELS) {
+                // The grouped convolution is the bottleneck's 3x3 (conv2), or both 3x3s of a basic block.
+                let grouped = if block.is_bottleneck() { filters[1] } else { filters[0] };
+                if groups.checked_mul(w) != Some(grouped) {
+                    let fspan = s.filters.as_ref().map_or(stage.span, |f| f.span);
+                    let which = if block.is_bottleneck() { "middle (3x3) filter" } else { "first filter" };
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E-width-per-group",
+                            format!("{what}: {groups} groups x width {w} is not the {which} {grouped}"),
+                        )
+                        .with_primary(wpg.span, format!("{groups} x {w} = {}", groups.saturating_mul(w)))
+                        .with_secondary(fspan, format!("the grouped convolution has {grouped} filters"))
+                        .with_help(format!(
+                            "set the {which} to {} or width_per_group to {}",
+                            groups.saturating_mul(w),
+                            if grouped % groups == 0 { (grouped / groups).to_string() } else { "a divisor".into() }
+                        )),
+                    );
+                }
+            }
+        }
+        let bias = opts.bias.map_or(defaults::BIAS, |b| b.value);
+
+        Stage {
+            name,
+            block,
+            repeat: repeat.unwrap_or(1),
+            filters,
+            stride: stride.unwrap_or_else(|| defaults::stage_stride(index)),
+            stride_on,
+            shortcut,
+            projection,
+            groups,
+            bias,
+        }
+    }
+
+    /// Merges a stage's options over the model-wide ones, recording for every setting
+    /// the span it came from (the stage's own key, or the `defaults` key).
+    fn merge_options<'a>(
+        &mut self,
+        path: &str,
+        stage: &'a ast::BlockOptionsAst,
+        model: Option<&'a ast::BlockOptionsAst>,
+    ) -> Options<'a> {
+        fn pick<'a, T>(
+            spans: &mut SpanTable,
+            path: String,
+            own: &'a Field<T>,
+            model: Option<&'a Field<T>>,
+        ) -> Option<&'a Spanned<T>> {
+            let chosen = own.as_ref().or_else(|| model.and_then(|m| m.as_ref()));
+            if let Some(c) = chosen {
+                spans.map.insert(path, c.span);
+            }
+            chosen
+        }
+        let s = &mut self.spans;
+        Options {
+            block: pick(s, format!("{path}.block"), &stage.block, model.map(|m| &m.block)),
+            stride_on: pick(s, format!("{path}.stride_on"), &stage.stride_on, model.map(|m| &m.stride_on)),
+            shortcut: pick(s, format!("{path}.shortcut"), &stage.shortcut, model.map(|m| &m.shortcut)),
+            projection: pick(s, format!("{path}.projection"), &stage.projection, model.map(|m| &m.projection)),
+            groups: pick(s, format!("{path}.groups"), &stage.groups, model.map(|m| &m.groups)),
+            width_per_group: pick(
+                s,
+                format!("{path}.width_per_group"),
+                &stage.width_per_group,
+                model.map(|m| &m.width_per_group),
+            ),
+            bias: pick(s, format!("{path}.bias"), &stage.bias, model.map(|m| &m.bias)),
+        }
+    }
+
+    fn arity_error(&mut self, f: &Spanned<Vec<Spanned<i64>>>, block: BlockKind, block_span: Option<Span>, stage: &str) {
+        let n = f.value.len();
+        let want = block.arity();
+        let help = match (want, n) {
+            (3, 2) => format!(
+                "a {} block takes a triple [1x1, 3x3, 1x1], e.g. [64, 64, 256]; for a pair use `block: basic`",
+                block.keyword()
+            ),
+            (2, 3) => format!(
+                "a {} block takes a pair [3x3, 3x3], e.g. [64, 64]; for a triple use `block: bottleneck`",
+                block.keyword()
+            ),
+            (3, _) => "give three filters: [1x1, 3x3, 1x1], e.g. [64, 64, 256]".to_string(),
+            _ => "give two filters: [3x3, 3x3], e.g. [64, 64]".to_string(),
+        };
+        let mut d = Diagnostic::error(
+            "E-arity",
+            format!("stage `{stage}`: a {} block takes {want} filters, found {n}", block.keyword()),
+        )
+        .with_primary(f.span, format!("{n} filter{}", if n == 1 { "" } else { "s" }))
+        .with_help(help);
+        if let Some(b) = block_span {
+            d = d.with_secondary(b, format!("block kind `{}` set here", block.keyword()));
+        }
+        self.diags.push(d);
+    }
+
+    fn head(&mut self, head: Option<&Spanned<ast::HeadAst>>, last_block: Option<BlockKind>) -> Head {
+        let default = defaults::head(last_block);
+        let Some(head) = head else { return default };
+        self.spans.map.insert("head".into(), head.span);
+        let h = &head.value;
+        self.spans.record("head.norm", &h.norm);
+        self.spans.record("head.softmax", &h.softmax);
+        let pool = match &h.pool {
+            Some(p) => {
+                self.spans.map.insert("head.pool".into(), p.span);
+                self.keyword(p, "head pooling", HeadPool::KEYWORDS, |s| match s {
+                    "avg" | "avgpool" | "global_avg" => Some(HeadPool::Avg),
+                    "max" | "maxpool" | "global_max" => Some(HeadPool::Max),
+                    "flatten" | "none" => Some(HeadPool::Flatten),
+                    _ => None,
+                })
+                .unwrap_or(HeadPool::Avg)
+            }
+            None => default.pool,
+        };
+        let dropout = match &h.dropout {
+            Some(d) => {
+                self.spans.map.insert("head.dropout".into(), d.span);
+                if !(0.0..1.0).contains(&d.value) {
+                    self.diags.push(
+                        Diagnostic::error("E-range", format!("dropout {} is not a probability below 1", d.value))
+                            .with_primary(d.span, "must be at least 0 and below 1")
+                            .with_help("use e.g. `dropout: 0.2`, or 0 for none"),
+                    );
+                    0.0
+                } else {
+                    d.value
+                }
+            }
+            None => default.dropout,
+        };
+        let in_features = self.int(&h.in_features, "head.in_features", "in_features", 1, 1 << 48);
+        let classes = self.int(&h.classes, "head.classes", "classes", 1, Limits::MAX_CLASSES);
+        Head {
+            norm: h.norm.as_ref().map_or(default.norm, |n| n.value),
+            pool,
+            dropout,
+            in_features,
+            classes: classes.unwrap_or(default.classes),
+            softmax: h.softmax.as_ref().map_or(default.softmax, |s| s.value),
+        }
+    }
+
+    fn batch_norm(&mut self, bn: Option<&Spanned<ast::BatchNormAst>>) -> BatchNorm {
+        let default = BatchNorm::default();
+        let Some(bn) = bn else { return default };
+        self.spans.map.insert("batch_norm".into(), bn.span);
+        let mut out = default;
+        if let Some(eps) = &bn.value.eps {
+            self.spans.map.insert("batch_norm.eps".into(), eps.span);
+            if eps.value > 0.0 && eps.value < 1.0 {
+                out.eps = eps.value;
+            } else {
+                self.diags.push(
+                    Diagnostic::error("E-range", format!("batch-norm eps {} is out of range", eps.value))
+                        .with_primary(eps.span, "must be above 0 and below 1")
+                        .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
+                );
+            }
+        }
+        if let Some(m) = &bn.value.momentum {
+            self.spans.map.insert("batch_norm.momentum".into(), m.span);
+            if (0.0..=1.0).contains(&m.value) {
+                out.momentum = m.value;
+            } else {
+                self.diags.push(
+                    Diagnostic::error("E-range", format!("batch-norm momentum {} is out of range", m.value))
+                        .with_primary(m.span, "must be between 0 and 1")
+                        .with_help("PyTorch convention: 0.1 (Keras's momentum 0.99 is 0.01 here)"),
+                );
+            }
+        }
+        out
+    }
+
+    // ---- helpers ----------------------------------------------------------------
+
+    fn unknown_key(&mut self, u: &ast::UnknownKey) {
+        let mut d = Diagnostic::error("E-unknown-key", format!("unknown key `{}` in {}", u.key.value, u.section))
+            .with_primary(u.key.span, "not a key of the spec language here");
+        if let Some(s) = did_you_mean(&u.key.value, u.expected.iter().copied()) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        if !u.expected.is_empty() {
+            d = d.with_note(format!("accepted here: {}", u.expected.join(", ")));
+        }
+        self.diags.push(d);
+    }
+
+    fn missing(&mut self, span: Span, key: &str, owner: &str, example: &str) {
+        self.diags.push(
+            Diagnostic::error("E-missing", format!("{owner} is missing `{key}`"))
+                .with_primary(span, format!("`{key}` is required here"))
+                .with_help(format!("add {example}")),
+        );
+    }
+
+    fn keyword<T>(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+        keywords: &[&'static str],
+        resolve: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let resolved = resolve(value.value.trim());
+        if resolved.is_none() {
+            let mut d = Diagnostic::error("E-keyword", format!("unknown {what} `{}`", value.value))
+                .with_primary(value.span, format!("not a {what}"))
+                .with_note(format!("expected one of: {}", keywords.join(", ")));
+            if let Some(s) = did_you_mean(value.value.trim(), keywords.iter().copied()) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            self.diags.push(d);
+        }
+        resolved
+    }
+
+    fn int(&mut self, field: &Field<i64>, path: &str, what: &str, min: u64, max: u64) -> Option<u64> {
+        let f = field.as_ref()?;
+        self.spans.map.insert(path.to_string(), f.span);
+        self.check_range(f, what, min, max)
+    }
+
+    fn required_int(&mut self, field: &Field<i64>, path: &str, owner: Span, what: &str, min: u64, max: u64) -> Option<u64> {
+        if field.is_none() {
+            let owner_name = path.rsplit_once('.').map_or("the spec", |(p, _)| p);
+            self.missing(owner, what, &format!("`{owner_name}`"), &format!("`{what}: N`"));
+            return None;
+        }
+        self.int(field, path, what, min, max)
+    }
+
+    fn check_range(&mut self, v: &Spanned<i64>, what: &str, min: u64, max: u64) -> Option<u64> {
+        let x = v.value;
+        if x < 0 || (x as u64) < min {
+            self.diags.push(
+                Diagnostic::error("E-range", format!("{what} must be at least {min}, found {x}"))
+                    .with_primary(v.span, format!("below {min}"))
+                    .with_help(format!("use a value from {min} to {max}")),
+            );
+            return None;
+        }
+        if x as u64 > max {
+            self.diags.push(
+                Diagnostic::error("E-limit", format!("{what} of {x} is beyond resnetc's limit of {max}"))
+                    .with_primary(v.span, format!("at most {max}"))
+                    .with_note("limits keep every spec cheap to check: nothing is allocated for it".to_string()),
+            );
+            return None;
+        }
+        Some(x as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp<T>(value: T, start: usize) -> Spanned<T> {
+        Spanned::new(value, Span::new(start, start + 1))
+    }
+
+    fn minimal() -> SpecAst {
+        SpecAst {
+            name: Some(sp("tiny".to_string(), 0)),
+            stages: Some(sp(
+                vec![sp(
+                    ast::StageAst {
+                        repeat: Some(sp(2, 10)),
+                        filters: Some(sp(vec![sp(64, 20), sp(64, 22)], 19)),
+                        options: ast::BlockOptionsAst { block: Some(sp("basic".into(), 30)), ..Default::default() },
+                        ..Default::default()
+                    },
+                    5,
+                )],
+                4,
+            )),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn applies_torchvision_defaults() {
+        let (m, spans, warnings) = lower(&minimal()).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(m.input, defaults::INPUT);
+        assert_eq!(m.stem, defaults::stem());
+        assert_eq!(m.stages[0].name, "conv2_x");
+        assert_eq!(m.stages[0].stride, 1);
+        assert_eq!(m.stages[0].shortcut, ShortcutOption::B);
+        assert_eq!(m.head.classes, 1000);
+        assert_eq!(spans.get("stages[0].filters[1]"), Span::new(22, 23));
+        // A default setting falls back to its stage's span.
+        assert_eq!(spans.get("stages[0].stride"), Span::new(5, 6));
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let mut ast = minimal();
+        let stages = ast.stages.as_mut().unwrap();
+        stages.value[0].value.repeat = Some(sp(1_000_000_000_000, 10));
+        stages.value[0].value.filters = Some(sp(vec![sp(64, 20), sp(64, 22), sp(-3, 24)], 19));
+        ast.name = None;
+        let errs = lower(&ast).unwrap_err();
+        let codes: Vec<_> = errs.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&"E-missing"), "{codes:?}");
+        assert!(codes.contains(&"E-limit"), "{codes:?}");
+        assert!(codes.contains(&"E-range"), "{codes:?}");
+        assert!(codes.contains(&"E-arity"), "{codes:?}");
+    }
+
+    #[test]
+    fn misspelt_keyword_gets_a_suggestion() {
+        let mut ast = minimal();
+        ast.stages.as_mut().unwrap().value[0].value.options.block = Some(sp("botleneck".into(), 30));
+        let errs = lower(&ast).unwrap_err();
+        let e = errs.iter().find(|d| d.code == "E-keyword").unwrap();
+        assert_eq!(e.help, vec!["did you mean `bottleneck`?".to_string()]);
+    }
 }

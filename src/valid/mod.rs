@@ -1,18 +1,694 @@
-//! Shape checking.
-use crate::diag::Diagnostic;
-use crate::ir::Model;
-use crate::lower::SpanTable;
+//! Shape checking: follows the tensor shape through every layer of a [`Model`].
+//!
+//! [`validate`] is the one analysis pass. It produces a [`Network`]: every layer with its
+//! torchvision module name, input and output shapes, parameters and multiply-accumulates
+//! (MACs). Back ends (tables, drawings, code, the runtime) read the `Network` and never
+//! redo this work.
+//!
+//! Problems are reported all at once: a residual add with mismatched shapes is reported
+//! and checking continues with the residual branch's shape; only a spatial size that
+//! reaches zero stops the flow (every later layer would repeat the same error).
 
-#[derive(Clone, Debug)]
+pub mod shape;
+
+use crate::diag::Diagnostic;
+use crate::ir::{BlockKind, HeadPool, Limits, Model, Pool, Shape, ShortcutOption, Stage, StrideOn};
+use crate::lower::SpanTable;
+use shape::{conv_out, pool_out};
+
+/// A 2-D convolution layer, fully resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvLayer {
+    /// torchvision module path, e.g. `layer2.0.conv1` (its weight is `<name>.weight`).
+    pub name: String,
+    pub in_channels: u64,
+    pub out_channels: u64,
+    pub kernel: u64,
+    pub stride: u64,
+    pub padding: u64,
+    pub groups: u64,
+    pub bias: bool,
+    pub input: Shape,
+    pub output: Shape,
+}
+
+impl ConvLayer {
+    pub fn params(&self) -> u64 {
+        self.out_channels * (self.in_channels / self.groups) * self.kernel * self.kernel
+            + if self.bias { self.out_channels } else { 0 }
+    }
+
+    pub fn macs(&self) -> u64 {
+        self.output.numel() * (self.in_channels / self.groups) * self.kernel * self.kernel
+    }
+}
+
+/// A `BatchNorm2d` layer: `weight`, `bias` (trainable), `running_mean`, `running_var`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BnLayer {
+    pub name: String,
+    pub channels: u64,
+    pub shape: Shape,
+}
+
+/// The stem's pooling layer (`maxpool`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolLayer {
+    pub name: String,
+    pub pool: Pool,
+    pub input: Shape,
+    pub output: Shape,
+}
+
+/// The fully connected layer (`fc`), always with bias.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinearLayer {
+    pub name: String,
+    pub in_features: u64,
+    pub out_features: u64,
+}
+
+impl LinearLayer {
+    pub fn params(&self) -> u64 {
+        self.in_features * self.out_features + self.out_features
+    }
+
+    pub fn macs(&self) -> u64 {
+        self.in_features * self.out_features
+    }
+}
+
+/// `conv1`, `bn1`, `relu`, `maxpool`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StemPlan {
+    pub conv: ConvLayer,
+    pub bn: Option<BnLayer>,
+    pub relu: bool,
+    pub pool: Option<PoolLayer>,
+}
+
+/// How a block's input reaches the addition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShortcutPlan {
+    /// Plain blocks: no shortcut, no addition.
+    None,
+    /// The input itself.
+    Identity,
+    /// Option A: `x[:, :, ::stride, ::stride]`, then `extra_channels` zero channels appended.
+    ZeroPad { stride: u64, extra_channels: u64 },
+    /// A 1x1 convolution (`downsample.0`), optionally followed by BN (`downsample.1`). In
+    /// pre-activation blocks it reads the pre-activated input (after `bn1` and ReLU).
+    Projection { conv: ConvLayer, bn: Option<BnLayer> },
+}
+
+/// One residual block, e.g. `layer3.4`.
+///
+/// Layer order: post-activation blocks run `conv_i -> bn_i -> ReLU` (no ReLU after the
+/// last BN, which comes after the addition); pre-activation blocks run
+/// `bn_i -> ReLU -> conv_i` with no activation after the addition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockPlan {
+    pub name: String,
+    /// Index into [`Network::stages`].
+    pub stage: usize,
+    /// Position within the stage (0-based).
+    pub index: u64,
+    pub kind: BlockKind,
+    pub input: Shape,
+    pub output: Shape,
+    pub convs: Vec<ConvLayer>,
+    pub bns: Vec<BnLayer>,
+    pub shortcut: ShortcutPlan,
+}
+
+/// `final_bn` (pre-activation networks), global pooling, dropout, `fc`, softmax.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadPlan {
+    pub norm: Option<BnLayer>,
+    pub pool: HeadPool,
+    /// Shape that reaches the head (the last block's output).
+    pub input: Shape,
+    /// Shape after pooling (`[C, 1, 1]`, or the input itself for `flatten`).
+    pub pooled: Shape,
+    pub dropout: f64,
+    pub fc: LinearLayer,
+    pub softmax: bool,
+}
+
+/// One stage as the paper's Table 1 shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageSummary {
+    pub name: String,
+    /// torchvision's module path, `layer{N}`.
+    pub module: String,
+    pub block: BlockKind,
+    pub repeat: u64,
+    pub filters: Vec<u64>,
+    pub groups: u64,
+    pub stride: u64,
+    pub input: Shape,
+    pub output: Shape,
+    pub params: u64,
+    pub macs: u64,
+}
+
+/// One row of the layer table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerRow {
+    pub name: String,
+    pub op: String,
+    /// Output shape without the batch dimension (`[C, H, W]`, or `[N]` after `fc`).
+    pub output: Vec<u64>,
+    pub params: u64,
+    pub non_trainable: u64,
+    pub macs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    /// Weights and biases of convolutions, BN weights and biases, `fc`.
+    pub trainable_params: u64,
+    /// BN running means and variances (Keras's "non-trainable params").
+    pub non_trainable_params: u64,
+    /// Multiply-accumulates of convolutions and `fc` for one sample.
+    pub macs: u64,
+}
+
+/// The checked network: everything back ends need, in execution order.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Network {
+    pub input: Shape,
+    pub stem: StemPlan,
+    pub blocks: Vec<BlockPlan>,
+    pub head: HeadPlan,
+    pub stages: Vec<StageSummary>,
+    pub layers: Vec<LayerRow>,
     pub totals: Totals,
 }
-#[derive(Clone, Debug)]
-pub struct Totals {
-    pub trainable_params: u64,
+
+impl Network {
+    /// Output shape for one sample: `[classes]`.
+    pub fn output(&self) -> Vec<u64> {
+        vec![self.head.fc.out_features]
+    }
+
+    /// Number of BN layers.
+    pub fn batch_norms(&self) -> impl Iterator<Item = &BnLayer> {
+        self.stem
+            .bn
+            .iter()
+            .chain(self.blocks.iter().flat_map(|b| {
+                b.bns.iter().chain(match &b.shortcut {
+                    ShortcutPlan::Projection { bn: Some(bn), .. } => Some(bn),
+                    _ => None,
+                })
+            }))
+            .chain(self.head.norm.iter())
+    }
 }
 
+/// Checks `model` and builds its [`Network`]. Returns warnings beside it, or every error.
 pub fn validate(model: &Model, spans: &SpanTable) -> Result<(Network, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let _ = (model, spans);
-    todo!()
+    let mut v = Validator { spans, model_input: model.input, diags: Vec::new(), rows: Vec::new() };
+    let network = v.network(model);
+    if crate::diag::has_errors(&v.diags) {
+        return Err(v.diags);
+    }
+    match network {
+        Some(n) => Ok((n, v.diags)),
+        // `network` only returns None after pushing an error.
+        None => Err(v.diags),
+    }
+}
+
+struct Validator<'a> {
+    spans: &'a SpanTable,
+    model_input: Shape,
+    diags: Vec<Diagnostic>,
+    rows: Vec<LayerRow>,
+}
+
+/// Raised when the shape flow cannot continue (a spatial size reached zero or a count
+/// overflowed); the error has already been pushed.
+struct Stop;
+
+impl Validator<'_> {
+    fn network(&mut self, model: &Model) -> Option<Network> {
+        let input = model.input;
+        if let Err(d) = check_input(input, self.spans.get("input")) {
+            self.diags.push(d);
+            return None;
+        }
+        let stem = self.stem(model).ok()?;
+        let mut shape = stem.pool.as_ref().map_or(stem.conv.output, |p| p.output);
+
+        let mut blocks = Vec::new();
+        let mut stages = Vec::new();
+        for (si, stage) in model.stages.iter().enumerate() {
+            let stage_input = shape;
+            let first_row = self.rows.len();
+            for bi in 0..stage.repeat {
+                let block = self.block(si, stage, bi, shape).ok()?;
+                shape = block.output;
+                blocks.push(block);
+            }
+            let stage_rows = &self.rows[first_row..];
+            stages.push(StageSummary {
+                name: stage.name.clone(),
+                module: format!("layer{}", si + 1),
+                block: stage.block,
+                repeat: stage.repeat,
+                filters: stage.filters.clone(),
+                groups: stage.groups,
+                stride: stage.stride,
+                input: stage_input,
+                output: shape,
+                params: stage_rows.iter().map(|r| r.params).sum(),
+                macs: stage_rows.iter().map(|r| r.macs).sum(),
+            });
+        }
+
+        let head = self.head(model, shape)?;
+        let rows = std::mem::take(&mut self.rows);
+        let mut totals = Totals { trainable_params: 0, non_trainable_params: 0, macs: 0 };
+        for r in &rows {
+            totals.trainable_params = totals.trainable_params.checked_add(r.params)?;
+            totals.non_trainable_params = totals.non_trainable_params.checked_add(r.non_trainable)?;
+            totals.macs = totals.macs.checked_add(r.macs)?;
+        }
+        Some(Network { input, stem, blocks, head, stages, layers: rows, totals })
+    }
+
+    fn stem(&mut self, model: &Model) -> Result<StemPlan, Stop> {
+        let s = &model.stem;
+        let conv = self.conv(
+            "conv1",
+            model.input,
+            s.conv.filters,
+            s.conv.kernel,
+            s.conv.stride,
+            s.conv.padding,
+            1,
+            s.conv.bias,
+            "stem.conv",
+            "the stem convolution (conv1)",
+        )?;
+        let bn = s.bn.then(|| self.bn("bn1", conv.output, s.relu));
+        if !s.bn && s.relu {
+            self.row("relu", "ReLU".into(), conv.output, 0, 0, 0);
+        }
+        let pool = match s.pool {
+            None => None,
+            Some(p) => {
+                let at = self.spans.get("stem.pool");
+                if 2 * p.padding > p.kernel {
+                    self.diags.push(
+                        Diagnostic::error("E-pool-padding", format!("pool padding {} is more than half its kernel {}", p.padding, p.kernel))
+                            .with_primary(at, "PyTorch rejects this pooling at run time")
+                            .with_help(format!("use padding {} or less", p.kernel / 2)),
+                    );
+                }
+                let input = conv.output;
+                let Some((h, w)) = pool_out(input.h, p.kernel, p.stride, p.padding, p.ceil_mode)
+                    .zip(pool_out(input.w, p.kernel, p.stride, p.padding, p.ceil_mode))
+                else {
+                    self.diags.push(spatial_zero(
+                        at,
+                        "the stem's pooling",
+                        input,
+                        p.kernel,
+                        p.stride,
+                        p.padding,
+                        model.input,
+                    ));
+                    return Err(Stop);
+                };
+                let output = Shape::new(input.c, h, w);
+                let op = format!(
+                    "{} {}x{}/{} p{}{}",
+                    if p.kind == crate::ir::PoolKind::Max { "MaxPool2d" } else { "AvgPool2d" },
+                    p.kernel,
+                    p.kernel,
+                    p.stride,
+                    p.padding,
+                    if p.ceil_mode { " ceil" } else { "" }
+                );
+                let name = if p.kind == crate::ir::PoolKind::Max { "maxpool" } else { "avgpool0" };
+                self.row(name, op, output, 0, 0, 0);
+                Some(PoolLayer { name: name.into(), pool: p, input, output })
+            }
+        };
+        Ok(StemPlan { conv, bn, relu: s.relu, pool })
+    }
+
+    fn block(&mut self, si: usize, stage: &Stage, bi: u64, input: Shape) -> Result<BlockPlan, Stop> {
+        let name = format!("layer{}.{}", si + 1, bi);
+        let sp = format!("stages[{si}]");
+        let stride = if bi == 0 { stage.stride } else { 1 };
+        let kind = stage.block;
+        let f = &stage.filters;
+        let g = stage.groups;
+        let bias = stage.bias;
+        let ctx = |conv: &str| format!("{} block {} ({name}.{conv})", stage.name, bi + 1);
+
+        // (name, out channels, kernel, stride, padding, groups) of each convolution.
+        let specs: Vec<(&str, u64, u64, u64, u64, u64)> = if kind.is_bottleneck() {
+            let (s1, s2) = match stage.stride_on {
+                StrideOn::Conv1 => (stride, 1),
+                StrideOn::Conv2 => (1, stride),
+            };
+            vec![("conv1", f[0], 1, s1, 0, 1), ("conv2", f[1], 3, s2, 1, g), ("conv3", f[2], 1, 1, 0, 1)]
+        } else {
+            vec![("conv1", f[0], 3, stride, 1, g), ("conv2", f[1], 3, 1, 1, g)]
+        };
+
+        let mut convs = Vec::new();
+        let mut bns = Vec::new();
+        let mut shape = input;
+        let n = specs.len();
+        for (i, (cname, out, k, s, p, groups)) in specs.into_iter().enumerate() {
+            let field = if cname == "conv2" && groups > 1 { format!("{sp}.groups") } else { format!("{sp}.filters[{i}]") };
+            if kind.is_preact() {
+                bns.push(self.bn(&format!("{name}.bn{}", i + 1), shape, true));
+            }
+            let conv = self.conv(&format!("{name}.{cname}"), shape, out, k, s, p, groups, bias, &field, &ctx(cname))?;
+            shape = conv.output;
+            convs.push(conv);
+            if !kind.is_preact() {
+                // The last BN's ReLU comes after the addition (shown on the block's row).
+                let relu = i + 1 < n;
+                bns.push(self.bn(&format!("{name}.bn{}", i + 1), shape, relu));
+            }
+        }
+        let main = shape;
+
+        let shape_changes = input != main;
+        let shortcut = if !kind.has_shortcut() {
+            ShortcutPlan::None
+        } else {
+            let project = match stage.shortcut {
+                ShortcutOption::B => shape_changes || stride != 1,
+                ShortcutOption::C => true,
+                ShortcutOption::A | ShortcutOption::Identity => false,
+            };
+            if project {
+                let conv = self.conv(
+                    &format!("{name}.downsample.0"),
+                    input,
+                    main.c,
+                    1,
+                    stride,
+                    0,
+                    1,
+                    stage.projection.bias,
+                    &format!("{sp}.shortcut"),
+                    &ctx("downsample.0"),
+                )?;
+                let bn = stage.projection.bn.then(|| self.bn(&format!("{name}.downsample.1"), conv.output, false));
+                if conv.output != main {
+                    self.add_mismatch(stage, bi, &name, conv.output, main, "projection shortcut");
+                }
+                ShortcutPlan::Projection { conv, bn }
+            } else if stage.shortcut == ShortcutOption::A && shape_changes {
+                let sub = Shape::new(input.c, input.h.div_ceil(stride), input.w.div_ceil(stride));
+                if main.c < input.c || (sub.h, sub.w) != (main.h, main.w) {
+                    self.add_mismatch(stage, bi, &name, sub, main, "zero-padding shortcut (option A)");
+                    ShortcutPlan::Identity
+                } else {
+                    let extra = main.c - input.c;
+                    self.row(
+                        &format!("{name}.shortcut"),
+                        format!("ZeroPadShortcut /{stride} +{extra}ch"),
+                        main,
+                        0,
+                        0,
+                        0,
+                    );
+                    ShortcutPlan::ZeroPad { stride, extra_channels: extra }
+                }
+            } else {
+                if shape_changes {
+                    self.add_mismatch(stage, bi, &name, input, main, "identity shortcut");
+                }
+                ShortcutPlan::Identity
+            }
+        };
+        let op = match (&shortcut, kind.is_preact()) {
+            (ShortcutPlan::None, _) => "ReLU (no shortcut)",
+            (_, true) => "Add",
+            (_, false) => "Add, ReLU",
+        };
+        self.row(&name, op.into(), main, 0, 0, 0);
+        Ok(BlockPlan { name, stage: si, index: bi, kind, input, output: main, convs, bns, shortcut })
+    }
+
+    fn add_mismatch(&mut self, stage: &Stage, bi: u64, name: &str, carried: Shape, produced: Shape, what: &str) {
+        let si = name.strip_prefix("layer").and_then(|r| r.split('.').next()).and_then(|n| n.parse::<usize>().ok());
+        let sp = format!("stages[{}]", si.map_or(0, |i| i - 1));
+        let at = self.spans.get(&sp);
+        let channels_differ = carried.c != produced.c;
+        let spatial_differ = (carried.h, carried.w) != (produced.h, produced.w);
+        let mut d = Diagnostic::error(
+            "E-shape-add",
+            format!("residual add shape mismatch in {} block {} ({name})", stage.name, bi + 1),
+        )
+        .with_primary(at, format!("{what} carries {carried}\nresidual branch produces {produced}"));
+        if self.spans.has(&format!("{sp}.shortcut")) {
+            d = d.with_secondary(self.spans.get(&format!("{sp}.shortcut")), "shortcut option set here");
+        }
+        let stride = if bi == 0 { stage.stride } else { 1 };
+        let help = match stage.shortcut {
+            ShortcutOption::Identity | ShortcutOption::A if channels_differ || spatial_differ => {
+                if stage.shortcut == ShortcutOption::A && produced.c < carried.c {
+                    format!("option A can only add channels; use a projection shortcut (`shortcut: B`, 1x1 conv, stride {stride})")
+                } else {
+                    format!("use a projection shortcut (1x1 conv, stride {stride}; paper option B: `shortcut: B`)")
+                }
+            }
+            _ => "the shortcut and the residual branch must produce the same shape".to_string(),
+        };
+        d = d.with_help(help);
+        self.diags.push(d);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        name: &str,
+        input: Shape,
+        out: u64,
+        kernel: u64,
+        stride: u64,
+        padding: u64,
+        groups: u64,
+        bias: bool,
+        field: &str,
+        ctx: &str,
+    ) -> Result<ConvLayer, Stop> {
+        let at = self.spans.get(field);
+        if input.c % groups != 0 || out % groups != 0 {
+            let (bad, which) = if input.c % groups != 0 { (input.c, "input") } else { (out, "output") };
+            self.diags.push(
+                Diagnostic::error("E-groups", format!("{ctx}: {groups} groups do not divide its {bad} {which} channels"))
+                    .with_primary(at, format!("{groups} groups"))
+                    .with_note(format!("a grouped convolution needs input ({}) and output ({out}) channels divisible by its groups", input.c))
+                    .with_help(format!("use a number of groups that divides both, e.g. {}", gcd(input.c, out))),
+            );
+            // Keep going with groups = 1 so later independent problems are found too.
+            return self.conv(name, input, out, kernel, stride, padding, 1, bias, field, ctx);
+        }
+        let Some((h, w)) = conv_out(input.h, kernel, stride, padding).zip(conv_out(input.w, kernel, stride, padding))
+        else {
+            self.diags.push(spatial_zero(at, ctx, input, kernel, stride, padding, self.model_input));
+            return Err(Stop);
+        };
+        let layer = ConvLayer {
+            name: name.to_string(),
+            in_channels: input.c,
+            out_channels: out,
+            kernel,
+            stride,
+            padding,
+            groups,
+            bias,
+            input,
+            output: Shape::new(out, h, w),
+        };
+        // Both fit in u64 by the IR's limits: 2^16 channels, 2^26 pixels, 2^12 kernel
+        // area; check anyway rather than trust the arithmetic.
+        let Some(macs) = (layer.output.numel() as u128)
+            .checked_mul((input.c / groups) as u128 * (kernel * kernel) as u128)
+            .and_then(|m| u64::try_from(m).ok())
+        else {
+            self.diags.push(
+                Diagnostic::error("E-limit", format!("{ctx}: more than 2^64 multiply-accumulates"))
+                    .with_primary(at, "this convolution is too large"),
+            );
+            return Err(Stop);
+        };
+        let op = format!(
+            "Conv2d {k}x{k}/{stride} p{padding}{}{}, {}->{out}",
+            if groups > 1 { format!(" g{groups}") } else { String::new() },
+            if bias { " +bias" } else { "" },
+            input.c,
+            k = kernel
+        );
+        self.row(name, op, layer.output, layer.params(), 0, macs);
+        Ok(layer)
+    }
+
+    fn bn(&mut self, name: &str, shape: Shape, relu: bool) -> BnLayer {
+        let op = if relu { "BatchNorm2d, ReLU" } else { "BatchNorm2d" };
+        self.row(name, op.into(), shape, 2 * shape.c, 2 * shape.c, 0);
+        BnLayer { name: name.to_string(), channels: shape.c, shape }
+    }
+
+    fn head(&mut self, model: &Model, input: Shape) -> Option<HeadPlan> {
+        let h = &model.head;
+        let norm = h.norm.then(|| self.bn("final_bn", input, true));
+        let pooled = match h.pool {
+            HeadPool::Avg => {
+                self.row("avgpool", "AdaptiveAvgPool2d 1x1".into(), Shape::new(input.c, 1, 1), 0, 0, 0);
+                Shape::new(input.c, 1, 1)
+            }
+            HeadPool::Max => {
+                self.row("maxpool_head", "AdaptiveMaxPool2d 1x1".into(), Shape::new(input.c, 1, 1), 0, 0, 0);
+                Shape::new(input.c, 1, 1)
+            }
+            HeadPool::Flatten => input,
+        };
+        let features = pooled.numel();
+        self.rows.push(LayerRow {
+            name: "flatten".into(),
+            op: "Flatten".into(),
+            output: vec![features],
+            params: 0,
+            non_trainable: 0,
+            macs: 0,
+        });
+        if h.pool == HeadPool::Flatten && pooled.h * pooled.w > 1 {
+            self.diags.push(
+                Diagnostic::warning("W-flatten", format!("the head flattens a {pooled} feature map into {features} features"))
+                    .with_primary(self.spans.get("head.pool"), format!("fc gets {} x {} x {} inputs", pooled.c, pooled.h, pooled.w))
+                    .with_note(format!("this is input-size dependent: the fc layer alone has {} parameters", features.saturating_mul(h.classes).saturating_add(h.classes)))
+                    .with_help("use `pool: avg` (global average pooling) to make the head independent of the input size"),
+            );
+        }
+        if let Some(declared) = h.in_features {
+            if declared != features {
+                let how = match h.pool {
+                    HeadPool::Flatten => format!("flattening {pooled}"),
+                    _ => format!("global pooling of {input}"),
+                };
+                self.diags.push(
+                    Diagnostic::error("E-fc-input", format!("the fully connected layer expects {declared} inputs but gets {features}"))
+                        .with_primary(self.spans.get("head.in_features"), format!("declared {declared}"))
+                        .with_note(format!("{how} gives {features} features"))
+                        .with_help(format!("set `in_features: {features}`, or drop it to let resnetc infer it")),
+                );
+            }
+        }
+        if h.dropout > 0.0 {
+            self.rows.push(LayerRow {
+                name: "dropout".into(),
+                op: format!("Dropout p={}", h.dropout),
+                output: vec![features],
+                params: 0,
+                non_trainable: 0,
+                macs: 0,
+            });
+        }
+        let fc = LinearLayer { name: "fc".into(), in_features: features, out_features: h.classes };
+        let (Some(params), Some(macs)) = (
+            features.checked_mul(h.classes).and_then(|p| p.checked_add(h.classes)),
+            features.checked_mul(h.classes),
+        ) else {
+            self.diags.push(
+                Diagnostic::error("E-limit", "the fully connected layer has more than 2^64 parameters")
+                    .with_primary(self.spans.get("head"), "too large"),
+            );
+            return None;
+        };
+        self.rows.push(LayerRow {
+            name: "fc".into(),
+            op: format!("Linear {features}->{}", h.classes),
+            output: vec![h.classes],
+            params,
+            non_trainable: 0,
+            macs,
+        });
+        if h.softmax {
+            self.rows.push(LayerRow {
+                name: "softmax".into(),
+                op: "Softmax".into(),
+                output: vec![h.classes],
+                params: 0,
+                non_trainable: 0,
+                macs: 0,
+            });
+        }
+        Some(HeadPlan { norm, pool: h.pool, input, pooled, dropout: h.dropout, fc, softmax: h.softmax })
+    }
+
+    fn row(&mut self, name: &str, op: String, shape: Shape, params: u64, non_trainable: u64, macs: u64) {
+        self.rows.push(LayerRow {
+            name: name.to_string(),
+            op,
+            output: vec![shape.c, shape.h, shape.w],
+            params,
+            non_trainable,
+            macs,
+        });
+    }
+}
+
+fn check_input(input: Shape, at: crate::span::Span) -> Result<(), Diagnostic> {
+    let ok = (1..=Limits::MAX_CHANNELS).contains(&input.c)
+        && (1..=Limits::MAX_SIDE).contains(&input.h)
+        && (1..=Limits::MAX_SIDE).contains(&input.w)
+        && input.h * input.w <= Limits::MAX_PIXELS;
+    if ok {
+        Ok(())
+    } else {
+        Err(Diagnostic::error("E-limit", format!("input {input} is outside resnetc's limits"))
+            .with_primary(at, "input size")
+            .with_note(format!(
+                "channels 1..={}, height and width 1..={}, at most {} pixels",
+                Limits::MAX_CHANNELS,
+                Limits::MAX_SIDE,
+                Limits::MAX_PIXELS
+            )))
+    }
+}
+
+fn spatial_zero(
+    at: crate::span::Span,
+    ctx: &str,
+    input: Shape,
+    kernel: u64,
+    stride: u64,
+    padding: u64,
+    model_input: Shape,
+) -> Diagnostic {
+    let d = Diagnostic::error("E-spatial-zero", format!("spatial size reaches zero at {ctx}"))
+        .with_primary(
+            at,
+            format!("a {kernel}x{kernel} window with padding {padding} does not fit the {}x{} input", input.h, input.w),
+        )
+        .with_note(format!("input {input}, kernel {kernel}, stride {stride}, padding {padding}: output size < 1"));
+    if model_input == input {
+        d.with_help("use a smaller kernel or more padding")
+    } else {
+        d.with_help(format!(
+            "the input {model_input} is too small for this network's downsampling: use a larger input (`--input`), fewer stride-2 stages, or drop the stem's pooling"
+        ))
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
 }
