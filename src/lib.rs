@@ -24,6 +24,7 @@
 //! ```
 
 pub mod ast;
+pub mod cli;
 pub mod back;
 pub mod diag;
 pub mod front;

@@ -3,3 +3,5 @@
 
 pub mod dsl;
 pub mod yaml;
+pub mod dot;
+pub mod table;

@@ -1,0 +1,248 @@
+//! Layer tables: one row per layer (`resnetc table`), the paper's Table 1 view
+//! (`--stages`), and the same data as JSON (`--format json`).
+
+use crate::ir::{BlockKind, HeadPool, Model};
+use crate::valid::{Network, StageSummary};
+use std::fmt::Write;
+
+/// The convention every table states in its header.
+pub const MACS_NOTE: &str =
+    "MACs = multiply-accumulates of convolutions and the fully connected layer for one image (FLOPs = 2 x MACs); BN, ReLU, pooling and additions are not counted";
+
+/// `12345678` -> `12,345,678`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn shape_list(v: &[u64]) -> String {
+    let items: Vec<String> = v.iter().map(u64::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The per-layer table with totals.
+pub fn layers(model: &Model, net: &Network) -> String {
+    let mut out = String::new();
+    header(&mut out, model, net);
+    let rows: Vec<[String; 5]> = net
+        .layers
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.op.clone(),
+                shape_list(&r.output),
+                if r.params > 0 { thousands(r.params) } else { "-".into() },
+                if r.macs > 0 { thousands(r.macs) } else { "-".into() },
+            ]
+        })
+        .collect();
+    let titles = ["layer", "op", "output", "params", "MACs"];
+    let mut widths = titles.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |out: &mut String, cells: [&str; 5]| {
+        let _ = writeln!(
+            out,
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
+        );
+    };
+    line(&mut out, titles);
+    let total_width: usize = widths.iter().sum::<usize>() + 8;
+    let _ = writeln!(out, "{}", "-".repeat(total_width));
+    for r in &rows {
+        line(&mut out, [&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    let _ = writeln!(out, "{}", "-".repeat(total_width));
+    totals(&mut out, net);
+    out
+}
+
+fn header(out: &mut String, model: &Model, net: &Network) {
+    let i = net.input;
+    let _ = writeln!(out, "{}: input [{}, {}, {}] -> output {}", model.name, i.c, i.h, i.w, shape_list(&net.output()));
+    let _ = writeln!(out, "{MACS_NOTE}");
+    let _ = writeln!(out);
+}
+
+fn totals(out: &mut String, net: &Network) {
+    let t = &net.totals;
+    let w = thousands(t.macs).len().max(thousands(t.trainable_params).len());
+    let _ = writeln!(out, "trainable params      {:>w$}", thousands(t.trainable_params));
+    let _ = writeln!(out, "non-trainable params  {:>w$}  (BN running mean and variance)", thousands(t.non_trainable_params));
+    let _ = writeln!(out, "MACs                  {:>w$}  ({:.2} GMACs, {:.2} GFLOPs)", thousands(t.macs), t.macs as f64 / 1e9, 2.0 * t.macs as f64 / 1e9);
+}
+
+/// The paper's Table 1: stem, one row per stage, head.
+pub fn stages(model: &Model, net: &Network) -> String {
+    let mut out = String::new();
+    header(&mut out, model, net);
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let stem = &net.stem;
+    let c = &stem.conv;
+    let stem_macs: u64 = c.macs();
+    rows.push([
+        "conv1".into(),
+        format!("{}x{}", c.output.h, c.output.w),
+        format!("{}x{}, {}, stride {}", c.kernel, c.kernel, c.out_channels, c.stride),
+        String::new(),
+        thousands(stem_macs),
+    ]);
+    if let Some(p) = &stem.pool {
+        rows.push([
+            String::new(),
+            format!("{}x{}", p.output.h, p.output.w),
+            format!(
+                "{}x{} {} pool, stride {}",
+                p.pool.kernel,
+                p.pool.kernel,
+                p.pool.kind.keyword(),
+                p.pool.stride
+            ),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    for s in &net.stages {
+        rows.push([
+            s.name.clone(),
+            format!("{}x{}", s.output.h, s.output.w),
+            block_config(s),
+            format!("x{}", s.repeat),
+            thousands(s.macs),
+        ]);
+    }
+    let h = &net.head;
+    let pool = match h.pool {
+        HeadPool::Avg => "average pool",
+        HeadPool::Max => "max pool",
+        HeadPool::Flatten => "flatten",
+    };
+    rows.push([
+        "head".into(),
+        format!("{}x{}", h.pooled.h, h.pooled.w),
+        format!("{pool}, {}-d fc{}", h.fc.out_features, if h.softmax { ", softmax" } else { "" }),
+        String::new(),
+        thousands(h.fc.macs()),
+    ]);
+
+    let titles = ["stage", "output", "block", "", "MACs"];
+    let mut widths = titles.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for r in std::iter::once(titles.map(String::from)).chain(rows) {
+        let _ = writeln!(
+            out,
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
+        );
+    }
+    let _ = writeln!(out);
+    totals(&mut out, net);
+    out
+}
+
+/// `[1x1, 64; 3x3, 64; 1x1, 256]` in the paper's notation, with the block kind and, for
+/// grouped convolutions, ResNeXt's `C=32, 4d`.
+pub fn block_config(s: &StageSummary) -> String {
+    let f = &s.filters;
+    let convs = if s.block.is_bottleneck() {
+        format!("[1x1, {}; 3x3, {}; 1x1, {}]", f[0], f[1], f[2])
+    } else {
+        format!("[3x3, {}; 3x3, {}]", f[0], f[1])
+    };
+    let kind = match s.block {
+        BlockKind::Basic | BlockKind::Bottleneck => String::new(),
+        other => format!(" {}", other.keyword()),
+    };
+    let groups = if s.groups > 1 {
+        let grouped = if s.block.is_bottleneck() { f[1] } else { f[0] };
+        format!(", C={} {}d", s.groups, grouped / s.groups)
+    } else {
+        String::new()
+    };
+    let stride = if s.stride > 1 { format!(", /{}", s.stride) } else { String::new() };
+    format!("{convs}{kind}{groups}{stride}")
+}
+
+/// The table as JSON: `params.trainable`, `params.non_trainable`, `macs`, `output`,
+/// `input`, `stages[]` and `layers[]` (`name`, `op`, `output`, `params`, `macs`).
+pub fn json(model: &Model, net: &Network) -> serde_json::Value {
+    let i = net.input;
+    serde_json::json!({
+        "name": model.name,
+        "input": [i.c, i.h, i.w],
+        "output": net.output(),
+        "params": {
+            "trainable": net.totals.trainable_params,
+            "non_trainable": net.totals.non_trainable_params,
+        },
+        "macs": net.totals.macs,
+        "macs_convention": MACS_NOTE,
+        "stages": net.stages.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "module": s.module,
+            "block": s.block.keyword(),
+            "repeat": s.repeat,
+            "filters": s.filters,
+            "groups": s.groups,
+            "stride": s.stride,
+            "output": [s.output.c, s.output.h, s.output.w],
+            "params": s.params,
+            "macs": s.macs,
+        })).collect::<Vec<_>>(),
+        "layers": net.layers.iter().map(|r| serde_json::json!({
+            "name": r.name,
+            "op": r.op,
+            "output": r.output,
+            "params": r.params,
+            "non_trainable": r.non_trainable,
+            "macs": r.macs,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(25_557_032), "25,557,032");
+    }
+}

@@ -1,0 +1,55 @@
+//! `resnetc check SPEC...`
+use super::{print_diagnostics, read_spec, CliError, OverrideArgs, EXIT_SPEC};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Spec files (.yaml, .yml or .resnet).
+    #[arg(required = true, value_name = "SPEC")]
+    specs: Vec<String>,
+    #[command(flatten)]
+    overrides: OverrideArgs,
+    /// Print nothing for valid specs.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let mut failed = 0usize;
+    let overrides = args.overrides.overrides();
+    for path in &args.specs {
+        let file = match read_spec(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                if let Some(s) = std::error::Error::source(&e) {
+                    eprintln!("\nCaused by:\n    {s}");
+                }
+                failed += 1;
+                continue;
+            }
+        };
+        match crate::compile_with(&file, &overrides) {
+            Ok(c) => {
+                print_diagnostics(&file, &c.warnings);
+                if !args.quiet {
+                    let t = c.network.totals;
+                    println!(
+                        "ok: {path}: {} ({} blocks), {} params, {} MACs",
+                        c.model.name,
+                        c.network.blocks.len(),
+                        crate::back::table::thousands(t.trainable_params),
+                        crate::back::table::thousands(t.macs)
+                    );
+                }
+            }
+            Err(diags) => {
+                print_diagnostics(&file, &diags);
+                let n = diags.iter().filter(|d| d.is_error()).count();
+                eprintln!("error: `{path}` has {n} error{}", if n == 1 { "" } else { "s" });
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_SPEC) })
+}

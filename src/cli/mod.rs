@@ -1,0 +1,163 @@
+//! The `resnetc` command line: one module per subcommand, diagnostics printed here.
+
+mod check;
+mod fmt;
+mod graph;
+mod table;
+
+use crate::diag::{self, Diagnostic};
+use crate::ir::{Limits, Shape};
+use crate::span::{SourceFile, Syntax};
+use crate::{Compiled, Overrides};
+use clap::{Parser, Subcommand};
+use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Exit status: a spec had errors.
+pub const EXIT_SPEC: u8 = 1;
+/// Exit status: bad command-line usage (clap's own).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: a file could not be read or written.
+pub const EXIT_IO: u8 = 3;
+
+/// resnetc compiles declarative ResNet-family model specs (YAML or the .resnet DSL):
+/// it checks the shape flow, prints exact layer tables and draws the network.
+#[derive(Parser, Debug)]
+#[command(name = "resnetc", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check specs; print every problem and exit non-zero on any error.
+    Check(check::Args),
+    /// Print the layer table: every layer with output shape, parameters and MACs.
+    Table(table::Args),
+    /// Print the network as Graphviz DOT, output shapes on the edges.
+    Graph(graph::Args),
+    /// Print a spec converted to YAML or the DSL.
+    Fmt(fmt::Args),
+}
+
+/// Parses the arguments and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Table(a) => table::run(a),
+        Command::Graph(a) => graph::run(a),
+        Command::Fmt(a) => fmt::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("\nCaused by:\n    {s}");
+                source = s.source();
+            }
+            ExitCode::from(EXIT_IO)
+        }
+    }
+}
+
+/// Errors of the CLI itself (as opposed to problems in a spec, which are diagnostics).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read `{path}`")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not UTF-8 text")]
+    NotUtf8 { path: String },
+    #[error("`{path}`: unknown spec extension; use .yaml, .yml or .resnet")]
+    Extension { path: String },
+    #[error("cannot write `{path}`")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads a spec file, choosing the syntax by its extension.
+pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
+    let syntax = Syntax::from_path(path).ok_or_else(|| CliError::Extension { path: path.into() })?;
+    let bytes = std::fs::read(path).map_err(|source| CliError::Read { path: path.into(), source })?;
+    let text = String::from_utf8(bytes).map_err(|_| CliError::NotUtf8 { path: path.into() })?;
+    Ok(SourceFile::new(path, text, syntax))
+}
+
+/// Prints diagnostics to stderr, coloured when stderr is a terminal.
+pub fn print_diagnostics(file: &SourceFile, diags: &[Diagnostic]) {
+    if diags.is_empty() {
+        return;
+    }
+    let choice = if std::io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
+    let mut stderr = StandardStream::stderr(choice);
+    diag::emit(file, diags, &mut stderr);
+}
+
+/// Compiles one spec for a printing command: diagnostics to stderr; `None` on errors.
+pub fn compile_or_report(path: &str, overrides: &Overrides) -> Result<Option<(SourceFile, Compiled)>, CliError> {
+    let file = read_spec(path)?;
+    match crate::compile_with(&file, overrides) {
+        Ok(c) => {
+            print_diagnostics(&file, &c.warnings);
+            Ok(Some((file, c)))
+        }
+        Err(diags) => {
+            print_diagnostics(&file, &diags);
+            let n = diags.iter().filter(|d| d.is_error()).count();
+            eprintln!("error: could not compile `{path}` due to {n} previous error{}", if n == 1 { "" } else { "s" });
+            Ok(None)
+        }
+    }
+}
+
+/// Parses `CxHxW` (e.g. `3x224x224`) for `--input`.
+pub fn parse_shape(s: &str) -> Result<Shape, String> {
+    let parts: Vec<&str> = s.split(['x', 'X']).collect();
+    let [c, h, w] = parts.as_slice() else {
+        return Err(format!("expected CxHxW such as 3x224x224, found `{s}`"));
+    };
+    let num = |p: &str, what: &str, max: u64| -> Result<u64, String> {
+        let v: u64 = p.trim().parse().map_err(|_| format!("{what} `{p}` is not a positive integer"))?;
+        if v == 0 || v > max {
+            return Err(format!("{what} {v} is outside 1..={max}"));
+        }
+        Ok(v)
+    };
+    let shape = Shape::new(
+        num(c, "channels", Limits::MAX_CHANNELS)?,
+        num(h, "height", Limits::MAX_SIDE)?,
+        num(w, "width", Limits::MAX_SIDE)?,
+    );
+    if shape.h * shape.w > Limits::MAX_PIXELS {
+        return Err(format!("{}x{} is more than {} pixels", shape.h, shape.w, Limits::MAX_PIXELS));
+    }
+    Ok(shape)
+}
+
+/// Common overrides shared by the printing commands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OverrideArgs {
+    /// Override the spec's input size, as CxHxW (e.g. 1x28x28).
+    #[arg(long, value_name = "CxHxW", value_parser = parse_shape)]
+    input: Option<Shape>,
+    /// Override the number of classes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=Limits::MAX_CLASSES))]
+    classes: Option<u64>,
+}
+
+impl OverrideArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides { input: self.input, classes: self.classes, name: None }
+    }
+}
