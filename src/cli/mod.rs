@@ -1,9 +1,20 @@
 //! The `resnetc` command line: one module per subcommand, diagnostics printed here.
 
+mod build;
 mod check;
 mod fmt;
 mod graph;
 mod table;
+#[cfg(feature = "torch")]
+mod bench;
+#[cfg(feature = "torch")]
+mod eval;
+#[cfg(feature = "torch")]
+mod predict;
+#[cfg(feature = "torch")]
+mod run;
+#[cfg(feature = "torch")]
+mod train;
 
 use crate::diag::{self, Diagnostic};
 use crate::ir::{Limits, Shape};
@@ -40,6 +51,23 @@ enum Command {
     Graph(graph::Args),
     /// Print a spec converted to YAML or the DSL.
     Fmt(fmt::Args),
+    /// Write a Rust module (tch) that builds the network.
+    Build(build::Args),
+    /// Run the forward pass on a tensor stored in a safetensors file (libtorch).
+    #[cfg(feature = "torch")]
+    Run(run::Args),
+    /// Classify images: top-5 classes with probabilities (libtorch).
+    #[cfg(feature = "torch")]
+    Predict(predict::Args),
+    /// Measure inference throughput (libtorch).
+    #[cfg(feature = "torch")]
+    Bench(bench::Args),
+    /// Train a spec on Fashion-MNIST, MNIST or an image folder (libtorch).
+    #[cfg(feature = "torch")]
+    Train(train::Args),
+    /// Test accuracy and confusion matrix of trained weights (libtorch).
+    #[cfg(feature = "torch")]
+    Eval(eval::Args),
 }
 
 /// Parses the arguments and runs the command.
@@ -50,6 +78,17 @@ pub fn run() -> ExitCode {
         Command::Table(a) => table::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Fmt(a) => fmt::run(a),
+        Command::Build(a) => build::run(a),
+        #[cfg(feature = "torch")]
+        Command::Run(a) => run::run(a),
+        #[cfg(feature = "torch")]
+        Command::Predict(a) => predict::run(a),
+        #[cfg(feature = "torch")]
+        Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "torch")]
+        Command::Train(a) => train::run(a),
+        #[cfg(feature = "torch")]
+        Command::Eval(a) => eval::run(a),
     };
     match result {
         Ok(code) => code,
@@ -84,6 +123,25 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// Any other failure of a command, with its cause chain (runtime, weights, data).
+    #[error("{message}")]
+    Other {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl CliError {
+    /// A failure described by `message`, caused by `source`.
+    pub fn other(message: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        CliError::Other { message: message.into(), source: Some(source.into()) }
+    }
+
+    /// A failure with no underlying cause.
+    pub fn msg(message: impl Into<String>) -> Self {
+        CliError::Other { message: message.into(), source: None }
+    }
 }
 
 /// Reads a spec file, choosing the syntax by its extension.

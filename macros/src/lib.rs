@@ -1,0 +1,1 @@
+//! `#[resnet(spec = "...")]`: filled in by the code-generation work.
