@@ -31,6 +31,8 @@ pub mod front;
 pub mod ir;
 pub mod lower;
 pub mod span;
+#[cfg(feature = "torch")]
+pub mod train;
 pub mod valid;
 
 use diag::Diagnostic;
