@@ -1,0 +1,165 @@
+//! The three kinds of layer with variables: convolution, batch norm, fully connected.
+//!
+//! Each creates its variables under the torchvision name the checker gave it
+//! (`layer1.0.conv1` -> `layer1.0.conv1.weight`) and initializes them as torchvision
+//! (or Keras/d2l, for `init: xavier_uniform`) would.
+
+use crate::ir::{self, Init};
+use crate::valid::{BnLayer, ConvLayer, LinearLayer};
+use tch::nn::{self, Init as TInit};
+use tch::{Kind, TchError, Tensor};
+
+/// `root / "layer1" / "0" / "conv1"` for the dotted name `layer1.0.conv1`.
+pub(crate) fn sub_path<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
+    dotted.split('.').fold(root.clone(), |p, part| p.sub(part))
+}
+
+/// A 2-D convolution (square kernel, symmetric padding, dilation 1).
+#[derive(Debug)]
+pub(crate) struct Conv {
+    pub layer: ConvLayer,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Conv {
+    pub fn new(root: &nn::Path, layer: &ConvLayer, init: Init) -> Result<Conv, TchError> {
+        let p = sub_path(root, &layer.name);
+        let (out, k) = (layer.out_channels as i64, layer.kernel as i64);
+        let in_per_group = (layer.in_channels / layer.groups) as i64;
+        // PyTorch's fans for a conv weight [out, in/groups, k, k].
+        let fan_in = (in_per_group * k * k) as f64;
+        let fan_out = (out * k * k) as f64;
+        let (w_init, b_init) = match init {
+            // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"); a bias keeps
+            // nn.Conv2d's default U(+-1/sqrt(fan_in)).
+            Init::KaimingNormal => {
+                let bound = 1.0 / fan_in.sqrt();
+                (TInit::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() }, TInit::Uniform { lo: -bound, up: bound })
+            }
+            Init::XavierUniform => {
+                let a = (6.0 / (fan_in + fan_out)).sqrt();
+                (TInit::Uniform { lo: -a, up: a }, TInit::Const(0.0))
+            }
+        };
+        let weight = p.f_var("weight", &[out, in_per_group, k, k], w_init)?;
+        let bias = if layer.bias { Some(p.f_var("bias", &[out], b_init)?) } else { None };
+        Ok(Conv { layer: layer.clone(), weight, bias })
+    }
+
+    pub fn stride(&self) -> i64 {
+        self.layer.stride as i64
+    }
+
+    pub fn padding(&self) -> i64 {
+        self.layer.padding as i64
+    }
+
+    pub fn groups(&self) -> i64 {
+        self.layer.groups as i64
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let (s, p) = (self.stride(), self.padding());
+        xs.f_conv2d(&self.weight, self.bias.as_ref(), [s, s], [p, p], [1, 1], self.groups())
+    }
+}
+
+/// `BatchNorm2d` with running statistics and `num_batches_tracked`.
+#[derive(Debug)]
+pub(crate) struct BatchNorm {
+    pub name: String,
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+impl BatchNorm {
+    pub fn new(root: &nn::Path, layer: &BnLayer, cfg: ir::BatchNorm, zero_weight: bool) -> Result<BatchNorm, TchError> {
+        let p = sub_path(root, &layer.name);
+        let c = layer.channels as i64;
+        let weight = p.f_var("weight", &[c], TInit::Const(if zero_weight { 0.0 } else { 1.0 }))?;
+        let bias = p.f_var("bias", &[c], TInit::Const(0.0))?;
+        let opts = (p.kind(), p.device());
+        let running_mean = p.add("running_mean", Tensor::f_zeros([c], opts)?, false);
+        let running_var = p.add("running_var", Tensor::f_ones([c], opts)?, false);
+        // A 0-d int64 counter, as torchvision stores it; only written, never read here
+        // (it matters to PyTorch only when momentum is None).
+        let nbt = Tensor::f_zeros([], (Kind::Int64, p.device()))?;
+        let num_batches_tracked = p.add("num_batches_tracked", nbt, false);
+        Ok(BatchNorm {
+            name: layer.name.clone(),
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            num_batches_tracked,
+            eps: cfg.eps,
+            momentum: cfg.momentum,
+        })
+    }
+
+    /// Training mode normalizes with batch statistics and updates the running ones.
+    pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        if train {
+            let mut n = self.num_batches_tracked.shallow_clone();
+            let _ = tch::no_grad(|| n.f_add_scalar_(1))?;
+        }
+        xs.f_batch_norm(
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            self.momentum,
+            self.eps,
+            true,
+        )
+    }
+
+    /// Eval-mode BN as `x * scale + shift`: `scale = weight / sqrt(var + eps)`,
+    /// `shift = bias - mean * scale`, computed in f64 for folding.
+    #[allow(dead_code)] // used by the inference passes
+    pub fn scale_shift(&self) -> Result<(Tensor, Tensor), TchError> {
+        let d = |t: &Tensor| t.f_detach()?.f_to_kind(Kind::Double);
+        let scale = d(&self.weight)?.f_div(&d(&self.running_var)?.f_add_scalar(self.eps)?.f_sqrt()?)?;
+        let shift = d(&self.bias)?.f_sub(&d(&self.running_mean)?.f_mul(&scale)?)?;
+        Ok((scale, shift))
+    }
+}
+
+/// The fully connected layer (always with bias, like `nn.Linear`).
+#[derive(Debug)]
+pub(crate) struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(root: &nn::Path, layer: &LinearLayer, init: Init) -> Result<Linear, TchError> {
+        let p = sub_path(root, &layer.name);
+        let (i, o) = (layer.in_features as i64, layer.out_features as i64);
+        let (w_init, b_init) = match init {
+            // nn.Linear's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), same bound for the bias.
+            Init::KaimingNormal => {
+                let bound = 1.0 / (i as f64).sqrt();
+                (TInit::Uniform { lo: -bound, up: bound }, TInit::Uniform { lo: -bound, up: bound })
+            }
+            Init::XavierUniform => {
+                let a = (6.0 / (i + o) as f64).sqrt();
+                (TInit::Uniform { lo: -a, up: a }, TInit::Const(0.0))
+            }
+        };
+        let weight = p.f_var("weight", &[o, i], w_init)?;
+        let bias = p.f_var("bias", &[o], b_init)?;
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        xs.f_linear(&self.weight, Some(&self.bias))
+    }
+}

@@ -1,0 +1,445 @@
+//! [`ResNet`]: the checked network, built on libtorch.
+
+use super::layers::{BatchNorm, Conv, Linear};
+use super::RuntimeError;
+use crate::ir::{BlockKind, HeadPool, Model, PoolKind, Shape};
+use crate::lower::SpanTable;
+use crate::valid::{self, Network, PoolLayer, ShortcutPlan};
+use crate::Compiled;
+use tch::{nn, Device, Kind, TchError, Tensor};
+
+/// A network of any valid spec, with variables named exactly as torchvision's
+/// `state_dict` (`conv1.weight`, `layer1.0.bn1.running_mean`,
+/// `layer2.0.downsample.0.weight`, `fc.bias`, ...), so torchvision checkpoints load
+/// without renaming (see [`super::weights`]).
+///
+/// Layer order follows [`crate::valid::BlockPlan`]: post-activation blocks run
+/// `conv -> BN -> ReLU` with the last ReLU after the addition; pre-activation blocks run
+/// `BN -> ReLU -> conv`, and their projection shortcut reads the pre-activated input.
+/// Variables are initialized per the spec's `init` (torchvision's scheme or Xavier
+/// uniform) and `zero_init_residual`.
+///
+/// [`nn::ModuleT::forward_t`] returns what the spec outputs (probabilities if the head
+/// has `softmax`); [`ResNet::logits_t`] always returns the pre-softmax logits. Both
+/// panic on a libtorch error, as tch's own modules do; [`ResNet::f_forward_t`] and
+/// [`ResNet::f_logits_t`] return the error instead and check the input first.
+#[derive(Debug)]
+pub struct ResNet {
+    pub(crate) model: Model,
+    pub(crate) spans: SpanTable,
+    pub(crate) network: Network,
+    pub(crate) stem: Stem,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) head: Head,
+    pub(crate) device: Device,
+    pub(crate) kind: Kind,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stem {
+    pub conv: Conv,
+    pub bn: Option<BatchNorm>,
+    pub relu: bool,
+    pub pool: Option<PoolLayer>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Block {
+    pub kind: BlockKind,
+    pub convs: Vec<Conv>,
+    pub bns: Vec<BatchNorm>,
+    pub shortcut: Shortcut,
+}
+
+#[derive(Debug)]
+pub(crate) enum Shortcut {
+    None,
+    Identity,
+    ZeroPad { stride: i64, extra_channels: i64 },
+    Projection { conv: Conv, bn: Option<BatchNorm> },
+}
+
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub norm: Option<BatchNorm>,
+    pub pool: HeadPool,
+    pub dropout: f64,
+    pub fc: Linear,
+    pub softmax: bool,
+}
+
+impl ResNet {
+    /// Creates the variables of `compiled`'s network under `p` and initializes them.
+    ///
+    /// Fails only if libtorch cannot allocate them (out of memory, bad device).
+    pub fn new(p: &nn::Path, compiled: &Compiled) -> Result<ResNet, RuntimeError> {
+        Self::build(p, compiled).map_err(RuntimeError::torch("creating the network's variables"))
+    }
+
+    fn build(p: &nn::Path, compiled: &Compiled) -> Result<ResNet, TchError> {
+        let model = &compiled.model;
+        let net = &compiled.network;
+        let init = model.init;
+        let bn_cfg = model.batch_norm;
+        let stem = Stem {
+            conv: Conv::new(p, &net.stem.conv, init)?,
+            bn: net.stem.bn.as_ref().map(|b| BatchNorm::new(p, b, bn_cfg, false)).transpose()?,
+            relu: net.stem.relu,
+            pool: net.stem.pool.clone(),
+        };
+        let mut blocks = Vec::with_capacity(net.blocks.len());
+        for b in &net.blocks {
+            let convs = b.convs.iter().map(|c| Conv::new(p, c, init)).collect::<Result<Vec<_>, _>>()?;
+            // zero_init_residual zeroes the last BN of each residual block so that the block
+            // starts as the identity; a plain block has no identity path to fall back on.
+            let zero_last = model.zero_init_residual && b.kind.has_shortcut();
+            let n = b.bns.len();
+            let bns = b
+                .bns
+                .iter()
+                .enumerate()
+                .map(|(i, l)| BatchNorm::new(p, l, bn_cfg, zero_last && i + 1 == n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let shortcut = match &b.shortcut {
+                ShortcutPlan::None => Shortcut::None,
+                ShortcutPlan::Identity => Shortcut::Identity,
+                ShortcutPlan::ZeroPad { stride, extra_channels } => {
+                    Shortcut::ZeroPad { stride: *stride as i64, extra_channels: *extra_channels as i64 }
+                }
+                ShortcutPlan::Projection { conv, bn } => Shortcut::Projection {
+                    conv: Conv::new(p, conv, init)?,
+                    bn: bn.as_ref().map(|l| BatchNorm::new(p, l, bn_cfg, false)).transpose()?,
+                },
+            };
+            blocks.push(Block { kind: b.kind, convs, bns, shortcut });
+        }
+        let head = Head {
+            norm: net.head.norm.as_ref().map(|l| BatchNorm::new(p, l, bn_cfg, false)).transpose()?,
+            pool: net.head.pool,
+            dropout: net.head.dropout,
+            fc: Linear::new(p, &net.head.fc, init)?,
+            softmax: net.head.softmax,
+        };
+        Ok(ResNet {
+            model: model.clone(),
+            spans: compiled.spans.clone(),
+            network: net.clone(),
+            stem,
+            blocks,
+            head,
+            device: p.device(),
+            kind: p.kind(),
+        })
+    }
+
+    /// The checked network this model was built from.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The input shape of the spec (one sample, `[C, H, W]`).
+    pub fn input_shape(&self) -> Shape {
+        self.network.input
+    }
+
+    /// Number of classes (`fc`'s outputs).
+    pub fn classes(&self) -> i64 {
+        self.network.head.fc.out_features as i64
+    }
+
+    /// Whether [`nn::ModuleT::forward_t`] applies a softmax (the spec's `head.softmax`).
+    pub fn has_softmax(&self) -> bool {
+        self.head.softmax
+    }
+
+    /// The device the variables were created on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Names of every BN layer (`bn1`, `layer1.0.bn1`, `layer1.0.downsample.1`, ...).
+    pub fn batch_norm_names(&self) -> Vec<String> {
+        self.batch_norms().map(|b| b.name.clone()).collect()
+    }
+
+    pub(crate) fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
+        self.stem
+            .bn
+            .iter()
+            .chain(self.blocks.iter().flat_map(|b| {
+                b.bns.iter().chain(match &b.shortcut {
+                    Shortcut::Projection { bn: Some(bn), .. } => Some(bn),
+                    _ => None,
+                })
+            }))
+            .chain(self.head.norm.iter())
+    }
+
+    /// Pre-softmax logits `[N, classes]`. Panics on a libtorch error (see
+    /// [`ResNet::f_logits_t`]).
+    pub fn logits_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self.f_logits_t(xs, train) {
+            Ok(t) => t,
+            Err(e) => panic!("resnetc: forward pass failed: {e}"),
+        }
+    }
+
+    /// Pre-softmax logits `[N, classes]`, with the input checked first: it must be a
+    /// floating-point `[N, C, H, W]` tensor with the spec's channels and a size the
+    /// network can take (any size for pooling heads that does not shrink to zero, the
+    /// spec's size for `flatten`). It is moved to the model's device and dtype.
+    pub fn f_logits_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
+        let xs = self.prepare_input(xs)?;
+        self.logits_unchecked(&xs, train).map_err(RuntimeError::torch("running the forward pass"))
+    }
+
+    /// The spec's output (softmax applied if the head has it), input checked as in
+    /// [`ResNet::f_logits_t`].
+    pub fn f_forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
+        let logits = self.f_logits_t(xs, train)?;
+        self.finish(logits).map_err(RuntimeError::torch("applying the softmax"))
+    }
+
+    /// Applies the head's softmax if the spec has one.
+    pub(crate) fn finish(&self, logits: Tensor) -> Result<Tensor, TchError> {
+        if self.head.softmax {
+            logits.f_softmax(-1, logits.kind())
+        } else {
+            Ok(logits)
+        }
+    }
+
+    /// Checks the input's rank, dtype, channels and size; converts it to the model's
+    /// device and kind.
+    pub(crate) fn prepare_input(&self, xs: &Tensor) -> Result<Tensor, RuntimeError> {
+        self.check_input(xs)?;
+        let mut xs = xs.shallow_clone();
+        if xs.device() != self.device {
+            xs = xs.f_to_device(self.device).map_err(RuntimeError::torch("moving the input to the model's device"))?;
+        }
+        if xs.kind() != self.kind {
+            xs = xs.f_to_kind(self.kind).map_err(RuntimeError::torch("converting the input's dtype"))?;
+        }
+        Ok(xs)
+    }
+
+    /// Checks that `xs` is a floating-point `[N, C, H, W]` tensor that this network can
+    /// take.
+    pub fn check_input(&self, xs: &Tensor) -> Result<(), RuntimeError> {
+        let spec = self.network.input;
+        let expected = || format!("[N, {}, {}, {}] (N >= 1)", spec.c, spec.h, spec.w);
+        let size = xs.size();
+        let kind = xs.f_kind().map_err(RuntimeError::torch("reading the input's dtype"))?;
+        if !matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16) {
+            return Err(RuntimeError::InputDtype { found: kind });
+        }
+        let &[n, c, h, w] = size.as_slice() else {
+            return Err(RuntimeError::InputShape { expected: expected(), found: size });
+        };
+        if n < 1 || c != spec.c as i64 || h < 1 || w < 1 {
+            return Err(RuntimeError::InputShape { expected: expected(), found: size });
+        }
+        if (h as u64, w as u64) == (spec.h, spec.w) {
+            return Ok(());
+        }
+        // Another size: check the shape flow for it, as the compiler would.
+        let mut model = self.model.clone();
+        model.input = Shape::new(c as u64, h as u64, w as u64);
+        let why = match valid::validate(&model, &self.spans) {
+            Ok((net, _)) if net.head.fc.in_features == self.network.head.fc.in_features => return Ok(()),
+            Ok((net, _)) => format!(
+                "{}: the head would give fc {} features instead of {} (a flatten head fixes the input size)",
+                expected(),
+                net.head.fc.in_features,
+                self.network.head.fc.in_features
+            ),
+            Err(diags) => {
+                let first = diags.iter().find(|d| d.is_error()).map_or_else(String::new, |d| d.message.clone());
+                format!("{} ({h}x{w} does not fit: {first})", expected())
+            }
+        };
+        Err(RuntimeError::InputShape { expected: why, found: size })
+    }
+
+    pub(crate) fn logits_unchecked(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let mut x = self.stem_forward(xs, train)?;
+        for b in &self.blocks {
+            x = b.forward(&x, train)?;
+        }
+        self.head_forward(&x, train)
+    }
+
+    fn stem_forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let s = &self.stem;
+        let mut x = s.conv.forward(xs)?;
+        if let Some(bn) = &s.bn {
+            x = bn.forward(&x, train)?;
+        }
+        if s.relu {
+            x = x.f_relu()?;
+        }
+        match &s.pool {
+            Some(p) => pool_forward(&x, p),
+            None => Ok(x),
+        }
+    }
+
+    pub(crate) fn head_forward(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let h = &self.head;
+        let mut x = x.shallow_clone();
+        if let Some(bn) = &h.norm {
+            x = bn.forward(&x, train)?.f_relu()?;
+        }
+        let x = match h.pool {
+            HeadPool::Avg => x.f_adaptive_avg_pool2d([1, 1])?,
+            HeadPool::Max => x.f_adaptive_max_pool2d([1, 1])?.0,
+            HeadPool::Flatten => x,
+        };
+        let mut x = x.f_flatten(1, -1)?;
+        if h.dropout > 0.0 {
+            x = x.f_dropout(h.dropout, train)?;
+        }
+        h.fc.forward(&x)
+    }
+}
+
+/// The stem's pooling (max or average; PyTorch's defaults: dilation 1,
+/// `count_include_pad`).
+pub(crate) fn pool_forward(x: &Tensor, p: &PoolLayer) -> Result<Tensor, TchError> {
+    let q = p.pool;
+    let (k, s, pad) = (q.kernel as i64, q.stride as i64, q.padding as i64);
+    match q.kind {
+        PoolKind::Max => x.f_max_pool2d([k, k], [s, s], [pad, pad], [1, 1], q.ceil_mode),
+        PoolKind::Avg => x.f_avg_pool2d([k, k], [s, s], [pad, pad], q.ceil_mode, true, None::<i64>),
+    }
+}
+
+/// Option A: `x[:, :, ::stride, ::stride]` with `extra` zero channels appended.
+pub(crate) fn zero_pad_shortcut(x: &Tensor, stride: i64, extra: i64) -> Result<Tensor, TchError> {
+    let mut x = x.shallow_clone();
+    if stride > 1 {
+        x = x.f_slice(2, None::<i64>, None::<i64>, stride)?.f_slice(3, None::<i64>, None::<i64>, stride)?;
+    }
+    if extra > 0 {
+        x = x.f_constant_pad_nd([0, 0, 0, 0, 0, extra])?;
+    }
+    Ok(x)
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let n = self.convs.len();
+        if self.kind.is_preact() {
+            // bn_i -> ReLU -> conv_i; the projection reads the pre-activated input.
+            let pre = self.bns[0].forward(x, train)?.f_relu()?;
+            let shortcut = match &self.shortcut {
+                Shortcut::None => None,
+                Shortcut::Identity => Some(x.shallow_clone()),
+                Shortcut::ZeroPad { stride, extra_channels } => Some(zero_pad_shortcut(x, *stride, *extra_channels)?),
+                Shortcut::Projection { conv, bn } => Some(project(conv, bn.as_ref(), &pre, train)?),
+            };
+            let mut out = self.convs[0].forward(&pre)?;
+            for i in 1..n {
+                out = self.bns[i].forward(&out, train)?.f_relu()?;
+                out = self.convs[i].forward(&out)?;
+            }
+            match shortcut {
+                Some(s) => out.f_add(&s),
+                None => Ok(out),
+            }
+        } else {
+            // conv_i -> bn_i -> ReLU, the last ReLU after the addition.
+            let mut out = x.shallow_clone();
+            for i in 0..n {
+                out = self.convs[i].forward(&out)?;
+                out = self.bns[i].forward(&out, train)?;
+                if i + 1 < n {
+                    out = out.f_relu()?;
+                }
+            }
+            let out = match &self.shortcut {
+                Shortcut::None => out,
+                Shortcut::Identity => out.f_add(x)?,
+                Shortcut::ZeroPad { stride, extra_channels } => out.f_add(&zero_pad_shortcut(x, *stride, *extra_channels)?)?,
+                Shortcut::Projection { conv, bn } => out.f_add(&project(conv, bn.as_ref(), x, train)?)?,
+            };
+            out.f_relu()
+        }
+    }
+}
+
+fn project(conv: &Conv, bn: Option<&BatchNorm>, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+    let y = conv.forward(x)?;
+    match bn {
+        Some(bn) => bn.forward(&y, train),
+        None => Ok(y),
+    }
+}
+
+impl nn::ModuleT for ResNet {
+    /// The spec's output: logits, or probabilities if the head has `softmax`.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self.f_forward_t(xs, train) {
+            Ok(t) => t,
+            Err(e) => panic!("resnetc: forward pass failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::{SourceFile, Syntax};
+
+    pub(crate) fn compile_spec(name: &str) -> Compiled {
+        let path = format!("{}/specs/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("shipped spec");
+        crate::compile(&SourceFile::new(&path, text, Syntax::Yaml)).expect("shipped spec compiles")
+    }
+
+    #[test]
+    fn resnet18_variables_match_torchvision() {
+        let c = compile_spec("resnet18.yaml");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet::new(&vs.root(), &c).unwrap();
+        let vars = vs.variables();
+        assert_eq!(vars.len(), 122);
+        let trainable: usize = vs.trainable_variables().iter().map(|t| t.numel()).sum();
+        assert_eq!(trainable, 11_689_512);
+        assert_eq!(vars["layer2.0.downsample.1.running_var"].size(), vec![128]);
+        assert_eq!(vars["layer1.0.bn1.num_batches_tracked"].kind(), Kind::Int64);
+        let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let y = net.f_logits_t(&x, false).unwrap();
+        assert_eq!(y.size(), vec![2, 1000]);
+        // Training mode updates the running statistics and counts batches.
+        let _ = net.f_logits_t(&x, true).unwrap();
+        assert_eq!(vars["bn1.num_batches_tracked"].int64_value(&[]), 1);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let c = compile_spec("resnet18.yaml");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet::new(&vs.root(), &c).unwrap();
+        let wrong_c = Tensor::zeros([1, 1, 64, 64], (Kind::Float, Device::Cpu));
+        assert!(matches!(net.f_logits_t(&wrong_c, false), Err(RuntimeError::InputShape { .. })));
+        let rank3 = Tensor::zeros([3, 64, 64], (Kind::Float, Device::Cpu));
+        assert!(matches!(net.f_logits_t(&rank3, false), Err(RuntimeError::InputShape { .. })));
+        // Any size works for a pooling head (even 1x1 for resnet18), not for a flatten head.
+        let tiny = Tensor::zeros([1, 3, 1, 1], (Kind::Float, Device::Cpu));
+        assert_eq!(net.f_logits_t(&tiny, false).unwrap().size(), vec![1, 1000]);
+        let keras = compile_spec("article-keras.yaml");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let knet = ResNet::new(&vs.root(), &keras).unwrap();
+        let ok = Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        assert_eq!(knet.f_forward_t(&ok, false).unwrap().size(), vec![2, 10]);
+        let big = Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let e = knet.f_logits_t(&big, false).unwrap_err();
+        assert!(matches!(e, RuntimeError::InputShape { .. }), "{e}");
+        let small = Tensor::zeros([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let e = knet.f_logits_t(&small, false).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
+        let ints = Tensor::zeros([1, 3, 64, 64], (Kind::Int64, Device::Cpu));
+        assert!(matches!(net.f_logits_t(&ints, false), Err(RuntimeError::InputDtype { .. })));
+    }
+}
