@@ -30,6 +30,8 @@ pub mod diag;
 pub mod front;
 pub mod ir;
 pub mod lower;
+#[cfg(feature = "torch")]
+pub mod runtime;
 pub mod span;
 #[cfg(feature = "torch")]
 pub mod train;
