@@ -1,14 +1,198 @@
-//! `resnetc train`.
-use super::CliError;
+//! `resnetc train SPEC --data fashion-mnist|mnist|DIR --out RUN_DIR [...]`
+use super::{compile_or_report, CliError, EXIT_SPEC};
+use crate::train::{self, Augment, DataSource, Dataset, Schedule, Split, TrainOptions};
+use crate::{Compiled, Overrides};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Spec file (.yaml, .yml or .resnet).
     #[arg(value_name = "SPEC")]
     spec: String,
+    /// Data set: fashion-mnist, mnist (from scripts/fetch-data.sh), or an image folder
+    /// (DIR/<class>/*.png|jpg, or DIR/train/<class>/ beside DIR/test/<class>/).
+    #[arg(long, value_name = "fashion-mnist|mnist|DIR")]
+    data: DataSource,
+    /// Run folder: metrics.csv, curves.png/svg, checkpoint.safetensors, weights.safetensors.
+    #[arg(long, value_name = "RUN_DIR")]
+    out: PathBuf,
+    /// Total epochs (with --resume, the run continues up to this many).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    epochs: u64,
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch_size: u64,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.05, value_parser = non_negative)]
+    lr: f64,
+    /// SGD momentum (0: plain SGD, as the article).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    momentum: f64,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    weight_decay: f64,
+    /// Learning-rate schedule: constant, step (/10 at 50% and 75% of the epochs) or cosine
+    /// (to 0, per step).
+    #[arg(long, value_enum, default_value_t = Schedule::Constant)]
+    schedule: Schedule,
+    /// Resize images to NxN instead of the spec's input size (the network is checked for it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    resize: Option<u64>,
+    /// Seed of initialization, shuffling and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu, cuda, cuda:N or auto (CUDA when available).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Train on N evenly spaced training examples only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit_train: Option<u64>,
+    /// Test on N evenly spaced test examples only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit_test: Option<u64>,
+    /// Training augmentation: crop (random crop, 4-pixel padding), flip (horizontal), or both: crop,flip.
+    #[arg(long, value_name = "LIST", default_value = "none")]
+    augment: Augment,
+    /// Continue the run in --out from its checkpoint (start one if there is none).
+    #[arg(long)]
+    resume: bool,
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a non-negative number")),
+    }
+}
+
+/// Compiles `spec` for `resize` and the data's classes, loading the data with `load` once
+/// the input size is known. `None` when the spec has errors (already printed).
+pub(super) fn prepare<T>(
+    spec: &str,
+    resize: Option<u64>,
+    load: impl FnOnce(&Compiled) -> Result<T, CliError>,
+    classes_of: impl Fn(&T) -> usize,
+) -> Result<Option<(Compiled, T)>, CliError> {
+    let file = super::read_spec(spec)?;
+    // A quiet first pass for the input size; a failing spec is reported by the second.
+    let Ok(first) = crate::compile(&file) else {
+        return Ok(compile_or_report(spec, &Overrides::default())?.and(None));
+    };
+    let mut overrides = Overrides::default();
+    if let Some(n) = resize {
+        overrides.input = Some(crate::ir::Shape::new(first.model.input.c, n, n));
+    }
+    let sized = if overrides.input.is_some() {
+        match crate::compile_with(&file, &overrides) {
+            Ok(c) => c,
+            Err(_) => return Ok(compile_or_report(spec, &overrides)?.and(None)),
+        }
+    } else {
+        first
+    };
+    let data = load(&sized)?;
+    let classes = classes_of(&data) as u64;
+    if classes != sized.model.head.classes {
+        eprintln!(
+            "note: `{spec}` declares {} classes; the data set has {classes}, so its fc layer gets {classes} outputs \
+             (pass --classes {classes} to other commands)",
+            sized.model.head.classes
+        );
+        overrides.classes = Some(classes);
+    }
+    let Some((_, compiled)) = compile_or_report(spec, &overrides)? else { return Ok(None) };
+    Ok(Some((compiled, data)))
+}
+
+/// Loads one split of `source` for `compiled`'s input.
+pub(super) fn load_split(source: &DataSource, split: Split, limit: Option<u64>, compiled: &Compiled) -> Result<Dataset, CliError> {
+    let input = compiled.network.input;
+    let limit = limit.map(|n| n as usize);
+    source
+        .load(split, limit, (input.h as usize, input.w as usize), input.c as usize)
+        .map_err(|e| CliError::other(format!("cannot load the {} set of {source}", split_name(split)), e))
+}
+
+fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Train => "training",
+        Split::Test => "test",
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    Err(CliError::msg(format!("`resnetc train {}` is not available in this build", args.spec)))
+    let load = |c: &Compiled| -> Result<(Dataset, Dataset), CliError> {
+        Ok((load_split(&args.data, Split::Train, args.limit_train, c)?, load_split(&args.data, Split::Test, args.limit_test, c)?))
+    };
+    let Some((compiled, (train_set, test_set))) = prepare(&args.spec, args.resize, load, |d| d.0.classes.len())? else {
+        return Ok(ExitCode::from(EXIT_SPEC));
+    };
+    let device = crate::runtime::parse_device(&args.device).map_err(|e| CliError::other("bad --device", e))?;
+    let compiled = &compiled;
+    let input = compiled.network.input;
+    println!(
+        "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {}",
+        compiled.model.name,
+        compiled.network.totals.trainable_params,
+        args.data,
+        train_set.len(),
+        test_set.len(),
+        input.c,
+        input.h,
+        input.w,
+        describe(&args),
+        crate::runtime::device::device_name(device),
+    );
+    let opts = TrainOptions {
+        out: args.out.clone(),
+        epochs: args.epochs as usize,
+        batch_size: args.batch_size as usize,
+        lr: args.lr,
+        momentum: args.momentum,
+        weight_decay: args.weight_decay,
+        schedule: args.schedule,
+        seed: args.seed,
+        device,
+        augment: args.augment,
+        resume: args.resume,
+        progress: true,
+        summary: true,
+        spec: compiled.model.name.clone(),
+        data: args.data.to_string(),
+    };
+    let started = std::time::Instant::now();
+    let report = train::train_spec(compiled, Arc::new(train_set), Arc::new(test_set), &opts)
+        .map_err(|e| CliError::other(format!("training `{}` failed", args.spec), e))?;
+    if let Some(last) = report.history.last() {
+        println!(
+            "loss {:.3}, train acc {:.3}, test acc {:.3}\n{:.1} examples/sec on {}; {} epochs in {:.1} s ({} this session)",
+            last.train_loss,
+            last.train_acc,
+            last.test_acc,
+            last.examples_per_sec,
+            crate::runtime::device::device_name(device),
+            report.history.len(),
+            report.history.iter().map(|m| m.seconds).sum::<f64>(),
+            report.history.len() - report.resumed_from,
+        );
+    }
+    println!("wrote {} (and metrics.csv, curves.png, curves.svg, checkpoint.safetensors) in {:.1} s", report.weights.display(), started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The optimizer settings in one phrase.
+fn describe(args: &Args) -> String {
+    let mut s = format!("SGD lr {} ({})", args.lr, args.schedule.keyword());
+    if args.momentum != 0.0 {
+        s.push_str(&format!(", momentum {}", args.momentum));
+    }
+    if args.weight_decay != 0.0 {
+        s.push_str(&format!(", weight decay {}", args.weight_decay));
+    }
+    s.push_str(&format!(", batch {}, {} epochs", args.batch_size, args.epochs));
+    if args.augment != Augment::default() {
+        s.push_str(&format!(", augment {}", args.augment));
+    }
+    s
 }

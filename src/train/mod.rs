@@ -1,2 +1,378 @@
-//! Training on libtorch (feature `torch`): data sets, loader, SGD, schedules, metrics,
-//! curves and checkpoints for `resnetc train` and `resnetc eval`.
+//! Training on libtorch (feature `torch`): what `resnetc train` and `resnetc eval` run.
+//!
+//! - [`data`] loads Fashion-MNIST and MNIST ([`idx`] files, gzipped or raw) and image
+//!   folders into memory; [`loader`] turns them into batches on a background thread
+//!   (seeded shuffling, `crop`/`flip` augmentation, normalization, resizing).
+//! - [`optim`] is SGD with momentum and weight decay whose state is plain tensors;
+//!   [`schedule`] gives the learning rate of every step.
+//! - [`train_model`] runs the epochs: a progress bar, one summary line per epoch,
+//!   `metrics.csv` ([`metrics`]), `curves.png`/`curves.svg` ([`plot`]) and
+//!   `checkpoint.safetensors` ([`checkpoint`]) after every epoch, `weights.safetensors`
+//!   at the end; with `resume` it continues a run from its checkpoint and, on the CPU,
+//!   reproduces the uninterrupted run's metrics exactly.
+//!
+//! ```no_run
+//! use resnetc::train::{self, DataSource, Split, TrainOptions};
+//! use std::sync::Arc;
+//! let spec = resnetc::span::SourceFile::new(
+//!     "fmnist-resnet20.yaml",
+//!     std::fs::read_to_string("specs/fmnist-resnet20.yaml").unwrap(),
+//!     resnetc::span::Syntax::Yaml,
+//! );
+//! let compiled = resnetc::compile(&spec).expect("valid spec");
+//! let source: DataSource = "fashion-mnist".parse().unwrap();
+//! let opts = TrainOptions { epochs: 1, ..TrainOptions::new("runs/demo") };
+//! let (train_set, test_set) = train::load_splits(&source, &compiled, Some(2000), Some(1000)).unwrap();
+//! let report = train::train_spec(&compiled, Arc::new(train_set), Arc::new(test_set), &opts).unwrap();
+//! println!("test accuracy {:.3}", report.history.last().unwrap().test_acc);
+//! ```
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod data;
+mod error;
+pub mod eval;
+pub mod idx;
+pub mod loader;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod rng;
+pub mod schedule;
+
+pub use data::{DataSource, Dataset, Split};
+pub use error::{DataError, TrainError};
+pub use eval::{evaluate, Evaluation};
+pub use loader::Augment;
+pub use metrics::EpochMetrics;
+pub use schedule::Schedule;
+
+use crate::ir::Shape;
+use crate::Compiled;
+use indicatif::{ProgressBar, ProgressStyle};
+use loader::{Loader, Prep};
+use optim::Sgd;
+use rng::{Purpose, Rng};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+/// A network that maps a batch of images to pre-softmax logits `[N, classes]`.
+pub trait Classifier {
+    /// Logits for `xs` (`[N, C, H, W]`), in training mode (batch statistics, dropout) or not.
+    fn logits(&self, xs: &Tensor, train: bool) -> Result<Tensor, TrainError>;
+}
+
+impl Classifier for crate::runtime::ResNet {
+    fn logits(&self, xs: &Tensor, train: bool) -> Result<Tensor, TrainError> {
+        self.f_logits_t(xs, train).map_err(|e| TrainError::Model(Box::new(e)))
+    }
+}
+
+/// Settings of a training run. [`TrainOptions::new`] gives the article's: plain SGD
+/// (no momentum, no weight decay), learning rate 0.05, batch 128, 10 epochs, constant rate.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// The run folder: metrics, curves, checkpoint and weights go here.
+    pub out: PathBuf,
+    /// Total epochs (a resumed run continues up to this).
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    /// Seeds initialization (by the caller, see [`init_seed`]), shuffling, augmentation
+    /// and libtorch's generator.
+    pub seed: u64,
+    pub device: Device,
+    pub augment: Augment,
+    /// Continue the run in `out` from its checkpoint (a new run when there is none).
+    pub resume: bool,
+    /// Draw a progress bar on stderr (shown only on a terminal).
+    pub progress: bool,
+    /// Print one summary line per epoch on stdout.
+    pub summary: bool,
+    /// Names recorded in the checkpoint to recognise the run on `--resume`.
+    pub spec: String,
+    pub data: String,
+}
+
+impl TrainOptions {
+    /// The article's settings, writing into `out`.
+    pub fn new(out: impl Into<PathBuf>) -> TrainOptions {
+        TrainOptions {
+            out: out.into(),
+            epochs: 10,
+            batch_size: 128,
+            lr: 0.05,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            seed: 0,
+            device: Device::Cpu,
+            augment: Augment::default(),
+            resume: false,
+            progress: true,
+            summary: true,
+            spec: String::new(),
+            data: String::new(),
+        }
+    }
+}
+
+/// What a finished run leaves behind.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    /// Metrics of every epoch, the resumed ones included.
+    pub history: Vec<EpochMetrics>,
+    /// Epochs completed before this call (0 for a new run).
+    pub resumed_from: usize,
+    /// `RUN_DIR/weights.safetensors`.
+    pub weights: PathBuf,
+}
+
+/// Files of a run folder.
+#[derive(Clone, Debug)]
+pub struct RunFiles {
+    pub metrics: PathBuf,
+    pub png: PathBuf,
+    pub svg: PathBuf,
+    pub checkpoint: PathBuf,
+    pub weights: PathBuf,
+}
+
+impl RunFiles {
+    /// The files in `dir`.
+    pub fn new(dir: &Path) -> RunFiles {
+        RunFiles {
+            metrics: dir.join("metrics.csv"),
+            png: dir.join("curves.png"),
+            svg: dir.join("curves.svg"),
+            checkpoint: dir.join("checkpoint.safetensors"),
+            weights: dir.join("weights.safetensors"),
+        }
+    }
+}
+
+/// Seeds libtorch's generator before a model is built, so its initial weights depend on
+/// the seed only.
+pub fn init_seed(seed: u64) {
+    tch::manual_seed(Rng::stream(seed, &[0]).next_u64() as i64);
+}
+
+/// The input size of a compiled spec as (channels, height, width).
+fn input_of(shape: Shape) -> (usize, usize, usize) {
+    (shape.c as usize, shape.h as usize, shape.w as usize)
+}
+
+/// Loads the train and test splits of `source` for `compiled`'s input (image folders are
+/// resized and converted as they load).
+pub fn load_splits(
+    source: &DataSource,
+    compiled: &Compiled,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+) -> Result<(Dataset, Dataset), DataError> {
+    let (c, h, w) = input_of(compiled.network.input);
+    let train = source.load(Split::Train, limit_train, (h, w), c)?;
+    let test = source.load(Split::Test, limit_test, (h, w), c)?;
+    Ok((train, test))
+}
+
+/// Builds the runtime network of `compiled` (seeded by `opts.seed`) on `opts.device` and
+/// trains it with [`train_model`].
+pub fn train_spec(compiled: &Compiled, train: Arc<Dataset>, test: Arc<Dataset>, opts: &TrainOptions) -> Result<TrainReport, TrainError> {
+    init_seed(opts.seed);
+    let vs = VarStore::new(opts.device);
+    let net = crate::runtime::ResNet::new(&vs.root(), compiled).map_err(|e| TrainError::Model(Box::new(e)))?;
+    train_model(&net, &vs, compiled.network.input, train, test, opts)
+}
+
+/// The settings that must not change when a run is resumed, as JSON. `epochs` and
+/// `device` are recorded but may change.
+#[derive(serde::Serialize)]
+struct RunConfig<'a> {
+    spec: &'a str,
+    data: &'a str,
+    input: [usize; 3],
+    classes: usize,
+    train_examples: usize,
+    test_examples: usize,
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    schedule: Schedule,
+    seed: u64,
+    augment: String,
+    device: String,
+}
+
+/// Trains `model`, whose variables live in `vs`, on `train`, testing on `test` after
+/// every epoch. See the [module documentation](self) for what it writes.
+pub fn train_model<M: Classifier>(
+    model: &M,
+    vs: &VarStore,
+    input: Shape,
+    train: Arc<Dataset>,
+    test: Arc<Dataset>,
+    opts: &TrainOptions,
+) -> Result<TrainReport, TrainError> {
+    let torch = TrainError::torch;
+    if opts.batch_size == 0 || opts.epochs == 0 {
+        return Err(TrainError::Config("--epochs and --batch-size must be at least 1".into()));
+    }
+    if train.is_empty() || test.is_empty() {
+        return Err(TrainError::Config(format!(
+            "nothing to train on: {} training and {} test examples",
+            train.len(),
+            test.len()
+        )));
+    }
+    let (c, h, w) = input_of(input);
+    let files = RunFiles::new(&opts.out);
+    std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Write { path: opts.out.clone(), source })?;
+    let config = serde_json::to_string(&RunConfig {
+        spec: &opts.spec,
+        data: &opts.data,
+        input: [c, h, w],
+        classes: train.classes.len(),
+        train_examples: train.len(),
+        test_examples: test.len(),
+        epochs: opts.epochs,
+        batch_size: opts.batch_size,
+        lr: opts.lr,
+        momentum: opts.momentum,
+        weight_decay: opts.weight_decay,
+        schedule: opts.schedule,
+        seed: opts.seed,
+        augment: opts.augment.to_string(),
+        device: format!("{:?}", opts.device),
+    })
+    .unwrap_or_default(); // Serialising plain numbers and strings cannot fail.
+
+    let mut opt = Sgd::new(vs, opts.momentum, opts.weight_decay).map_err(torch("creating the optimizer"))?;
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let has_checkpoint = files.checkpoint.exists();
+    if opts.resume && has_checkpoint {
+        let ckpt = checkpoint::load(&files.checkpoint)?;
+        let diffs = checkpoint::config_differences(&ckpt.state.config, &config, &["epochs", "device"]);
+        if !diffs.is_empty() {
+            return Err(TrainError::ResumeMismatch { path: files.checkpoint.clone(), differences: diffs.join("; ") });
+        }
+        checkpoint::copy_into(vs, &ckpt.tensors, checkpoint::MODEL_PREFIX, &files.checkpoint)?;
+        opt.load_state(&ckpt.tensors)
+            .map_err(|message| TrainError::Checkpoint { path: files.checkpoint.clone(), message })?;
+        history = ckpt.state.history;
+    } else if !opts.resume && [&files.checkpoint, &files.weights, &files.metrics].iter().any(|p| p.exists()) {
+        return Err(TrainError::RunExists { path: opts.out.clone() });
+    }
+    let resumed_from = history.len();
+    if opts.summary && opts.resume {
+        if has_checkpoint {
+            println!("resuming {} at epoch {} of {}", opts.out.display(), resumed_from + 1, opts.epochs);
+        } else {
+            println!("no checkpoint in {}: starting a new run", opts.out.display());
+        }
+    }
+
+    let steps_per_epoch = train.len().div_ceil(opts.batch_size);
+    let prep = Prep { channels: c, height: h, width: w, augment: opts.augment, device: opts.device };
+    let test_prep = Prep { augment: Augment::default(), ..prep.clone() };
+    for epoch in resumed_from..opts.epochs {
+        let started = Instant::now();
+        tch::manual_seed(Rng::stream(opts.seed, &[Purpose::Torch as u64, epoch as u64]).next_u64() as i64);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        Rng::stream(opts.seed, &[Purpose::Shuffle as u64, epoch as u64]).shuffle(&mut order);
+        let loader = Loader::spawn(train.clone(), order, opts.batch_size, prep.clone(), (opts.seed, epoch as u64));
+        let bar = progress_bar(opts.progress, steps_per_epoch, epoch + 1, opts.epochs);
+
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
+        let mut train_time = 0f64;
+        for (step, batch) in loader.enumerate() {
+            let step_start = Instant::now();
+            let batch = batch.map_err(torch("preparing a batch"))?;
+            let lr = opts.schedule.lr(opts.lr, epoch * steps_per_epoch + step, steps_per_epoch, opts.epochs);
+            let logits = model.logits(&batch.images, true)?;
+            let loss = logits.f_cross_entropy_loss::<Tensor>(&batch.labels, None, tch::Reduction::Mean, -100, 0.0)
+                .map_err(torch("computing the loss"))?;
+            opt.zero_grad();
+            loss.f_backward().map_err(torch("the backward pass"))?;
+            opt.step(lr).map_err(torch("the optimizer step"))?;
+            let n = batch.labels.size()[0] as usize;
+            loss_sum += loss.f_double_value(&[]).map_err(torch("reading the loss"))? * n as f64;
+            correct += count_correct(&logits, &batch.labels).map_err(torch("counting correct predictions"))?;
+            seen += n;
+            train_time += step_start.elapsed().as_secs_f64();
+            bar.inc(1);
+            if step % 5 == 0 || step + 1 == steps_per_epoch {
+                bar.set_message(format!(
+                    "loss {:.4}  acc {:.3}  {:.0} ex/s",
+                    loss_sum / seen as f64,
+                    correct as f64 / seen as f64,
+                    seen as f64 / train_time.max(1e-9)
+                ));
+            }
+        }
+        bar.finish_and_clear();
+        if seen != train.len() {
+            return Err(TrainError::Config(format!("the loader stopped after {seen} of {} examples", train.len())));
+        }
+        let test_eval = evaluate(model, test.clone(), &test_prep, opts.batch_size)?;
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen as f64,
+            train_acc: correct as f64 / seen as f64,
+            test_acc: test_eval.accuracy(),
+            examples_per_sec: seen as f64 / train_time.max(1e-9),
+            // Training and testing; writing the reports takes a few milliseconds more.
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        history.push(m);
+        // Checkpoint first: metrics and curves are rebuilt from it on resume.
+        let state = checkpoint::RunState { epoch: epoch + 1, seed: opts.seed, history: history.clone(), config: config.clone() };
+        checkpoint::save(&files.checkpoint, vs, &opt, &state)?;
+        write_reports(&files, &history, opts.epochs)?;
+        if opts.summary {
+            let m = history.last().expect("just pushed");
+            println!(
+                "epoch {}/{}: loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} examples/s, {:.1} s",
+                m.epoch, opts.epochs, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec, m.seconds
+            );
+        }
+    }
+    if resumed_from >= opts.epochs {
+        // Already complete: make sure the reports exist (they are rebuilt from the checkpoint).
+        write_reports(&files, &history, opts.epochs)?;
+    }
+    checkpoint::save_weights(&files.weights, vs)?;
+    Ok(TrainReport { history, resumed_from, weights: files.weights })
+}
+
+/// `metrics.csv` and the curves, from the whole history.
+fn write_reports(files: &RunFiles, history: &[EpochMetrics], epochs: usize) -> Result<(), TrainError> {
+    metrics::write_csv(&files.metrics, history).map_err(|source| TrainError::Write { path: files.metrics.clone(), source })?;
+    plot::draw(&files.png, &files.svg, history, epochs)
+}
+
+fn progress_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    bar
+}
+
+/// How many rows of `logits` have their maximum at `labels`.
+pub(crate) fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<i64, tch::TchError> {
+    logits.f_argmax(-1, false)?.f_eq_tensor(labels)?.f_sum(tch::Kind::Int64)?.f_int64_value(&[])
+}
