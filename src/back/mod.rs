@@ -5,3 +5,4 @@ pub mod dsl;
 pub mod yaml;
 pub mod dot;
 pub mod table;
+pub mod rust;

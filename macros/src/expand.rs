@@ -1,0 +1,227 @@
+//! The expansion: read the spec, compile it, hand the network to resnetc's Rust back end.
+//!
+//! On any error the expansion is one `compile_error!` plus the item as the user wrote it
+//! (for `#[resnet(...)] pub struct X;`, a stub `pub struct X;`), so the user sees one
+//! error, not a cascade of "cannot find type `X`".
+
+use crate::attr;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, ToTokens};
+use resnetc::back::rust::{is_type_name, module_tokens, RustOptions};
+use resnetc::diag::Diagnostic;
+use resnetc::span::{SourceFile, Syntax};
+use resnetc::Overrides;
+use std::path::{Path, PathBuf};
+use syn::{Attribute, Fields, Item, ItemStruct, LitStr};
+
+/// Expands `#[resnet(args)] item`.
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let output = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Struct(s)) => expand_struct(args, s),
+        Ok(other) => Err(Failure::new(wrong_item(&other))),
+        Err(e) => Err(Failure::new(e)),
+    };
+    match output {
+        Ok(tokens) => tokens,
+        Err(Failure { error, include }) => {
+            let error = error.to_compile_error();
+            quote! {
+                #error
+                #include
+                #item
+            }
+        }
+    }
+}
+
+/// An error, and the `include_str!` of a spec that was read (so fixing it rebuilds).
+struct Failure {
+    error: syn::Error,
+    include: Option<TokenStream>,
+}
+
+impl Failure {
+    fn new(error: syn::Error) -> Self {
+        Failure { error, include: None }
+    }
+}
+
+impl From<syn::Error> for Failure {
+    fn from(error: syn::Error) -> Self {
+        Failure::new(error)
+    }
+}
+
+fn wrong_item(item: &Item) -> syn::Error {
+    let (what, tokens): (&str, TokenStream) = match item {
+        Item::Enum(e) => ("an enum", e.ident.to_token_stream()),
+        Item::Fn(f) => ("a function", f.sig.ident.to_token_stream()),
+        Item::Union(u) => ("a union", u.ident.to_token_stream()),
+        Item::Trait(t) => ("a trait", t.ident.to_token_stream()),
+        Item::Type(t) => ("a type alias", t.ident.to_token_stream()),
+        Item::Mod(m) => ("a module", m.ident.to_token_stream()),
+        Item::Const(c) => ("a constant", c.ident.to_token_stream()),
+        Item::Static(s) => ("a static", s.ident.to_token_stream()),
+        Item::Impl(i) => ("an impl block", i.self_ty.to_token_stream()),
+        other => ("this item", other.to_token_stream()),
+    };
+    syn::Error::new_spanned(tokens, format!("#[resnet] goes on a unit struct such as `pub struct ResNet50;`, not on {what}"))
+}
+
+fn expand_struct(args: TokenStream, item: ItemStruct) -> Result<TokenStream, Failure> {
+    check_shape(&item)?;
+    let attrs = Attrs::sort(&item.attrs)?;
+    let args = attr::parse(args)?;
+    let name = item.ident.to_string();
+    if !is_type_name(&name) {
+        return Err(syn::Error::new_spanned(&item.ident, "#[resnet] needs a plain identifier as the struct's name").into());
+    }
+
+    let spec = &args.spec;
+    let (path, base) = resolve(spec)?;
+    let include = path.to_str().map(|p| quote!(const _: &str = ::core::include_str!(#p);));
+    let file = read(spec, &path, base.as_deref())?;
+    let overrides = Overrides { input: args.input, classes: args.classes, name: None };
+    let compiled = resnetc::compile_with(&file, &overrides).map_err(|diags| Failure {
+        error: syn::Error::new(spec.span(), spec_errors(&file, diags)),
+        include: include.clone(),
+    })?;
+    let tokens = module_tokens(&compiled, &RustOptions { name: Some(name), source: Some(spec.value()) });
+
+    let ident = &item.ident;
+    let vis = &item.vis;
+    let module = format_ident!("__resnet_{}", ident);
+    let Attrs { docs, cfgs, lints } = attrs;
+    Ok(quote! {
+        #(#cfgs)*
+        #(#lints)*
+        #[allow(non_snake_case)]
+        mod #module {
+            #include
+            #tokens
+        }
+        #(#cfgs)*
+        #(#lints)*
+        #(#docs)*
+        #vis use #module::#ident;
+    })
+}
+
+/// `#[resnet]` replaces a unit struct without generics.
+fn check_shape(item: &ItemStruct) -> syn::Result<()> {
+    let hint = format!("write a unit struct: `{}struct {};`", vis_prefix(item), item.ident);
+    match &item.fields {
+        Fields::Unit => {}
+        fields => {
+            return Err(syn::Error::new_spanned(
+                fields,
+                format!("#[resnet] generates the struct's fields; {hint}"),
+            ))
+        }
+    }
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        return Err(syn::Error::new_spanned(&item.generics, format!("#[resnet] structs take no generics; {hint}")));
+    }
+    Ok(())
+}
+
+fn vis_prefix(item: &ItemStruct) -> String {
+    let vis = item.vis.to_token_stream().to_string();
+    if vis.is_empty() {
+        vis
+    } else {
+        format!("{vis} ")
+    }
+}
+
+/// The struct's attributes, by where they go in the expansion.
+struct Attrs<'a> {
+    /// Doc comments: onto the re-export, where rustdoc shows them above the generated docs.
+    docs: Vec<&'a Attribute>,
+    /// `#[cfg]`/`#[cfg_attr]`: onto both the module and the re-export.
+    cfgs: Vec<&'a Attribute>,
+    /// `#[allow]`, `#[warn]`, `#[deny]`, `#[forbid]`, `#[expect]`: likewise.
+    lints: Vec<&'a Attribute>,
+}
+
+impl<'a> Attrs<'a> {
+    fn sort(attrs: &'a [Attribute]) -> syn::Result<Self> {
+        let mut sorted = Attrs { docs: Vec::new(), cfgs: Vec::new(), lints: Vec::new() };
+        for attr in attrs {
+            let path = attr.path();
+            if path.is_ident("doc") {
+                sorted.docs.push(attr);
+            } else if path.is_ident("cfg") || path.is_ident("cfg_attr") {
+                sorted.cfgs.push(attr);
+            } else if ["allow", "warn", "deny", "forbid", "expect"].iter().any(|l| path.is_ident(l)) {
+                sorted.lints.push(attr);
+            } else {
+                return Err(syn::Error::new_spanned(
+                    attr,
+                    "#[resnet] generates the struct (deriving `Debug`): only doc comments, #[cfg] and lint attributes can go on it",
+                ));
+            }
+        }
+        Ok(sorted)
+    }
+}
+
+/// The spec's path, and the directory a relative path was resolved against: the calling
+/// crate's `CARGO_MANIFEST_DIR`.
+fn resolve(spec: &LitStr) -> syn::Result<(PathBuf, Option<PathBuf>)> {
+    let written = spec.value();
+    if Syntax::from_path(&written).is_none() {
+        return Err(syn::Error::new(spec.span(), format!("`{written}`: unknown spec extension; use .yaml, .yml or .resnet")));
+    }
+    let path = Path::new(&written);
+    if path.is_absolute() {
+        return Ok((path.to_path_buf(), None));
+    }
+    match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            Ok((dir.join(path), Some(dir)))
+        }
+        None => Err(syn::Error::new(
+            spec.span(),
+            format!("cannot resolve `{written}`: CARGO_MANIFEST_DIR is not set (build with Cargo, or give an absolute path)"),
+        )),
+    }
+}
+
+fn read(spec: &LitStr, path: &Path, base: Option<&Path>) -> Result<SourceFile, Failure> {
+    let written = spec.value();
+    let bytes = std::fs::read(path).map_err(|e| {
+        let note = base.map_or_else(String::new, |dir| {
+            format!("\n  = note: a relative path starts at the crate's root (CARGO_MANIFEST_DIR): {}", dir.display())
+        });
+        syn::Error::new(spec.span(), format!("cannot read spec `{written}`: {e}{note}"))
+    })?;
+    let include = path.to_str().map(|p| quote!(const _: &str = ::core::include_str!(#p);));
+    let text = String::from_utf8(bytes).map_err(|_| Failure {
+        error: syn::Error::new(spec.span(), format!("spec `{written}` is not UTF-8 text")),
+        include,
+    })?;
+    // `resolve` has checked the extension.
+    let syntax = Syntax::from_path(&written).unwrap_or(Syntax::Yaml);
+    Ok(SourceFile::new(written, text, syntax))
+}
+
+/// The compile error's message: resnetc's rendered diagnostics, errors first. rustc
+/// prints `error: ` before it, so the first line `error[CODE]: title` becomes
+/// `title [CODE]`.
+fn spec_errors(file: &SourceFile, mut diags: Vec<Diagnostic>) -> String {
+    diags.sort_by_key(|d| !d.is_error());
+    let rendered = resnetc::diag::render(file, &diags);
+    let rendered = rendered.trim_end();
+    let (first, rest) = rendered.split_once('\n').unwrap_or((rendered, ""));
+    let first = match first.strip_prefix("error[").and_then(|s| s.split_once("]: ")) {
+        Some((code, title)) => format!("{title} [{code}]"),
+        None => first.to_string(),
+    };
+    if rest.is_empty() {
+        first
+    } else {
+        format!("{first}\n{rest}")
+    }
+}

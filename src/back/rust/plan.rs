@@ -1,0 +1,299 @@
+//! What the generated module needs, read off the checked network once.
+//!
+//! The generated code has one struct per block kind the model uses, one `Downsample`
+//! struct for projection shortcuts, and small builder functions. A setting that is the
+//! same in every block of a kind (groups, conv bias, where a bottleneck strides) is
+//! written into the block's code as a literal; one that varies becomes a constructor
+//! parameter. This module decides which, and computes every block's constructor
+//! arguments from its [`BlockPlan`], so the emitter never looks at the IR's options.
+
+use crate::ir::{BlockKind, Model};
+use crate::valid::{BlockPlan, Network, ShortcutPlan};
+use crate::Compiled;
+
+/// A setting of generated code: the same value everywhere (written inline), or a
+/// parameter of the function that needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Knob<T> {
+    Fixed(T),
+    Param,
+}
+
+impl<T: Copy + PartialEq> Knob<T> {
+    /// `Fixed` when every value is equal (or there is none: then `default`).
+    fn of(values: impl IntoIterator<Item = T>, default: T) -> Self {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Knob::Fixed(default);
+        };
+        if values.all(|v| v == first) {
+            Knob::Fixed(first)
+        } else {
+            Knob::Param
+        }
+    }
+
+    pub fn is_param(self) -> bool {
+        matches!(self, Knob::Param)
+    }
+}
+
+/// How residual blocks hold their shortcut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ShortcutStyle {
+    /// Every residual block adds its input unchanged (or there is no residual block).
+    Identity,
+    /// Every residual block projects: a `downsample: Downsample` field.
+    Projection,
+    /// Some blocks project: `downsample: Option<Downsample>` and a `project: bool` argument.
+    OptionalProjection,
+    /// Zero-padding shortcuts (option A) appear: a `shortcut: Shortcut` field whose enum has
+    /// the variants used; a `ShortcutKind` argument when there is more than one.
+    Enum { identity: bool, zero_pad: bool, projection: bool },
+}
+
+impl ShortcutStyle {
+    pub fn has_projection(self) -> bool {
+        match self {
+            ShortcutStyle::Identity => false,
+            ShortcutStyle::Projection | ShortcutStyle::OptionalProjection => true,
+            ShortcutStyle::Enum { projection, .. } => projection,
+        }
+    }
+
+    /// The enum style with more than one variant takes a `ShortcutKind` argument.
+    pub fn takes_kind(self) -> bool {
+        match self {
+            ShortcutStyle::Enum { identity, zero_pad, projection } => {
+                usize::from(identity) + usize::from(zero_pad) + usize::from(projection) > 1
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The shortcut one block gets, as its constructor argument says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ShortcutArg {
+    /// A plain block: no shortcut.
+    None,
+    Identity,
+    ZeroPad,
+    Projection,
+}
+
+/// Settings of the `Downsample` struct (projection shortcuts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct DownsamplePlan {
+    /// Whether a BN (`downsample.1`) follows the 1x1 convolution.
+    pub bn: Knob<bool>,
+    /// The convolution's bias; `None` when the `conv2d` helper fixes the bias for all.
+    pub bias: Option<Knob<bool>>,
+}
+
+/// One generated block struct.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct KindPlan {
+    pub kind: BlockKind,
+    /// The struct's name (`Bottleneck`, `BasicBlock`, ...).
+    pub ident: String,
+    /// Groups of the grouped convolution(s); `None` when no convolution is grouped.
+    pub groups: Option<Knob<u64>>,
+    /// Convolution bias; `None` when the `conv2d` helper fixes it for every convolution.
+    pub bias: Option<Knob<bool>>,
+    /// Bottleneck kinds: whether the stride sits on the first 1x1 (v1) rather than the 3x3.
+    pub stride_first: Option<Knob<bool>>,
+}
+
+/// The constructor arguments of one block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct BlockCall {
+    pub c_in: u64,
+    pub filters: Vec<u64>,
+    pub stride: u64,
+    pub groups: u64,
+    pub bias: bool,
+    pub stride_first: bool,
+    pub shortcut: ShortcutArg,
+    pub projection_bn: bool,
+    pub projection_bias: bool,
+}
+
+/// One stage: a `layerN: Vec<Kind>` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct StagePlan {
+    /// `layer1`, `layer2`, ... (torchvision's module names).
+    pub field: String,
+    /// Index into [`Plan::kinds`].
+    pub kind: usize,
+    /// Index into [`Network::stages`].
+    pub summary: usize,
+    pub calls: Vec<BlockCall>,
+    /// Every block after the first takes the same arguments: build them in a loop.
+    pub loop_tail: bool,
+}
+
+/// Names of the module's private types, kept apart from the model's own name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct TypeNames {
+    pub downsample: String,
+    pub shortcut: String,
+    pub shortcut_kind: String,
+}
+
+/// Everything the emitter needs.
+pub(super) struct Plan<'a> {
+    pub model: &'a Model,
+    pub net: &'a Network,
+    /// The model struct's name.
+    pub name: String,
+    /// The `conv2d` helper's bias: fixed when every convolution agrees.
+    pub conv_bias: Knob<bool>,
+    /// Whether the `conv2d` helper takes a `groups` argument.
+    pub conv_groups: bool,
+    pub shortcut: ShortcutStyle,
+    pub downsample: Option<DownsamplePlan>,
+    pub kinds: Vec<KindPlan>,
+    pub stages: Vec<StagePlan>,
+    /// `zero_init_residual` applies to at least one block.
+    pub zero_init: bool,
+    pub types: TypeNames,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(compiled: &'a Compiled, name: String) -> Self {
+        let model = &compiled.model;
+        let net = &compiled.network;
+
+        let all_convs = std::iter::once(&net.stem.conv).chain(net.blocks.iter().flat_map(|b| {
+            b.convs.iter().chain(match &b.shortcut {
+                ShortcutPlan::Projection { conv, .. } => Some(conv),
+                _ => None,
+            })
+        }));
+        let conv_bias = Knob::of(all_convs.clone().map(|c| c.bias), false);
+        let conv_groups = all_convs.clone().any(|c| c.groups != 1);
+
+        let residual = || net.blocks.iter().filter(|b| b.kind.has_shortcut());
+        let has = |f: fn(&ShortcutPlan) -> bool| residual().any(|b| f(&b.shortcut));
+        let identity = has(|s| matches!(s, ShortcutPlan::Identity));
+        let zero_pad = has(|s| matches!(s, ShortcutPlan::ZeroPad { .. }));
+        let projection = has(|s| matches!(s, ShortcutPlan::Projection { .. }));
+        let shortcut = match (identity, zero_pad, projection) {
+            (_, false, false) => ShortcutStyle::Identity,
+            (false, false, true) => ShortcutStyle::Projection,
+            (true, false, true) => ShortcutStyle::OptionalProjection,
+            _ => ShortcutStyle::Enum { identity, zero_pad, projection },
+        };
+        let projections: Vec<(bool, bool)> = residual()
+            .filter_map(|b| match &b.shortcut {
+                ShortcutPlan::Projection { conv, bn } => Some((bn.is_some(), conv.bias)),
+                _ => None,
+            })
+            .collect();
+        let downsample = projection.then(|| DownsamplePlan {
+            bn: Knob::of(projections.iter().map(|p| p.0), true),
+            bias: conv_bias.is_param().then(|| Knob::of(projections.iter().map(|p| p.1), false)),
+        });
+
+        let mut kinds: Vec<KindPlan> = Vec::new();
+        for block in &net.blocks {
+            if kinds.iter().any(|k| k.kind == block.kind) {
+                continue;
+            }
+            let of_kind = || net.blocks.iter().filter(|b| b.kind == block.kind);
+            kinds.push(KindPlan {
+                kind: block.kind,
+                ident: kind_ident(block.kind).to_string(),
+                groups: conv_groups.then(|| Knob::of(of_kind().map(grouped), 1)),
+                bias: conv_bias.is_param().then(|| Knob::of(of_kind().map(block_bias), false)),
+                stride_first: block.kind.is_bottleneck().then(|| {
+                    Knob::of(of_kind().filter(|b| block_stride(b) > 1).map(stride_first), false)
+                }),
+            });
+        }
+
+        let mut stages = Vec::new();
+        let mut blocks = net.blocks.iter().peekable();
+        for (si, stage) in model.stages.iter().enumerate() {
+            let mut calls = Vec::new();
+            while let Some(block) = blocks.next_if(|b| b.stage == si) {
+                calls.push(block_call(block, stage.projection.bn, stage.projection.bias));
+            }
+            let kind = kinds.iter().position(|k| k.kind == stage.block).unwrap_or(0);
+            let loop_tail = calls.len() >= 3 && calls[2..].iter().all(|c| *c == calls[1]);
+            stages.push(StagePlan { field: format!("layer{}", si + 1), kind, summary: si, calls, loop_tail });
+        }
+
+        // The model's own name wins; a private type of the same name steps aside.
+        let avoid = |base: &str| if base == name { format!("{base}Inner") } else { base.to_string() };
+        for k in &mut kinds {
+            k.ident = avoid(&k.ident);
+        }
+        let types = TypeNames {
+            downsample: avoid("Downsample"),
+            shortcut: avoid("Shortcut"),
+            shortcut_kind: avoid("ShortcutKind"),
+        };
+
+        let zero_init = model.zero_init_residual && net.blocks.iter().any(|b| b.kind.has_shortcut());
+        Plan { model, net, name, conv_bias, conv_groups, shortcut, downsample, kinds, stages, zero_init, types }
+    }
+
+    /// Whether the model has any BN layer (and so needs the `batch_norm2d` helper).
+    pub fn has_batch_norm(&self) -> bool {
+        self.net.batch_norms().next().is_some()
+    }
+}
+
+/// The struct name of each block kind.
+fn kind_ident(kind: BlockKind) -> &'static str {
+    match kind {
+        BlockKind::Basic => "BasicBlock",
+        BlockKind::Bottleneck => "Bottleneck",
+        BlockKind::PreActBasic => "PreActBlock",
+        BlockKind::PreActBottleneck => "PreActBottleneck",
+        BlockKind::Plain => "PlainBlock",
+        BlockKind::PlainBottleneck => "PlainBottleneck",
+    }
+}
+
+/// The block's stride (its one strided convolution's, or 1).
+fn block_stride(b: &BlockPlan) -> u64 {
+    b.convs.iter().map(|c| c.stride).max().unwrap_or(1)
+}
+
+/// Bottlenecks: the stride is on the first 1x1 (v1).
+fn stride_first(b: &BlockPlan) -> bool {
+    b.convs.first().is_some_and(|c| c.stride > 1)
+}
+
+/// Groups of the grouped convolution: the 3x3 of a bottleneck, both 3x3s of a basic block.
+fn grouped(b: &BlockPlan) -> u64 {
+    let i = if b.kind.is_bottleneck() { 1 } else { 0 };
+    b.convs.get(i).map_or(1, |c| c.groups)
+}
+
+fn block_bias(b: &BlockPlan) -> bool {
+    b.convs.first().is_some_and(|c| c.bias)
+}
+
+fn block_call(b: &BlockPlan, stage_projection_bn: bool, stage_projection_bias: bool) -> BlockCall {
+    let (shortcut, projection_bn, projection_bias) = match &b.shortcut {
+        ShortcutPlan::None => (ShortcutArg::None, stage_projection_bn, stage_projection_bias),
+        ShortcutPlan::Identity => (ShortcutArg::Identity, stage_projection_bn, stage_projection_bias),
+        ShortcutPlan::ZeroPad { .. } => (ShortcutArg::ZeroPad, stage_projection_bn, stage_projection_bias),
+        ShortcutPlan::Projection { conv, bn } => (ShortcutArg::Projection, bn.is_some(), conv.bias),
+    };
+    BlockCall {
+        c_in: b.input.c,
+        filters: b.convs.iter().map(|c| c.out_channels).collect(),
+        stride: block_stride(b),
+        groups: grouped(b),
+        bias: block_bias(b),
+        stride_first: stride_first(b),
+        shortcut,
+        projection_bn,
+        projection_bias,
+    }
+}

@@ -1,0 +1,1 @@
+//! Checks of the generator against the checked network of every shipped spec.
