@@ -1,0 +1,421 @@
+use super::*;
+use crate::ast::{StageAst, StemPoolAst};
+use crate::span::{Span, Spanned, Syntax};
+
+fn file(text: &str) -> SourceFile {
+    SourceFile::new("t.resnet", text, Syntax::Dsl)
+}
+
+fn ok(text: &str) -> SpecAst {
+    let f = file(text);
+    parse(&f).unwrap_or_else(|d| panic!("{}", crate::diag::render(&f, &d)))
+}
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match parse(&file(text)) {
+        Ok(ast) => panic!("expected errors, parsed {ast:?}"),
+        Err(d) => d,
+    }
+}
+
+/// The span of the `n`th occurrence (0-based) of `needle` in `text`.
+fn at(text: &str, needle: &str, n: usize) -> Span {
+    let start = text.match_indices(needle).nth(n).unwrap_or_else(|| panic!("`{needle}` #{n} not in text")).0;
+    Span::new(start, start + needle.len())
+}
+
+/// The span of the `n`th occurrence of `needle` on the line that starts with `line`.
+fn on(text: &str, line: &str, needle: &str, n: usize) -> Span {
+    let start = text.match_indices(line).find(|(i, _)| *i == 0 || text[..*i].ends_with('\n'));
+    let start = start.unwrap_or_else(|| panic!("no line `{line}`")).0;
+    let end = text[start..].find('\n').map_or(text.len(), |e| start + e);
+    let found = at(&text[start..end], needle, n);
+    Span::new(start + found.start, start + found.end)
+}
+
+/// `span` without its first `n` bytes (the number of `x3` or `/2`).
+fn skip(span: Span, n: usize) -> Span {
+    Span::new(span.start + n, span.end)
+}
+
+fn value<T: Clone>(f: &Option<Spanned<T>>) -> Option<T> {
+    f.as_ref().map(|s| s.value.clone())
+}
+
+fn stage(ast: &SpecAst, i: usize) -> &Spanned<StageAst> {
+    &ast.stages.as_ref().expect("stages").value[i]
+}
+
+const RESNET50: &str = "\
+# ResNet-50 as in torchvision (v1.5: stride on the 3x3)
+model resnet50
+input 3x224x224
+stem conv 7x7/2 pad 3 -> 64, bn, relu, maxpool 3x3/2 pad 1
+defaults bottleneck, stride_on conv2, shortcut B
+
+conv2_x: bottleneck [64, 64, 256] x3
+conv3_x: bottleneck [128, 128, 512] x4 /2   # halves the map
+conv4_x: bottleneck [256, 256, 1024] x6 /2
+conv5_x: bottleneck [512, 512, 2048] x3 /2
+head avgpool, fc 1000
+";
+
+#[test]
+fn resnet50_parses_with_exact_spans() {
+    let t = RESNET50;
+    let ast = ok(t);
+    assert_eq!(ast.span, on(t, "model", "model resnet50", 0));
+    let name = ast.name.as_ref().unwrap();
+    assert_eq!((name.value.as_str(), name.span), ("resnet50", on(t, "model", "resnet50", 0)));
+
+    let input = ast.input.as_ref().unwrap();
+    assert_eq!(input.span, on(t, "input", "input 3x224x224", 0));
+    assert_eq!(input.value.channels, Some(Spanned::new(3, on(t, "input", "3", 0))));
+    assert_eq!(input.value.height, Some(Spanned::new(224, on(t, "input", "224", 0))));
+    assert_eq!(input.value.width, Some(Spanned::new(224, on(t, "input", "224", 1))));
+
+    let stem = ast.stem.as_ref().unwrap();
+    assert_eq!(stem.span, on(t, "stem", "stem conv 7x7/2 pad 3 -> 64, bn, relu, maxpool 3x3/2 pad 1", 0));
+    let conv = stem.value.conv.as_ref().unwrap();
+    assert_eq!(conv.span, on(t, "stem", "conv 7x7/2 pad 3 -> 64", 0));
+    assert_eq!(conv.value.kernel, Some(Spanned::new(7, on(t, "stem", "7x7", 0))));
+    assert_eq!(conv.value.stride, Some(Spanned::new(2, on(t, "stem", "2", 0))));
+    assert_eq!(conv.value.padding, Some(Spanned::new(3, on(t, "stem", "3", 0))));
+    assert_eq!(conv.value.filters, Some(Spanned::new(64, on(t, "stem", "64", 0))));
+    assert_eq!(conv.value.bias, None);
+    assert_eq!(stem.value.bn, Some(Spanned::new(true, on(t, "stem", "bn", 0))));
+    assert_eq!(stem.value.relu, Some(Spanned::new(true, on(t, "stem", "relu", 0))));
+    let pool = stem.value.pool.as_ref().unwrap();
+    assert_eq!(pool.span, on(t, "stem", "maxpool 3x3/2 pad 1", 0));
+    let StemPoolAst::Pool(pool) = &pool.value else { panic!("a pool") };
+    assert_eq!(pool.kind, Some(Spanned::new("max".to_string(), on(t, "stem", "max", 0))));
+    assert_eq!(pool.kernel, Some(Spanned::new(3, on(t, "stem", "3x3", 0))));
+    assert_eq!(pool.stride, Some(Spanned::new(2, on(t, "stem", "2", 1))));
+    assert_eq!(pool.padding, Some(Spanned::new(1, on(t, "stem", "1", 0))));
+    assert_eq!(pool.ceil_mode, None);
+
+    let defaults = ast.defaults.as_ref().unwrap();
+    assert_eq!(defaults.span, on(t, "defaults", "defaults bottleneck, stride_on conv2, shortcut B", 0));
+    assert_eq!(defaults.value.block, Some(Spanned::new("bottleneck".to_string(), on(t, "defaults", "bottleneck", 0))));
+    assert_eq!(defaults.value.stride_on, Some(Spanned::new("conv2".to_string(), on(t, "defaults", "conv2", 0))));
+    assert_eq!(defaults.value.shortcut, Some(Spanned::new("B".to_string(), on(t, "defaults", "B", 0))));
+
+    let stages = ast.stages.as_ref().unwrap();
+    assert_eq!(stages.value.len(), 4);
+    assert_eq!(stages.span, on(t, "conv2_x", "conv2_x", 0).to(on(t, "conv5_x", "/2", 0)));
+    let s = stage(&ast, 0);
+    assert_eq!(s.span, on(t, "conv2_x", "conv2_x: bottleneck [64, 64, 256] x3", 0));
+    assert_eq!(s.value.name, Some(Spanned::new("conv2_x".to_string(), on(t, "conv2_x", "conv2_x", 0))));
+    assert_eq!(s.value.options.block, Some(Spanned::new("bottleneck".to_string(), on(t, "conv2_x", "bottleneck", 0))));
+    let filters = s.value.filters.as_ref().unwrap();
+    assert_eq!(filters.span, on(t, "conv2_x", "[64, 64, 256]", 0));
+    let f: Vec<(i64, Span)> = filters.value.iter().map(|x| (x.value, x.span)).collect();
+    let line = |needle, n| on(t, "conv2_x", needle, n);
+    assert_eq!(f, [(64, line("64", 0)), (64, line("64", 1)), (256, line("256", 0))]);
+    assert_eq!(s.value.repeat, Some(Spanned::new(3, skip(line("x3", 0), 1))));
+    assert_eq!(s.value.stride, None);
+    let s = stage(&ast, 1);
+    // A stage's span is its line, without the comment.
+    assert_eq!(s.span, on(t, "conv3_x", "conv3_x: bottleneck [128, 128, 512] x4 /2", 0));
+    assert_eq!(s.value.stride, Some(Spanned::new(2, skip(on(t, "conv3_x", "/2", 0), 1))));
+    assert_eq!(value(&s.value.repeat), Some(4));
+    assert_eq!(value(&stage(&ast, 2).value.repeat), Some(6));
+    assert_eq!(value(&stage(&ast, 3).value.name).as_deref(), Some("conv5_x"));
+
+    let head = ast.head.as_ref().unwrap();
+    assert_eq!(head.span, on(t, "head", "head avgpool, fc 1000", 0));
+    assert_eq!(head.value.pool, Some(Spanned::new("avg".to_string(), on(t, "head", "avg", 0))));
+    assert_eq!(head.value.classes, Some(Spanned::new(1000, on(t, "head", "1000", 0))));
+    assert!(ast.unknown.is_empty());
+    assert_eq!((ast.init, ast.zero_init_residual, ast.batch_norm), (None, None, None));
+}
+
+#[test]
+fn every_statement_form() {
+    let t = "\
+model \"my net #1\"   # quoted names may hold anything
+input 1x28x28
+stem conv 3x3 -> 16 bias pad 1, no bn, no relu, avgpool 2x2/2 pad 0 ceil
+defaults block preact_basic, stride_on v1.5, shortcut A, projection no bn bias, groups 2, width_per_group 8, no bias
+[16, 16] x3
+basic [32, 32] ×3 /2, shortcut C, bias
+\"stage three\": [64, 64] x 3 / 2, projection
+head norm, flatten, dropout 0.25, in 64, fc 10, softmax
+init xavier_uniform
+zero_init_residual
+batch_norm momentum 0.01, eps 1.001e-5
+";
+    let ast = ok(t);
+    assert_eq!(value(&ast.name).as_deref(), Some("my net #1"));
+    let input = value(&ast.input).unwrap();
+    assert_eq!((value(&input.channels), value(&input.height), value(&input.width)), (Some(1), Some(28), Some(28)));
+
+    let stem = value(&ast.stem).unwrap();
+    let conv = value(&stem.conv).unwrap();
+    assert_eq!(
+        (value(&conv.kernel), value(&conv.stride), value(&conv.padding), value(&conv.filters), value(&conv.bias)),
+        (Some(3), None, Some(1), Some(16), Some(true))
+    );
+    assert_eq!((value(&stem.bn), value(&stem.relu)), (Some(false), Some(false)));
+    let Some(StemPoolAst::Pool(pool)) = value(&stem.pool) else { panic!("a pool") };
+    assert_eq!(value(&pool.kind).as_deref(), Some("avg"));
+    assert_eq!((value(&pool.kernel), value(&pool.stride), value(&pool.padding)), (Some(2), Some(2), Some(0)));
+    assert_eq!(value(&pool.ceil_mode), Some(true));
+
+    let d = value(&ast.defaults).unwrap();
+    assert_eq!(value(&d.block).as_deref(), Some("preact_basic"));
+    assert_eq!(value(&d.stride_on).as_deref(), Some("v1.5"));
+    assert_eq!(value(&d.shortcut).as_deref(), Some("A"));
+    let p = value(&d.projection).unwrap();
+    assert_eq!((value(&p.bn), value(&p.bias)), (Some(false), Some(true)));
+    assert_eq!((value(&d.groups), value(&d.width_per_group), value(&d.bias)), (Some(2), Some(8), Some(false)));
+
+    let s0 = &stage(&ast, 0).value;
+    assert_eq!((s0.name.clone(), s0.options.block.clone()), (None, None));
+    assert_eq!(s0.filters.as_ref().map(|f| f.value.len()), Some(2));
+    assert_eq!((value(&s0.repeat), value(&s0.stride)), (Some(3), None));
+    let s1 = &stage(&ast, 1).value;
+    assert_eq!(s1.name, None);
+    assert_eq!(value(&s1.options.block).as_deref(), Some("basic"));
+    assert_eq!((value(&s1.repeat), value(&s1.stride)), (Some(3), Some(2)));
+    assert_eq!((value(&s1.options.shortcut).as_deref(), value(&s1.options.bias)), (Some("C"), Some(true)));
+    let s2 = &stage(&ast, 2).value;
+    assert_eq!(value(&s2.name).as_deref(), Some("stage three"));
+    assert_eq!((value(&s2.repeat), value(&s2.stride)), (Some(3), Some(2)));
+    let p = value(&s2.options.projection).unwrap();
+    assert_eq!((p.bn, p.bias), (None, None));
+
+    let h = value(&ast.head).unwrap();
+    assert_eq!((value(&h.norm), value(&h.pool).as_deref()), (Some(true), Some("flatten")));
+    assert_eq!((value(&h.dropout), value(&h.in_features)), (Some(0.25), Some(64)));
+    assert_eq!((value(&h.classes), value(&h.softmax)), (Some(10), Some(true)));
+    assert_eq!(value(&ast.init).as_deref(), Some("xavier_uniform"));
+    assert_eq!(value(&ast.zero_init_residual), Some(true));
+    let bn = value(&ast.batch_norm).unwrap();
+    assert_eq!((value(&bn.eps), value(&bn.momentum)), (Some(1.001e-5), Some(0.01)));
+}
+
+#[test]
+fn smaller_forms() {
+    let ast = ok("stem no pool\nhead fc 2048 -> 10, no softmax, no norm, maxpool\nzero_init_residual false\n");
+    let stem = value(&ast.stem).unwrap();
+    assert_eq!(value(&stem.pool), Some(StemPoolAst::None));
+    assert_eq!(stem.conv, None);
+    let h = value(&ast.head).unwrap();
+    assert_eq!((value(&h.in_features), value(&h.classes)), (Some(2048), Some(10)));
+    assert_eq!((value(&h.softmax), value(&h.norm), value(&h.pool).as_deref()), (Some(false), Some(false), Some("max")));
+    assert_eq!(value(&ast.zero_init_residual), Some(false));
+
+    // Sections may be empty; numbers keep their sign and lose their separators.
+    let ast = ok("stem\nhead\ndefaults\nbasic [64, 64,] x-1 /1_000\n");
+    assert!(ast.stem.is_some() && ast.head.is_some() && ast.defaults.is_some());
+    let s = &stage(&ast, 0).value;
+    assert_eq!((value(&s.repeat), value(&s.stride)), (Some(-1), Some(1000)));
+    assert_eq!(s.filters.as_ref().map(|f| f.value.len()), Some(2));
+
+    // A stage may be named like a statement keyword.
+    let ast = ok("head: basic [64, 64] x2\n");
+    assert_eq!(value(&stage(&ast, 0).value.name).as_deref(), Some("head"));
+}
+
+#[test]
+fn empty_and_comment_only_files_parse_to_nothing() {
+    for text in ["", "\n\n", "# only a comment\n   # and another\n", "  \t \r\n"] {
+        assert_eq!(ok(text), SpecAst::default(), "{text:?}");
+    }
+}
+
+/// (text, line, column, words the message must contain)
+const SYNTAX_ERRORS: &[(&str, usize, usize, &str)] = &[
+    ("model resnet50\ninput 3x224\n", 2, 12, "expected `x`, found end of line"),
+    ("input 3x224x224\nstem conv 7x7/2 pad 3 -> 64 bn\n", 2, 29, "found `bn`"),
+    ("stem conv 7x7/2, no foo\n", 1, 21, "expected `bn`, `relu` or `pool`, found `foo`"),
+    (
+        "conv2_x bottleneck [64, 64, 256] x3\n",
+        1,
+        9,
+        "expected `:` or filters such as `[64, 64, 256]`, found `bottleneck`",
+    ),
+    ("conv2_x: bottleneck [64, 64, 256] x3 /2 extra\n", 1, 41, "expected `,` or end of line, found `extra`"),
+    ("conv2_x: bottleneck [64, 64; 256] x3\n", 1, 28, "expected `]` or `,`, found `;`"),
+    ("basic x3\n", 1, 7, "expected `:` or filters such as `[64, 64, 256]`, found `x3`"),
+    ("conv2_x: basic x3\n", 1, 16, "expected filters such as `[64, 64, 256]`, found `x3`"),
+    ("defaults shortcut\n", 1, 18, "expected a shortcut option (`A`, `B`, `C`"),
+    ("head avgpool, fc\n", 1, 17, "expected a number, found end of line"),
+    ("head avgpool fc 10\n", 1, 14, "expected `,` or end of line, found `fc`"),
+    ("model\n", 1, 6, "expected a name"),
+    ("\n  3x224x224\n", 2, 3, "expected a statement, found `3x224x224`"),
+    ("batch_norm eps x\n", 1, 16, "expected a number, found `x`"),
+    ("init\n", 1, 5, "expected an init scheme (`kaiming_normal` or `xavier_uniform`), found end of line"),
+    ("stem conv 7x7, , bn\n", 1, 16, "expected a stem part"),
+    ("stem conv abc\n", 1, 11, "a window such as `3x3/2`"),
+    ("zero_init_residual yes\n", 1, 20, "expected a boolean (`true` or `false`) or end of line, found `yes`"),
+    ("conv2_x: basic [64, 64] x2, groups two\n", 1, 36, "expected a number, found `two`"),
+    ("conv2_x: basic [[64, 64]] x2\n", 1, 17, "found `[`"),
+];
+
+#[test]
+fn syntax_errors_point_at_the_right_place_in_words() {
+    for &(text, line, col, words) in SYNTAX_ERRORS {
+        let f = file(text);
+        let diags = errors(text);
+        assert_eq!(diags.len(), 1, "{text:?}: {diags:?}");
+        let d = &diags[0];
+        assert_eq!(d.code, SYNTAX_ERROR, "{text:?}");
+        let span = d.primary_span().expect("a primary label");
+        assert_eq!(f.line_col(span.start), (line, col), "{text:?}: {}", d.message);
+        assert!(d.message.contains(words), "{text:?}: message {:?} lacks {words:?}", d.message);
+        // No raw rule names in what the user reads.
+        assert!(
+            !d.message.contains("kw_") && !d.message.contains("_item") && !d.message.contains("EOI"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.help.len(), 1, "{text:?}: a help line with the expected form");
+    }
+}
+
+#[test]
+fn the_help_line_shows_the_statement_form() {
+    let d = &errors("conv2_x: bottleneck [64, 64, 256] x3 /2 extra")[0];
+    assert!(d.help[0].contains("conv3_x: bottleneck [128, 128, 512] x4 /2"), "{:?}", d.help);
+    let d = &errors("input 3")[0];
+    assert!(d.help[0].contains("input 3x224x224"), "{:?}", d.help);
+}
+
+#[test]
+fn every_broken_line_is_reported_in_one_run() {
+    let text = "\
+model resnet50
+input 3x224
+stem conv 7x7/2 pad 3 -> 64 bn
+conv2_x: basic [64, 64] x2
+conv3_x basic [128, 128] x2 /2
+head fc
+";
+    let f = file(text);
+    let diags = errors(text);
+    let lines: Vec<usize> = diags.iter().map(|d| f.line_col(d.primary_span().unwrap().start).0).collect();
+    assert_eq!(lines, [2, 3, 5, 6]);
+    assert!(diags.iter().all(|d| d.code == SYNTAX_ERROR));
+}
+
+#[test]
+fn unknown_keys_are_kept_not_syntax_errors() {
+    let t = "\
+modle resnet50
+stem conv 7x7/2, dilation 2, bn
+defaults bottleneck, groupz 32
+conv2_x: bottleneck [64, 64, 256] x3, cardinality 32
+head avgpool, classes 10, fc 10
+";
+    let ast = ok(t);
+    let found: Vec<(&str, &str, Span)> =
+        ast.unknown.iter().map(|u| (u.key.value.as_str(), u.section.as_str(), u.key.span)).collect();
+    assert_eq!(
+        found,
+        [
+            ("modle", "the spec", at(t, "modle", 0)),
+            ("dilation", "stem", at(t, "dilation", 0)),
+            ("groupz", "defaults", at(t, "groupz", 0)),
+            ("cardinality", "stages[0]", at(t, "cardinality", 0)),
+            ("classes", "head", at(t, "classes", 0)),
+        ]
+    );
+    assert!(ast.unknown[0].expected.contains(&"model"));
+    assert!(ast.unknown[2].expected.contains(&"groups"));
+    assert!(ast.unknown[4].expected.contains(&"fc"));
+    // Known keys around the unknown ones are still read.
+    let stem = value(&ast.stem).unwrap();
+    assert_eq!(value(&stem.bn), Some(true));
+    assert_eq!(value(&value(&ast.head).unwrap().classes), Some(10));
+}
+
+#[test]
+fn unknown_keys_reach_lowering_with_a_suggestion() {
+    let f = file("model m\ndefaults groupz 32\nbasic [64, 64] x2\n");
+    let diags = crate::compile(&f).expect_err("an unknown key is an error");
+    let d = diags.iter().find(|d| d.code == "E-unknown-key").expect("E-unknown-key");
+    assert_eq!(d.primary_span(), Some(at(&f.text, "groupz", 0)));
+    assert!(d.help.iter().any(|h| h.contains("`groups`")), "{d:?}");
+}
+
+#[test]
+fn duplicates_point_at_the_first_one() {
+    let t = "model a\ninput 3x32x32\nmodel b\nstem bn, no bn\nbasic [1, 1] x1, groups 2, groups 4\nhead fc 10 -> 10, in 5\n";
+    let diags = errors(t);
+    assert!(diags.iter().all(|d| d.code == DUPLICATE_ERROR), "{diags:?}");
+    let places: Vec<(Span, Span)> =
+        diags.iter().map(|d| (d.primary_span().unwrap(), d.labels.iter().find(|l| !l.primary).unwrap().span)).collect();
+    assert_eq!(
+        places,
+        [
+            (at(t, "model b", 0), at(t, "model a", 0)),
+            (at(t, "no bn", 0), at(t, "bn", 0)),
+            (skip(at(t, "groups 4", 0), 7), skip(at(t, "groups 2", 0), 7)),
+            (at(t, "5", 0), at(t, "10", 0)),
+        ]
+    );
+    assert!(diags[0].message.contains("`model` is given twice"));
+}
+
+#[test]
+fn numbers_beyond_i64_and_non_square_kernels_are_diagnostics() {
+    let t = "input 3x99999999999999999999x224\nstem conv 7x5, maxpool 3x3/2\nbatch_norm eps 1e999\n";
+    let f = file(t);
+    let diags = errors(t);
+    let got: Vec<(&str, usize)> =
+        diags.iter().map(|d| (d.code, f.line_col(d.primary_span().unwrap().start).0)).collect();
+    assert_eq!(got, [(NUMBER_ERROR, 1), (KERNEL_ERROR, 2), (NUMBER_ERROR, 3)]);
+    assert_eq!(diags[0].primary_span(), Some(at(t, "99999999999999999999", 0)));
+    assert_eq!(diags[1].primary_span(), Some(at(t, "7x5", 0)));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut inputs: Vec<String> = vec![
+        "[".repeat(100_000),
+        format!("conv2_x: basic {}", "[".repeat(10_000)),
+        // Long lines take the same paths as a 1 MB one, in a fraction of the time.
+        format!("model {}", "x".repeat(1 << 18)),
+        format!("model {} extra", "x".repeat(1 << 18)),
+        format!("basic [{}] x2", "64, ".repeat(10_000)),
+        "9".repeat(1 << 16),
+        "\"unterminated".into(),
+        "model \"a\\".into(),
+        "stem conv 7x7/2 pad 3 -> 64 -> 64 ->".into(),
+        "é∂ƒ©˙∆˚¬…æ\u{0}\u{7f}".into(),
+        ":::::\n,,,,\n->->\n////\n".into(),
+        "head dropout 1e-99999, fc -0".into(),
+        "no pool".into(),
+        "\r\r\r\n\t\t".into(),
+        "x3 /2".into(),
+    ];
+    // A deterministic byte soup built from the language's own characters.
+    let alphabet: Vec<char> =
+        "model input stem conv bn relu pool head fc 0123456789 x/,:[]->#\"\\\n\t.".chars().collect();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..300 {
+        let mut s = String::new();
+        for _ in 0..60 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            s.push(alphabet[(state % alphabet.len() as u64) as usize]);
+        }
+        inputs.push(s);
+    }
+    for text in &inputs {
+        let f = file(text);
+        if let Err(diags) = parse(&f) {
+            for d in &diags {
+                let span = d.primary_span().expect("a primary label");
+                assert!(span.start <= span.end && span.end <= text.len(), "{d:?}");
+                assert!(d.message.len() < 400, "message kept short: {}", d.message.len());
+            }
+            if text.len() < 10_000 {
+                let _ = crate::diag::render(&f, &diags);
+            }
+        }
+    }
+}
