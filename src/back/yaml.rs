@@ -1,8 +1,422 @@
 //! Prints a [`Model`] as a `.yaml` spec (`resnetc fmt --to yaml`).
-use crate::ir::Model;
+//!
+//! The output parses back, through the whole pipeline, to an equal [`Model`]. It says
+//! what matters and leaves torchvision's defaults ([`crate::ir::defaults`]) unsaid: the
+//! stem is written in full, every stage names its `stage`, `repeat`, `filters` and
+//! `stride`, a block option shared by every stage goes once under `defaults:`, and the
+//! head, init and batch-norm settings appear only where they differ from the defaults
+//! (the head always says its `classes`).
+//!
+//! ```
+//! use resnetc::ir::*;
+//! let model = Model {
+//!     name: "tiny".into(),
+//!     input: Shape::new(3, 32, 32),
+//!     stem: defaults::stem(),
+//!     stages: vec![Stage {
+//!         name: "conv2_x".into(),
+//!         block: BlockKind::Basic,
+//!         repeat: 2,
+//!         filters: vec![16, 16],
+//!         stride: 1,
+//!         stride_on: defaults::STRIDE_ON,
+//!         shortcut: defaults::SHORTCUT,
+//!         projection: defaults::projection(BlockKind::Basic),
+//!         groups: 1,
+//!         bias: false,
+//!     }],
+//!     head: Head { classes: 10, ..defaults::head(Some(BlockKind::Basic)) },
+//!     init: Init::KaimingNormal,
+//!     zero_init_residual: false,
+//!     batch_norm: BatchNorm::default(),
+//! };
+//! let text = resnetc::back::yaml::print(&model);
+//! assert!(text.contains("filters: [16, 16]"));
+//! assert!(text.contains("defaults:\n  block: basic\n"));
+//! ```
+
+use crate::ir::{defaults, BatchNorm, Conv, Model, Pool, Projection, Stage};
+use std::fmt::Write;
 
 /// The spec text for `model`; parsing it back yields an equal [`Model`].
 pub fn print(model: &Model) -> String {
-    let _ = model;
-    unimplemented!("printer not written yet")
+    let mut out = String::new();
+    // `write!` into a `String` cannot fail; the results are ignored throughout.
+    let _ = writeln!(out, "# {}", comment_text(&model.name));
+    let _ = writeln!(out, "name: {}", string(&model.name));
+    let _ = writeln!(out, "input: [{}, {}, {}]", model.input.c, model.input.h, model.input.w);
+
+    let stem = &model.stem;
+    out.push_str("stem:\n");
+    let _ = writeln!(out, "  conv: {}", conv(&stem.conv));
+    let _ = writeln!(out, "  bn: {}", stem.bn);
+    let _ = writeln!(out, "  relu: {}", stem.relu);
+    match &stem.pool {
+        Some(p) => {
+            let _ = writeln!(out, "  pool: {}", pool(p));
+        }
+        None => out.push_str("  pool: none\n"),
+    }
+
+    let options = block_options(&model.stages);
+    if !options.shared.is_empty() {
+        out.push_str("defaults:\n");
+        for (key, value) in &options.shared {
+            let _ = writeln!(out, "  {key}: {value}");
+        }
+    }
+
+    out.push_str("stages:\n");
+    for (stage, own) in model.stages.iter().zip(&options.per_stage) {
+        let _ = writeln!(out, "  - stage: {}", string(&stage.name));
+        let _ = writeln!(out, "    repeat: {}", stage.repeat);
+        let filters: Vec<String> = stage.filters.iter().map(u64::to_string).collect();
+        let _ = writeln!(out, "    filters: [{}]", filters.join(", "));
+        let _ = writeln!(out, "    stride: {}", stage.stride);
+        for (key, value) in own {
+            let _ = writeln!(out, "    {key}: {value}");
+        }
+    }
+
+    let head = &model.head;
+    let default_head = defaults::head(model.stages.last().map(|s| s.block));
+    out.push_str("head:\n");
+    if head.norm != default_head.norm {
+        let _ = writeln!(out, "  norm: {}", head.norm);
+    }
+    if head.pool != default_head.pool {
+        let _ = writeln!(out, "  pool: {}", head.pool.keyword());
+    }
+    // Compared bit for bit, so that -0.0 and the like survive the round trip too.
+    if head.dropout.to_bits() != default_head.dropout.to_bits() {
+        let _ = writeln!(out, "  dropout: {}", float(head.dropout));
+    }
+    if let Some(n) = head.in_features {
+        let _ = writeln!(out, "  in_features: {n}");
+    }
+    let _ = writeln!(out, "  classes: {}", head.classes);
+    if head.softmax != default_head.softmax {
+        let _ = writeln!(out, "  softmax: {}", head.softmax);
+    }
+
+    if model.init != defaults::INIT {
+        let _ = writeln!(out, "init: {}", model.init.keyword());
+    }
+    if model.zero_init_residual != defaults::ZERO_INIT_RESIDUAL {
+        let _ = writeln!(out, "zero_init_residual: {}", model.zero_init_residual);
+    }
+    let bn = model.batch_norm;
+    let default_bn = BatchNorm::default();
+    let mut bn_fields = Vec::new();
+    if bn.eps.to_bits() != default_bn.eps.to_bits() {
+        bn_fields.push(format!("eps: {}", float(bn.eps)));
+    }
+    if bn.momentum.to_bits() != default_bn.momentum.to_bits() {
+        bn_fields.push(format!("momentum: {}", float(bn.momentum)));
+    }
+    if !bn_fields.is_empty() {
+        let _ = writeln!(out, "batch_norm: {{{}}}", bn_fields.join(", "));
+    }
+    out
+}
+
+fn conv(c: &Conv) -> String {
+    format!(
+        "{{filters: {}, kernel: {}, stride: {}, padding: {}, bias: {}}}",
+        c.filters, c.kernel, c.stride, c.padding, c.bias
+    )
+}
+
+fn pool(p: &Pool) -> String {
+    format!(
+        "{{kind: {}, kernel: {}, stride: {}, padding: {}, ceil_mode: {}}}",
+        p.kind.keyword(),
+        p.kernel,
+        p.stride,
+        p.padding,
+        p.ceil_mode
+    )
+}
+
+fn projection(p: &Projection) -> String {
+    format!("{{bn: {}, bias: {}}}", p.bn, p.bias)
+}
+
+/// Block options split into those every stage shares (for `defaults:`) and the rest,
+/// per stage; both as `(key, value)` lines in the schema's key order.
+struct BlockOptions {
+    shared: Vec<(&'static str, String)>,
+    per_stage: Vec<Vec<(&'static str, String)>>,
+}
+
+fn block_options(stages: &[Stage]) -> BlockOptions {
+    type OptionRow = (&'static str, fn(&Stage) -> String, fn(&Stage) -> bool);
+    // (key, value as written, whether the value is what lowering would pick anyway)
+    let table: [OptionRow; 6] = [
+        ("block", |s| s.block.keyword().to_owned(), |_| false),
+        ("stride_on", |s| s.stride_on.keyword().to_owned(), |s| s.stride_on == defaults::STRIDE_ON),
+        ("shortcut", |s| s.shortcut.keyword().to_owned(), |s| s.shortcut == defaults::SHORTCUT),
+        ("projection", |s| projection(&s.projection), |s| s.projection == defaults::projection(s.block)),
+        ("groups", |s| s.groups.to_string(), |s| s.groups == defaults::GROUPS),
+        ("bias", |s| s.bias.to_string(), |s| s.bias == defaults::BIAS),
+    ];
+    let mut shared = Vec::new();
+    let mut per_stage = vec![Vec::new(); stages.len()];
+    for (key, value, is_default) in table {
+        if stages.iter().all(is_default) {
+            continue;
+        }
+        let values: Vec<String> = stages.iter().map(value).collect();
+        match values.first() {
+            Some(first) if values.iter().all(|v| v == first) => shared.push((key, first.clone())),
+            _ => {
+                for ((stage, v), own) in stages.iter().zip(values).zip(per_stage.iter_mut()) {
+                    if !is_default(stage) {
+                        own.push((key, v));
+                    }
+                }
+            }
+        }
+    }
+    BlockOptions { shared, per_stage }
+}
+
+/// A float YAML reads back as the same `f64`: Rust's shortest round-trip digits, with a
+/// `.0` wherever they lack a point (`1e-5` -> `1.0e-5`, `0` -> `0.0`), so that no YAML
+/// schema takes it for an integer or a string.
+fn float(x: f64) -> String {
+    if x.is_nan() {
+        return ".nan".to_owned();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { ".inf".to_owned() } else { "-.inf".to_owned() };
+    }
+    let s = format!("{x:?}");
+    if s.contains('.') {
+        return s;
+    }
+    match s.find(['e', 'E']) {
+        Some(i) => format!("{}.0{}", &s[..i], &s[i..]),
+        None => format!("{s}.0"),
+    }
+}
+
+/// A string as a YAML scalar: plain where that reads back as the same string, else
+/// double-quoted with escapes.
+fn string(s: &str) -> String {
+    if is_plain_safe(s) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            // Other non-printable characters (C1 controls, separators, BOM) are escaped
+            // too, so the file stays plain text that any YAML reader accepts.
+            c if matches!(c as u32, 0x80..=0x9f | 0x2028 | 0x2029 | 0xfeff) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// True for names like `resnet50`, `conv2_x`, `wide-resnet50-2`, `resnext50_32x4d`: a
+/// letter first, then letters, digits, `_`, `-` and `.`, and not a word YAML reads
+/// as a boolean or null.
+fn is_plain_safe(s: &str) -> bool {
+    let mut chars = s.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    const SPECIAL: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null", "none", "nan", "inf"];
+    first_ok && rest_ok && !SPECIAL.iter().any(|w| w.eq_ignore_ascii_case(s))
+}
+
+/// The name, on one line, for the header comment.
+fn comment_text(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::*;
+    use crate::span::{SourceFile, Syntax};
+
+    fn stage(name: &str, block: BlockKind, repeat: u64, filters: &[u64], stride: u64) -> Stage {
+        Stage {
+            name: name.into(),
+            block,
+            repeat,
+            filters: filters.to_vec(),
+            stride,
+            stride_on: defaults::STRIDE_ON,
+            shortcut: defaults::SHORTCUT,
+            projection: defaults::projection(block),
+            groups: defaults::GROUPS,
+            bias: defaults::BIAS,
+        }
+    }
+
+    fn resnet50() -> Model {
+        let b = BlockKind::Bottleneck;
+        Model {
+            name: "resnet50".into(),
+            input: defaults::INPUT,
+            stem: defaults::stem(),
+            stages: vec![
+                stage("conv2_x", b, 3, &[64, 64, 256], 1),
+                stage("conv3_x", b, 4, &[128, 128, 512], 2),
+                stage("conv4_x", b, 6, &[256, 256, 1024], 2),
+                stage("conv5_x", b, 3, &[512, 512, 2048], 2),
+            ],
+            head: defaults::head(Some(b)),
+            init: defaults::INIT,
+            zero_init_residual: false,
+            batch_norm: BatchNorm::default(),
+        }
+    }
+
+    /// Everything off its default, and stages that disagree with each other.
+    fn unusual() -> Model {
+        let mut m = resnet50();
+        m.name = "odd: \"name\"\n#1".into();
+        m.input = Shape::new(1, 28, 30);
+        m.stem.conv.bias = true;
+        m.stem.pool = None;
+        m.stages[0].block = BlockKind::PreActBottleneck;
+        m.stages[0].name = "true".into();
+        m.stages[1].stride_on = StrideOn::Conv1;
+        m.stages[1].shortcut = ShortcutOption::C;
+        m.stages[2].projection = Projection { bn: false, bias: true };
+        m.stages[0].projection = Projection { bn: true, bias: false };
+        m.stages[3].groups = 32;
+        m.stages[3].stride = 1;
+        for s in &mut m.stages {
+            s.bias = true;
+        }
+        m.head = Head {
+            norm: true,
+            pool: HeadPool::Flatten,
+            dropout: 0.1 + 0.2,
+            in_features: Some(2048),
+            classes: 7,
+            softmax: true,
+        };
+        m.init = Init::XavierUniform;
+        m.zero_init_residual = true;
+        m.batch_norm = BatchNorm { eps: 1.001e-5, momentum: 0.01 };
+        m
+    }
+
+    fn reparse(text: &str) -> Model {
+        let file = SourceFile::new("printed.yaml", text, Syntax::Yaml);
+        let ast = match crate::front::yaml::parse(&file) {
+            Ok(ast) => ast,
+            Err(d) => panic!("printed spec does not parse:\n{}\n{text}", crate::diag::render(&file, &d)),
+        };
+        match crate::lower::lower(&ast) {
+            Ok((model, _, _)) => model,
+            Err(d) => panic!("printed spec does not lower:\n{}\n{text}", crate::diag::render(&file, &d)),
+        }
+    }
+
+    #[test]
+    fn prints_torchvision_resnet50_tersely() {
+        let text = print(&resnet50());
+        let expected = "\
+# resnet50
+name: resnet50
+input: [3, 224, 224]
+stem:
+  conv: {filters: 64, kernel: 7, stride: 2, padding: 3, bias: false}
+  bn: true
+  relu: true
+  pool: {kind: max, kernel: 3, stride: 2, padding: 1, ceil_mode: false}
+defaults:
+  block: bottleneck
+stages:
+  - stage: conv2_x
+    repeat: 3
+    filters: [64, 64, 256]
+    stride: 1
+  - stage: conv3_x
+    repeat: 4
+    filters: [128, 128, 512]
+    stride: 2
+  - stage: conv4_x
+    repeat: 6
+    filters: [256, 256, 1024]
+    stride: 2
+  - stage: conv5_x
+    repeat: 3
+    filters: [512, 512, 2048]
+    stride: 2
+head:
+  classes: 1000
+";
+        assert_eq!(text, expected);
+        assert_eq!(reparse(&text), resnet50());
+    }
+
+    #[test]
+    fn round_trips_every_setting() {
+        let model = unusual();
+        let text = print(&model);
+        assert!(text.contains("defaults:\n  bias: true\n"), "{text}");
+        assert!(text.contains("    block: preact_bottleneck\n"), "{text}");
+        assert!(text.contains("    stride_on: conv1\n"), "{text}");
+        assert!(text.contains("batch_norm: {eps: 1.001e-5, momentum: 0.01}"), "{text}");
+        assert_eq!(reparse(&text), model);
+    }
+
+    #[test]
+    fn floats_read_back_exactly() {
+        for x in [0.0, 1e-5, 1.001e-5, 0.1 + 0.2, 1e20, 5e-324, 123456789.0, 0.5] {
+            let s = float(x);
+            assert!(s.contains('.'), "{s}");
+            let back: f64 = serde_saphyr::from_str(&s).expect("a YAML float");
+            assert_eq!(back.to_bits(), x.to_bits(), "{s}");
+        }
+        assert_eq!(float(1e-5), "1.0e-5");
+        assert_eq!(float(0.0), "0.0");
+    }
+
+    #[test]
+    fn strings_read_back_exactly() {
+        for s in [
+            "resnet50",
+            "conv2_x",
+            "wide-resnet50-2",
+            "true",
+            "null",
+            "12",
+            "a: b",
+            "# x",
+            " lead",
+            "tab\there",
+            "q\"\\",
+            "é ü",
+            "\u{85}\u{2028}",
+            "",
+        ] {
+            let yaml = format!("v: {}", string(s));
+            #[derive(serde::Deserialize)]
+            struct V {
+                v: String,
+            }
+            let back: V = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+            assert_eq!(back.v, s, "{yaml}");
+        }
+    }
 }

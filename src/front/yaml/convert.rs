@@ -1,0 +1,289 @@
+//! serde's view of the document ([`super::schema`]) -> the surface AST, with saphyr's
+//! locations turned into byte spans of the spec.
+
+use super::schema::*;
+use crate::ast::*;
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::span::{self, SourceFile, Span};
+use serde_saphyr::{Location, Spanned as YSpanned};
+
+/// Turns locations into spans for one source file.
+pub struct Spans<'a> {
+    file: &'a SourceFile,
+}
+
+impl<'a> Spans<'a> {
+    pub fn new(file: &'a SourceFile) -> Self {
+        Spans { file }
+    }
+
+    /// Byte offset where a location starts (clamped to the text).
+    pub fn start_of(&self, loc: &Location) -> usize {
+        let offset = match loc.span().byte_offset().and_then(|b| usize::try_from(b).ok()) {
+            Some(b) => b,
+            None => {
+                let line = usize::try_from(loc.line()).unwrap_or(usize::MAX);
+                let col = usize::try_from(loc.column()).unwrap_or(usize::MAX);
+                self.file.offset_of(line.max(1), col.max(1))
+            }
+        };
+        floor_boundary(&self.file.text, offset.min(self.file.text.len()))
+    }
+
+    /// The span of a scalar (or of any single token saphyr located).
+    pub fn token(&self, loc: &Location) -> Span {
+        let start = self.start_of(loc);
+        let len = loc.span().byte_len().and_then(|l| usize::try_from(l).ok()).unwrap_or(0);
+        if len > 0 {
+            let end = floor_boundary(&self.file.text, start.saturating_add(len).min(self.file.text.len()));
+            return Span::new(start, end);
+        }
+        // No length known: up to the end of the plain token.
+        let rest = self.file.text.get(start..).unwrap_or("");
+        let token_len = rest.find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}')).unwrap_or(rest.len());
+        Span::new(start, start + token_len)
+    }
+
+    /// The span of a mapping or sequence: its first line only, from where it starts to
+    /// the end of that line's text (trailing comment and blanks left out), so a label
+    /// under it never spans half the file.
+    pub fn first_line(&self, loc: &Location) -> Span {
+        first_line_from(&self.file.text, self.start_of(loc))
+    }
+}
+
+/// The span of `location` in a spanned value (the use site when it came through an alias).
+fn loc_of<T>(v: &YSpanned<T>) -> &Location {
+    if v.referenced != Location::UNKNOWN {
+        &v.referenced
+    } else {
+        &v.defined
+    }
+}
+
+/// From `start` to the end of its line, less a trailing comment and trailing blanks.
+pub fn first_line_from(text: &str, start: usize) -> Span {
+    let rest = text.get(start..).unwrap_or("");
+    let line = rest.split('\n').next().unwrap_or("");
+    let mut end = line.len();
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') if opens_scalar(prev) => quote = Some(c),
+            (None, '#') if prev.is_whitespace() => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+        prev = c;
+    }
+    let trimmed = line[..end].trim_end().len();
+    Span::new(start, start + trimmed)
+}
+
+/// Whether a quote after `prev` starts a quoted scalar (rather than being an apostrophe
+/// inside a plain one, as in `name: bob's-net`).
+pub fn opens_scalar(prev: char) -> bool {
+    prev.is_whitespace() || matches!(prev, ':' | '[' | '{' | ',' | '-' | '?')
+}
+
+/// The span of the document: its first line that is neither blank nor a comment (nor a
+/// `---` / `%` directive line), or the empty span at the start.
+pub fn document_span(text: &str) -> Span {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        let t = body.trim_end();
+        let skip = t.is_empty() || t.starts_with('#') || t.starts_with('%') || t == "---" || t.starts_with("--- #");
+        if !skip {
+            return first_line_from(text, offset + indent);
+        }
+        offset += line.len();
+    }
+    Span::DUMMY
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Converts one parsed document, collecting the few problems serde could not see
+/// (a stem pool that is neither `none` nor a mapping).
+pub struct Converter<'a> {
+    spans: Spans<'a>,
+    pub errors: Vec<Diagnostic>,
+}
+
+impl<'a> Converter<'a> {
+    pub fn new(file: &'a SourceFile) -> Self {
+        Converter { spans: Spans::new(file), errors: Vec::new() }
+    }
+
+    fn scalar<T>(&self, v: YSpanned<T>) -> span::Spanned<T> {
+        let span = self.spans.token(loc_of(&v));
+        span::Spanned::new(v.value, span)
+    }
+
+    fn field<T>(&self, v: Option<YSpanned<T>>) -> Field<T> {
+        v.map(|v| self.scalar(v))
+    }
+
+    /// A mapping or sequence field, converted by `f` and spanned by its first line.
+    fn section<T, U>(&mut self, v: Option<YSpanned<T>>, f: impl FnOnce(&mut Self, T) -> U) -> Field<U> {
+        let v = v?;
+        let span = self.spans.first_line(loc_of(&v));
+        let value = f(self, v.value);
+        Some(span::Spanned::new(value, span))
+    }
+
+    fn numbers(&self, items: Vec<YSpanned<i64>>) -> Vec<span::Spanned<i64>> {
+        items.into_iter().map(|i| self.scalar(i)).collect()
+    }
+
+    pub fn root(&mut self, root: RootRepr, span: Span) -> SpecAst {
+        SpecAst {
+            span,
+            name: self.field(root.name),
+            input: self.section(root.input, Self::input),
+            stem: self.section(root.stem, Self::stem),
+            defaults: self.section(root.defaults, Self::options),
+            stages: self.section(root.stages, |c, stages| {
+                stages
+                    .into_iter()
+                    .map(|s| {
+                        let span = c.spans.first_line(loc_of(&s));
+                        span::Spanned::new(c.stage(s.value), span)
+                    })
+                    .collect()
+            }),
+            head: self.section(root.head, Self::head),
+            init: self.field(root.init),
+            zero_init_residual: self.field(root.zero_init_residual),
+            batch_norm: self.section(root.batch_norm, |c, bn| BatchNormAst {
+                eps: c.field(bn.eps),
+                momentum: c.field(bn.momentum),
+            }),
+            unknown: Vec::new(),
+        }
+    }
+
+    fn input(&mut self, input: InputRepr) -> InputAst {
+        match input {
+            InputRepr::List(items) => {
+                let mut items = self.numbers(items).into_iter();
+                let (channels, height, width) = (items.next(), items.next(), items.next());
+                if let Some(extra) = items.next() {
+                    self.errors.push(
+                        Diagnostic::error("E-yaml-type", "`input` takes three numbers")
+                            .with_primary(extra.span, "extra number")
+                            .with_help("write `input: [channels, height, width]`, e.g. `input: [3, 224, 224]`"),
+                    );
+                }
+                InputAst { channels, height, width }
+            }
+            InputRepr::Map(m) => {
+                InputAst { channels: self.field(m.channels), height: self.field(m.height), width: self.field(m.width) }
+            }
+        }
+    }
+
+    fn stem(&mut self, stem: StemRepr) -> StemAst {
+        StemAst {
+            conv: self.section(stem.conv, |c, conv| ConvAst {
+                filters: c.field(conv.filters),
+                kernel: c.field(conv.kernel),
+                stride: c.field(conv.stride),
+                padding: c.field(conv.padding),
+                bias: c.field(conv.bias),
+            }),
+            bn: self.field(stem.bn),
+            relu: self.field(stem.relu),
+            pool: stem.pool.map(|p| {
+                let loc = *loc_of(&p);
+                match p.value {
+                    StemPoolRepr::None => span::Spanned::new(StemPoolAst::None, self.spans.token(&loc)),
+                    StemPoolRepr::Pool(pool) => {
+                        let pool = PoolAst {
+                            kind: self.field(pool.kind),
+                            kernel: self.field(pool.kernel),
+                            stride: self.field(pool.stride),
+                            padding: self.field(pool.padding),
+                            ceil_mode: self.field(pool.ceil_mode),
+                        };
+                        span::Spanned::new(StemPoolAst::Pool(pool), self.spans.first_line(&loc))
+                    }
+                    StemPoolRepr::Other(found) => {
+                        let span = self.spans.token(&loc);
+                        let mut d = Diagnostic::error("E-yaml-type", format!("stem `pool` cannot be `{found}`"))
+                            .with_primary(span, "expected `none` or a pooling mapping")
+                            .with_note("write `pool: none` for no pooling, or e.g. `pool: {kind: max, kernel: 3, stride: 2, padding: 1}`");
+                        if let Some(s) = did_you_mean(&found, ["none"]) {
+                            d = d.with_help(format!("did you mean `{s}`?"));
+                        }
+                        self.errors.push(d);
+                        // Keep going as if no pooling was asked for, so that the rest of the
+                        // spec still gets checked.
+                        span::Spanned::new(StemPoolAst::None, span)
+                    }
+                }
+            }),
+        }
+    }
+
+    fn projection(&mut self, p: Option<YSpanned<ProjectionRepr>>) -> Field<ProjectionAst> {
+        self.section(p, |c, p| ProjectionAst { bn: c.field(p.bn), bias: c.field(p.bias) })
+    }
+
+    fn options(&mut self, o: OptionsRepr) -> BlockOptionsAst {
+        BlockOptionsAst {
+            block: self.field(o.block),
+            stride_on: self.field(o.stride_on),
+            shortcut: self.field(o.shortcut),
+            projection: self.projection(o.projection),
+            groups: self.field(o.groups),
+            width_per_group: self.field(o.width_per_group),
+            bias: self.field(o.bias),
+        }
+    }
+
+    fn stage(&mut self, s: StageRepr) -> StageAst {
+        StageAst {
+            name: self.field(s.stage),
+            repeat: self.field(s.repeat),
+            filters: self.section(s.filters, Self::numbers_mut),
+            stride: self.field(s.stride),
+            options: BlockOptionsAst {
+                block: self.field(s.block),
+                stride_on: self.field(s.stride_on),
+                shortcut: self.field(s.shortcut),
+                projection: self.projection(s.projection),
+                groups: self.field(s.groups),
+                width_per_group: self.field(s.width_per_group),
+                bias: self.field(s.bias),
+            },
+        }
+    }
+
+    fn numbers_mut(&mut self, items: Vec<YSpanned<i64>>) -> Vec<span::Spanned<i64>> {
+        self.numbers(items)
+    }
+
+    fn head(&mut self, h: HeadRepr) -> HeadAst {
+        HeadAst {
+            norm: self.field(h.norm),
+            pool: self.field(h.pool),
+            dropout: self.field(h.dropout),
+            in_features: self.field(h.in_features),
+            classes: self.field(h.classes),
+            softmax: self.field(h.softmax),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The YAML document as serde sees it: one private struct per section, every field an
+//! optional [`Spanned`] value so that [`super::convert`] can give each AST node its place.
+//!
+//! Unknown keys are rejected here (`deny_unknown_fields`); the `expected` list serde
+//! reports with them is one of the `*_KEYS` constants below, which is how
+//! [`super::errors`] names the section a stray key was found in.
+//!
+//! Keyword fields (`block`, `shortcut`, `stride_on`, ...) are plain `String`s:
+//! serde-saphyr hands any non-null scalar to a string field as written, so
+//! `stride_on: v1.5` or `shortcut: yes` reach lowering as text, which then checks them
+//! against the keyword lists with a "did you mean".
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::fmt;
+
+/// Keys of the top level.
+pub const ROOT_KEYS: &[&str] =
+    &["name", "input", "stem", "defaults", "stages", "head", "init", "zero_init_residual", "batch_norm"];
+/// Keys of the mapping form of `input`.
+pub const INPUT_KEYS: &[&str] = &["channels", "height", "width"];
+pub const STEM_KEYS: &[&str] = &["conv", "bn", "relu", "pool"];
+pub const CONV_KEYS: &[&str] = &["filters", "kernel", "stride", "padding", "bias"];
+pub const POOL_KEYS: &[&str] = &["kind", "kernel", "stride", "padding", "ceil_mode"];
+pub const OPTIONS_KEYS: &[&str] =
+    &["block", "stride_on", "shortcut", "projection", "groups", "width_per_group", "bias"];
+pub const PROJECTION_KEYS: &[&str] = &["bn", "bias"];
+pub const STAGE_KEYS: &[&str] = &[
+    "stage",
+    "repeat",
+    "filters",
+    "stride",
+    "block",
+    "stride_on",
+    "shortcut",
+    "projection",
+    "groups",
+    "width_per_group",
+    "bias",
+];
+pub const HEAD_KEYS: &[&str] = &["norm", "pool", "dropout", "in_features", "classes", "softmax"];
+pub const BATCH_NORM_KEYS: &[&str] = &["eps", "momentum"];
+
+/// Where a list of accepted keys applies, as a phrase ("in stage", "at the top level"),
+/// for "unknown key `x` <where>".
+pub fn section_of(expected: &[&str]) -> &'static str {
+    const SECTIONS: &[(&[&str], &str)] = &[
+        (ROOT_KEYS, "at the top level"),
+        (INPUT_KEYS, "in input"),
+        (STEM_KEYS, "in stem"),
+        (CONV_KEYS, "in stem.conv"),
+        (POOL_KEYS, "in stem.pool"),
+        (OPTIONS_KEYS, "in defaults"),
+        (PROJECTION_KEYS, "in projection"),
+        (STAGE_KEYS, "in stage"),
+        (HEAD_KEYS, "in head"),
+        (BATCH_NORM_KEYS, "in batch_norm"),
+    ];
+    SECTIONS.iter().find(|(keys, _)| *keys == expected).map_or("in this mapping", |(_, name)| name)
+}
+
+type Field<T> = Option<Spanned<T>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootRepr {
+    pub name: Field<String>,
+    pub input: Field<InputRepr>,
+    pub stem: Field<StemRepr>,
+    pub defaults: Field<OptionsRepr>,
+    pub stages: Field<Vec<Spanned<StageRepr>>>,
+    pub head: Field<HeadRepr>,
+    pub init: Field<String>,
+    pub zero_init_residual: Field<bool>,
+    pub batch_norm: Field<BatchNormRepr>,
+}
+
+/// `input: [3, 224, 224]` or `input: {channels: 3, height: 224, width: 224}`.
+pub enum InputRepr {
+    List(Vec<Spanned<i64>>),
+    Map(InputMapRepr),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputMapRepr {
+    pub channels: Field<i64>,
+    pub height: Field<i64>,
+    pub width: Field<i64>,
+}
+
+impl<'de> Deserialize<'de> for InputRepr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InputVisitor;
+
+        impl<'de> Visitor<'de> for InputVisitor {
+            type Value = InputRepr;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list [channels, height, width] or a mapping {channels, height, width}")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputRepr, A::Error> {
+                let mut items = Vec::new();
+                // The spec needs three numbers; reading a few more lets lowering report the
+                // real count without letting a huge list allocate.
+                while let Some(item) = seq.next_element::<Spanned<i64>>()? {
+                    if items.len() < 16 {
+                        items.push(item);
+                    }
+                }
+                Ok(InputRepr::List(items))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<InputRepr, A::Error> {
+                InputMapRepr::deserialize(de::value::MapAccessDeserializer::new(map)).map(InputRepr::Map)
+            }
+        }
+
+        deserializer.deserialize_any(InputVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StemRepr {
+    pub conv: Field<ConvRepr>,
+    pub bn: Field<bool>,
+    pub relu: Field<bool>,
+    pub pool: Field<StemPoolRepr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvRepr {
+    pub filters: Field<i64>,
+    pub kernel: Field<i64>,
+    pub stride: Field<i64>,
+    pub padding: Field<i64>,
+    pub bias: Field<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolRepr {
+    pub kind: Field<String>,
+    pub kernel: Field<i64>,
+    pub stride: Field<i64>,
+    pub padding: Field<i64>,
+    pub ceil_mode: Field<bool>,
+}
+
+/// `pool: none` (also `false`) or a pool mapping; any other scalar is kept as written
+/// so that the error can point at it (serde would point at the key).
+pub enum StemPoolRepr {
+    None,
+    Pool(Box<PoolRepr>),
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for StemPoolRepr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PoolVisitor;
+
+        impl<'de> Visitor<'de> for PoolVisitor {
+            type Value = StemPoolRepr;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`none` or a mapping {kind, kernel, stride, padding, ceil_mode}")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StemPoolRepr, E> {
+                Ok(if v == "none" { StemPoolRepr::None } else { StemPoolRepr::Other(v.to_owned()) })
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<StemPoolRepr, E> {
+                Ok(if v { StemPoolRepr::Other(v.to_string()) } else { StemPoolRepr::None })
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StemPoolRepr, E> {
+                Ok(StemPoolRepr::Other(v.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StemPoolRepr, E> {
+                Ok(StemPoolRepr::Other(v.to_string()))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<StemPoolRepr, E> {
+                Ok(StemPoolRepr::Other(v.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StemPoolRepr, A::Error> {
+                PoolRepr::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|p| StemPoolRepr::Pool(Box::new(p)))
+            }
+        }
+
+        deserializer.deserialize_any(PoolVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsRepr {
+    pub block: Field<String>,
+    pub stride_on: Field<String>,
+    pub shortcut: Field<String>,
+    pub projection: Field<ProjectionRepr>,
+    pub groups: Field<i64>,
+    pub width_per_group: Field<i64>,
+    pub bias: Field<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionRepr {
+    pub bn: Field<bool>,
+    pub bias: Field<bool>,
+}
+
+/// A stage item: its own keys plus any block option (flattening is not used because
+/// serde's `flatten` buffers values and would lose their locations).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRepr {
+    pub stage: Field<String>,
+    pub repeat: Field<i64>,
+    pub filters: Field<Vec<Spanned<i64>>>,
+    pub stride: Field<i64>,
+    pub block: Field<String>,
+    pub stride_on: Field<String>,
+    pub shortcut: Field<String>,
+    pub projection: Field<ProjectionRepr>,
+    pub groups: Field<i64>,
+    pub width_per_group: Field<i64>,
+    pub bias: Field<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadRepr {
+    pub norm: Field<bool>,
+    pub pool: Field<String>,
+    pub dropout: Field<f64>,
+    pub in_features: Field<i64>,
+    pub classes: Field<i64>,
+    pub softmax: Field<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormRepr {
+    pub eps: Field<f64>,
+    pub momentum: Field<f64>,
+}
