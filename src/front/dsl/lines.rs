@@ -169,6 +169,12 @@ mod tests {
     }
 
     #[test]
+    fn statement_keys_match_the_dispatch_table() {
+        let keys: Vec<&str> = STATEMENTS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, STATEMENT_KEYS);
+    }
+
+    #[test]
     fn split_skips_blanks_and_comments() {
         let lines = split("# title\n\n  model a # note\r\n\tinput 1x2x3");
         assert_eq!(lines.len(), 2);

@@ -2,10 +2,10 @@
 //! `grammar/resnet.pest`.
 //!
 //! The language is line-oriented, so the text is split into lines and each line is parsed
-//! on its own with the rule its first word names ([`lines`]). A broken line therefore
+//! on its own with the rule its first word names (`lines.rs`). A broken line therefore
 //! costs one diagnostic and the next line is read as usual: several mistakes are reported
-//! in one run. [`build`] turns each line's parse tree into AST pieces with byte spans into
-//! the whole file; [`syntax`] turns pest's errors into readable diagnostics.
+//! in one run. `build.rs` turns each line's parse tree into AST pieces with byte spans into
+//! the whole file; `syntax.rs` turns pest's errors into readable diagnostics.
 //!
 //! Values are taken as written (`x-3` and `x99999999999` both reach [`crate::lower`],
 //! which range-checks them); only a number that does not fit an `i64` is reported here.
@@ -29,11 +29,16 @@ use crate::ast::SpecAst;
 use crate::diag::Diagnostic;
 use crate::span::SourceFile;
 
-/// The generated parser. Each statement has its own entry rule (`model_line`,
-/// `stage_line`, ...); [`lines::classify`] picks it from the line's first word.
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/resnet.pest"]
-pub(crate) struct ResnetParser;
+use grammar::{ResnetParser, Rule};
+
+/// The generated parser, kept private: its `Rule` enum is an implementation detail.
+mod grammar {
+    /// Each statement has its own entry rule (`model_line`, `stage_line`, ...); the line's
+    /// first word picks it (see `lines::classify`).
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/resnet.pest"]
+    pub struct ResnetParser;
+}
 
 /// Diagnostic code of every syntax error of the DSL.
 pub const SYNTAX_ERROR: &str = "E-dsl-syntax";

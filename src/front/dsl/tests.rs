@@ -197,7 +197,7 @@ batch_norm momentum 0.01, eps 1.001e-5
 
 #[test]
 fn smaller_forms() {
-    let ast = ok("stem no pool\nhead fc 2048 -> 10, no softmax, no norm, maxpool\nzero_init_residual false\n");
+    let ast = ok("stem no pool\nhead fc 2048 → 10, no softmax, no norm, maxpool\nzero_init_residual false\n");
     let stem = value(&ast.stem).unwrap();
     assert_eq!(value(&stem.pool), Some(StemPoolAst::None));
     assert_eq!(stem.conv, None);
