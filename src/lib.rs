@@ -67,7 +67,7 @@ pub struct Overrides {
 /// [`compile`] with overrides applied after lowering, before shape checking.
 pub fn compile_with(file: &SourceFile, overrides: &Overrides) -> Result<Compiled, Vec<Diagnostic>> {
     let ast = front::parse(file)?;
-    let (mut model, spans, mut diags) = lower::lower(&ast)?;
+    let (mut model, spans, mut diags) = lower::lower(&ast, file.syntax)?;
     if let Some(input) = overrides.input {
         model.input = input;
     }

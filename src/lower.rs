@@ -14,7 +14,7 @@ use crate::ir::{
     defaults, BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Limits, Model, Pool, PoolKind, Projection, Shape,
     ShortcutOption, Stage, Stem, StrideOn,
 };
-use crate::span::{Span, Spanned};
+use crate::span::{Span, Spanned, Syntax};
 use std::collections::BTreeMap;
 
 /// Where each IR setting was written, keyed by spec path (`stages[1].filters[2]`).
@@ -25,10 +25,26 @@ use std::collections::BTreeMap;
 pub struct SpanTable {
     /// The whole document (first line), the last resort.
     pub doc: Span,
+    /// The syntax the spec was written in, so help lines show fixes in that syntax.
+    pub syntax: Syntax,
     pub map: BTreeMap<String, Span>,
 }
 
+impl Default for Syntax {
+    fn default() -> Self {
+        Syntax::Yaml
+    }
+}
+
 impl SpanTable {
+    /// `yaml` or `dsl`, whichever is how the user writes this spec.
+    pub fn example<'a>(&self, yaml: &'a str, dsl: &'a str) -> &'a str {
+        match self.syntax {
+            Syntax::Yaml => yaml,
+            Syntax::Dsl => dsl,
+        }
+    }
+
     /// The span recorded for `path`, else for its closest ancestor, else the document.
     pub fn get(&self, path: &str) -> Span {
         let mut p = path;
@@ -57,9 +73,12 @@ impl SpanTable {
 
 /// Lowers a parsed spec. On success returns the model, its spans and any warnings; on
 /// failure every error found.
-pub fn lower(ast: &SpecAst) -> Result<(Model, SpanTable, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let mut cx = Lowerer { spans: SpanTable { doc: ast.span, map: BTreeMap::new() }, diags: Vec::new() };
+pub fn lower(ast: &SpecAst, syntax: Syntax) -> Result<(Model, SpanTable, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut cx = Lowerer { spans: SpanTable { doc: ast.span, syntax, map: BTreeMap::new() }, diags: Vec::new() };
     let model = cx.model(ast);
+    // A bad setting under `defaults` is seen by every stage that uses it: report it once.
+    let mut seen = std::collections::HashSet::new();
+    cx.diags.retain(|d| seen.insert((d.code, d.primary_span(), d.message.clone())));
     if crate::diag::has_errors(&cx.diags) {
         Err(cx.diags)
     } else {
@@ -94,7 +113,7 @@ impl Lowerer {
                 self.diags.push(
                     Diagnostic::error("E-range", "the model name is empty")
                         .with_primary(n.span, "empty name")
-                        .with_help("name the model, e.g. `name: resnet50`"),
+                        .with_help(format!("name the model, e.g. `{}`", self.spans.example("name: resnet50", "model resnet50"))),
                 );
                 String::new()
             }
@@ -103,7 +122,8 @@ impl Lowerer {
                 n.value.clone()
             }
             None => {
-                self.missing(ast.span, "name", "the spec", "`name: resnet50` (DSL: `model resnet50`)");
+                let example = format!("`{}`", self.spans.example("name: resnet50", "model resnet50"));
+                self.missing(ast.span, "name", "the spec", &example);
                 String::new()
             }
         };
@@ -234,7 +254,11 @@ impl Lowerer {
 
     fn stages(&mut self, ast: &SpecAst) -> Vec<Stage> {
         let Some(stages) = &ast.stages else {
-            self.missing(ast.span, "stages", "the spec", "a list of stages, e.g. `stages: [{repeat: 2, filters: [64, 64]}]`");
+            let example = format!(
+                "at least one stage, e.g. `{}`",
+                self.spans.example("stages: [{block: basic, repeat: 2, filters: [64, 64]}]", "conv2_x: basic [64, 64] x2")
+            );
+            self.missing(ast.span, "stages", "the spec", &example);
             return Vec::new();
         };
         self.spans.map.insert("stages".into(), stages.span);
@@ -242,7 +266,10 @@ impl Lowerer {
             self.diags.push(
                 Diagnostic::error("E-missing", "the spec has no stages")
                     .with_primary(stages.span, "empty list of stages")
-                    .with_help("add at least one stage, e.g. `- {block: basic, repeat: 2, filters: [64, 64]}`"),
+                    .with_help(format!(
+                        "add at least one stage, e.g. `{}`",
+                        self.spans.example("- {block: basic, repeat: 2, filters: [64, 64]}", "conv2_x: basic [64, 64] x2")
+                    )),
             );
             return Vec::new();
         }
@@ -256,6 +283,7 @@ impl Lowerer {
         let model_defaults = ast.defaults.as_ref();
         if let Some(d) = model_defaults {
             self.spans.map.insert("defaults".into(), d.span);
+            self.check_default_keywords(&d.value);
         }
         let mut out = Vec::new();
         let mut names: BTreeMap<String, Span> = BTreeMap::new();
@@ -301,18 +329,14 @@ impl Lowerer {
         let opts = self.merge_options(&path, &s.options, model);
         let block = match opts.block {
             Some(b) => self
-                .keyword(b, "block kind", BlockKind::KEYWORDS, |k| match k {
-                    "basicblock" | "basic_block" => Some(BlockKind::Basic),
-                    other => BlockKind::from_keyword(other),
-                })
+                .keyword(b, "block kind", BlockKind::KEYWORDS, block_kind)
                 .unwrap_or(BlockKind::Basic),
             None => {
-                self.missing(
-                    stage.span,
-                    "block",
-                    &what,
+                let example = self.spans.example(
                     "`block: bottleneck` on the stage, or once for all stages under `defaults`",
+                    "the block kind on the stage line (`conv2_x: bottleneck [64, 64, 256] x3`), or once in `defaults bottleneck`",
                 );
+                self.missing(stage.span, "block", &what, example);
                 BlockKind::Basic
             }
         };
@@ -323,7 +347,11 @@ impl Lowerer {
         let filters = match &s.filters {
             None => {
                 let example = if block.arity() == 3 { "[64, 64, 256]" } else { "[64, 64]" };
-                self.missing(stage.span, "filters", &what, &format!("`filters: {example}`"));
+                let example = match self.spans.syntax {
+                    Syntax::Yaml => format!("`filters: {example}`"),
+                    Syntax::Dsl => format!("the filters after the block kind: `{} {example} x2`", block.keyword()),
+                };
+                self.missing(stage.span, "filters", &what, &example);
                 vec![1; block.arity()]
             }
             Some(f) => {
@@ -344,23 +372,13 @@ impl Lowerer {
 
         let stride_on = match opts.stride_on {
             Some(k) => self
-                .keyword(k, "stride placement", StrideOn::KEYWORDS, |s| match s {
-                    "conv1" | "v1" | "1x1" => Some(StrideOn::Conv1),
-                    "conv2" | "v1.5" | "3x3" => Some(StrideOn::Conv2),
-                    _ => None,
-                })
+                .keyword(k, "stride placement", StrideOn::KEYWORDS, stride_on)
                 .unwrap_or(defaults::STRIDE_ON),
             None => defaults::STRIDE_ON,
         };
         let shortcut = match opts.shortcut {
             Some(k) => self
-                .keyword(k, "shortcut option", ShortcutOption::KEYWORDS, |s| match s {
-                    "A" | "a" => Some(ShortcutOption::A),
-                    "B" | "b" => Some(ShortcutOption::B),
-                    "C" | "c" => Some(ShortcutOption::C),
-                    "identity" => Some(ShortcutOption::Identity),
-                    _ => None,
-                })
+                .keyword(k, "shortcut option", ShortcutOption::KEYWORDS, shortcut)
                 .unwrap_or(defaults::SHORTCUT),
             None => defaults::SHORTCUT,
         };
@@ -452,17 +470,33 @@ impl Lowerer {
         }
     }
 
+    /// Resolves the keywords under `defaults` once, so a misspelling there is reported even
+    /// when every stage overrides it. (Duplicates from stages that use it are dropped.)
+    fn check_default_keywords(&mut self, d: &ast::BlockOptionsAst) {
+        if let Some(b) = &d.block {
+            self.keyword(b, "block kind", BlockKind::KEYWORDS, block_kind);
+        }
+        if let Some(k) = &d.stride_on {
+            self.keyword(k, "stride placement", StrideOn::KEYWORDS, stride_on);
+        }
+        if let Some(k) = &d.shortcut {
+            self.keyword(k, "shortcut option", ShortcutOption::KEYWORDS, shortcut);
+        }
+    }
+
     fn arity_error(&mut self, f: &Spanned<Vec<Spanned<i64>>>, block: BlockKind, block_span: Option<Span>, stage: &str) {
         let n = f.value.len();
         let want = block.arity();
         let help = match (want, n) {
             (3, 2) => format!(
-                "a {} block takes a triple [1x1, 3x3, 1x1], e.g. [64, 64, 256]; for a pair use `block: basic`",
-                block.keyword()
+                "a {} block takes a triple [1x1, 3x3, 1x1], e.g. [64, 64, 256]; for a pair use the `basic` block kind ({})",
+                block.keyword(),
+                self.spans.example("`block: basic`", "`basic [64, 64]`")
             ),
             (2, 3) => format!(
-                "a {} block takes a pair [3x3, 3x3], e.g. [64, 64]; for a triple use `block: bottleneck`",
-                block.keyword()
+                "a {} block takes a pair [3x3, 3x3], e.g. [64, 64]; for a triple use the `bottleneck` block kind ({})",
+                block.keyword(),
+                self.spans.example("`block: bottleneck`", "`bottleneck [64, 64, 256]`")
             ),
             (3, _) => "give three filters: [1x1, 3x3, 1x1], e.g. [64, 64, 256]".to_string(),
             _ => "give two filters: [3x3, 3x3], e.g. [64, 64]".to_string(),
@@ -506,7 +540,7 @@ impl Lowerer {
                     self.diags.push(
                         Diagnostic::error("E-range", format!("dropout {} is not a probability below 1", d.value))
                             .with_primary(d.span, "must be at least 0 and below 1")
-                            .with_help("use e.g. `dropout: 0.2`, or 0 for none"),
+                            .with_help(format!("use e.g. `{}`, or 0 for none", self.spans.example("dropout: 0.2", "dropout 0.2"))),
                     );
                     0.0
                 } else {
@@ -638,6 +672,31 @@ impl Lowerer {
     }
 }
 
+fn block_kind(k: &str) -> Option<BlockKind> {
+    match k {
+        "basicblock" | "basic_block" => Some(BlockKind::Basic),
+        other => BlockKind::from_keyword(other),
+    }
+}
+
+fn stride_on(k: &str) -> Option<StrideOn> {
+    match k {
+        "conv1" | "v1" | "1x1" => Some(StrideOn::Conv1),
+        "conv2" | "v1.5" | "3x3" => Some(StrideOn::Conv2),
+        _ => None,
+    }
+}
+
+fn shortcut(k: &str) -> Option<ShortcutOption> {
+    match k {
+        "A" | "a" => Some(ShortcutOption::A),
+        "B" | "b" => Some(ShortcutOption::B),
+        "C" | "c" => Some(ShortcutOption::C),
+        "identity" => Some(ShortcutOption::Identity),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,7 +726,7 @@ mod tests {
 
     #[test]
     fn applies_torchvision_defaults() {
-        let (m, spans, warnings) = lower(&minimal()).unwrap();
+        let (m, spans, warnings) = lower(&minimal(), Syntax::Yaml).unwrap();
         assert!(warnings.is_empty());
         assert_eq!(m.input, defaults::INPUT);
         assert_eq!(m.stem, defaults::stem());
@@ -687,7 +746,7 @@ mod tests {
         stages.value[0].value.repeat = Some(sp(1_000_000_000_000, 10));
         stages.value[0].value.filters = Some(sp(vec![sp(64, 20), sp(64, 22), sp(-3, 24)], 19));
         ast.name = None;
-        let errs = lower(&ast).unwrap_err();
+        let errs = lower(&ast, Syntax::Yaml).unwrap_err();
         let codes: Vec<_> = errs.iter().map(|d| d.code).collect();
         assert!(codes.contains(&"E-missing"), "{codes:?}");
         assert!(codes.contains(&"E-limit"), "{codes:?}");
@@ -699,7 +758,7 @@ mod tests {
     fn misspelt_keyword_gets_a_suggestion() {
         let mut ast = minimal();
         ast.stages.as_mut().unwrap().value[0].value.options.block = Some(sp("botleneck".into(), 30));
-        let errs = lower(&ast).unwrap_err();
+        let errs = lower(&ast, Syntax::Yaml).unwrap_err();
         let e = errs.iter().find(|d| d.code == "E-keyword").unwrap();
         assert_eq!(e.help, vec!["did you mean `bottleneck`?".to_string()]);
     }

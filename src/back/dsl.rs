@@ -364,7 +364,7 @@ mod tests {
             let file = SourceFile::new("printed.resnet", text, Syntax::Dsl);
             let ast = crate::front::dsl::parse(&file).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
             let (back, _, _) =
-                crate::lower::lower(&ast).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+                crate::lower::lower(&ast, crate::span::Syntax::Dsl).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
             assert_eq!(back, model, "{}", file.text);
         }
     }

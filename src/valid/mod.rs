@@ -460,9 +460,15 @@ impl Validator<'_> {
         let help = match stage.shortcut {
             ShortcutOption::Identity | ShortcutOption::A if channels_differ || spatial_differ => {
                 if stage.shortcut == ShortcutOption::A && produced.c < carried.c {
-                    format!("option A can only add channels; use a projection shortcut (`shortcut: B`, 1x1 conv, stride {stride})")
+                    format!(
+                        "option A can only add channels; use a projection shortcut (`{}`, 1x1 conv, stride {stride})",
+                        self.spans.example("shortcut: B", "shortcut B")
+                    )
                 } else {
-                    format!("use a projection shortcut (1x1 conv, stride {stride}; paper option B: `shortcut: B`)")
+                    format!(
+                        "use a projection shortcut (1x1 conv, stride {stride}; paper option B: `{}`)",
+                        self.spans.example("shortcut: B", "shortcut B")
+                    )
                 }
             }
             _ => "the shortcut and the residual branch must produce the same shape".to_string(),
@@ -571,7 +577,10 @@ impl Validator<'_> {
                 Diagnostic::warning("W-flatten", format!("the head flattens a {pooled} feature map into {features} features"))
                     .with_primary(self.spans.get("head.pool"), format!("fc gets {} x {} x {} inputs", pooled.c, pooled.h, pooled.w))
                     .with_note(format!("this is input-size dependent: the fc layer alone has {} parameters", features.saturating_mul(h.classes).saturating_add(h.classes)))
-                    .with_help("use `pool: avg` (global average pooling) to make the head independent of the input size"),
+                    .with_help(format!(
+                        "use `{}` (global average pooling) to make the head independent of the input size",
+                        self.spans.example("pool: avg", "head avgpool")
+                    )),
             );
         }
         if let Some(declared) = h.in_features {
@@ -584,7 +593,10 @@ impl Validator<'_> {
                     Diagnostic::error("E-fc-input", format!("the fully connected layer expects {declared} inputs but gets {features}"))
                         .with_primary(self.spans.get("head.in_features"), format!("declared {declared}"))
                         .with_note(format!("{how} gives {features} features"))
-                        .with_help(format!("set `in_features: {features}`, or drop it to let resnetc infer it")),
+                        .with_help(format!(
+                            "set `{}`, or drop it to let resnetc infer it",
+                            self.spans.example(&format!("in_features: {features}"), &format!("in {features}"))
+                        )),
                 );
             }
         }
