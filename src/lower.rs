@@ -330,14 +330,15 @@ impl Lowerer {
         let block = match opts.block {
             Some(b) => self
                 .keyword(b, "block kind", BlockKind::KEYWORDS, block_kind)
-                .unwrap_or(BlockKind::Basic),
+                // Unresolved: guess from the filters so no arity error cascades from it.
+                .unwrap_or_else(|| guess_block(s.filters.as_ref())),
             None => {
                 let example = self.spans.example(
                     "`block: bottleneck` on the stage, or once for all stages under `defaults`",
                     "the block kind on the stage line (`conv2_x: bottleneck [64, 64, 256] x3`), or once in `defaults bottleneck`",
                 );
                 self.missing(stage.span, "block", &what, example);
-                BlockKind::Basic
+                guess_block(s.filters.as_ref())
             }
         };
 
@@ -669,6 +670,15 @@ impl Lowerer {
             return None;
         }
         Some(x as u64)
+    }
+}
+
+/// The block kind a stage's filters suggest (a triple: bottleneck), used after the kind
+/// itself was missing or misspelt, so that no second error cascades from the first.
+fn guess_block(filters: Option<&Spanned<Vec<Spanned<i64>>>>) -> BlockKind {
+    match filters.map(|f| f.value.len()) {
+        Some(3) => BlockKind::Bottleneck,
+        _ => BlockKind::Basic,
     }
 }
 

@@ -452,7 +452,8 @@ impl Validator<'_> {
             "E-shape-add",
             format!("residual add shape mismatch in {} block {} ({name})", stage.name, bi + 1),
         )
-        .with_primary(at, format!("{what} carries {carried}\nresidual branch produces {produced}"));
+        .with_primary(at, format!("{what} carries {carried}, residual branch produces {produced}"))
+        .with_note(format!("the addition needs equal shapes: expected {produced} from the shortcut, found {carried}"));
         if self.spans.has(&format!("{sp}.shortcut")) {
             d = d.with_secondary(self.spans.get(&format!("{sp}.shortcut")), "shortcut option set here");
         }
