@@ -157,9 +157,9 @@ impl Lowerer {
         let Some(input) = input else { return defaults::INPUT };
         self.spans.map.insert("input".into(), input.span);
         let i = &input.value;
-        let c = self.required_int(&i.channels, "input.channels", input.span, "channels", 1, Limits::MAX_CHANNELS);
-        let h = self.required_int(&i.height, "input.height", input.span, "height", 1, Limits::MAX_SIDE);
-        let w = self.required_int(&i.width, "input.width", input.span, "width", 1, Limits::MAX_SIDE);
+        let c = self.required_int(&i.channels, "input.channels", input.span, "`input`", "channels", 1, Limits::MAX_CHANNELS);
+        let h = self.required_int(&i.height, "input.height", input.span, "`input`", "height", 1, Limits::MAX_SIDE);
+        let w = self.required_int(&i.width, "input.width", input.span, "`input`", "width", 1, Limits::MAX_SIDE);
         let (c, h, w) = (c.unwrap_or(1), h.unwrap_or(1), w.unwrap_or(1));
         if h * w > Limits::MAX_PIXELS {
             self.diags.push(
@@ -342,7 +342,7 @@ impl Lowerer {
             }
         };
 
-        let repeat = self.required_int(&s.repeat, &format!("{path}.repeat"), stage.span, "repeat", 1, Limits::MAX_REPEAT);
+        let repeat = self.required_int(&s.repeat, &format!("{path}.repeat"), stage.span, &what, "repeat", 1, Limits::MAX_REPEAT);
         let stride = self.int(&s.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
 
         let filters = match &s.filters {
@@ -642,10 +642,24 @@ impl Lowerer {
         self.check_range(f, what, min, max)
     }
 
-    fn required_int(&mut self, field: &Field<i64>, path: &str, owner: Span, what: &str, min: u64, max: u64) -> Option<u64> {
+    #[allow(clippy::too_many_arguments)]
+    fn required_int(
+        &mut self,
+        field: &Field<i64>,
+        path: &str,
+        owner: Span,
+        owner_name: &str,
+        what: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
         if field.is_none() {
-            let owner_name = path.rsplit_once('.').map_or("the spec", |(p, _)| p);
-            self.missing(owner, what, &format!("`{owner_name}`"), &format!("`{what}: N`"));
+            let example = match (self.spans.syntax, what) {
+                (Syntax::Dsl, "repeat") => "the repeat count after the filters: `[64, 64] x2`".to_string(),
+                (Syntax::Dsl, _) => "it to the `input` line: `input 3x224x224`".to_string(),
+                (Syntax::Yaml, _) => format!("`{what}: N`"),
+            };
+            self.missing(owner, what, owner_name, &example);
             return None;
         }
         self.int(field, path, what, min, max)

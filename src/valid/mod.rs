@@ -16,6 +16,16 @@ use crate::ir::{BlockKind, HeadPool, Limits, Model, Pool, Shape, ShortcutOption,
 use crate::lower::SpanTable;
 use shape::{conv_out, pool_out};
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn suggests_the_nearest_group_count() {
+        assert_eq!(super::nearest_divisor(64, 3), 2);
+        assert_eq!(super::nearest_divisor(64, 30), 32);
+        assert_eq!(super::nearest_divisor(7, 3), 1);
+    }
+}
+
 /// A 2-D convolution layer, fully resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConvLayer {
@@ -211,6 +221,9 @@ impl Network {
 pub fn validate(model: &Model, spans: &SpanTable) -> Result<(Network, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut v = Validator { spans, model_input: model.input, diags: Vec::new(), rows: Vec::new() };
     let network = v.network(model);
+    // Blocks of a stage share their spec line: report each problem once per place.
+    let mut seen = std::collections::HashSet::new();
+    v.diags.retain(|d| seen.insert((d.code, d.primary_span())));
     if crate::diag::has_errors(&v.diags) {
         return Err(v.diags);
     }
@@ -499,7 +512,7 @@ impl Validator<'_> {
                 Diagnostic::error("E-groups", format!("{ctx}: {groups} groups do not divide its {bad} {which} channels"))
                     .with_primary(at, format!("{groups} groups"))
                     .with_note(format!("a grouped convolution needs input ({}) and output ({out}) channels divisible by its groups", input.c))
-                    .with_help(format!("use a number of groups that divides both, e.g. {}", gcd(input.c, out))),
+                    .with_help(format!("use a number of groups that divides both, e.g. {}", nearest_divisor(gcd(input.c, out), groups))),
             );
             // Keep going with groups = 1 so later independent problems are found too.
             return self.conv(name, input, out, kernel, stride, padding, 1, bias, field, ctx);
@@ -696,6 +709,11 @@ fn spatial_zero(
             "the input {model_input} is too small for this network's downsampling: use a larger input (`--input`), fewer stride-2 stages, or drop the stem's pooling"
         ))
     }
+}
+
+/// The divisor of `n` closest to `want` (the smaller one on a tie).
+fn nearest_divisor(n: u64, want: u64) -> u64 {
+    (1..=n.min(1 << 16)).filter(|d| n % d == 0).min_by_key(|d| (d.abs_diff(want), *d)).unwrap_or(1)
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
