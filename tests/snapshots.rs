@@ -39,3 +39,31 @@ fn diagnostics_of_invalid_specs() {
         insta::assert_snapshot!(render(&file, &diags));
     });
 }
+
+#[test]
+fn graph_of_cifar_resnet20() {
+    let file = common::load(&common::root().join("specs/cifar-resnet20.yaml"));
+    let c = resnetc::compile(&file).unwrap();
+    insta::assert_snapshot!(resnetc::back::dot::graph(&c.model, &c.network));
+}
+
+#[test]
+fn json_table_has_the_documented_fields() {
+    let file = common::load(&common::root().join("specs/resnet50.yaml"));
+    let c = resnetc::compile(&file).unwrap();
+    let v = table::json(&c.model, &c.network);
+    assert_eq!(v["params"]["trainable"], 25_557_032);
+    assert_eq!(v["params"]["non_trainable"], 53_120);
+    assert_eq!(v["macs"], 4_089_184_256u64);
+    assert_eq!(v["output"], serde_json::json!([1000]));
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["name"], "conv1");
+    assert_eq!(layers[0]["output"], serde_json::json!([64, 112, 112]));
+    for l in layers {
+        for key in ["name", "op", "output", "params", "macs"] {
+            assert!(l.get(key).is_some(), "{l} lacks {key}");
+        }
+    }
+    let sum: u64 = layers.iter().map(|l| l["params"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 25_557_032);
+}
