@@ -1,5 +1,5 @@
 //! `resnetc check SPEC...`
-use super::{print_diagnostics, read_spec, CliError, OverrideArgs, EXIT_SPEC};
+use super::{print_diagnostics, read_spec, CliError, OverrideArgs, EXIT_IO, EXIT_SPEC};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -16,6 +16,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let mut failed = 0usize;
+    let mut unreadable = 0usize;
     let overrides = args.overrides.overrides();
     for path in &args.specs {
         let file = match read_spec(path) {
@@ -25,7 +26,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 if let Some(s) = std::error::Error::source(&e) {
                     eprintln!("\nCaused by:\n    {s}");
                 }
-                failed += 1;
+                unreadable += 1;
                 continue;
             }
         };
@@ -51,5 +52,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             }
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_SPEC) })
+    // An unreadable file outranks a spec error: the check did not happen at all.
+    Ok(if unreadable > 0 {
+        ExitCode::from(EXIT_IO)
+    } else if failed > 0 {
+        ExitCode::from(EXIT_SPEC)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
