@@ -28,3 +28,95 @@ pub struct ArticlePytorch;
 /// ResNet-18 for 28x28 grayscale images and 10 classes: the spec's sizes overridden.
 #[resnet(spec = "../../specs/resnet18.yaml", input = "1x28x28", classes = 10)]
 pub struct GrayResNet18;
+
+/// The modules `resnetc build` writes for every shipped spec and the fixtures under
+/// `specs/` (the build script calls the same generator), compiled with warnings and
+/// missing docs denied: the files need nothing but `tch`.
+pub mod built {
+    #![deny(missing_docs, unused)]
+
+    /// `resnetc build ../../specs/article-keras.yaml`.
+    pub mod article_keras {
+        include!(concat!(env!("OUT_DIR"), "/article-keras.rs"));
+    }
+    /// `resnetc build ../../specs/article-pytorch.yaml`.
+    pub mod article_pytorch {
+        include!(concat!(env!("OUT_DIR"), "/article-pytorch.rs"));
+    }
+    /// `resnetc build ../../specs/cifar-resnet110.yaml`.
+    pub mod cifar_resnet110 {
+        include!(concat!(env!("OUT_DIR"), "/cifar-resnet110.rs"));
+    }
+    /// `resnetc build ../../specs/cifar-resnet20.yaml`.
+    pub mod cifar_resnet20 {
+        include!(concat!(env!("OUT_DIR"), "/cifar-resnet20.rs"));
+    }
+    /// `resnetc build ../../specs/cifar-resnet32.yaml`.
+    pub mod cifar_resnet32 {
+        include!(concat!(env!("OUT_DIR"), "/cifar-resnet32.rs"));
+    }
+    /// `resnetc build ../../specs/cifar-resnet44.yaml`.
+    pub mod cifar_resnet44 {
+        include!(concat!(env!("OUT_DIR"), "/cifar-resnet44.rs"));
+    }
+    /// `resnetc build ../../specs/cifar-resnet56.yaml`.
+    pub mod cifar_resnet56 {
+        include!(concat!(env!("OUT_DIR"), "/cifar-resnet56.rs"));
+    }
+    /// `resnetc build ../../specs/fmnist-resnet20.yaml`.
+    pub mod fmnist_resnet20 {
+        include!(concat!(env!("OUT_DIR"), "/fmnist-resnet20.rs"));
+    }
+    /// `resnetc build ../../specs/plain34.yaml`.
+    pub mod plain34 {
+        include!(concat!(env!("OUT_DIR"), "/plain34.rs"));
+    }
+    /// `resnetc build ../../specs/preact-resnet18.yaml`.
+    pub mod preact_resnet18 {
+        include!(concat!(env!("OUT_DIR"), "/preact-resnet18.rs"));
+    }
+    /// `resnetc build ../../specs/resnet101.yaml`.
+    pub mod resnet101 {
+        include!(concat!(env!("OUT_DIR"), "/resnet101.rs"));
+    }
+    /// `resnetc build ../../specs/resnet152.yaml`.
+    pub mod resnet152 {
+        include!(concat!(env!("OUT_DIR"), "/resnet152.rs"));
+    }
+    /// `resnetc build ../../specs/resnet18.yaml`.
+    pub mod resnet18 {
+        include!(concat!(env!("OUT_DIR"), "/resnet18.rs"));
+    }
+    /// `resnetc build ../../specs/resnet34.yaml`.
+    pub mod resnet34 {
+        include!(concat!(env!("OUT_DIR"), "/resnet34.rs"));
+    }
+    /// `resnetc build ../../specs/resnet50-v1.yaml`.
+    pub mod resnet50_v1 {
+        include!(concat!(env!("OUT_DIR"), "/resnet50-v1.rs"));
+    }
+    /// `resnetc build ../../specs/resnet50.yaml`.
+    pub mod resnet50 {
+        include!(concat!(env!("OUT_DIR"), "/resnet50.rs"));
+    }
+    /// `resnetc build ../../specs/resnext50-32x4d.yaml`.
+    pub mod resnext50_32x4d {
+        include!(concat!(env!("OUT_DIR"), "/resnext50-32x4d.rs"));
+    }
+    /// `resnetc build ../../specs/wide-resnet50-2.yaml`.
+    pub mod wide_resnet50_2 {
+        include!(concat!(env!("OUT_DIR"), "/wide-resnet50-2.rs"));
+    }
+    /// `resnetc build specs/mixed-features.yaml`.
+    pub mod mixed_features {
+        include!(concat!(env!("OUT_DIR"), "/mixed-features.rs"));
+    }
+    /// `resnetc build specs/option-c.yaml`.
+    pub mod option_c {
+        include!(concat!(env!("OUT_DIR"), "/option-c.rs"));
+    }
+    /// `resnetc build specs/preact-flatten.yaml`.
+    pub mod preact_flatten {
+        include!(concat!(env!("OUT_DIR"), "/preact-flatten.rs"));
+    }
+}

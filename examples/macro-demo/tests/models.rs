@@ -3,18 +3,16 @@
 
 mod common;
 
-use common::{batch, check_against_runtime, check_variables, compile};
+use common::{batch, build, check_against_runtime, check_variables, compile};
 use macro_demo::{ArticlePytorch, GrayResNet18, ResNet18};
 use resnetc::ir::Shape;
 use resnetc::Overrides;
-use tch::nn::{self, ModuleT};
-use tch::Device;
+use tch::nn::ModuleT;
 
 #[test]
 fn resnet18_builds_runs_and_matches_the_table() {
     let compiled = compile("../../specs/resnet18.yaml", &Overrides::default());
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = ResNet18::new(&vs.root());
+    let (vs, net) = build(ResNet18::new);
     check_variables(&vs, &compiled);
     // torchvision's state_dict has 122 keys: these 102 and 20 `num_batches_tracked`.
     assert_eq!(vs.variables().len(), 102);
@@ -35,8 +33,7 @@ fn resnet18_builds_runs_and_matches_the_table() {
 #[test]
 fn article_pytorch_builds_runs_and_matches_the_table() {
     let compiled = compile("../../specs/article-pytorch.yaml", &Overrides::default());
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = ArticlePytorch::new(&vs.root());
+    let (vs, net) = build(ArticlePytorch::new);
     check_variables(&vs, &compiled);
     assert_eq!(ArticlePytorch::INPUT_SHAPE, [1, 224, 224]);
     assert_eq!(ArticlePytorch::NUM_CLASSES, 10);
@@ -57,8 +54,7 @@ fn article_pytorch_builds_runs_and_matches_the_table() {
 fn attribute_arguments_override_input_and_classes() {
     let overrides = Overrides { input: Some(Shape::new(1, 28, 28)), classes: Some(10), name: None };
     let compiled = compile("../../specs/resnet18.yaml", &overrides);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = GrayResNet18::new(&vs.root());
+    let (vs, net) = build(GrayResNet18::new);
     check_variables(&vs, &compiled);
     assert_eq!(vs.variables()["conv1.weight"].size(), [64, 1, 7, 7]);
     assert_eq!(GrayResNet18::INPUT_SHAPE, [1, 28, 28]);
@@ -69,9 +65,7 @@ fn attribute_arguments_override_input_and_classes() {
 
 #[test]
 fn initialization_follows_torchvision_and_xavier() {
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _net = ResNet18::new(&vs.root());
+    let (vs, _net) = build(ResNet18::new);
     let vars = vs.variables();
     // Kaiming-normal, fan-out: layer4.1.conv2 has fan_out = 512 * 9, std sqrt(2 / 4608).
     let std = vars["layer4.1.conv2.weight"].std(true).double_value(&[]);
@@ -87,8 +81,7 @@ fn initialization_follows_torchvision_and_xavier() {
     }
 
     // Xavier-uniform (the article's d2l init): conv1 7x7, 1 -> 64, a = sqrt(6 / (49 + 3136)).
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _net = ArticlePytorch::new(&vs.root());
+    let (vs, _net) = build(ArticlePytorch::new);
     let vars = vs.variables();
     let a = (6.0f64 / (49.0 + 64.0 * 49.0)).sqrt();
     let max = vars["conv1.weight"].abs().max().double_value(&[]);

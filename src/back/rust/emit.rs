@@ -311,7 +311,10 @@ fn shortcut_types(plan: &Plan) -> TokenStream {
             let conv = quote!(conv2d(&p / "0", c_in, c_out, 1, stride, 0 #extra));
             let (bn_field, bn_init, forward, what) = match ds.bn {
                 Knob::Fixed(true) => (
-                    quote!(pub bn: ::tch::nn::BatchNorm,),
+                    quote! {
+                        /// Its batch normalization (`downsample.1`).
+                        pub bn: ::tch::nn::BatchNorm,
+                    },
                     quote!(bn: batch_norm2d(&p / "1", c_out #bn_new),),
                     quote!(xs.apply(&self.conv).apply_t(&self.bn, train)),
                     "a 1x1 convolution (`downsample.0`) and a BN (`downsample.1`)",
@@ -323,7 +326,10 @@ fn shortcut_types(plan: &Plan) -> TokenStream {
                     "a 1x1 convolution (`downsample.0`), no BN",
                 ),
                 Knob::Param => (
-                    quote!(pub bn: Option<::tch::nn::BatchNorm>,),
+                    quote! {
+                        /// Its batch normalization (`downsample.1`), if the stage has one.
+                        pub bn: Option<::tch::nn::BatchNorm>,
+                    },
                     quote!(bn: bn.then(|| batch_norm2d(&p / "1", c_out #bn_new)),),
                     quote! {
                         let ys = xs.apply(&self.conv);
@@ -335,12 +341,15 @@ fn shortcut_types(plan: &Plan) -> TokenStream {
                     "a 1x1 convolution (`downsample.0`), then a BN (`downsample.1`) where the stage asks for one",
                 ),
             };
+            // A projection without BN behaves the same in training and evaluation.
+            let train = if ds.bn == Knob::Fixed(false) { quote!(_train) } else { quote!(train) };
             let doc = doc_lines(&format!("A projection shortcut (the paper's options B and C): {what}."));
             let new_doc = doc_lines("Builds the projection under `p` (a block's `downsample`).");
             quote! {
                 #doc
                 #[derive(Debug)]
                 pub struct #name {
+                    /// The 1x1 convolution (`downsample.0`).
                     pub conv: ::tch::nn::Conv2D,
                     #bn_field
                 }
@@ -356,7 +365,7 @@ fn shortcut_types(plan: &Plan) -> TokenStream {
                 }
 
                 impl ::tch::nn::ModuleT for #name {
-                    fn forward_t(&self, xs: &::tch::Tensor, train: bool) -> ::tch::Tensor {
+                    fn forward_t(&self, xs: &::tch::Tensor, #train: bool) -> ::tch::Tensor {
                         #forward
                     }
                 }
@@ -375,21 +384,35 @@ fn shortcut_types(plan: &Plan) -> TokenStream {
                     /// The input itself.
                     Identity
                 });
-                kinds.push(quote!(Identity));
+                kinds.push(quote! {
+                    /// The input itself.
+                    Identity
+                });
             }
             if zero_pad {
                 variants.push(quote! {
                     /// Option A: subsample by `stride`, then append `extra_channels` zero channels.
-                    ZeroPad { stride: i64, extra_channels: i64 }
+                    ZeroPad {
+                        /// The block's stride.
+                        stride: i64,
+                        /// Output channels minus input channels.
+                        extra_channels: i64,
+                    }
                 });
-                kinds.push(quote!(ZeroPad));
+                kinds.push(quote! {
+                    /// Option A: subsampled input with zero channels appended.
+                    ZeroPad
+                });
             }
             if projection {
                 variants.push(quote! {
                     /// A 1x1 convolution (`downsample`).
                     Projection(Box<#ds>)
                 });
-                kinds.push(quote!(Projection));
+                kinds.push(quote! {
+                    /// A 1x1 convolution (`downsample`).
+                    Projection
+                });
             }
             let kind_enum = plan.shortcut.takes_kind().then(|| {
                 let kind_name = ident(&plan.types.shortcut_kind);
@@ -512,14 +535,19 @@ fn block(plan: &Plan, k: &KindPlan) -> TokenStream {
         let bn_channels = if preact { &c_in } else { c_out };
         let conv_init = quote!(#conv: conv2d(&p / #conv_name, #c_in, #c_out, #ksize, #stride, #padding #extra));
         let bn_init = quote!(#bn: batch_norm2d(&p / #bn_name, #bn_channels #bn_arg));
+        let k = if bottleneck && i != 1 { 1 } else { 3 };
+        let conv_doc = format!(" The {k}x{k} convolution `{conv_name}`.");
+        let bn_doc = format!(" The batch normalization {} `{conv_name}`.", if preact { "before" } else { "after" });
+        let conv_field = quote!(#[doc = #conv_doc] pub #conv: ::tch::nn::Conv2D);
+        let bn_field = quote!(#[doc = #bn_doc] pub #bn: ::tch::nn::BatchNorm);
         if preact {
-            fields.push(quote!(pub #bn: ::tch::nn::BatchNorm));
-            fields.push(quote!(pub #conv: ::tch::nn::Conv2D));
+            fields.push(bn_field);
+            fields.push(conv_field);
             inits.push(bn_init);
             inits.push(conv_init);
         } else {
-            fields.push(quote!(pub #conv: ::tch::nn::Conv2D));
-            fields.push(quote!(pub #bn: ::tch::nn::BatchNorm));
+            fields.push(conv_field);
+            fields.push(bn_field);
             inits.push(conv_init);
             inits.push(bn_init);
         }
@@ -539,16 +567,16 @@ fn block(plan: &Plan, k: &KindPlan) -> TokenStream {
         match plan.shortcut {
             ShortcutStyle::Identity => {}
             ShortcutStyle::Projection => {
-                fields.push(quote!(pub downsample: #ds));
+                fields.push(quote!(#[doc = " The projection shortcut."] pub downsample: #ds));
                 inits.push(quote!(downsample: #ds_new));
             }
             ShortcutStyle::OptionalProjection => {
-                fields.push(quote!(pub downsample: Option<#ds>));
+                fields.push(quote!(#[doc = " The projection shortcut, where the block has one."] pub downsample: Option<#ds>));
                 inits.push(quote!(downsample: project.then(|| #ds_new)));
             }
             ShortcutStyle::Enum { identity, zero_pad, projection } => {
                 let sc = ident(&plan.types.shortcut);
-                fields.push(quote!(pub shortcut: #sc));
+                fields.push(quote!(#[doc = " How the block's input reaches the addition."] pub shortcut: #sc));
                 let zero = quote!(#sc::ZeroPad { stride, extra_channels: #c_last - c_in });
                 if plan.shortcut.takes_kind() {
                     let kn = ident(&plan.types.shortcut_kind);
@@ -618,16 +646,17 @@ fn block_doc(plan: &Plan, k: &KindPlan) -> String {
     };
     let shortcut = match plan.shortcut {
         ShortcutStyle::Identity => "the input itself",
-        ShortcutStyle::Projection => "a projection (`downsample`)",
-        ShortcutStyle::OptionalProjection => "the input, or a projection (`downsample`) where the shape changes",
+        ShortcutStyle::Projection => "a projection (`downsample`) of the input",
+        ShortcutStyle::OptionalProjection => "the input (where the shape changes, its projection `downsample`)",
         ShortcutStyle::Enum { .. } => "the block's `shortcut`",
     };
     let pre_shortcut = match plan.shortcut {
-        ShortcutStyle::Identity => "the input itself".to_string(),
-        ShortcutStyle::Enum { .. } => {
-            "the block's `shortcut` (a projection reads the pre-activated input)".to_string()
+        ShortcutStyle::Identity => "the input itself",
+        ShortcutStyle::Projection => "a projection (`downsample`) of the pre-activated input",
+        ShortcutStyle::OptionalProjection => {
+            "the input (where the shape changes, a projection `downsample` of the pre-activated input)"
         }
-        _ => format!("{shortcut} of the pre-activated input"),
+        ShortcutStyle::Enum { .. } => "the block's `shortcut` (a projection reads the pre-activated input)",
     };
     match k.kind {
         BlockKind::Basic => format!(

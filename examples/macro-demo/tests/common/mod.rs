@@ -7,8 +7,25 @@ use resnetc::valid::{BnLayer, ConvLayer, Network, ShortcutPlan};
 use resnetc::{Compiled, Overrides};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
+
+/// Held while drawing from libtorch's global random generator (initializing variables,
+/// random batches, dropout): the runtime comparison seeds it so that dropout draws the
+/// same mask in both networks, and tests run in parallel threads.
+pub fn rng() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A network built on a fresh CPU VarStore.
+pub fn build<M>(new: impl Fn(&nn::Path) -> M) -> (nn::VarStore, M) {
+    let _rng = rng();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = new(&vs.root());
+    (vs, net)
+}
 
 /// Compiles a spec (path relative to this crate, as the `#[resnet]` attributes give it).
 pub fn compile(spec: &str, overrides: &Overrides) -> Compiled {
@@ -88,12 +105,14 @@ pub fn check_variables(vs: &nn::VarStore, compiled: &Compiled) {
 
 /// A random input batch of `n` samples of `[c, h, w]`.
 pub fn batch(n: i64, shape: [i64; 3]) -> Tensor {
+    let _rng = rng();
     Tensor::randn([n, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu))
 }
 
 /// Gives BN layers non-trivial affine parameters and running statistics, so an eval-mode
 /// comparison exercises them.
 pub fn randomize_batch_norms(vs: &nn::VarStore) {
+    let _rng = rng();
     let vars = vs.variables();
     tch::no_grad(|| {
         for (name, t) in &vars {
@@ -124,26 +143,30 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 /// same values, and checks they give the same outputs, in eval and train mode, and
 /// update the BN running statistics alike.
 pub fn check_against_runtime<M: ModuleT>(
-    build: impl Fn(&nn::Path) -> M,
+    new: impl Fn(&nn::Path) -> M,
     compiled: &Compiled,
     input: [i64; 3],
 ) {
     let name = &compiled.model.name;
-    tch::manual_seed(7);
-    let runtime_vs = nn::VarStore::new(Device::Cpu);
-    let runtime = resnetc::runtime::ResNet::new(&runtime_vs.root(), compiled).expect("runtime builds");
+    let (runtime_vs, runtime) =
+        build(|p| resnetc::runtime::ResNet::new(p, compiled).expect("the runtime builds every checked spec"));
     randomize_batch_norms(&runtime_vs);
-    let mut generated_vs = nn::VarStore::new(Device::Cpu);
-    let generated = build(&generated_vs.root());
+    let (mut generated_vs, generated) = build(new);
     // The runtime's store has `num_batches_tracked` besides: copy into the generated one.
     generated_vs.copy(&runtime_vs).expect("the runtime has every generated variable");
 
     let x = batch(3, input);
     for train in [false, true, false] {
-        tch::manual_seed(11);
-        let a = generated.forward_t(&x, train);
-        tch::manual_seed(11);
-        let b = runtime.forward_t(&x, train);
+        let (a, b) = if train {
+            // Same seed, same dropout mask.
+            let _rng = rng();
+            tch::manual_seed(11);
+            let a = generated.forward_t(&x, train);
+            tch::manual_seed(11);
+            (a, runtime.forward_t(&x, train))
+        } else {
+            (generated.forward_t(&x, train), runtime.forward_t(&x, train))
+        };
         let d = max_diff(&a, &b);
         assert!(d <= 1e-5, "{name}: generated and runtime differ by {d} (train = {train})");
     }
@@ -153,4 +176,24 @@ pub fn check_against_runtime<M: ModuleT>(
         let d = max_diff(&t, &rt[&var]);
         assert!(d <= 1e-6, "{name}: {var} differs by {d} after training-mode passes");
     }
+}
+
+/// Two builds of the same network (the `#[resnet]` expansion and the `resnetc build`
+/// file) create the same variables and, given the same values, the same outputs.
+pub fn check_same_network<A: ModuleT, B: ModuleT>(
+    build_a: impl Fn(&nn::Path) -> A,
+    build_b: impl Fn(&nn::Path) -> B,
+    input: [i64; 3],
+) {
+    let (vs_a, a) = build(build_a);
+    randomize_batch_norms(&vs_a);
+    let (mut vs_b, b) = build(build_b);
+    let shapes = |vs: &nn::VarStore| -> BTreeMap<String, Vec<i64>> {
+        vs.variables().into_iter().map(|(name, t)| (name, t.size())).collect()
+    };
+    assert_eq!(shapes(&vs_a), shapes(&vs_b));
+    vs_b.copy(&vs_a).expect("same variables");
+    let x = batch(2, input);
+    let d = max_diff(&a.forward_t(&x, false), &b.forward_t(&x, false));
+    assert!(d == 0.0, "the two builds differ by {d}");
 }
