@@ -325,7 +325,7 @@ mod tests {
             Ok(ast) => ast,
             Err(d) => panic!("printed spec does not parse:\n{}\n{text}", crate::diag::render(&file, &d)),
         };
-        match crate::lower::lower(&ast) {
+        match crate::lower::lower(&ast, crate::span::Syntax::Yaml) {
             Ok((model, _, _)) => model,
             Err(d) => panic!("printed spec does not lower:\n{}\n{text}", crate::diag::render(&file, &d)),
         }
