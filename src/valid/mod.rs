@@ -380,7 +380,7 @@ impl Validator<'_> {
         let mut shape = input;
         let n = specs.len();
         for (i, (cname, out, k, s, p, groups)) in specs.into_iter().enumerate() {
-            let field = if cname == "conv2" && groups > 1 { format!("{sp}.groups") } else { format!("{sp}.filters[{i}]") };
+            let field = if groups > 1 { format!("{sp}.groups") } else { format!("{sp}.filters[{i}]") };
             if kind.is_preact() {
                 bns.push(self.bn(&format!("{name}.bn{}", i + 1), shape, true));
             }
