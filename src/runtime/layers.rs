@@ -123,7 +123,6 @@ impl BatchNorm {
 
     /// Eval-mode BN as `x * scale + shift`: `scale = weight / sqrt(var + eps)`,
     /// `shift = bias - mean * scale`, computed in f64 for folding.
-    #[allow(dead_code)] // used by the inference passes
     pub fn scale_shift(&self) -> Result<(Tensor, Tensor), TchError> {
         let d = |t: &Tensor| t.f_detach()?.f_to_kind(Kind::Double);
         let scale = d(&self.weight)?.f_div(&d(&self.running_var)?.f_add_scalar(self.eps)?.f_sqrt()?)?;

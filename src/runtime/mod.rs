@@ -5,7 +5,7 @@
 //!   (`layer1.0.downsample.1.running_var`), and implements [`tch::nn::ModuleT`].
 //! - [`weights`] loads and saves safetensors files with those names (strict or partial).
 //! - [`device`] parses `--device cpu|cuda|cuda:N|auto` and `--dtype f32|f16|bf16`.
-//! - `infer` (next) prepares a network for fast inference (BN folding, no-grad, memory format
+//! - [`infer`] prepares a network for fast inference (BN folding, no-grad, memory format
 //!   chosen by measurement, oneDNN on CPU, cuDNN benchmark and bf16 on CUDA).
 //! - `image` (next) decodes and preprocesses images for `resnetc predict`.
 //!
@@ -25,11 +25,13 @@
 //! ```
 
 pub mod device;
+pub mod infer;
 mod layers;
 mod model;
 pub mod weights;
 
 pub use device::{parse_device, DType};
+pub use infer::{InferenceModel, InferenceOptions, MemoryFormat, PrepareReport};
 pub use model::ResNet;
 
 /// Errors of the runtime: building a network, running it, devices and dtypes.
@@ -60,6 +62,9 @@ pub enum RuntimeError {
     /// Half-precision types run only on CUDA here.
     #[error("dtype {dtype} is only supported on CUDA devices (device is {device:?}); use --dtype f32 on the CPU")]
     DtypeOnDevice { dtype: DType, device: tch::Device },
+    /// A combination of options this build or device cannot run.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 }
 
 impl RuntimeError {

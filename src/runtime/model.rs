@@ -45,6 +45,7 @@ pub(crate) struct Stem {
 
 #[derive(Debug)]
 pub(crate) struct Block {
+    pub name: String,
     pub kind: BlockKind,
     pub convs: Vec<Conv>,
     pub bns: Vec<BatchNorm>,
@@ -111,7 +112,7 @@ impl ResNet {
                     bn: bn.as_ref().map(|l| BatchNorm::new(p, l, bn_cfg, false)).transpose()?,
                 },
             };
-            blocks.push(Block { kind: b.kind, convs, bns, shortcut });
+            blocks.push(Block { name: b.name.clone(), kind: b.kind, convs, bns, shortcut });
         }
         let head = Head {
             norm: net.head.norm.as_ref().map(|l| BatchNorm::new(p, l, bn_cfg, false)).transpose()?,
@@ -262,46 +263,89 @@ impl ResNet {
     }
 
     pub(crate) fn logits_unchecked(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        let mut x = self.stem_forward(xs, train)?;
-        for b in &self.blocks {
-            x = b.forward(&x, train)?;
-        }
-        self.head_forward(&x, train)
+        self.forward_hooked(xs, train, &mut |_, _| {})
     }
 
-    fn stem_forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+    /// Runs the forward pass in eval mode and returns every layer's output shape
+    /// (without the batch dimension), named and ordered as the compiler's layer table
+    /// ([`Network::layers`]): the shapes libtorch actually produces, to compare with
+    /// what the checker predicts.
+    pub fn layer_shapes(&self, xs: &Tensor) -> Result<Vec<(String, Vec<i64>)>, RuntimeError> {
+        let xs = self.prepare_input(xs)?;
+        let mut shapes = Vec::new();
+        let _guard = tch::no_grad_guard();
+        let _ = self.forward_hooked(&xs, false, &mut |name, t| shapes.push((name.to_string(), t.size()[1..].to_vec())))
+            .map_err(RuntimeError::torch("running the forward pass"))?;
+        Ok(shapes)
+    }
+
+    /// The forward pass; `hook` sees each layer's output under its layer-table name.
+    fn forward_hooked(&self, xs: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
+        let mut x = self.stem_forward(xs, train, hook)?;
+        for b in &self.blocks {
+            x = b.forward(&x, train, hook)?;
+        }
+        self.head_forward(&x, train, hook)
+    }
+
+    fn stem_forward(&self, xs: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
         let s = &self.stem;
         let mut x = s.conv.forward(xs)?;
+        hook(&s.conv.layer.name, &x);
         if let Some(bn) = &s.bn {
             x = bn.forward(&x, train)?;
-        }
-        if s.relu {
+            if s.relu {
+                x = x.f_relu()?;
+            }
+            hook(&bn.name, &x);
+        } else if s.relu {
             x = x.f_relu()?;
+            hook("relu", &x);
         }
-        match &s.pool {
-            Some(p) => pool_forward(&x, p),
-            None => Ok(x),
+        if let Some(p) = &s.pool {
+            x = pool_forward(&x, p)?;
+            hook(&p.name, &x);
         }
+        Ok(x)
     }
 
-    pub(crate) fn head_forward(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+    fn head_forward(&self, x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
         let h = &self.head;
         let mut x = x.shallow_clone();
         if let Some(bn) = &h.norm {
             x = bn.forward(&x, train)?.f_relu()?;
+            hook(&bn.name, &x);
         }
         let x = match h.pool {
-            HeadPool::Avg => x.f_adaptive_avg_pool2d([1, 1])?,
-            HeadPool::Max => x.f_adaptive_max_pool2d([1, 1])?.0,
+            HeadPool::Avg => {
+                let y = x.f_adaptive_avg_pool2d([1, 1])?;
+                hook("avgpool", &y);
+                y
+            }
+            HeadPool::Max => {
+                let y = x.f_adaptive_max_pool2d([1, 1])?.0;
+                hook("maxpool_head", &y);
+                y
+            }
             HeadPool::Flatten => x,
         };
         let mut x = x.f_flatten(1, -1)?;
+        hook("flatten", &x);
         if h.dropout > 0.0 {
             x = x.f_dropout(h.dropout, train)?;
+            hook("dropout", &x);
         }
-        h.fc.forward(&x)
+        let y = h.fc.forward(&x)?;
+        hook("fc", &y);
+        if h.softmax {
+            hook("softmax", &y);
+        }
+        Ok(y)
     }
 }
+
+/// Sees each layer's output (name as in the layer table).
+type Hook<'h> = &'h mut dyn FnMut(&str, &Tensor);
 
 /// The stem's pooling (max or average; PyTorch's defaults: dilation 1,
 /// `count_include_pad`).
@@ -327,52 +371,69 @@ pub(crate) fn zero_pad_shortcut(x: &Tensor, stride: i64, extra: i64) -> Result<T
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+    fn forward(&self, x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
         let n = self.convs.len();
-        if self.kind.is_preact() {
+        let out = if self.kind.is_preact() {
             // bn_i -> ReLU -> conv_i; the projection reads the pre-activated input.
-            let pre = self.bns[0].forward(x, train)?.f_relu()?;
-            let shortcut = match &self.shortcut {
-                Shortcut::None => None,
-                Shortcut::Identity => Some(x.shallow_clone()),
-                Shortcut::ZeroPad { stride, extra_channels } => Some(zero_pad_shortcut(x, *stride, *extra_channels)?),
-                Shortcut::Projection { conv, bn } => Some(project(conv, bn.as_ref(), &pre, train)?),
-            };
-            let mut out = self.convs[0].forward(&pre)?;
-            for i in 1..n {
+            let mut out = x.shallow_clone();
+            let mut pre = None;
+            for i in 0..n {
                 out = self.bns[i].forward(&out, train)?.f_relu()?;
+                hook(&self.bns[i].name, &out);
+                if i == 0 {
+                    pre = Some(out.shallow_clone());
+                }
                 out = self.convs[i].forward(&out)?;
+                hook(&self.convs[i].layer.name, &out);
             }
-            match shortcut {
-                Some(s) => out.f_add(&s),
-                None => Ok(out),
+            let pre = pre.unwrap_or_else(|| x.shallow_clone());
+            match self.shortcut(x, &pre, train, hook)? {
+                Some(s) => out.f_add(&s)?,
+                None => out,
             }
         } else {
             // conv_i -> bn_i -> ReLU, the last ReLU after the addition.
             let mut out = x.shallow_clone();
             for i in 0..n {
                 out = self.convs[i].forward(&out)?;
+                hook(&self.convs[i].layer.name, &out);
                 out = self.bns[i].forward(&out, train)?;
                 if i + 1 < n {
                     out = out.f_relu()?;
                 }
+                hook(&self.bns[i].name, &out);
             }
-            let out = match &self.shortcut {
-                Shortcut::None => out,
-                Shortcut::Identity => out.f_add(x)?,
-                Shortcut::ZeroPad { stride, extra_channels } => out.f_add(&zero_pad_shortcut(x, *stride, *extra_channels)?)?,
-                Shortcut::Projection { conv, bn } => out.f_add(&project(conv, bn.as_ref(), x, train)?)?,
+            let out = match self.shortcut(x, x, train, hook)? {
+                Some(s) => out.f_add(&s)?,
+                None => out,
             };
-            out.f_relu()
-        }
+            out.f_relu()?
+        };
+        hook(&self.name, &out);
+        Ok(out)
     }
-}
 
-fn project(conv: &Conv, bn: Option<&BatchNorm>, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
-    let y = conv.forward(x)?;
-    match bn {
-        Some(bn) => bn.forward(&y, train),
-        None => Ok(y),
+    /// The shortcut's output: `x` for the identity and option A, `pre` (the
+    /// pre-activated input of pre-activation blocks, else `x`) for a projection.
+    fn shortcut(&self, x: &Tensor, pre: &Tensor, train: bool, hook: Hook) -> Result<Option<Tensor>, TchError> {
+        Ok(match &self.shortcut {
+            Shortcut::None => None,
+            Shortcut::Identity => Some(x.shallow_clone()),
+            Shortcut::ZeroPad { stride, extra_channels } => {
+                let y = zero_pad_shortcut(x, *stride, *extra_channels)?;
+                hook(&format!("{}.shortcut", self.name), &y);
+                Some(y)
+            }
+            Shortcut::Projection { conv, bn } => {
+                let mut y = conv.forward(pre)?;
+                hook(&conv.layer.name, &y);
+                if let Some(bn) = bn {
+                    y = bn.forward(&y, train)?;
+                    hook(&bn.name, &y);
+                }
+                Some(y)
+            }
+        })
     }
 }
 

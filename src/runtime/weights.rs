@@ -126,17 +126,17 @@ pub fn read_tensors(path: &str) -> Result<Vec<(String, Tensor)>, WeightsError> {
     Tensor::read_safetensors(path).map_err(|source| WeightsError::Read { path: path.to_string(), source })
 }
 
-/// A zip archive (torch.save's format since 1.6) or a raw pickle (protocol 2+ starts
-/// with 0x80): either way not safetensors, whose first 8 bytes are a little-endian
-/// header length.
+/// A zip archive (torch.save's format since 1.6) or a raw pickle (`0x80` then the
+/// protocol, 2 to 5); a safetensors file starts with an 8-byte header length and then the
+/// header's `{`.
 fn looks_like_pickle(path: &str) -> bool {
     use std::io::Read;
-    let mut magic = [0u8; 4];
+    let mut head = [0u8; 9];
     let Ok(mut f) = std::fs::File::open(path) else { return false };
-    if f.read_exact(&mut magic).is_err() {
+    if f.read_exact(&mut head).is_err() || head[8] == b'{' {
         return false;
     }
-    magic == *b"PK\x03\x04" || magic[0] == 0x80
+    head[..4] == *b"PK\x03\x04" || (head[0] == 0x80 && (2..=5).contains(&head[1]))
 }
 
 /// Reads the one tensor of a safetensors file (the input of `resnetc run`).

@@ -1,0 +1,708 @@
+//! Inference passes: a [`ResNet`] prepared once for fast eval-mode forward passes.
+//!
+//! Each pass is on by default and can be switched off ([`InferenceOptions`]):
+//!
+//! - **BN folding** (`fold_bn`): every BN that directly follows a convolution is folded
+//!   into it (`w' = w * gamma / sqrt(var + eps)`, `b' = (b - mean) * gamma / sqrt(var + eps)
+//!   + beta`, computed once in f64). In pre-activation blocks `bn{i+1}` follows `conv{i}`
+//!   and folds into it; the leading `bn1` of each pre-activation block and `final_bn`
+//!   act on a sum and stay as (eval-mode) BN.
+//! - **no-grad** (`no_grad`): no autograd bookkeeping during the forward pass; ReLU and
+//!   residual additions then run in place.
+//! - **memory format** (`memory_format`): NCHW, channels-last, or (CPU, f32) oneDNN's
+//!   blocked layout through libtorch's MKLDNN tensors (`mkldnn`). With
+//!   [`MemoryFormat::Auto`] the first call measures each candidate on the actual input and
+//!   keeps the fastest (`measure`); without measuring it takes oneDNN on the CPU and NCHW
+//!   (f32) or channels-last (f16/bf16) on CUDA. oneDNN convolution weights are reordered
+//!   once, for the first input's shape.
+//! - **CUDA**: cuDNN benchmark mode (`cudnn_benchmark`), cuDNN's fused conv+bias+ReLU and
+//!   conv+bias+add+ReLU (`fuse_cudnn`, folded networks only; falls back to separate ops if
+//!   cuDNN refuses), and for `dtype` f16/bf16 autocast-style mixed precision
+//!   (`autocast`): convolutions and `fc` in the half type, BN parameters, logits and
+//!   softmax in f32. Without `autocast` every tensor is cast to the half type.
+//!
+//! The one-time costs (folding in [`InferenceModel::new`]; weight reordering and
+//! measurement on the first call) are reported by [`InferenceModel::report`], apart from
+//! the steady-state time.
+
+use super::layers::{BatchNorm, Conv};
+use super::model::{zero_pad_shortcut, Shortcut};
+use super::{DType, ResNet, RuntimeError};
+use crate::ir::{HeadPool, PoolKind, Shape};
+use crate::valid::PoolLayer;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tch::{Device, Kind, TchError, Tensor};
+
+/// The memory layout activations use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum MemoryFormat {
+    /// Measure the candidates on the first call and keep the fastest (or, without
+    /// measuring, take the usual winner for the device and dtype).
+    #[default]
+    Auto,
+    /// NCHW, contiguous.
+    Contiguous,
+    /// NHWC strides (`torch.channels_last`).
+    ChannelsLast,
+    /// oneDNN's blocked layout through MKLDNN tensors (CPU, f32 only).
+    Mkldnn,
+}
+
+impl MemoryFormat {
+    /// The spelling used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryFormat::Auto => "auto",
+            MemoryFormat::Contiguous => "contiguous",
+            MemoryFormat::ChannelsLast => "channels-last",
+            MemoryFormat::Mkldnn => "mkldnn",
+        }
+    }
+
+    /// Parses `auto`, `contiguous` (or `nchw`), `channels-last` (or `nhwc`), `mkldnn`
+    /// (or `onednn`).
+    pub fn parse(s: &str) -> Result<MemoryFormat, String> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "auto" => Ok(MemoryFormat::Auto),
+            "contiguous" | "nchw" => Ok(MemoryFormat::Contiguous),
+            "channels-last" | "nhwc" => Ok(MemoryFormat::ChannelsLast),
+            "mkldnn" | "onednn" => Ok(MemoryFormat::Mkldnn),
+            _ => Err(format!("unknown memory format `{s}`: use auto, contiguous, channels-last or mkldnn")),
+        }
+    }
+}
+
+impl std::fmt::Display for MemoryFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which inference passes to apply (all on by default; see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InferenceOptions {
+    pub fold_bn: bool,
+    pub no_grad: bool,
+    pub memory_format: MemoryFormat,
+    /// Allow oneDNN's layout as a candidate of [`MemoryFormat::Auto`].
+    pub mkldnn: bool,
+    /// Let [`MemoryFormat::Auto`] measure on the first call (worth it for many calls).
+    pub measure: bool,
+    pub cudnn_benchmark: bool,
+    pub fuse_cudnn: bool,
+    pub dtype: DType,
+    pub autocast: bool,
+}
+
+impl Default for InferenceOptions {
+    fn default() -> Self {
+        InferenceOptions {
+            fold_bn: true,
+            no_grad: true,
+            memory_format: MemoryFormat::Auto,
+            mkldnn: true,
+            measure: true,
+            cudnn_benchmark: true,
+            fuse_cudnn: true,
+            dtype: DType::F32,
+            autocast: true,
+        }
+    }
+}
+
+impl InferenceOptions {
+    /// Every pass off: the same computation as [`ResNet::f_logits_t`] in eval mode.
+    pub fn none() -> Self {
+        InferenceOptions {
+            fold_bn: false,
+            no_grad: false,
+            memory_format: MemoryFormat::Contiguous,
+            mkldnn: false,
+            measure: false,
+            cudnn_benchmark: false,
+            fuse_cudnn: false,
+            dtype: DType::F32,
+            autocast: false,
+        }
+    }
+}
+
+/// One-time costs and choices of an [`InferenceModel`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PrepareReport {
+    /// Building the plan: folding BN into convolutions, casting.
+    pub fold: Duration,
+    /// Converting and reordering weights for the layouts tried (oneDNN reorders).
+    pub layout_prep: Duration,
+    /// Forward passes run to measure the candidate layouts.
+    pub measure: Duration,
+    /// The layout in use, once the first call has chosen it.
+    pub layout: Option<MemoryFormat>,
+    /// Median-free quick measurement of each candidate (best of two passes).
+    pub candidates: Vec<(MemoryFormat, Duration)>,
+    /// Convolutions whose BN was folded into them.
+    pub folded: usize,
+}
+
+impl PrepareReport {
+    /// Total one-time cost.
+    pub fn total(&self) -> Duration {
+        self.fold + self.layout_prep + self.measure
+    }
+}
+
+/// A [`ResNet`] prepared for eval-mode inference (see the module docs). Train-mode
+/// passes are not affected by any pass: use [`ResNet::f_logits_t`] for them.
+///
+/// ```no_run
+/// # fn demo(net: &resnetc::runtime::ResNet, x: &tch::Tensor) -> Result<(), resnetc::runtime::RuntimeError> {
+/// use resnetc::runtime::{InferenceModel, InferenceOptions};
+/// let fast = InferenceModel::new(net, InferenceOptions::default())?;
+/// let logits = fast.logits(x)?; // first call: chooses the layout, reorders weights
+/// println!("one-time cost {:?}", fast.report().total());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct InferenceModel<'a> {
+    net: &'a ResNet,
+    opts: InferenceOptions,
+    plan: Plan,
+    device: Device,
+    /// Kind of convolution weights and activations.
+    compute: Kind,
+    state: Mutex<State>,
+    /// Cleared if cuDNN refuses a fused convolution; later calls use separate ops.
+    fused_ok: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    layout: Option<MemoryFormat>,
+    weights: Vec<(MemoryFormat, LayoutWeights)>,
+    report: PrepareReport,
+}
+
+/// Convolution weights and biases converted for one layout, indexed by `PConv::id`.
+#[derive(Debug)]
+struct LayoutWeights {
+    convs: Vec<(Tensor, Option<Tensor>)>,
+}
+
+#[derive(Debug)]
+struct PConv {
+    id: usize,
+    w: Tensor,
+    b: Option<Tensor>,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+    input: Shape,
+}
+
+/// Eval-mode BN that stays unfolded.
+#[derive(Debug)]
+struct PBn {
+    w: Tensor,
+    b: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    eps: f64,
+}
+
+/// A convolution, optionally followed by an unfolded BN.
+#[derive(Debug)]
+struct Unit {
+    conv: PConv,
+    bn: Option<PBn>,
+}
+
+#[derive(Debug)]
+enum PShortcut {
+    None,
+    Identity,
+    ZeroPad { stride: i64, extra: i64 },
+    Projection(Unit),
+}
+
+#[derive(Debug)]
+struct PBlock {
+    /// `bn1` of a pre-activation block (then `units[i]` carries `bn{i+2}`).
+    lead: Option<PBn>,
+    units: Vec<Unit>,
+    shortcut: PShortcut,
+}
+
+#[derive(Debug)]
+struct Plan {
+    stem: Unit,
+    stem_relu: bool,
+    pool: Option<PoolLayer>,
+    blocks: Vec<PBlock>,
+    head_norm: Option<PBn>,
+    head_pool: HeadPool,
+    fc_w: Tensor,
+    fc_b: Tensor,
+    convs: usize,
+    folded: usize,
+}
+
+struct PlanBuilder<'o> {
+    opts: &'o InferenceOptions,
+    compute: Kind,
+    bn_kind: Kind,
+    detach: bool,
+    next_id: usize,
+    folded: usize,
+}
+
+impl PlanBuilder<'_> {
+    fn param(&self, t: &Tensor, kind: Kind) -> Result<Tensor, TchError> {
+        let t = if self.detach { t.f_detach()? } else { t.shallow_clone() };
+        if t.kind() == kind {
+            Ok(t)
+        } else {
+            t.f_to_kind(kind)
+        }
+    }
+
+    fn bn(&self, bn: &BatchNorm) -> Result<PBn, TchError> {
+        Ok(PBn {
+            w: self.param(&bn.weight, self.bn_kind)?,
+            b: self.param(&bn.bias, self.bn_kind)?,
+            mean: self.param(&bn.running_mean, self.bn_kind)?,
+            var: self.param(&bn.running_var, self.bn_kind)?,
+            eps: bn.eps,
+        })
+    }
+
+    /// `conv` followed by `bn`: folded when the pass is on.
+    fn unit(&mut self, conv: &Conv, bn: Option<&BatchNorm>) -> Result<Unit, TchError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mk = |w, b| PConv {
+            id,
+            w,
+            b,
+            stride: conv.stride(),
+            padding: conv.padding(),
+            groups: conv.groups(),
+            input: conv.layer.input,
+        };
+        match bn {
+            Some(bn) if self.opts.fold_bn => {
+                let (scale, shift) = bn.scale_shift()?;
+                let w64 = conv.weight.f_detach()?.f_to_kind(Kind::Double)?;
+                let w = w64.f_mul(&scale.f_reshape([-1, 1, 1, 1])?)?;
+                let b = match &conv.bias {
+                    Some(b) => b.f_detach()?.f_to_kind(Kind::Double)?.f_mul(&scale)?.f_add(&shift)?,
+                    None => shift,
+                };
+                self.folded += 1;
+                Ok(Unit { conv: mk(w.f_to_kind(self.compute)?, Some(b.f_to_kind(self.compute)?)), bn: None })
+            }
+            _ => {
+                let w = self.param(&conv.weight, self.compute)?;
+                let b = conv.bias.as_ref().map(|b| self.param(b, self.compute)).transpose()?;
+                Ok(Unit { conv: mk(w, b), bn: bn.map(|bn| self.bn(bn)).transpose()? })
+            }
+        }
+    }
+}
+
+impl<'a> InferenceModel<'a> {
+    /// Prepares `net` for inference: checks the device/dtype combination and folds BN.
+    /// Later changes to `net`'s variables are not seen (build a new one after training).
+    pub fn new(net: &'a ResNet, opts: InferenceOptions) -> Result<InferenceModel<'a>, RuntimeError> {
+        let device = net.device();
+        opts.dtype.check_device(device)?;
+        if opts.memory_format == MemoryFormat::Mkldnn && !(device == Device::Cpu && opts.dtype == DType::F32) {
+            return Err(RuntimeError::Unsupported(format!(
+                "the mkldnn memory format needs the CPU and f32 (device {}, dtype {})",
+                super::device::device_name(device),
+                opts.dtype
+            )));
+        }
+        if opts.memory_format == MemoryFormat::Mkldnn && !tch::utils::has_mkldnn() {
+            return Err(RuntimeError::Unsupported("this libtorch was built without oneDNN (MKLDNN)".into()));
+        }
+        if let Device::Cuda(_) = device {
+            tch::Cuda::cudnn_set_benchmark(opts.cudnn_benchmark);
+        }
+        let start = Instant::now();
+        let compute = opts.dtype.kind();
+        let half = opts.dtype != DType::F32;
+        let bn_kind = if half && opts.autocast { Kind::Float } else { compute };
+        let mut b = PlanBuilder {
+            opts: &opts,
+            compute,
+            bn_kind,
+            detach: opts.no_grad || opts.fold_bn || half,
+            next_id: 0,
+            folded: 0,
+        };
+        let plan = Self::plan(net, &mut b).map_err(RuntimeError::torch("folding BN into the convolutions"))?;
+        let report = PrepareReport { fold: start.elapsed(), folded: plan.folded, ..Default::default() };
+        Ok(InferenceModel {
+            net,
+            opts,
+            plan,
+            device,
+            compute,
+            state: Mutex::new(State { report, ..Default::default() }),
+            fused_ok: AtomicBool::new(true),
+        })
+    }
+
+    fn plan(net: &ResNet, b: &mut PlanBuilder) -> Result<Plan, TchError> {
+        let stem = b.unit(&net.stem.conv, net.stem.bn.as_ref())?;
+        let mut blocks = Vec::with_capacity(net.blocks.len());
+        for blk in &net.blocks {
+            let n = blk.convs.len();
+            let (lead, units) = if blk.kind.is_preact() {
+                let lead = Some(b.bn(&blk.bns[0])?);
+                let units = (0..n).map(|i| b.unit(&blk.convs[i], blk.bns.get(i + 1))).collect::<Result<Vec<_>, _>>()?;
+                (lead, units)
+            } else {
+                (None, (0..n).map(|i| b.unit(&blk.convs[i], blk.bns.get(i))).collect::<Result<Vec<_>, _>>()?)
+            };
+            let shortcut = match &blk.shortcut {
+                Shortcut::None => PShortcut::None,
+                Shortcut::Identity => PShortcut::Identity,
+                Shortcut::ZeroPad { stride, extra_channels } => PShortcut::ZeroPad { stride: *stride, extra: *extra_channels },
+                Shortcut::Projection { conv, bn } => PShortcut::Projection(b.unit(conv, bn.as_ref())?),
+            };
+            blocks.push(PBlock { lead, units, shortcut });
+        }
+        let head = &net.head;
+        Ok(Plan {
+            stem,
+            stem_relu: net.stem.relu,
+            pool: net.stem.pool.clone(),
+            blocks,
+            head_norm: head.norm.as_ref().map(|bn| b.bn(bn)).transpose()?,
+            head_pool: head.pool,
+            fc_w: b.param(&head.fc.weight, b.compute)?,
+            fc_b: b.param(&head.fc.bias, b.compute)?,
+            convs: b.next_id,
+            folded: b.folded,
+        })
+    }
+
+    /// The options this model was prepared with.
+    pub fn options(&self) -> &InferenceOptions {
+        &self.opts
+    }
+
+    /// One-time costs so far and the chosen layout.
+    pub fn report(&self) -> PrepareReport {
+        self.state.lock().map(|s| s.report.clone()).unwrap_or_default()
+    }
+
+    /// The spec's output (softmax applied if the head has it) for `xs` (checked as in
+    /// [`ResNet::f_logits_t`]), in eval mode.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, RuntimeError> {
+        let logits = self.logits(xs)?;
+        self.net.finish(logits).map_err(RuntimeError::torch("applying the softmax"))
+    }
+
+    /// Pre-softmax logits in eval mode (f32 under autocast).
+    pub fn logits(&self, xs: &Tensor) -> Result<Tensor, RuntimeError> {
+        let xs = self.net.prepare_input(xs)?;
+        let _guard = self.opts.no_grad.then(tch::no_grad_guard);
+        let xs = if xs.kind() == self.compute { xs } else { xs.f_to_kind(self.compute).map_err(RuntimeError::torch("casting the input"))? };
+        let mut state = self.state.lock().map_err(|_| RuntimeError::Unsupported("the inference model was poisoned by an earlier panic".into()))?;
+        if state.layout.is_none() {
+            self.choose_layout(&mut state, &xs)?;
+        }
+        let layout = state.layout.unwrap_or(MemoryFormat::Contiguous);
+        let lw = state.weights.iter().find(|(l, _)| *l == layout).map(|(_, w)| w);
+        let Some(lw) = lw else {
+            return Err(RuntimeError::Unsupported(format!("no weights prepared for layout {layout}")));
+        };
+        let out = self.run(layout, lw, &xs).map_err(RuntimeError::torch("running the inference pass"))?;
+        if out.kind() != Kind::Float && self.opts.autocast {
+            return out.f_to_kind(Kind::Float).map_err(RuntimeError::torch("casting the logits to f32"));
+        }
+        Ok(out)
+    }
+
+    fn candidates(&self) -> Vec<MemoryFormat> {
+        let mkldnn_ok = self.device == Device::Cpu && self.opts.dtype == DType::F32 && tch::utils::has_mkldnn();
+        match self.opts.memory_format {
+            MemoryFormat::Auto => {
+                let mut c = Vec::new();
+                if mkldnn_ok && self.opts.mkldnn {
+                    c.push(MemoryFormat::Mkldnn);
+                }
+                if self.device != Device::Cpu && self.opts.dtype != DType::F32 {
+                    c.push(MemoryFormat::ChannelsLast);
+                    c.push(MemoryFormat::Contiguous);
+                } else {
+                    c.push(MemoryFormat::Contiguous);
+                    c.push(MemoryFormat::ChannelsLast);
+                }
+                c
+            }
+            fixed => vec![fixed],
+        }
+    }
+
+    fn choose_layout(&self, state: &mut State, xs: &Tensor) -> Result<(), RuntimeError> {
+        let candidates = self.candidates();
+        let measure = self.opts.measure && candidates.len() > 1;
+        let tried: &[MemoryFormat] = if measure { &candidates } else { &candidates[..1] };
+        let mut best: Option<(MemoryFormat, Duration)> = None;
+        for &layout in tried {
+            let start = Instant::now();
+            let lw = self.prepare_layout(layout, xs.size()[0]).map_err(RuntimeError::torch(format!("preparing weights for layout {layout}")))?;
+            self.sync();
+            state.report.layout_prep += start.elapsed();
+            if measure {
+                let start = Instant::now();
+                let mut best_run = Duration::MAX;
+                for i in 0..3 {
+                    let t = Instant::now();
+                    let _ = self.run(layout, &lw, xs).map_err(RuntimeError::torch(format!("measuring layout {layout}")))?;
+                    self.sync();
+                    // The first pass warms caches and cuDNN's algorithm search.
+                    if i > 0 {
+                        best_run = best_run.min(t.elapsed());
+                    }
+                }
+                state.report.measure += start.elapsed();
+                state.report.candidates.push((layout, best_run));
+                if best.is_none_or(|(_, d)| best_run < d) {
+                    best = Some((layout, best_run));
+                }
+            } else {
+                best = Some((layout, Duration::ZERO));
+            }
+            state.weights.push((layout, lw));
+        }
+        let chosen = best.map_or(MemoryFormat::Contiguous, |(l, _)| l);
+        // Keep only the chosen layout's weights.
+        state.weights.retain(|(l, _)| *l == chosen);
+        state.layout = Some(chosen);
+        state.report.layout = Some(chosen);
+        Ok(())
+    }
+
+    fn sync(&self) {
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    }
+
+    fn prepare_layout(&self, layout: MemoryFormat, batch: i64) -> Result<LayoutWeights, TchError> {
+        let mut convs: Vec<Option<(Tensor, Option<Tensor>)>> = (0..self.plan.convs).map(|_| None).collect();
+        let mut add = |c: &PConv| -> Result<(), TchError> {
+            let w = match layout {
+                MemoryFormat::Mkldnn => {
+                    let i = c.input;
+                    c.w.f_contiguous()?.f_to_mkldnn(Kind::Float)?.f_mkldnn_reorder_conv2d_weight(
+                        [c.padding, c.padding],
+                        [c.stride, c.stride],
+                        [1, 1],
+                        c.groups,
+                        Some([batch, i.c as i64, i.h as i64, i.w as i64].as_slice()),
+                    )?
+                }
+                MemoryFormat::ChannelsLast => channels_last(&c.w)?,
+                _ => c.w.shallow_clone(),
+            };
+            let b = match (&c.b, layout) {
+                (Some(b), MemoryFormat::Mkldnn) => Some(b.f_contiguous()?.f_to_mkldnn(Kind::Float)?),
+                (Some(b), _) => Some(b.shallow_clone()),
+                (None, _) => None,
+            };
+            convs[c.id] = Some((w, b));
+            Ok(())
+        };
+        let p = &self.plan;
+        add(&p.stem.conv)?;
+        for blk in &p.blocks {
+            for u in &blk.units {
+                add(&u.conv)?;
+            }
+            if let PShortcut::Projection(u) = &blk.shortcut {
+                add(&u.conv)?;
+            }
+        }
+        let convs = convs
+            .into_iter()
+            .map(|c| c.ok_or_else(|| TchError::Kind("internal: a convolution of the plan has no weights".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LayoutWeights { convs })
+    }
+
+    fn run(&self, layout: MemoryFormat, lw: &LayoutWeights, xs: &Tensor) -> Result<Tensor, TchError> {
+        let p = &self.plan;
+        let mut x = match layout {
+            MemoryFormat::Mkldnn => xs.f_contiguous()?.f_to_mkldnn(Kind::Float)?,
+            MemoryFormat::ChannelsLast => channels_last(xs)?,
+            _ => xs.shallow_clone(),
+        };
+        x = self.unit(layout, lw, &p.stem, &x, p.stem_relu, None)?;
+        if let Some(pool) = &p.pool {
+            x = pool2d(layout, &x, pool)?;
+        }
+        for blk in &p.blocks {
+            x = self.block(layout, lw, blk, &x)?;
+        }
+        if let Some(bn) = &p.head_norm {
+            x = relu_(bn_eval(&x, bn)?, self.opts.no_grad)?;
+        }
+        let dense = |t: Tensor| if t.is_mkldnn() { t.f_to_dense(None::<Kind>, false) } else { Ok(t) };
+        let pooled = match p.head_pool {
+            HeadPool::Avg if x.is_mkldnn() => dense(x.f_mkldnn_adaptive_avg_pool2d([1, 1])?)?,
+            HeadPool::Avg => x.f_adaptive_avg_pool2d([1, 1])?,
+            HeadPool::Max => dense(x)?.f_adaptive_max_pool2d([1, 1])?.0,
+            HeadPool::Flatten => dense(x)?,
+        };
+        pooled.f_flatten(1, -1)?.f_linear(&p.fc_w, Some(&p.fc_b))
+    }
+
+    fn block(&self, layout: MemoryFormat, lw: &LayoutWeights, blk: &PBlock, x: &Tensor) -> Result<Tensor, TchError> {
+        let n = blk.units.len();
+        let in_place = self.opts.no_grad;
+        if let Some(lead) = &blk.lead {
+            let pre = relu_(bn_eval(x, lead)?, in_place)?;
+            let shortcut = self.shortcut(layout, lw, &blk.shortcut, x, &pre)?;
+            let mut out = pre.shallow_clone();
+            for (i, u) in blk.units.iter().enumerate() {
+                out = self.unit(layout, lw, u, &out, i + 1 < n, None)?;
+            }
+            return match shortcut {
+                Some(s) => add_(out, &s, in_place),
+                None => Ok(out),
+            };
+        }
+        let mut out = x.shallow_clone();
+        for u in &blk.units[..n.saturating_sub(1)] {
+            out = self.unit(layout, lw, u, &out, true, None)?;
+        }
+        let Some(last) = blk.units.last() else { return Ok(out) };
+        match self.shortcut(layout, lw, &blk.shortcut, x, x)? {
+            // Plain block: ReLU right after the last BN.
+            None => self.unit(layout, lw, last, &out, true, None),
+            Some(s) => self.unit(layout, lw, last, &out, true, Some(&s)),
+        }
+    }
+
+    fn shortcut(
+        &self,
+        layout: MemoryFormat,
+        lw: &LayoutWeights,
+        sc: &PShortcut,
+        x: &Tensor,
+        pre: &Tensor,
+    ) -> Result<Option<Tensor>, TchError> {
+        Ok(match sc {
+            PShortcut::None => None,
+            PShortcut::Identity => Some(x.shallow_clone()),
+            PShortcut::ZeroPad { stride, extra } => Some(if x.is_mkldnn() {
+                zero_pad_shortcut(&x.f_to_dense(None::<Kind>, false)?, *stride, *extra)?.f_contiguous()?.f_to_mkldnn(Kind::Float)?
+            } else if layout == MemoryFormat::ChannelsLast {
+                channels_last(&zero_pad_shortcut(x, *stride, *extra)?)?
+            } else {
+                zero_pad_shortcut(x, *stride, *extra)?
+            }),
+            PShortcut::Projection(u) => Some(self.unit(layout, lw, u, pre, false, None)?),
+        })
+    }
+
+    /// conv (+ unfolded BN) (+ `add`) (+ ReLU), using cuDNN's fused kernels when they apply.
+    fn unit(
+        &self,
+        layout: MemoryFormat,
+        lw: &LayoutWeights,
+        u: &Unit,
+        x: &Tensor,
+        relu: bool,
+        add: Option<&Tensor>,
+    ) -> Result<Tensor, TchError> {
+        let c = &u.conv;
+        let (w, b) = &lw.convs[c.id];
+        let (s, p) = ([c.stride, c.stride], [c.padding, c.padding]);
+        let fusable = matches!(self.device, Device::Cuda(_))
+            && self.opts.fuse_cudnn
+            && u.bn.is_none()
+            && relu
+            && layout != MemoryFormat::Mkldnn
+            && self.fused_ok.load(Ordering::Relaxed);
+        if fusable {
+            let fused = match add {
+                Some(z) => x.f_cudnn_convolution_add_relu(w, z, 1.0, b.as_ref(), s, p, [1, 1], c.groups),
+                None => x.f_cudnn_convolution_relu(w, b.as_ref(), s, p, [1, 1], c.groups),
+            };
+            match fused {
+                Ok(y) => return Ok(y),
+                // cuDNN's fused kernels do not take every dtype/shape: use separate ops from now on.
+                Err(_) => self.fused_ok.store(false, Ordering::Relaxed),
+            }
+        }
+        let mut y = if layout == MemoryFormat::Mkldnn {
+            x.f_mkldnn_convolution(w, b.as_ref(), p, s, [1, 1], c.groups)?
+        } else {
+            x.f_conv2d(w, b.as_ref(), s, p, [1, 1], c.groups)?
+        };
+        if let Some(bn) = &u.bn {
+            y = bn_eval(&y, bn)?;
+        }
+        if let Some(z) = add {
+            y = add_(y, z, self.opts.no_grad)?;
+        }
+        if relu {
+            y = relu_(y, self.opts.no_grad)?;
+        }
+        Ok(y)
+    }
+}
+
+fn bn_eval(x: &Tensor, bn: &PBn) -> Result<Tensor, TchError> {
+    x.f_batch_norm(Some(&bn.w), Some(&bn.b), Some(&bn.mean), Some(&bn.var), false, 0.0, bn.eps, true)
+}
+
+/// ReLU, in place when autograd is off (the input is always a fresh intermediate).
+fn relu_(mut x: Tensor, in_place: bool) -> Result<Tensor, TchError> {
+    if in_place {
+        let _ = x.f_relu_()?;
+        Ok(x)
+    } else {
+        x.f_relu()
+    }
+}
+
+fn add_(mut x: Tensor, y: &Tensor, in_place: bool) -> Result<Tensor, TchError> {
+    if in_place {
+        let _ = x.f_add_(y)?;
+        Ok(x)
+    } else {
+        x.f_add(y)
+    }
+}
+
+/// The same values with NHWC strides (`x.contiguous(memory_format=torch.channels_last)`).
+fn channels_last(x: &Tensor) -> Result<Tensor, TchError> {
+    if x.dim() != 4 {
+        return Ok(x.shallow_clone());
+    }
+    x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])
+}
+
+fn pool2d(layout: MemoryFormat, x: &Tensor, pool: &PoolLayer) -> Result<Tensor, TchError> {
+    let q = pool.pool;
+    let (k, s, p) = (q.kernel as i64, q.stride as i64, q.padding as i64);
+    match (q.kind, layout) {
+        (PoolKind::Max, MemoryFormat::Mkldnn) => x.f_mkldnn_max_pool2d([k, k], [s, s], [p, p], [1, 1], q.ceil_mode),
+        // oneDNN divides a ceil-mode window that hangs over the edge by the whole kernel
+        // area, PyTorch by the part inside: pool densely (a stem average pool is rare).
+        (PoolKind::Avg, MemoryFormat::Mkldnn) => {
+            let dense = x.f_to_dense(None::<Kind>, false)?;
+            super::model::pool_forward(&dense, pool)?.f_contiguous()?.f_to_mkldnn(Kind::Float)
+        }
+        _ => super::model::pool_forward(x, pool),
+    }
+}
