@@ -45,7 +45,8 @@ pub fn parse(args: TokenStream) -> syn::Result<Args> {
                 return Err(duplicate("input"));
             }
             let lit: LitStr = meta.value()?.parse()?;
-            let shape = resnetc::cli::parse_shape(&lit.value()).map_err(|e| syn::Error::new(lit.span(), e))?;
+            let shape = resnetc::cli::parse_shape(&lit.value())
+                .map_err(|e| syn::Error::new(lit.span(), format!("`input`: {e}")))?;
             input = Some(shape);
         } else {
             let name = meta.path.get_ident().map_or_else(|| "this".to_string(), |i| format!("`{i}`"));

@@ -192,9 +192,12 @@ fn resolve(spec: &LitStr) -> syn::Result<(PathBuf, Option<PathBuf>)> {
 fn read(spec: &LitStr, path: &Path, base: Option<&Path>) -> Result<SourceFile, Failure> {
     let written = spec.value();
     let bytes = std::fs::read(path).map_err(|e| {
-        let note = base.map_or_else(String::new, |dir| {
-            format!("\n  = note: a relative path starts at the crate's root (CARGO_MANIFEST_DIR): {}", dir.display())
-        });
+        // Not the absolute folder: it would make this message differ between checkouts.
+        let note = if base.is_some() {
+            "\n  = note: a relative path starts at the calling crate's root (the folder of its Cargo.toml)"
+        } else {
+            ""
+        };
         syn::Error::new(spec.span(), format!("cannot read spec `{written}`: {e}{note}"))
     })?;
     let include = path.to_str().map(|p| quote!(const _: &str = ::core::include_str!(#p);));
@@ -223,5 +226,74 @@ fn spec_errors(file: &SourceFile, mut diags: Vec<Diagnostic>) -> String {
         first
     } else {
         format!("{first}\n{rest}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: TokenStream, item: TokenStream) -> String {
+        expand(args, item).to_string()
+    }
+
+    #[test]
+    fn expands_to_the_generator_output_in_a_private_module() {
+        let out = expand_str(quote!(spec = "../specs/resnet18.yaml"), quote!(pub struct ResNet18;));
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/resnet18.yaml")).expect("spec");
+        let file = SourceFile::new("../specs/resnet18.yaml", text, Syntax::Yaml);
+        let compiled = resnetc::compile(&file).expect("valid");
+        let opts = RustOptions { name: Some("ResNet18".into()), source: Some("../specs/resnet18.yaml".into()) };
+        let generated = module_tokens(&compiled, &opts).to_string();
+        assert!(out.contains(&generated), "the expansion holds the module `resnetc build` writes");
+        assert!(out.contains("mod __resnet_ResNet18"));
+        assert!(out.contains("pub use __resnet_ResNet18 :: ResNet18"));
+        assert!(out.contains("include_str !"));
+        assert!(!out.contains("compile_error"));
+    }
+
+    #[test]
+    fn errors_expand_to_one_compile_error_and_the_stub() {
+        let cases = [
+            (quote!(spec = "../specs/does-not-exist.yaml"), "cannot read spec"),
+            (quote!(spec = "../specs/resnet18.yaml", depth = 18), "unknown argument `depth`"),
+            (quote!(spec = "../tests/specs/invalid/identity-where-projection.yaml"), "residual add shape mismatch"),
+            (quote!(classes = 10), "missing `spec"),
+            (quote!(spec = 18), "expected string literal"),
+        ];
+        for (args, message) in cases {
+            let out = expand_str(args, quote!(pub struct Net;));
+            assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+            assert!(out.contains(message), "{message}: {out}");
+            assert!(out.ends_with("pub struct Net ;"), "{out}");
+            assert!(!out.contains(":: tch"), "the stub never mentions tch: {out}");
+        }
+    }
+
+    #[test]
+    fn a_bad_spec_is_still_tracked_for_rebuilds() {
+        let out = expand_str(
+            quote!(spec = "../tests/specs/invalid/identity-where-projection.yaml"),
+            quote!(struct Net;),
+        );
+        assert!(out.contains("include_str !"), "{out}");
+    }
+
+    #[test]
+    fn keeps_docs_cfg_and_lints() {
+        let out = expand_str(
+            quote!(spec = "../specs/resnet18.yaml", classes = 10, input = "1x28x28"),
+            quote! {
+                /// Docs.
+                #[cfg(not(any()))]
+                #[allow(dead_code)]
+                pub(crate) struct Small;
+            },
+        );
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("pub (crate) use __resnet_Small :: Small"), "{out}");
+        assert!(out.contains("NUM_CLASSES : i64 = 10"), "{out}");
+        assert!(out.contains("INPUT_SHAPE : [i64 ; 3] = [1 , 28 , 28]"), "{out}");
+        assert_eq!(out.matches("cfg (not (any ()))").count(), 2, "{out}");
     }
 }
