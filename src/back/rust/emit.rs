@@ -55,14 +55,14 @@ const DOC_WIDTH: usize = 88;
 /// `#[doc = " line"]` for every line of `text`: paragraphs (split at blank lines) are
 /// re-wrapped to [`DOC_WIDTH`], lines inside ``` fences are kept as they are.
 fn doc_lines(text: &str) -> TokenStream {
-    let lines = wrap(text, DOC_WIDTH).into_iter().map(|l| {
+    let lines = doc_wrap(text, DOC_WIDTH).into_iter().map(|l| {
         let l = if l.is_empty() { String::new() } else { format!(" {l}") };
         quote!(#[doc = #l])
     });
     quote!(#(#lines)*)
 }
 
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(super) fn doc_wrap(text: &str, width: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut paragraph: Vec<&str> = Vec::new();
     let mut fenced = false;
