@@ -7,7 +7,7 @@
 //! - [`device`] parses `--device cpu|cuda|cuda:N|auto` and `--dtype f32|f16|bf16`.
 //! - [`infer`] prepares a network for fast inference (BN folding, no-grad, memory format
 //!   chosen by measurement, oneDNN on CPU, cuDNN benchmark and bf16 on CUDA).
-//! - `image` (next) decodes and preprocesses images for `resnetc predict`.
+//! - [`image`] decodes and preprocesses images for `resnetc predict`.
 //!
 //! ```no_run
 //! use tch::nn::ModuleT;
@@ -25,6 +25,7 @@
 //! ```
 
 pub mod device;
+pub mod image;
 pub mod infer;
 mod layers;
 mod model;
@@ -60,7 +61,7 @@ pub enum RuntimeError {
     #[error("unknown dtype `{0}`: use f32, f16 or bf16")]
     UnknownDtype(String),
     /// Half-precision types run only on CUDA here.
-    #[error("dtype {dtype} is only supported on CUDA devices (device is {device:?}); use --dtype f32 on the CPU")]
+    #[error("dtype {dtype} is only supported on CUDA devices (device is {}); use --dtype f32 on the CPU", device::device_name(*device))]
     DtypeOnDevice { dtype: DType, device: tch::Device },
     /// A combination of options this build or device cannot run.
     #[error("unsupported: {0}")]
