@@ -297,3 +297,25 @@ mod tests {
         assert_eq!(out.matches("cfg (not (any ()))").count(), 2, "{out}");
     }
 }
+
+/// Expansion time as users get it (proc macros build unoptimized in the dev profile):
+/// `cargo test -p resnetc-macros --lib -- --ignored --nocapture expansion_time`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn expansion_time_resnet152() {
+        let mut times: Vec<f64> = (0..31)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let out = expand(quote!(spec = "../specs/resnet152.yaml"), quote!(pub struct ResNet152;));
+                assert!(!out.is_empty());
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("#[resnet] expansion of resnet152: median {:.1} ms, min {:.1} ms", times[15], times[0]);
+    }
+}
