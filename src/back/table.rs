@@ -45,37 +45,39 @@ pub fn layers(model: &Model, net: &Network) -> String {
         })
         .collect();
     let titles = ["layer", "op", "output", "params", "MACs"];
+    columns(&mut out, titles, &rows, [false, false, false, true, true], true);
+    totals(&mut out, net);
+    out
+}
+
+/// Writes aligned columns: a title row, an optional rule under it and after the rows.
+fn columns(out: &mut String, titles: [&str; 5], rows: &[[String; 5]], right: [bool; 5], rules: bool) {
     let mut widths = titles.map(str::len);
-    for r in &rows {
+    for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.len());
         }
     }
     let line = |out: &mut String, cells: [&str; 5]| {
-        let _ = writeln!(
-            out,
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-            w4 = widths[4]
-        );
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .zip(right)
+            .map(|((c, w), r)| if r { format!("{c:>w$}") } else { format!("{c:<w$}") })
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
     };
-    line(&mut out, titles);
-    let total_width: usize = widths.iter().sum::<usize>() + 8;
-    let _ = writeln!(out, "{}", "-".repeat(total_width));
-    for r in &rows {
-        line(&mut out, [&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    let rule = "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1));
+    line(out, titles);
+    if rules {
+        let _ = writeln!(out, "{rule}");
     }
-    let _ = writeln!(out, "{}", "-".repeat(total_width));
-    totals(&mut out, net);
-    out
+    for r in rows {
+        line(out, [&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    if rules {
+        let _ = writeln!(out, "{rule}");
+    }
 }
 
 fn header(out: &mut String, model: &Model, net: &Network) {
@@ -147,28 +149,7 @@ pub fn stages(model: &Model, net: &Network) -> String {
     ]);
 
     let titles = ["stage", "output", "block", "", "MACs"];
-    let mut widths = titles.map(str::len);
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for r in std::iter::once(titles.map(String::from)).chain(rows) {
-        let _ = writeln!(
-            out,
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-            w4 = widths[4]
-        );
-    }
+    columns(&mut out, titles, &rows, [false, false, false, false, true], false);
     let _ = writeln!(out);
     totals(&mut out, net);
     out
