@@ -44,5 +44,16 @@ use proc_macro::TokenStream;
 /// Expands a unit struct into the network of a resnetc spec; see the crate documentation.
 #[proc_macro_attribute]
 pub fn resnet(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::expand(args.into(), item.into()).into()
+    let (args, item): (proc_macro2::TokenStream, proc_macro2::TokenStream) = (args.into(), item.into());
+    let stub = item.clone();
+    // Every error is reported as a compile error; a panic would be a bug in resnetc, and
+    // still becomes one error (plus the stub) rather than a crashed macro.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expand::expand(args, item))) {
+        Ok(tokens) => tokens.into(),
+        Err(_) => quote::quote! {
+            ::core::compile_error!("internal error in resnetc while expanding #[resnet]; please report it with the spec");
+            #stub
+        }
+        .into(),
+    }
 }

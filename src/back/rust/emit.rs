@@ -144,7 +144,10 @@ fn conv_helper(plan: &Plan) -> TokenStream {
     let groups_field = plan.conv_groups.then(|| quote!(groups,));
     let fan_in_channels = if plan.conv_groups { quote!(c_in / groups) } else { quote!(c_in) };
     let has_bias = plan.conv_bias != Knob::Fixed(false);
-    let bias_value = knob_bool(plan.conv_bias, "bias");
+    let bias_field = match plan.conv_bias {
+        Knob::Fixed(b) => quote!(bias: #b,),
+        Knob::Param => quote!(bias,),
+    };
     let (doc, body) = match plan.model.init {
         Init::KaimingNormal => {
             let doc = if has_bias {
@@ -168,7 +171,7 @@ fn conv_helper(plan: &Plan) -> TokenStream {
                     stride,
                     padding,
                     #groups_field
-                    bias: #bias_value,
+                    #bias_field
                     ws_init: ::tch::nn::Init::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() },
                     #bs_init
                     ..::std::default::Default::default()
@@ -189,7 +192,7 @@ fn conv_helper(plan: &Plan) -> TokenStream {
                     stride,
                     padding,
                     #groups_field
-                    bias: #bias_value,
+                    #bias_field
                     ws_init: ::tch::nn::Init::Uniform { lo: -bound, up: bound },
                     bs_init: ::tch::nn::Init::Const(0.0),
                     ..::std::default::Default::default()
