@@ -31,6 +31,10 @@ pub struct Args {
     /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     device: String,
+    /// CPU threads of libtorch's operators (default: libtorch's choice, one per core). On a
+    /// busy machine fewer threads, or OMP_WAIT_POLICY=passive, can be much faster.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
@@ -39,6 +43,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
     let device = crate::runtime::parse_device(&args.device).map_err(|e| CliError::other("bad --device", e))?;
+    if let Some(n) = args.threads {
+        tch::set_num_threads(i32::from(n));
+    }
     let vs = tch::nn::VarStore::new(device);
     let net = crate::runtime::ResNet::new(&vs.root(), &compiled)
         .map_err(|e| CliError::other(format!("cannot build `{}`", args.spec), e))?;

@@ -57,6 +57,10 @@ pub struct Args {
     /// Continue the run in --out from its checkpoint (start one if there is none).
     #[arg(long)]
     resume: bool,
+    /// CPU threads of libtorch's operators (default: libtorch's choice, one per core). On a
+    /// busy machine fewer threads, or OMP_WAIT_POLICY=passive, can be much faster.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 fn non_negative(s: &str) -> Result<f64, String> {
@@ -129,10 +133,13 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
     let device = crate::runtime::parse_device(&args.device).map_err(|e| CliError::other("bad --device", e))?;
+    if let Some(n) = args.threads {
+        tch::set_num_threads(i32::from(n));
+    }
     let compiled = &compiled;
     let input = compiled.network.input;
     println!(
-        "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {}",
+        "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {} ({} threads)",
         compiled.model.name,
         compiled.network.totals.trainable_params,
         args.data,
@@ -143,6 +150,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         input.w,
         describe(&args),
         crate::runtime::device::device_name(device),
+        tch::get_num_threads(),
     );
     let opts = TrainOptions {
         out: args.out.clone(),
@@ -156,6 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         device,
         augment: args.augment,
         resume: args.resume,
+        stop_after: None,
         progress: true,
         summary: true,
         spec: compiled.model.name.clone(),

@@ -92,6 +92,9 @@ pub struct TrainOptions {
     pub augment: Augment,
     /// Continue the run in `out` from its checkpoint (a new run when there is none).
     pub resume: bool,
+    /// Stop once this many epochs are complete, as if interrupted there (the schedule
+    /// still plans for `epochs`); `resume` continues such a run. `None`: run to `epochs`.
+    pub stop_after: Option<usize>,
     /// Draw a progress bar on stderr (shown only on a terminal).
     pub progress: bool,
     /// Print one summary line per epoch on stdout.
@@ -116,6 +119,7 @@ impl TrainOptions {
             device: Device::Cpu,
             augment: Augment::default(),
             resume: false,
+            stop_after: None,
             progress: true,
             summary: true,
             spec: String::new(),
@@ -186,11 +190,19 @@ pub fn load_splits(
 /// Builds the runtime network of `compiled` (seeded by `opts.seed`) on `opts.device` and
 /// trains it with [`train_model`].
 pub fn train_spec(compiled: &Compiled, train: Arc<Dataset>, test: Arc<Dataset>, opts: &TrainOptions) -> Result<TrainReport, TrainError> {
-    init_seed(opts.seed);
     let vs = VarStore::new(opts.device);
-    let net = crate::runtime::ResNet::new(&vs.root(), compiled).map_err(|e| TrainError::Model(Box::new(e)))?;
+    let net = {
+        // libtorch's generator is global: hold it while seeding and drawing the initial
+        // weights, so that runs on other threads cannot change them.
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        init_seed(opts.seed);
+        crate::runtime::ResNet::new(&vs.root(), compiled).map_err(|e| TrainError::Model(Box::new(e)))?
+    };
     train_model(&net, &vs, compiled.network.input, train, test, opts)
 }
+
+/// Serializes the use of libtorch's global generator for initialization.
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The settings that must not change when a run is resumed, as JSON. `epochs` and
 /// `device` are recorded but may change.
@@ -284,7 +296,8 @@ pub fn train_model<M: Classifier>(
     let steps_per_epoch = train.len().div_ceil(opts.batch_size);
     let prep = Prep { channels: c, height: h, width: w, augment: opts.augment, device: opts.device };
     let test_prep = Prep { augment: Augment::default(), ..prep.clone() };
-    for epoch in resumed_from..opts.epochs {
+    let last = opts.stop_after.map_or(opts.epochs, |s| s.min(opts.epochs)).max(resumed_from);
+    for epoch in resumed_from..last {
         let started = Instant::now();
         tch::manual_seed(Rng::stream(opts.seed, &[Purpose::Torch as u64, epoch as u64]).next_u64() as i64);
         let mut order: Vec<usize> = (0..train.len()).collect();
