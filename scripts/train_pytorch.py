@@ -9,6 +9,10 @@ filters; the first block of stages 2 and 3 strides on its first 3x3); option A s
 torchvision's initialization. Fashion-MNIST comes from scripts/fetch-data.sh and is
 normalized as resnetc does (mean 0.2860406, std 0.3530242).
 
+With --check-weights W it instead loads resnetc's weights.safetensors into the module
+(strict: every torchvision name must match) and prints the test accuracy, which should
+equal `resnetc eval`'s.
+
 It trains for --batches batches of shuffled training images (SGD, momentum and weight
 decay as given) after --warmup batches, and prints images/s of the training steps
 (forward, loss, backward, update), which is what resnetc reports as examples/s.
@@ -94,6 +98,26 @@ def find(root, name):
     raise SystemExit(f"{name} not found in {root}: run scripts/fetch-data.sh")
 
 
+def normalize(images):
+    return (torch.from_numpy(images.copy()).float().div_(255).sub_(0.2860406).div_(0.3530242)).unsqueeze(1)
+
+
+def check_weights(args):
+    from safetensors.torch import load_file
+
+    images = read_idx(find(args.data, "t10k-images-idx3-ubyte"))
+    labels = torch.from_numpy(read_idx(find(args.data, "t10k-labels-idx1-ubyte")).astype(np.int64))
+    n = len(labels)
+    keep = torch.arange(args.limit_test) * n // args.limit_test if 0 < args.limit_test < n else torch.arange(n)
+    xs, ys = normalize(images)[keep], labels[keep]
+    model = ResNet20()
+    model.load_state_dict(load_file(args.check_weights), strict=True)
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(xs[i : i + 256]).argmax(1) == ys[i : i + 256]).sum().item() for i in range(0, len(xs), 256))
+    print(f"pytorch: {args.check_weights} loaded strictly; test accuracy {correct / len(xs):.4f} ({correct} of {len(xs)})")
+
+
 def main():
     home = os.environ.get("RESNETC_HOME", os.path.expanduser("~/.cache/resnetc"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -106,14 +130,19 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--check-weights", metavar="W", help="evaluate resnetc's weights.safetensors instead of training")
+    ap.add_argument("--limit-test", type=int, default=0, help="with --check-weights: N evenly spaced test images")
     args = ap.parse_args()
+    if args.check_weights:
+        check_weights(args)
+        return
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     images = read_idx(find(args.data, "train-images-idx3-ubyte"))
     labels = read_idx(find(args.data, "train-labels-idx1-ubyte")).astype(np.int64)
-    xs = (torch.from_numpy(images.copy()).float().div_(255).sub_(0.2860406).div_(0.3530242)).unsqueeze(1)
+    xs = normalize(images)
     ys = torch.from_numpy(labels)
 
     model = ResNet20()
