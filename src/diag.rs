@@ -134,7 +134,9 @@ pub fn render(file: &SourceFile, diags: &[Diagnostic]) -> String {
 /// Writes diagnostics to any termcolor writer (coloured on a terminal).
 pub fn emit(file: &SourceFile, diags: &[Diagnostic], writer: &mut dyn termcolor::WriteColor) {
     let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
-    let config = term::Config::default();
+    // rustc's ASCII layout (`--> file:line:col`, `|` gutters): readable in any terminal,
+    // log file or compiler error message.
+    let config = term::Config { chars: term::Chars::ascii(), ..term::Config::default() };
     for d in diags {
         // Spans are produced by our own front ends and clamped to the text, so the
         // only failure here is an I/O error on the writer, which we cannot report anyway.
