@@ -21,3 +21,5 @@ fi
 torch_dir="$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
 ln -sfn "$torch_dir" .libtorch
 echo "== libtorch: $torch_dir"
+
+./scripts/fetch-data.sh

@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite of resnetc, from a fresh clone on Debian 12 with Rust installed.
-# Installs whatever is missing first (idempotent, quick when everything is present).
+# Installs whatever is missing first (idempotent, quick when everything is present):
+# PyTorch 2.11.0's libtorch in a venv and the Fashion-MNIST/MNIST files (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 jobs="${CARGO_BUILD_JOBS:-2}"
-echo "== cargo test (compiler, code generator, diagnostics)"
-cargo test --workspace --locked -j"$jobs"
+
+echo "== 1/4 compiler, diagnostics, code generator, macro (no libtorch needed)"
+cargo test --locked -j"$jobs"
+
+echo "== 2/4 set-up: libtorch venv and data sets"
+./scripts/setup.sh
+
+echo "== 3/4 runtime parity with torchvision, property tests, training (libtorch)"
+cargo test --locked -j"$jobs" --features torch
+
+echo "== 4/4 generated modules and #[resnet] on libtorch (examples/macro-demo)"
+cargo test --locked -j"$jobs" -p macro-demo
