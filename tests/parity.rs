@@ -104,8 +104,10 @@ fn check_model(name: &str, spec: &str) {
     };
     check("eval", net.f_logits_t(&x, false).expect("eval forward"), &eval_ref);
     let passes = [
-        ("fold+nchw", InferenceOptions { memory_format: MemoryFormat::Contiguous, ..Default::default() }),
-        ("fold+nhwc", InferenceOptions { memory_format: MemoryFormat::ChannelsLast, ..Default::default() }),
+        ("fold+nchw+fused", InferenceOptions { memory_format: MemoryFormat::Contiguous, ..Default::default() }),
+        ("fold+nhwc+fused", InferenceOptions { memory_format: MemoryFormat::ChannelsLast, ..Default::default() }),
+        ("nofold+nhwc+fused", InferenceOptions { memory_format: MemoryFormat::ChannelsLast, fold_bn: false, ..Default::default() }),
+        ("fold+nhwc", InferenceOptions { memory_format: MemoryFormat::ChannelsLast, fuse: false, ..Default::default() }),
         ("fold+mkldnn", InferenceOptions { memory_format: MemoryFormat::Mkldnn, ..Default::default() }),
         ("nofold+mkldnn", InferenceOptions { memory_format: MemoryFormat::Mkldnn, fold_bn: false, ..Default::default() }),
         ("no passes", InferenceOptions::none()),
@@ -389,12 +391,13 @@ proptest! {
         let plain = net.f_forward_t(&x, false).expect("eval");
         prop_assert_eq!(plain.size(), vec![2, fc.out_features as i64]);
         for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast, MemoryFormat::Mkldnn] {
-            for fold_bn in [true, false] {
-                let fast = InferenceModel::new(&net, InferenceOptions { memory_format: format, fold_bn, ..Default::default() }).expect("inference");
+            for (fold_bn, fuse) in [(true, true), (false, true), (true, false)] {
+                let opts = InferenceOptions { memory_format: format, fold_bn, fuse, ..Default::default() };
+                let fast = InferenceModel::new(&net, opts).expect("inference");
                 let y = fast.forward(&x).expect("inference forward");
                 let d = max_abs_diff(&y, &plain);
                 let scale = plain.abs().max().double_value(&[]).max(1.0);
-                prop_assert!(d <= 1e-4 * scale, "{format} fold {fold_bn}: diff {d:e} (scale {scale})");
+                prop_assert!(d <= 1e-4 * scale, "{format} fold {fold_bn} fuse {fuse}: diff {d:e} (scale {scale})");
             }
         }
         let train = net.f_forward_t(&x, true).expect("train");

@@ -97,7 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     if args.format == "json" {
         let candidates: serde_json::Map<String, serde_json::Value> =
-            report.candidates.iter().map(|(l, d)| (l.name().to_string(), serde_json::json!(ms(*d)))).collect();
+            report.candidates.iter().map(|(l, d)| (l.clone(), serde_json::json!(ms(*d)))).collect();
         let v = serde_json::json!({
             "spec": args.spec,
             "model": compiled.model.name,
@@ -122,6 +122,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 "layout_prep_ms": ms(report.layout_prep),
                 "measure_ms": ms(report.measure),
                 "layout": report.layout.map(|l| l.name()),
+                "fused": report.fused,
                 "candidates_ms": candidates,
                 "folded_convs": report.folded,
             },
@@ -131,7 +132,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 "memory_format": opts.memory_format.name(),
                 "mkldnn": opts.mkldnn,
                 "cudnn_benchmark": opts.cudnn_benchmark,
-                "fuse_cudnn": opts.fuse_cudnn,
+                "fuse": opts.fuse,
                 "autocast": opts.autocast,
             },
         });
@@ -150,7 +151,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         device::device_name(device),
         if threads == 1 { "" } else { "s" }
     );
-    let layout = report.layout.map_or("-".to_string(), |l| l.name().to_string());
+    let layout = report.layout.map_or("-".to_string(), |l| format!("{l}{}", if report.fused { ", fused kernels" } else { "" }));
     let measured = if report.candidates.is_empty() {
         String::new()
     } else {

@@ -78,7 +78,7 @@ pub struct PassArgs {
     /// CUDA: no cuDNN benchmark mode.
     #[arg(long)]
     pub no_cudnn_benchmark: bool,
-    /// CUDA: no fused cuDNN conv+bias+ReLU / conv+add+ReLU kernels.
+    /// No fused conv+bias(+add)+ReLU kernels (oneDNN on the CPU, cuDNN on CUDA).
     #[arg(long)]
     pub no_fuse: bool,
     /// CUDA f16/bf16: cast everything to the half type instead of autocast-style mixed
@@ -103,7 +103,7 @@ impl PassArgs {
             mkldnn: !self.no_mkldnn,
             measure,
             cudnn_benchmark: !self.no_cudnn_benchmark,
-            fuse_cudnn: !self.no_fuse,
+            fuse: !self.no_fuse,
             dtype,
             autocast: !self.no_autocast,
         }
@@ -151,7 +151,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         let opts = args.passes.options(dtype, false);
         let fast = InferenceModel::new(&net, opts).map_err(|e| CliError::other("cannot prepare the network", e))?;
         let logits = fast.logits(&x).map_err(bad_input)?;
-        let layout = fast.report().layout.map_or("-", |l| l.name());
+        let report = fast.report();
+        let layout = report.layout.map_or("-".to_string(), |l| format!("{l}{}", if report.fused { "+fused" } else { "" }));
         (logits, format!("eval mode, {dtype}, layout {layout}, {} BN folded", fast.report().folded))
     };
     let mut out = vec![("logits".to_string(), logits.shallow_clone())];

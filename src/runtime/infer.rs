@@ -15,11 +15,16 @@
 //!   keeps the fastest (`measure`); without measuring it takes oneDNN on the CPU and NCHW
 //!   (f32) or channels-last (f16/bf16) on CUDA. oneDNN convolution weights are reordered
 //!   once, for the first input's shape.
-//! - **CUDA**: cuDNN benchmark mode (`cudnn_benchmark`), cuDNN's fused conv+bias+ReLU and
-//!   conv+bias+add+ReLU (`fuse_cudnn`, folded networks only; falls back to separate ops if
-//!   cuDNN refuses), and for `dtype` f16/bf16 autocast-style mixed precision
-//!   (`autocast`): convolutions and `fc` in the half type, BN parameters, logits and
-//!   softmax in f32. Without `autocast` every tensor is cast to the half type.
+//! - **fused kernels** (`fuse`): convolution, bias, residual addition and ReLU in one
+//!   kernel. On the CPU (f32, NCHW or channels-last activations) through oneDNN's
+//!   `mkldnn::_convolution_pointwise` with weights reordered once for the input shape
+//!   (see [`super::onednn`]); on CUDA through cuDNN's conv+bias+ReLU and
+//!   conv+bias+add+ReLU. Falls back to separate operators where a kernel is missing or
+//!   refuses. Fused and unfused variants are both measured candidates.
+//! - **CUDA**: cuDNN benchmark mode (`cudnn_benchmark`), and for `dtype` f16/bf16
+//!   autocast-style mixed precision (`autocast`): convolutions and `fc` in the half type,
+//!   BN parameters, logits and softmax in f32. Without `autocast` every tensor is cast to
+//!   the half type.
 //!
 //! The one-time costs (folding in [`InferenceModel::new`]; weight reordering and
 //! measurement on the first call) are reported by [`InferenceModel::report`], apart from
@@ -27,6 +32,7 @@
 
 use super::layers::{BatchNorm, Conv};
 use super::model::{zero_pad_shortcut, Shortcut};
+use super::onednn::FusedOps;
 use super::{DType, ResNet, RuntimeError};
 use crate::ir::{HeadPool, PoolKind, Shape};
 use crate::valid::PoolLayer;
@@ -91,7 +97,8 @@ pub struct InferenceOptions {
     /// Let [`MemoryFormat::Auto`] measure on the first call (worth it for many calls).
     pub measure: bool,
     pub cudnn_benchmark: bool,
-    pub fuse_cudnn: bool,
+    /// Fused convolution kernels (oneDNN post-ops on the CPU, cuDNN on CUDA).
+    pub fuse: bool,
     pub dtype: DType,
     pub autocast: bool,
 }
@@ -105,7 +112,7 @@ impl Default for InferenceOptions {
             mkldnn: true,
             measure: true,
             cudnn_benchmark: true,
-            fuse_cudnn: true,
+            fuse: true,
             dtype: DType::F32,
             autocast: true,
         }
@@ -122,7 +129,7 @@ impl InferenceOptions {
             mkldnn: false,
             measure: false,
             cudnn_benchmark: false,
-            fuse_cudnn: false,
+            fuse: false,
             dtype: DType::F32,
             autocast: false,
         }
@@ -140,8 +147,11 @@ pub struct PrepareReport {
     pub measure: Duration,
     /// The layout in use, once the first call has chosen it.
     pub layout: Option<MemoryFormat>,
-    /// Median-free quick measurement of each candidate (best of two passes).
-    pub candidates: Vec<(MemoryFormat, Duration)>,
+    /// Whether the chosen variant uses fused convolution kernels.
+    pub fused: bool,
+    /// Each measured candidate (`channels-last+fused`, `mkldnn`, ...) with its best of
+    /// two timed passes.
+    pub candidates: Vec<(String, Duration)>,
     /// Convolutions whose BN was folded into them.
     pub folded: usize,
 }
@@ -173,14 +183,29 @@ pub struct InferenceModel<'a> {
     /// Kind of convolution weights and activations.
     compute: Kind,
     state: Mutex<State>,
+    /// oneDNN's fused CPU convolutions, when this libtorch has them.
+    onednn: Option<FusedOps>,
     /// Cleared if cuDNN refuses a fused convolution; later calls use separate ops.
     fused_ok: AtomicBool,
 }
 
+/// A memory layout, with or without fused kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Variant {
+    layout: MemoryFormat,
+    fused: bool,
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.layout, if self.fused { "+fused" } else { "" })
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    layout: Option<MemoryFormat>,
-    weights: Vec<(MemoryFormat, LayoutWeights)>,
+    variant: Option<Variant>,
+    weights: Vec<(Variant, LayoutWeights)>,
     report: PrepareReport,
 }
 
@@ -343,6 +368,10 @@ impl<'a> InferenceModel<'a> {
             folded: 0,
         };
         let plan = Self::plan(net, &mut b).map_err(RuntimeError::torch("folding BN into the convolutions"))?;
+        // oneDNN's fused kernels write residual sums in place: only without autograd.
+        let onednn = (device == Device::Cpu && opts.dtype == DType::F32 && opts.fuse && opts.no_grad && tch::utils::has_mkldnn())
+            .then(FusedOps::load)
+            .and_then(Result::ok);
         let report = PrepareReport { fold: start.elapsed(), folded: plan.folded, ..Default::default() };
         Ok(InferenceModel {
             net,
@@ -351,6 +380,7 @@ impl<'a> InferenceModel<'a> {
             device,
             compute,
             state: Mutex::new(State { report, ..Default::default() }),
+            onednn,
             fused_ok: AtomicBool::new(true),
         })
     }
@@ -413,50 +443,66 @@ impl<'a> InferenceModel<'a> {
         let _guard = self.opts.no_grad.then(tch::no_grad_guard);
         let xs = if xs.kind() == self.compute { xs } else { xs.f_to_kind(self.compute).map_err(RuntimeError::torch("casting the input"))? };
         let mut state = self.state.lock().map_err(|_| RuntimeError::Unsupported("the inference model was poisoned by an earlier panic".into()))?;
-        if state.layout.is_none() {
-            self.choose_layout(&mut state, &xs)?;
+        if state.variant.is_none() {
+            self.choose_variant(&mut state, &xs)?;
         }
-        let layout = state.layout.unwrap_or(MemoryFormat::Contiguous);
-        let lw = state.weights.iter().find(|(l, _)| *l == layout).map(|(_, w)| w);
-        let Some(lw) = lw else {
-            return Err(RuntimeError::Unsupported(format!("no weights prepared for layout {layout}")));
+        let Some((v, lw)) = state.weights.first() else {
+            return Err(RuntimeError::Unsupported("no weights prepared for the chosen layout".into()));
         };
-        let out = self.run(layout, lw, &xs).map_err(RuntimeError::torch("running the inference pass"))?;
+        let out = self.run(*v, lw, &xs).map_err(RuntimeError::torch("running the inference pass"))?;
         if out.kind() != Kind::Float && self.opts.autocast {
             return out.f_to_kind(Kind::Float).map_err(RuntimeError::torch("casting the logits to f32"));
         }
         Ok(out)
     }
 
-    fn candidates(&self) -> Vec<MemoryFormat> {
-        let mkldnn_ok = self.device == Device::Cpu && self.opts.dtype == DType::F32 && tch::utils::has_mkldnn();
-        match self.opts.memory_format {
-            MemoryFormat::Auto => {
-                let mut c = Vec::new();
+    /// The variants worth trying, the usual winner first.
+    fn candidates(&self) -> Vec<Variant> {
+        let cpu = self.device == Device::Cpu;
+        let mkldnn_ok = cpu && self.opts.dtype == DType::F32 && tch::utils::has_mkldnn();
+        // Fused kernels: oneDNN's on the CPU (if the shim loaded), cuDNN's on CUDA.
+        let fused = self.opts.fuse && (if cpu { self.onednn.is_some() } else { self.opts.no_grad });
+        let v = |layout, fused| Variant { layout, fused };
+        let layouts = match self.opts.memory_format {
+            MemoryFormat::Auto if cpu => {
+                let mut c = vec![MemoryFormat::ChannelsLast];
                 if mkldnn_ok && self.opts.mkldnn {
-                    c.push(MemoryFormat::Mkldnn);
+                    c.insert(usize::from(fused), MemoryFormat::Mkldnn);
                 }
-                if self.device != Device::Cpu && self.opts.dtype != DType::F32 {
-                    c.push(MemoryFormat::ChannelsLast);
-                    c.push(MemoryFormat::Contiguous);
-                } else {
-                    c.push(MemoryFormat::Contiguous);
-                    c.push(MemoryFormat::ChannelsLast);
-                }
+                c.push(MemoryFormat::Contiguous);
                 c
             }
+            MemoryFormat::Auto if self.opts.dtype != DType::F32 => vec![MemoryFormat::ChannelsLast, MemoryFormat::Contiguous],
+            MemoryFormat::Auto => vec![MemoryFormat::Contiguous, MemoryFormat::ChannelsLast],
             fixed => vec![fixed],
+        };
+        let mut out = Vec::new();
+        for l in layouts {
+            // MKLDNN tensors have no fused kernels here.
+            if fused && l != MemoryFormat::Mkldnn {
+                out.push(v(l, true));
+                // On the CPU the fused variant replaces the unfused one (same kernels minus
+                // extra passes over memory); on CUDA cuDNN's fused kernel may be slower
+                // than its best unfused algorithm, so both are measured.
+                if cpu {
+                    continue;
+                }
+            }
+            out.push(v(l, false));
         }
+        out
     }
 
-    fn choose_layout(&self, state: &mut State, xs: &Tensor) -> Result<(), RuntimeError> {
+    fn choose_variant(&self, state: &mut State, xs: &Tensor) -> Result<(), RuntimeError> {
         let candidates = self.candidates();
         let measure = self.opts.measure && candidates.len() > 1;
-        let tried: &[MemoryFormat] = if measure { &candidates } else { &candidates[..1] };
-        let mut best: Option<(MemoryFormat, Duration)> = None;
-        for &layout in tried {
+        let tried: &[Variant] = if measure { &candidates } else { &candidates[..1] };
+        let mut best: Option<(Variant, Duration)> = None;
+        for &variant in tried {
             let start = Instant::now();
-            let lw = self.prepare_layout(layout, xs.size()[0]).map_err(RuntimeError::torch(format!("preparing weights for layout {layout}")))?;
+            let lw = self
+                .prepare_weights(variant, xs.size()[0])
+                .map_err(RuntimeError::torch(format!("preparing weights for {variant}")))?;
             self.sync();
             state.report.layout_prep += start.elapsed();
             if measure {
@@ -464,7 +510,7 @@ impl<'a> InferenceModel<'a> {
                 let mut best_run = Duration::MAX;
                 for i in 0..3 {
                     let t = Instant::now();
-                    let _ = self.run(layout, &lw, xs).map_err(RuntimeError::torch(format!("measuring layout {layout}")))?;
+                    let _ = self.run(variant, &lw, xs).map_err(RuntimeError::torch(format!("measuring {variant}")))?;
                     self.sync();
                     // The first pass warms caches and cuDNN's algorithm search.
                     if i > 0 {
@@ -472,20 +518,23 @@ impl<'a> InferenceModel<'a> {
                     }
                 }
                 state.report.measure += start.elapsed();
-                state.report.candidates.push((layout, best_run));
+                state.report.candidates.push((variant.to_string(), best_run));
                 if best.is_none_or(|(_, d)| best_run < d) {
-                    best = Some((layout, best_run));
+                    best = Some((variant, best_run));
                 }
             } else {
-                best = Some((layout, Duration::ZERO));
+                best = Some((variant, Duration::ZERO));
             }
-            state.weights.push((layout, lw));
+            state.weights.push((variant, lw));
         }
-        let chosen = best.map_or(MemoryFormat::Contiguous, |(l, _)| l);
-        // Keep only the chosen layout's weights.
-        state.weights.retain(|(l, _)| *l == chosen);
-        state.layout = Some(chosen);
-        state.report.layout = Some(chosen);
+        let Some((chosen, _)) = best else {
+            return Err(RuntimeError::Unsupported("no memory format candidate for this device".into()));
+        };
+        // Keep only the chosen variant's weights.
+        state.weights.retain(|(v, _)| *v == chosen);
+        state.variant = Some(chosen);
+        state.report.layout = Some(chosen.layout);
+        state.report.fused = chosen.fused;
         Ok(())
     }
 
@@ -495,11 +544,14 @@ impl<'a> InferenceModel<'a> {
         }
     }
 
-    fn prepare_layout(&self, layout: MemoryFormat, batch: i64) -> Result<LayoutWeights, TchError> {
+    fn prepare_weights(&self, v: Variant, batch: i64) -> Result<LayoutWeights, TchError> {
+        let layout = v.layout;
+        // oneDNN weights: blocked for the MKLDNN layout and for the CPU's fused kernels.
+        let onednn_weights = layout == MemoryFormat::Mkldnn || (v.fused && self.device == Device::Cpu);
         let mut convs: Vec<Option<(Tensor, Option<Tensor>)>> = (0..self.plan.convs).map(|_| None).collect();
         let mut add = |c: &PConv| -> Result<(), TchError> {
             let w = match layout {
-                MemoryFormat::Mkldnn => {
+                _ if onednn_weights => {
                     let i = c.input;
                     c.w.f_contiguous()?.f_to_mkldnn(Kind::Float)?.f_mkldnn_reorder_conv2d_weight(
                         [c.padding, c.padding],
@@ -537,19 +589,20 @@ impl<'a> InferenceModel<'a> {
         Ok(LayoutWeights { convs })
     }
 
-    fn run(&self, layout: MemoryFormat, lw: &LayoutWeights, xs: &Tensor) -> Result<Tensor, TchError> {
+    fn run(&self, v: Variant, lw: &LayoutWeights, xs: &Tensor) -> Result<Tensor, TchError> {
         let p = &self.plan;
+        let layout = v.layout;
         let mut x = match layout {
             MemoryFormat::Mkldnn => xs.f_contiguous()?.f_to_mkldnn(Kind::Float)?,
             MemoryFormat::ChannelsLast => channels_last(xs)?,
             _ => xs.shallow_clone(),
         };
-        x = self.unit(layout, lw, &p.stem, &x, p.stem_relu, None)?;
+        x = self.unit(v, lw, &p.stem, &x, p.stem_relu, None)?;
         if let Some(pool) = &p.pool {
             x = pool2d(layout, &x, pool)?;
         }
         for blk in &p.blocks {
-            x = self.block(layout, lw, blk, &x)?;
+            x = self.block(v, lw, blk, &x)?;
         }
         if let Some(bn) = &p.head_norm {
             x = relu_(bn_eval(&x, bn)?, self.opts.no_grad)?;
@@ -564,36 +617,36 @@ impl<'a> InferenceModel<'a> {
         pooled.f_flatten(1, -1)?.f_linear(&p.fc_w, Some(&p.fc_b))
     }
 
-    fn block(&self, layout: MemoryFormat, lw: &LayoutWeights, blk: &PBlock, x: &Tensor) -> Result<Tensor, TchError> {
+    /// One block. The residual sum may be written into the shortcut tensor (the block's
+    /// input for an identity shortcut), which nothing reads afterwards.
+    fn block(&self, v: Variant, lw: &LayoutWeights, blk: &PBlock, x: &Tensor) -> Result<Tensor, TchError> {
         let n = blk.units.len();
-        let in_place = self.opts.no_grad;
         if let Some(lead) = &blk.lead {
-            let pre = relu_(bn_eval(x, lead)?, in_place)?;
-            let shortcut = self.shortcut(layout, lw, &blk.shortcut, x, &pre)?;
+            let pre = relu_(bn_eval(x, lead)?, self.opts.no_grad)?;
+            let shortcut = self.shortcut(v, lw, &blk.shortcut, x, &pre)?;
             let mut out = pre.shallow_clone();
-            for (i, u) in blk.units.iter().enumerate() {
-                out = self.unit(layout, lw, u, &out, i + 1 < n, None)?;
+            for u in &blk.units[..n.saturating_sub(1)] {
+                out = self.unit(v, lw, u, &out, true, None)?;
             }
-            return match shortcut {
-                Some(s) => add_(out, &s, in_place),
-                None => Ok(out),
-            };
+            let Some(last) = blk.units.last() else { return Ok(out) };
+            // No activation after a pre-activation block's addition.
+            return self.unit(v, lw, last, &out, false, shortcut.as_ref());
         }
         let mut out = x.shallow_clone();
         for u in &blk.units[..n.saturating_sub(1)] {
-            out = self.unit(layout, lw, u, &out, true, None)?;
+            out = self.unit(v, lw, u, &out, true, None)?;
         }
         let Some(last) = blk.units.last() else { return Ok(out) };
-        match self.shortcut(layout, lw, &blk.shortcut, x, x)? {
+        match self.shortcut(v, lw, &blk.shortcut, x, x)? {
             // Plain block: ReLU right after the last BN.
-            None => self.unit(layout, lw, last, &out, true, None),
-            Some(s) => self.unit(layout, lw, last, &out, true, Some(&s)),
+            None => self.unit(v, lw, last, &out, true, None),
+            Some(s) => self.unit(v, lw, last, &out, true, Some(&s)),
         }
     }
 
     fn shortcut(
         &self,
-        layout: MemoryFormat,
+        v: Variant,
         lw: &LayoutWeights,
         sc: &PShortcut,
         x: &Tensor,
@@ -604,35 +657,40 @@ impl<'a> InferenceModel<'a> {
             PShortcut::Identity => Some(x.shallow_clone()),
             PShortcut::ZeroPad { stride, extra } => Some(if x.is_mkldnn() {
                 zero_pad_shortcut(&x.f_to_dense(None::<Kind>, false)?, *stride, *extra)?.f_contiguous()?.f_to_mkldnn(Kind::Float)?
-            } else if layout == MemoryFormat::ChannelsLast {
+            } else if v.layout == MemoryFormat::ChannelsLast {
                 channels_last(&zero_pad_shortcut(x, *stride, *extra)?)?
             } else {
                 zero_pad_shortcut(x, *stride, *extra)?
             }),
-            PShortcut::Projection(u) => Some(self.unit(layout, lw, u, pre, false, None)?),
+            PShortcut::Projection(u) => Some(self.unit(v, lw, u, pre, false, None)?),
         })
     }
 
-    /// conv (+ unfolded BN) (+ `add`) (+ ReLU), using cuDNN's fused kernels when they apply.
-    fn unit(
-        &self,
-        layout: MemoryFormat,
-        lw: &LayoutWeights,
-        u: &Unit,
-        x: &Tensor,
-        relu: bool,
-        add: Option<&Tensor>,
-    ) -> Result<Tensor, TchError> {
+    /// conv (+ unfolded BN) (+ `add`) (+ ReLU), with fused kernels where they apply.
+    /// With oneDNN's fused kernel the sum is written into `add`'s tensor.
+    fn unit(&self, v: Variant, lw: &LayoutWeights, u: &Unit, x: &Tensor, relu: bool, add: Option<&Tensor>) -> Result<Tensor, TchError> {
         let c = &u.conv;
         let (w, b) = &lw.convs[c.id];
         let (s, p) = ([c.stride, c.stride], [c.padding, c.padding]);
-        let fusable = matches!(self.device, Device::Cuda(_))
-            && self.opts.fuse_cudnn
-            && u.bn.is_none()
-            && relu
-            && layout != MemoryFormat::Mkldnn
-            && self.fused_ok.load(Ordering::Relaxed);
-        if fusable {
+        let in_place = self.opts.no_grad;
+        let cuda = matches!(self.device, Device::Cuda(_));
+        if v.fused && !cuda {
+            if let Some(ops) = &self.onednn {
+                if u.bn.is_none() {
+                    return match add {
+                        Some(z) => ops.conv_add(z, x, w, b.as_ref(), c.padding, c.stride, c.groups, relu),
+                        None => ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, relu),
+                    };
+                }
+                // An unfolded BN sits between the convolution and the rest.
+                let mut y = bn_eval(&ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, false)?, u.bn.as_ref().expect("checked above"))?;
+                if let Some(z) = add {
+                    y = add_(y, z, in_place)?;
+                }
+                return if relu { relu_(y, in_place) } else { Ok(y) };
+            }
+        }
+        if v.fused && cuda && u.bn.is_none() && relu && self.fused_ok.load(Ordering::Relaxed) {
             let fused = match add {
                 Some(z) => x.f_cudnn_convolution_add_relu(w, z, 1.0, b.as_ref(), s, p, [1, 1], c.groups),
                 None => x.f_cudnn_convolution_relu(w, b.as_ref(), s, p, [1, 1], c.groups),
@@ -643,7 +701,7 @@ impl<'a> InferenceModel<'a> {
                 Err(_) => self.fused_ok.store(false, Ordering::Relaxed),
             }
         }
-        let mut y = if layout == MemoryFormat::Mkldnn {
+        let mut y = if v.layout == MemoryFormat::Mkldnn {
             x.f_mkldnn_convolution(w, b.as_ref(), p, s, [1, 1], c.groups)?
         } else {
             x.f_conv2d(w, b.as_ref(), s, p, [1, 1], c.groups)?
@@ -652,10 +710,10 @@ impl<'a> InferenceModel<'a> {
             y = bn_eval(&y, bn)?;
         }
         if let Some(z) = add {
-            y = add_(y, z, self.opts.no_grad)?;
+            y = add_(y, z, in_place)?;
         }
         if relu {
-            y = relu_(y, self.opts.no_grad)?;
+            y = relu_(y, in_place)?;
         }
         Ok(y)
     }

@@ -27,6 +27,7 @@
 pub mod device;
 pub mod image;
 pub mod infer;
+mod onednn;
 mod layers;
 mod model;
 pub mod weights;
