@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU inference throughput: torchvision in PyTorch against `resnetc bench`, in one run.
+"""Inference throughput: torchvision in PyTorch against `resnetc bench`, in one run.
 
 For each model (default resnet18, resnet50) and batch size (default 1 and 8), on the CPU
 with the same number of threads (default 2), in turns (round after round, every variant
@@ -15,8 +15,14 @@ once per round, so that the noise of a shared machine hits all of them alike):
 Each variant's figure for a round is the median of --iters timed passes after warm-up;
 the table shows the median over rounds, in images/s, and resnetc / ofi.
 
+With --device cuda (a GPU machine; the binary built here runs there with
+LD_LIBRARY_PATH pointing at that python's torch/lib): eager, torch.compile and resnetc
+for each --dtype (f32; bf16 = torch.autocast for PyTorch, `--dtype bf16` for resnetc),
+default batches 64 and 256; ofi is CPU-only and skipped.
+
 Usage (resnetc's venv python; build first with `cargo build --release -j2 --features torch`):
     python scripts/bench_pytorch.py [--rounds 3] [--iters 10] [--threads 2] [--no-compile]
+    python scripts/bench_pytorch.py --device cuda --dtypes f32 bf16 --batches 64 256
 """
 
 import argparse
@@ -46,23 +52,30 @@ def machine():
     return f"{name}, {os.cpu_count()} logical CPUs"
 
 
-def time_fn(fn, iters, warmup=2):
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_fn(fn, iters, device, warmup=2):
     """Median seconds per call after `warmup` calls."""
     with torch.no_grad():
         for _ in range(warmup):
             fn()
+        sync(device)
         times = []
         for _ in range(iters):
             t = time.perf_counter()
             fn()
+            sync(device)
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 
-def resnetc_bench(binary, model, batch, iters, threads):
+def resnetc_bench(binary, model, batch, iters, threads, device, dtype):
     spec = os.path.join(ROOT, "specs", f"{model}.yaml")
     cmd = [binary, "bench", spec, "--batch", str(batch), "--iters", str(iters), "--warmup", "2",
-           "--device", "cpu", "--threads", str(threads), "--format", "json"]
+           "--device", device, "--dtype", dtype, "--threads", str(threads), "--format", "json"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr}")
@@ -72,7 +85,9 @@ def resnetc_bench(binary, model, batch, iters, threads):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["resnet18", "resnet50"])
-    ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--batches", nargs="+", type=int, help="default: 1 8 on the CPU, 64 256 on CUDA")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--dtypes", nargs="+", default=["f32"], choices=["f32", "bf16"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
@@ -82,68 +97,89 @@ def main():
     args = ap.parse_args()
     if not os.path.exists(args.resnetc):
         sys.exit(f"{args.resnetc} not found: cargo build --release -j2 --features torch")
+    dev = args.device
+    cpu = dev == "cpu"
+    batches = args.batches or ([1, 8] if cpu else [64, 256])
     torch.set_num_threads(args.threads)
-    print(f"machine: {machine()}; torch {torch.__version__}, {args.threads} threads, "
+    where = machine() if cpu else f"{torch.cuda.get_device_name(0)} (host: {machine()})"
+    print(f"machine: {where}; torch {torch.__version__}, {args.threads} threads, "
           f"{args.rounds} rounds x {args.iters} iters, medians", flush=True)
 
     rows = []
     for model_name in args.models:
-        for batch in args.batches:
-            torch.manual_seed(0)
-            m = getattr(torchvision.models, model_name)().eval()
-            x = torch.randn(batch, 3, 224, 224)
-            variants = {"eager": lambda: m(x)}
-            one_time = {}
-            with torch.no_grad():
-                t = time.perf_counter()
-                ofi = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x)))
-                ofi(x)
-                one_time["ofi"] = time.perf_counter() - t
-            variants["ofi"] = lambda: ofi(x)
-            if not args.no_compile:
-                compiled = torch.compile(m)
-                with torch.no_grad():
-                    t = time.perf_counter()
-                    compiled(x)
-                    one_time["compile"] = time.perf_counter() - t
-                variants["compile"] = lambda: compiled(x)
-            figures = {k: [] for k in list(variants) + ["resnetc"]}
-            resnetc_first = []
-            for _ in range(args.rounds):
-                for name, fn in variants.items():
-                    figures[name].append(batch / time_fn(fn, args.iters))
-                r = resnetc_bench(args.resnetc, model_name, batch, args.iters, args.threads)
-                figures["resnetc"].append(r["images_per_sec"])
-                resnetc_first.append(r["first_call_ms"] / 1e3)
-                one_time["resnetc_layout"] = r["one_time"]["layout"]
-            one_time["resnetc"] = statistics.median(resnetc_first)
-            row = {"model": model_name, "batch": batch,
-                   **{k: statistics.median(v) for k, v in figures.items()},
-                   "runs": figures, "one_time_s": one_time}
-            rows.append(row)
-            print(f"{model_name} batch {batch}: " + ", ".join(
-                f"{k} {statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for k, v in figures.items()), flush=True)
+        for batch in batches:
+            for dtype in args.dtypes:
+                rows.append(bench_case(args, model_name, batch, dtype))
 
-    cols = ["eager", "ofi"] + ([] if args.no_compile else ["compile"]) + ["resnetc"]
-    header = "| model | batch | " + " | ".join(f"{c} img/s" for c in cols) + " | resnetc / ofi |"
+    cols = ["eager"] + (["ofi"] if cpu else []) + ([] if args.no_compile else ["compile"]) + ["resnetc"]
+    base = "ofi" if cpu else "eager"
     print()
-    print(header)
-    print("|" + "---|" * (len(cols) + 3))
+    print("| model | batch | dtype | " + " | ".join(f"{c} img/s" for c in cols) + f" | resnetc / {base} |")
+    print("|" + "---|" * (len(cols) + 4))
     for r in rows:
-        print(f"| {r['model']} | {r['batch']} | " + " | ".join(f"{r[c]:.2f}" for c in cols)
-              + f" | {r['resnetc'] / r['ofi']:.2f}x |")
+        print(f"| {r['model']} | {r['batch']} | {r['dtype']} | " + " | ".join(f"{r[c]:.2f}" for c in cols)
+              + f" | {r['resnetc'] / r[base]:.2f}x |")
     print()
     for r in rows:
         ot = r["one_time_s"]
-        parts = [f"ofi trace+freeze+optimize {ot['ofi']:.1f} s"]
+        parts = [f"ofi trace+freeze+optimize {ot['ofi']:.1f} s"] if "ofi" in ot else []
         if "compile" in ot:
             parts.append(f"torch.compile {ot['compile']:.1f} s")
         parts.append(f"resnetc first call {ot['resnetc']:.2f} s (layout {ot.get('resnetc_layout')})")
-        print(f"one-time, {r['model']} batch {r['batch']}: " + ", ".join(parts))
+        print(f"one-time, {r['model']} batch {r['batch']} {r['dtype']}: " + ", ".join(parts))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "torch": torch.__version__, "threads": args.threads, "rows": rows}, f, indent=1)
+            json.dump({"machine": where, "torch": torch.__version__, "threads": args.threads, "rows": rows}, f, indent=1)
     return 0
+
+
+def bench_case(args, model_name, batch, dtype):
+    dev = args.device
+    torch.manual_seed(0)
+    m = getattr(torchvision.models, model_name)().eval().to(dev)
+    x = torch.randn(batch, 3, 224, 224, device=dev)
+    bf16 = dtype == "bf16"
+
+    def under_autocast(fn):
+        if not bf16:
+            return fn
+        return lambda: torch.autocast(dev, dtype=torch.bfloat16)(fn)()
+
+    if dev == "cuda":
+        torch.backends.cudnn.benchmark = True
+    variants = {"eager": under_autocast(lambda: m(x))}
+    one_time = {}
+    if dev == "cpu" and not bf16:
+        with torch.no_grad():
+            t = time.perf_counter()
+            ofi = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x)))
+            ofi(x)
+            one_time["ofi"] = time.perf_counter() - t
+        variants["ofi"] = lambda: ofi(x)
+    if not args.no_compile:
+        compiled = torch.compile(m)
+        run_compiled = under_autocast(lambda: compiled(x))
+        with torch.no_grad():
+            t = time.perf_counter()
+            run_compiled()
+            sync(dev)
+            one_time["compile"] = time.perf_counter() - t
+        variants["compile"] = run_compiled
+    figures = {k: [] for k in list(variants) + ["resnetc"]}
+    resnetc_first = []
+    for _ in range(args.rounds):
+        for name, fn in variants.items():
+            figures[name].append(batch / time_fn(fn, args.iters, dev))
+        r = resnetc_bench(args.resnetc, model_name, batch, args.iters, args.threads, dev, dtype)
+        figures["resnetc"].append(r["images_per_sec"])
+        resnetc_first.append(r["first_call_ms"] / 1e3)
+        one_time["resnetc_layout"] = r["one_time"]["layout"] + ("+fused" if r["one_time"].get("fused") else "")
+    one_time["resnetc"] = statistics.median(resnetc_first)
+    print(f"{model_name} batch {batch} {dtype}: " + ", ".join(
+        f"{k} {statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for k, v in figures.items()), flush=True)
+    return {"model": model_name, "batch": batch, "dtype": dtype,
+            **{k: statistics.median(v) for k, v in figures.items()},
+            "runs": figures, "one_time_s": one_time}
 
 
 if __name__ == "__main__":
