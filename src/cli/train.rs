@@ -139,7 +139,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let compiled = &compiled;
     let input = compiled.network.input;
     println!(
-        "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {} ({} threads)",
+        "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {} (threads: {})",
         compiled.model.name,
         compiled.network.totals.trainable_params,
         args.data,

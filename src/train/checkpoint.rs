@@ -29,6 +29,7 @@ pub const MODEL_PREFIX: &str = "model.";
 pub struct RunState {
     /// Epochs completed.
     pub epoch: usize,
+    /// The run's seed: with the epoch, names every random stream.
     pub seed: u64,
     /// Metrics of the completed epochs.
     pub history: Vec<EpochMetrics>,
@@ -38,7 +39,9 @@ pub struct RunState {
 
 /// A checkpoint read back: its state and every tensor by name.
 pub struct Checkpoint {
+    /// Epoch, seed, metrics and settings.
     pub state: RunState,
+    /// Every tensor of the file by name (`model.*`, `momentum.*`, `run.*`).
     pub tensors: HashMap<String, Tensor>,
 }
 

@@ -11,9 +11,15 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] =
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataSource {
     /// Fashion-MNIST's IDX files in `<root>/fashion-mnist` ([`data_root`] by default).
-    FashionMnist { root: PathBuf },
+    FashionMnist {
+        /// The folder holding `fashion-mnist/`.
+        root: PathBuf,
+    },
     /// MNIST's IDX files in `<root>/mnist`.
-    Mnist { root: PathBuf },
+    Mnist {
+        /// The folder holding `mnist/`.
+        root: PathBuf,
+    },
     /// An image folder: `DIR/<class>/*.{png,jpg,jpeg}`, or `DIR/train/<class>/...` beside
     /// `DIR/test/<class>/...` (or `DIR/val/...`). Without `train`/`test`, every tenth image
     /// of each class (in name order) is held out for testing.
@@ -23,7 +29,9 @@ pub enum DataSource {
 /// The training or the test part of a data set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
+    /// The examples to learn from.
     Train,
+    /// The held-out examples to measure accuracy on.
     Test,
 }
 
@@ -67,14 +75,18 @@ pub struct Dataset {
     pub pixels: Vec<u8>,
     /// Class index of each image.
     pub labels: Vec<i64>,
+    /// Channels of the stored images (1 grey, 3 RGB).
     pub channels: usize,
+    /// Height of the stored images.
     pub height: usize,
+    /// Width of the stored images.
     pub width: usize,
     /// Class names, in label order.
     pub classes: Vec<String>,
     /// Per-channel mean and standard deviation of the training images (on the 0..1
     /// scale) used to normalize every image, training and test alike.
     pub mean: Vec<f32>,
+    /// See `mean`.
     pub std: Vec<f32>,
 }
 

@@ -18,8 +18,11 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Grey images read from an IDX file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxImages {
+    /// Number of images.
     pub count: usize,
+    /// Height of every image.
     pub rows: usize,
+    /// Width of every image.
     pub cols: usize,
     /// `count * rows * cols` bytes, one image after the other.
     pub pixels: Vec<u8>,

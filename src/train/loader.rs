@@ -61,16 +61,22 @@ impl std::fmt::Display for Augment {
 pub struct Prep {
     /// Channels, height and width the network takes.
     pub channels: usize,
+    /// See `channels`.
     pub height: usize,
+    /// See `channels`.
     pub width: usize,
+    /// Augmentation (none for testing).
     pub augment: Augment,
+    /// Where batches are sent.
     pub device: Device,
 }
 
 /// One batch: `images` is `[B, C, H, W]` float, `labels` is `[B]` int64, both on the device.
 #[derive(Debug)]
 pub struct Batch {
+    /// Normalized images.
     pub images: Tensor,
+    /// Class indices.
     pub labels: Tensor,
 }
 
@@ -177,9 +183,9 @@ pub fn make_batch(data: &Dataset, indices: &[usize], prep: &Prep, rng: &mut Rng)
         // Bilinear, as torchvision's Resize; upsampling needs no antialiasing.
         let aa = prep.height < h || prep.width < w;
         images = if aa {
-            images.f_internal_upsample_bilinear2d_aa(&[prep.height as i64, prep.width as i64], false, None, None)?
+            images.f_internal_upsample_bilinear2d_aa([prep.height as i64, prep.width as i64], false, None, None)?
         } else {
-            images.f_upsample_bilinear2d(&[prep.height as i64, prep.width as i64], false, None, None)?
+            images.f_upsample_bilinear2d([prep.height as i64, prep.width as i64], false, None, None)?
         };
     }
     if c == 1 && prep.channels != 1 {

@@ -79,16 +79,22 @@ pub struct TrainOptions {
     pub out: PathBuf,
     /// Total epochs (a resumed run continues up to this).
     pub epochs: usize,
+    /// Examples per step.
     pub batch_size: usize,
     /// Base learning rate.
     pub lr: f64,
+    /// SGD momentum (0: none).
     pub momentum: f64,
+    /// L2 penalty added to every gradient.
     pub weight_decay: f64,
+    /// How the learning rate changes over the steps.
     pub schedule: Schedule,
     /// Seeds initialization (by the caller, see [`init_seed`]), shuffling, augmentation
     /// and libtorch's generator.
     pub seed: u64,
+    /// Where the model and the batches live.
     pub device: Device,
+    /// Random augmentation of the training batches.
     pub augment: Augment,
     /// Continue the run in `out` from its checkpoint (a new run when there is none).
     pub resume: bool,
@@ -101,6 +107,7 @@ pub struct TrainOptions {
     pub summary: bool,
     /// Names recorded in the checkpoint to recognise the run on `--resume`.
     pub spec: String,
+    /// The data set's name (`fashion-mnist`, a folder), recorded like `spec`.
     pub data: String,
 }
 
@@ -142,10 +149,15 @@ pub struct TrainReport {
 /// Files of a run folder.
 #[derive(Clone, Debug)]
 pub struct RunFiles {
+    /// `metrics.csv`.
     pub metrics: PathBuf,
+    /// `curves.png`.
     pub png: PathBuf,
+    /// `curves.svg`.
     pub svg: PathBuf,
+    /// `checkpoint.safetensors`.
     pub checkpoint: PathBuf,
+    /// `weights.safetensors`.
     pub weights: PathBuf,
 }
 

@@ -50,6 +50,9 @@ pub fn draw(png: &Path, svg: &Path, history: &[EpochMetrics], epochs: usize) -> 
     atomic::write_bytes(svg, text.as_bytes()).map_err(|e| e.to_string()).map_err(err(svg))
 }
 
+/// A curve's legend, colour and value.
+type Curve = (&'static str, RGBColor, fn(&EpochMetrics) -> f64);
+
 fn chart<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, history: &[EpochMetrics], epochs: usize) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -75,7 +78,7 @@ where
         .axis_desc_style(("sans-serif", 16))
         .draw()
         .map_err(e)?;
-    let series: [(&str, RGBColor, fn(&EpochMetrics) -> f64); 3] = [
+    let series: [Curve; 3] = [
         ("train loss", RGBColor(31, 119, 180), |m| m.train_loss),
         ("train acc", RGBColor(214, 39, 180), |m| m.train_acc),
         ("test acc", RGBColor(44, 160, 44), |m| m.test_acc),
