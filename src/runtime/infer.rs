@@ -3,8 +3,8 @@
 //! Each pass is on by default and can be switched off ([`InferenceOptions`]):
 //!
 //! - **BN folding** (`fold_bn`): every BN that directly follows a convolution is folded
-//!   into it (`w' = w * gamma / sqrt(var + eps)`, `b' = (b - mean) * gamma / sqrt(var + eps)
-//!   + beta`, computed once in f64). In pre-activation blocks `bn{i+1}` follows `conv{i}`
+//!   into it, with `s = gamma / sqrt(var + eps)`: `w' = w * s`, `b' = (b - mean) * s +
+//!   beta`, computed once in f64. In pre-activation blocks `bn{i+1}` follows `conv{i}`
 //!   and folds into it; the leading `bn1` of each pre-activation block and `final_bn`
 //!   act on a sum and stay as (eval-mode) BN.
 //! - **no-grad** (`no_grad`): no autograd bookkeeping during the forward pass; ReLU and

@@ -57,7 +57,7 @@ pub(crate) enum Shortcut {
     None,
     Identity,
     ZeroPad { stride: i64, extra_channels: i64 },
-    Projection { conv: Conv, bn: Option<BatchNorm> },
+    Projection { conv: Box<Conv>, bn: Option<BatchNorm> },
 }
 
 #[derive(Debug)]
@@ -108,7 +108,7 @@ impl ResNet {
                     Shortcut::ZeroPad { stride: *stride as i64, extra_channels: *extra_channels as i64 }
                 }
                 ShortcutPlan::Projection { conv, bn } => Shortcut::Projection {
-                    conv: Conv::new(p, conv, init)?,
+                    conv: Box::new(Conv::new(p, conv, init)?),
                     bn: bn.as_ref().map(|l| BatchNorm::new(p, l, bn_cfg, false)).transpose()?,
                 },
             };

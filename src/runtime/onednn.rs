@@ -76,6 +76,7 @@ impl FusedOps {
 
     /// `attr(conv(x) + b)` with `attr` `"relu"` or `"none"`; `w` reordered by
     /// `mkldnn_reorder_conv2d_weight`, `b` dense.
+    #[allow(clippy::too_many_arguments)]
     pub fn conv(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: i64, stride: i64, groups: i64, relu: bool) -> Result<Tensor, TchError> {
         let args = [
             IValue::Tensor(x.shallow_clone()),
