@@ -773,3 +773,57 @@ fn pool2d(layout: MemoryFormat, x: &Tensor, pool: &PoolLayer) -> Result<Tensor, 
         _ => super::model::pool_forward(x, pool),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::{SourceFile, Syntax};
+    use tch::nn;
+
+    fn resnet(spec: &str) -> (nn::VarStore, ResNet) {
+        let path = format!("{}/specs/{spec}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("shipped spec");
+        let c = crate::compile(&SourceFile::new(&path, text, Syntax::Yaml)).expect("compiles");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet::new(&vs.root(), &c).expect("network");
+        (vs, net)
+    }
+
+    fn diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    /// Weights reordered for the first call's shape still serve other batch sizes and
+    /// image sizes; every variant agrees with the plain forward pass.
+    #[test]
+    fn variants_agree_across_shapes() {
+        let (_vs, net) = resnet("resnet18.yaml");
+        let opts = (Kind::Float, Device::Cpu);
+        let auto = InferenceModel::new(&net, InferenceOptions::default()).unwrap();
+        let formats = [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast, MemoryFormat::Mkldnn];
+        let fixed: Vec<InferenceModel> = formats
+            .iter()
+            .map(|&f| InferenceModel::new(&net, InferenceOptions { memory_format: f, ..Default::default() }).unwrap())
+            .collect();
+        for (n, side) in [(2, 40), (3, 32), (1, 40)] {
+            let x = Tensor::randn([n, 3, side, side], opts);
+            let plain = net.f_logits_t(&x, false).unwrap();
+            assert!(diff(&auto.logits(&x).unwrap(), &plain) < 1e-4);
+            for (f, m) in formats.iter().zip(&fixed) {
+                let d = diff(&m.logits(&x).unwrap(), &plain);
+                assert!(d < 1e-4, "{f} batch {n} side {side}: {d}");
+            }
+        }
+        let report = auto.report();
+        assert!(report.layout.is_some());
+        assert_eq!(report.folded, 20);
+        assert_eq!(report.candidates.len(), 3, "{report:?}");
+    }
+
+    #[test]
+    fn half_types_need_cuda() {
+        let (_vs, net) = resnet("resnet18.yaml");
+        let e = InferenceModel::new(&net, InferenceOptions { dtype: DType::BF16, ..Default::default() }).unwrap_err();
+        assert!(matches!(e, RuntimeError::DtypeOnDevice { .. }), "{e}");
+    }
+}
