@@ -478,6 +478,36 @@ mod tests {
     }
 
     #[test]
+    fn initialization_follows_the_spec() {
+        let std = |t: &Tensor| t.std(true).double_value(&[]);
+        let bound = |t: &Tensor| t.abs().max().double_value(&[]);
+        // torchvision: Kaiming-normal fan-out, BN 1/0, fc U(+-1/sqrt(fan_in)).
+        let mut c = compile_spec("resnet50.yaml");
+        c.model.zero_init_residual = true;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = ResNet::new(&vs.root(), &c).unwrap();
+        let v = vs.variables();
+        let w = &v["layer3.0.conv2.weight"]; // [256, 256, 3, 3]: fan_out 2304
+        assert!((std(w) / (2.0f64 / 2304.0).sqrt() - 1.0).abs() < 0.02, "{}", std(w));
+        assert!(bound(&v["fc.weight"]) <= 1.0 / 2048f64.sqrt() + 1e-7);
+        assert!(bound(&v["fc.bias"]) <= 1.0 / 2048f64.sqrt() + 1e-7);
+        assert_eq!(bound(&v["layer1.0.bn3.weight"]), 0.0, "zero_init_residual");
+        assert_eq!(v["layer1.0.bn2.weight"].min().double_value(&[]), 1.0);
+        assert_eq!(bound(&v["layer1.0.downsample.1.bias"]), 0.0);
+        // Xavier uniform: U(+-sqrt(6 / (fan_in + fan_out))), biases 0.
+        let c = compile_spec("article-pytorch.yaml");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = ResNet::new(&vs.root(), &c).unwrap();
+        let v = vs.variables();
+        let a = (6.0f64 / (49.0 + 64.0 * 49.0)).sqrt(); // conv1: [64, 1, 7, 7]
+        let w = &v["conv1.weight"];
+        assert!(bound(w) <= a + 1e-7 && bound(w) > 0.9 * a);
+        assert_eq!(bound(&v["conv1.bias"]), 0.0);
+        assert_eq!(bound(&v["fc.bias"]), 0.0);
+        assert!(bound(&v["fc.weight"]) <= (6.0f64 / 522.0).sqrt() + 1e-7);
+    }
+
+    #[test]
     fn bad_inputs_are_errors() {
         let c = compile_spec("resnet18.yaml");
         let vs = nn::VarStore::new(Device::Cpu);
