@@ -157,7 +157,10 @@ def bench_case(args, model_name, batch, dtype):
             one_time["ofi"] = time.perf_counter() - t
         variants["ofi"] = lambda: ofi(x)
     if not args.no_compile:
-        compiled = torch.compile(m)
+        # A fresh cache per case: otherwise dynamo reuses the previous case's graphs and
+        # recompiles with dynamic shapes when the batch changes.
+        torch._dynamo.reset()
+        compiled = torch.compile(m, dynamic=False)
         run_compiled = under_autocast(lambda: compiled(x))
         with torch.no_grad():
             t = time.perf_counter()
