@@ -687,14 +687,14 @@ impl<'a> InferenceModel<'a> {
         let cuda = matches!(self.device, Device::Cuda(_));
         if v.fused && !cuda {
             if let Some(ops) = &self.onednn {
-                if u.bn.is_none() {
+                let Some(bn) = &u.bn else {
                     return match add {
                         Some(z) => ops.conv_add(z, x, w, b.as_ref(), c.padding, c.stride, c.groups, relu),
                         None => ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, relu),
                     };
-                }
+                };
                 // An unfolded BN sits between the convolution and the rest.
-                let mut y = bn_eval(&ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, false)?, u.bn.as_ref().expect("checked above"))?;
+                let mut y = bn_eval(&ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, false)?, bn)?;
                 if let Some(z) = add {
                     y = add_(y, z, in_place)?;
                 }
