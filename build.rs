@@ -1,11 +1,18 @@
 //! With the `torch` feature, give the binaries an rpath to libtorch's `lib/` folder so
 //! they run without LD_LIBRARY_PATH. torch-sys (`links = "tch"`) hands its lib dir to
 //! direct dependents as `DEP_TCH_LIBTORCH_LIB`.
+//!
+//! With a CUDA build of libtorch, also link `libtorch_cuda.so` explicitly: nothing in the
+//! binary refers to its symbols (CUDA kernels register themselves when it loads), so the
+//! linker's `--as-needed` drops it and libtorch then reports no CUDA device.
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         // Resolve symlinks (.libtorch -> the venv) so the rpath stays valid from any checkout.
         let dir = std::fs::canonicalize(&dir).map(|p| p.display().to_string()).unwrap_or(dir);
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        if std::path::Path::new(&dir).join("libtorch_cuda.so").exists() {
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        }
     }
 }

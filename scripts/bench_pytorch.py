@@ -92,6 +92,7 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (about 30 s of compiling per case)")
+    ap.add_argument("--compile-batches", nargs="+", type=int, help="run torch.compile only at these batch sizes")
     ap.add_argument("--resnetc", default=os.path.join(ROOT, "target", "release", "resnetc"))
     ap.add_argument("--json", help="also write the raw figures here")
     args = ap.parse_args()
@@ -117,7 +118,7 @@ def main():
     print("| model | batch | dtype | " + " | ".join(f"{c} img/s" for c in cols) + f" | resnetc / {base} |")
     print("|" + "---|" * (len(cols) + 4))
     for r in rows:
-        print(f"| {r['model']} | {r['batch']} | {r['dtype']} | " + " | ".join(f"{r[c]:.2f}" for c in cols)
+        print(f"| {r['model']} | {r['batch']} | {r['dtype']} | " + " | ".join(f"{r[c]:.2f}" if c in r else "-" for c in cols)
               + f" | {r['resnetc'] / r[base]:.2f}x |")
     print()
     for r in rows:
@@ -156,7 +157,7 @@ def bench_case(args, model_name, batch, dtype):
             ofi(x)
             one_time["ofi"] = time.perf_counter() - t
         variants["ofi"] = lambda: ofi(x)
-    if not args.no_compile:
+    if not args.no_compile and (args.compile_batches is None or batch in args.compile_batches):
         # A fresh cache per case: otherwise dynamo reuses the previous case's graphs and
         # recompiles with dynamic shapes when the batch changes.
         torch._dynamo.reset()

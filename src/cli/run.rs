@@ -48,6 +48,10 @@ pub struct DeviceArgs {
     /// f32, f16 or bf16 (half types on CUDA only).
     #[arg(long, default_value = "f32", value_name = "DTYPE")]
     pub dtype: String,
+    /// CUDA: run without cuDNN, on libtorch's own kernels. cuDNN computes f32 convolutions
+    /// in TF32 (10-bit mantissa) by default, as in PyTorch; without it f32 is exact f32.
+    #[arg(long)]
+    pub no_cudnn: bool,
 }
 
 impl DeviceArgs {
@@ -56,6 +60,9 @@ impl DeviceArgs {
         let device = device::parse_device(&self.device).map_err(|e| CliError::other("bad --device", e))?;
         let dtype = DType::parse(&self.dtype).map_err(|e| CliError::other("bad --dtype", e))?;
         dtype.check_device(device).map_err(|e| CliError::other("bad --dtype", e))?;
+        if self.no_cudnn {
+            tch::Cuda::set_user_enabled_cudnn(false);
+        }
         Ok((device, dtype))
     }
 }

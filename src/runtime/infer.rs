@@ -701,7 +701,8 @@ impl<'a> InferenceModel<'a> {
                 return if relu { relu_(y, in_place) } else { Ok(y) };
             }
         }
-        if v.fused && cuda && u.bn.is_none() && relu && self.fused_ok.load(Ordering::Relaxed) {
+        // cuDNN's fused kernels are called directly: skip them when the user turned cuDNN off.
+        if v.fused && cuda && u.bn.is_none() && relu && self.fused_ok.load(Ordering::Relaxed) && tch::Cuda::user_enabled_cudnn() {
             let fused = match add {
                 Some(z) => x.f_cudnn_convolution_add_relu(w, z, 1.0, b.as_ref(), s, p, [1, 1], c.groups),
                 None => x.f_cudnn_convolution_relu(w, b.as_ref(), s, p, [1, 1], c.groups),

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The CUDA checks of resnetc, for a GPU machine that has python3 with torch 2.11.0 and
+# torchvision 0.26.0 but no Rust toolchain. Build here first (`cargo build --release -j2
+# --features torch`), then run there from the checkout with the binary in
+# target/release/ and Fashion-MNIST in $RESNETC_HOME/data/fashion-mnist:
+#
+#   scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]
+#
+# Stages, in this order by default, each given what is left of SECONDS:
+#   sanity   the binary finds libtorch's CUDA and runs a forward pass
+#   parity   scripts/parity_cuda.py (exact f32 within 1e-4, TF32 and bf16 against PyTorch)
+#   train    `resnetc train specs/article-pytorch.yaml` at the article's settings on CUDA
+#   bench    scripts/bench_pytorch.py on CUDA: eager and resnetc, f32 and bf16, batch 64, 256
+#   torch    scripts/train_article_pytorch.py: the same run in PyTorch eager
+#   compile  torch.compile beside eager and resnetc for resnet50 at batch 256
+# Logs and results go to OUT_DIR (at most a handful of files).
+set -u
+out=${1:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
+budget=${2:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
+shift 2
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(sanity parity train bench torch compile)
+mkdir -p "$out"
+bin=target/release/resnetc
+torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || exit 1
+export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+start=$(date +%s)
+left() { echo $((budget - ($(date +%s) - start))); }
+log() { echo "== [$(($(date +%s) - start)) s] $*"; }
+# within SECONDS CMD...: runs CMD with at most SECONDS (and what is left of the budget).
+within() {
+    local limit=$1 rest
+    shift
+    rest=$(left)
+    [ "$rest" -lt "$limit" ] && limit=$rest
+    if [ "$limit" -lt 20 ]; then
+        log "skipped (no time left): $*"
+        return 0
+    fi
+    timeout "$limit" "$@"
+    local rc=$?
+    [ $rc -eq 124 ] && log "stopped after $limit s: $*"
+    return $rc
+}
+
+for stage in "${stages[@]}"; do
+    log "stage $stage ($(left) s left)"
+    case $stage in
+    sanity)
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+        python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
+        within 60 "$bin" bench specs/resnet18.yaml --device cuda --batch 8 --iters 3 || { log "sanity failed"; exit 1; }
+        ;;
+    parity)
+        within 120 python3 scripts/parity_cuda.py /tmp/resnetc-parity | tee "$out/parity-cuda.md"
+        ;;
+    train)
+        rm -rf /tmp/article
+        within 330 "$bin" train specs/article-pytorch.yaml --data fashion-mnist --out /tmp/article --device cuda
+        cp /tmp/article/metrics.csv "$out/resnetc-metrics.csv"
+        cp /tmp/article/curves.png "$out/resnetc-curves.png"
+        ;;
+    bench)
+        within 120 python3 scripts/bench_pytorch.py --device cuda --dtypes f32 bf16 --batches 64 256 \
+            --rounds 2 --iters 10 --no-compile --json "$out/bench-cuda.json"
+        ;;
+    torch)
+        within 330 python3 scripts/train_article_pytorch.py --device cuda --csv "$out/pytorch-metrics.csv"
+        ;;
+    compile)
+        within 200 python3 scripts/bench_pytorch.py --device cuda --models resnet50 --dtypes f32 bf16 \
+            --batches 256 --rounds 2 --iters 10 --json "$out/bench-cuda-compile.json"
+        ;;
+    *)
+        log "unknown stage $stage"
+        exit 2
+        ;;
+    esac
+done
+log "done"
