@@ -15,13 +15,21 @@ equal `resnetc eval`'s.
 
 It trains for --batches batches of shuffled training images (SGD, momentum and weight
 decay as given) after --warmup batches, and prints images/s of the training steps
-(forward, loss, backward, update), which is what resnetc reports as examples/s.
+(forward, loss, backward, update), which is what resnetc reports as examples/s. In turns
+with it (--rounds times, so that a shared machine's noise hits both alike), it runs
+`resnetc train` for one epoch of the same number of examples (--limit-train) with the
+same settings and reads examples/s from its metrics.csv; it prints the medians and the
+ratio. --no-resnetc times PyTorch alone.
 
-    ~/.cache/resnetc/venv/bin/python scripts/train_pytorch.py --batches 200
+    cargo build --release -j2 --features torch
+    ~/.cache/resnetc/venv/bin/python scripts/train_pytorch.py --batches 100 --rounds 5
 """
 import argparse
 import gzip
 import os
+import statistics
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -130,6 +138,9 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3, help="PyTorch and resnetc in turns, this many times each")
+    ap.add_argument("--resnetc", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target", "release", "resnetc"))
+    ap.add_argument("--no-resnetc", action="store_true", help="time PyTorch only")
     ap.add_argument("--check-weights", metavar="W", help="evaluate resnetc's weights.safetensors instead of training")
     ap.add_argument("--limit-test", type=int, default=0, help="with --check-weights: N evenly spaced test images")
     args = ap.parse_args()
@@ -144,7 +155,29 @@ def main():
     labels = read_idx(find(args.data, "train-labels-idx1-ubyte")).astype(np.int64)
     xs = normalize(images)
     ys = torch.from_numpy(labels)
+    run_resnetc = not args.no_resnetc
+    if run_resnetc and not os.path.exists(args.resnetc):
+        raise SystemExit(f"{args.resnetc} not found: cargo build --release -j2 --features torch (or --no-resnetc)")
 
+    figures = {"pytorch": [], "resnetc": []}
+    for r in range(args.rounds):
+        figures["pytorch"].append(pytorch_round(args, xs, ys))
+        line = f"round {r + 1}/{args.rounds}: pytorch {figures['pytorch'][-1]:.1f} images/s"
+        if run_resnetc:
+            figures["resnetc"].append(resnetc_round(args))
+            line += f", resnetc {figures['resnetc'][-1]:.1f} examples/s"
+        print(line, flush=True)
+    torch_med = statistics.median(figures["pytorch"])
+    summary = (f"pytorch eager {torch.__version__}: fmnist-resnet20 training, batch {args.batch_size}, 1x28x28, "
+               f"{torch.get_num_threads()} threads, {args.batches} batches per round: median {torch_med:.1f} images/s")
+    if run_resnetc:
+        ours = statistics.median(figures["resnetc"])
+        summary += f"; resnetc median {ours:.1f} examples/s; resnetc / pytorch {ours / torch_med:.2f}x"
+    print(summary)
+
+
+def pytorch_round(args, xs, ys):
+    """Images/s of --batches training steps after --warmup, on a fresh model."""
     model = ResNet20()
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
@@ -165,21 +198,32 @@ def main():
     for i in range(args.warmup):
         step(*batch(i))
     step_time = 0.0
-    wall = time.perf_counter()
     for i in range(args.warmup, args.warmup + args.batches):
         x, y = batch(i)
         t = time.perf_counter()
         loss = step(x, y)
         loss.item()
         step_time += time.perf_counter() - t
-    wall = time.perf_counter() - wall
-    n = args.batches * bs
-    print(
-        f"pytorch eager {torch.__version__}: fmnist-resnet20 training, batch {bs}, 1x28x28, "
-        f"{torch.get_num_threads()} threads: {n / step_time:.1f} images/s over {args.batches} batches "
-        f"({n / wall:.1f} images/s wall, loss {loss.item():.3f})"
-    )
+    return args.batches * bs / step_time
 
+
+def resnetc_round(args):
+    """examples/s of `resnetc train` for one epoch of --batches batches, same settings."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run")
+        cmd = [args.resnetc, "train", os.path.join(root, "specs", "fmnist-resnet20.yaml"), "--data", "fashion-mnist",
+               "--out", out, "--epochs", "1", "--limit-train", str(args.batches * args.batch_size), "--limit-test", "500",
+               "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--momentum", str(args.momentum),
+               "--weight-decay", str(args.weight_decay), "--device", "cpu", "--seed", str(args.seed)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr}")
+        with open(os.path.join(out, "metrics.csv")) as f:
+            rows = f.read().strip().splitlines()
+        return float(rows[-1].split(",")[4])
 
 if __name__ == "__main__":
     main()
