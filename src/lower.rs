@@ -30,12 +30,6 @@ pub struct SpanTable {
     pub map: BTreeMap<String, Span>,
 }
 
-impl Default for Syntax {
-    fn default() -> Self {
-        Syntax::Yaml
-    }
-}
-
 impl SpanTable {
     /// `yaml` or `dsl`, whichever is how the user writes this spec.
     pub fn example<'a>(&self, yaml: &'a str, dsl: &'a str) -> &'a str {

@@ -45,9 +45,10 @@ impl<T> Spanned<T> {
 }
 
 /// The syntax a spec is written in, chosen by file extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Syntax {
     /// `.yaml` / `.yml`, read with serde.
+    #[default]
     Yaml,
     /// `.resnet`, the compact DSL of `grammar/resnet.pest`.
     Dsl,
