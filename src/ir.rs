@@ -266,6 +266,23 @@ pub struct Stage {
 }
 
 impl Stage {
+    /// A stage with every other setting at its default ([`defaults`], torchvision's
+    /// behaviour).
+    pub fn new(name: impl Into<String>, block: BlockKind, repeat: u64, filters: &[u64], stride: u64) -> Stage {
+        Stage {
+            name: name.into(),
+            block,
+            repeat,
+            filters: filters.to_vec(),
+            stride,
+            stride_on: defaults::STRIDE_ON,
+            shortcut: defaults::SHORTCUT,
+            projection: defaults::projection(block),
+            groups: defaults::GROUPS,
+            bias: defaults::BIAS,
+        }
+    }
+
     /// Output channels of the stage's blocks.
     pub fn out_channels(&self) -> u64 {
         *self.filters.last().unwrap_or(&0)
@@ -392,6 +409,32 @@ pub mod defaults {
             in_features: None,
             classes: CLASSES,
             softmax: false,
+        }
+    }
+}
+
+/// Models built in code, for tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// torchvision's resnet50: every setting at its default.
+    pub fn resnet50() -> Model {
+        let b = BlockKind::Bottleneck;
+        Model {
+            name: "resnet50".into(),
+            input: defaults::INPUT,
+            stem: defaults::stem(),
+            stages: vec![
+                Stage::new("conv2_x", b, 3, &[64, 64, 256], 1),
+                Stage::new("conv3_x", b, 4, &[128, 128, 512], 2),
+                Stage::new("conv4_x", b, 6, &[256, 256, 1024], 2),
+                Stage::new("conv5_x", b, 3, &[512, 512, 2048], 2),
+            ],
+            head: defaults::head(Some(b)),
+            init: defaults::INIT,
+            zero_init_residual: false,
+            batch_norm: BatchNorm::default(),
         }
     }
 }

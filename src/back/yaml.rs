@@ -250,42 +250,9 @@ fn comment_text(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::fixtures::resnet50;
     use crate::ir::*;
     use crate::span::{SourceFile, Syntax};
-
-    fn stage(name: &str, block: BlockKind, repeat: u64, filters: &[u64], stride: u64) -> Stage {
-        Stage {
-            name: name.into(),
-            block,
-            repeat,
-            filters: filters.to_vec(),
-            stride,
-            stride_on: defaults::STRIDE_ON,
-            shortcut: defaults::SHORTCUT,
-            projection: defaults::projection(block),
-            groups: defaults::GROUPS,
-            bias: defaults::BIAS,
-        }
-    }
-
-    fn resnet50() -> Model {
-        let b = BlockKind::Bottleneck;
-        Model {
-            name: "resnet50".into(),
-            input: defaults::INPUT,
-            stem: defaults::stem(),
-            stages: vec![
-                stage("conv2_x", b, 3, &[64, 64, 256], 1),
-                stage("conv3_x", b, 4, &[128, 128, 512], 2),
-                stage("conv4_x", b, 6, &[256, 256, 1024], 2),
-                stage("conv5_x", b, 3, &[512, 512, 2048], 2),
-            ],
-            head: defaults::head(Some(b)),
-            init: defaults::INIT,
-            zero_init_residual: false,
-            batch_norm: BatchNorm::default(),
-        }
-    }
 
     /// Everything off its default, and stages that disagree with each other.
     fn unusual() -> Model {
