@@ -161,6 +161,44 @@ fn article_pytorch() {
     check_model("article_pytorch", "article-pytorch.yaml");
 }
 
+/// `resnetc run` end to end: the binary reads the weights and the input from safetensors
+/// files and writes torchvision's logits (eval and train mode; `--no-cudnn` changes
+/// nothing on the CPU), and refuses an input the network cannot take.
+#[test]
+fn run_command_writes_the_reference_logits() {
+    let (weights_path, io_path) = reference("article_pytorch");
+    let io = weights::read_tensors(&io_path).expect("io file");
+    let dir = std::env::temp_dir().join(format!("resnetc-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let x_path = dir.join("x.safetensors").display().to_string();
+    weights::write_tensors(&x_path, &[("images".into(), io_tensor(&io, "input"))]).unwrap();
+    let y_path = dir.join("y.safetensors").display().to_string();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_resnetc"))
+            .current_dir(manifest())
+            .args(["run", "specs/article-pytorch.yaml", "--weights", &weights_path, "--input", &x_path, "-o", &y_path])
+            .args(["--device", "cpu"])
+            .args(extra)
+            .output()
+            .expect("resnetc runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (extra, reference) in [(&[][..], "logits_eval"), (&["--no-cudnn"][..], "logits_eval"), (&["--train-mode"][..], "logits_train")] {
+        let (code, stderr) = run(extra);
+        assert_eq!(code, Some(0), "resnetc run {extra:?}: {stderr}");
+        let (name, y) = weights::read_tensors(&y_path).unwrap().remove(0);
+        assert_eq!(name, "logits");
+        let d = max_abs_diff(&y, &io_tensor(&io, reference));
+        assert!(d <= TOLERANCE, "resnetc run {extra:?}: max abs diff {d:e}");
+    }
+    // Three channels where the spec takes one.
+    weights::write_tensors(&x_path, &[("images".into(), Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)))]).unwrap();
+    let (code, stderr) = run(&[]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("does not fit the network"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Saving and loading round-trips every variable; strict loading lists every problem;
 /// partial loading skips them.
 #[test]

@@ -55,7 +55,8 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    /// The parsed device and dtype, checked against each other.
+    /// The parsed device and dtype, checked against each other; turns cuDNN off for the
+    /// process if `--no-cudnn` was given.
     pub fn resolve(&self) -> Result<(Device, DType), CliError> {
         let device = device::parse_device(&self.device).map_err(|e| CliError::other("bad --device", e))?;
         let dtype = DType::parse(&self.dtype).map_err(|e| CliError::other("bad --dtype", e))?;
