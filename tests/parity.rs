@@ -199,6 +199,65 @@ fn run_command_writes_the_reference_logits() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `resnetc predict` end to end: for a PNG, the printed top-5 classes, names and
+/// probabilities are those of the network's softmax on the preprocessed image.
+#[test]
+fn predict_command_prints_the_top_classes() {
+    let (weights_path, _) = reference("resnet18");
+    let compiled = compile_spec("resnet18.yaml", None);
+    let dir = std::env::temp_dir().join(format!("resnetc-predict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A 300x260 picture with some structure: a gradient and a bright square.
+    let img = (Tensor::arange(300 * 260 * 3, (Kind::Float, Device::Cpu)).view([3, 260, 300]) * 0.37).remainder(255.0);
+    let _ = img.narrow(1, 60, 80).narrow(2, 100, 80).fill_(250.0);
+    let png = dir.join("picture.png").display().to_string();
+    tch::vision::image::save(&img.to_kind(Kind::Uint8), &png).unwrap();
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, (0..1000).map(|i| format!("name{i}\n")).collect::<String>()).unwrap();
+
+    // The random network's softmax is nearly flat (about 0.2% each); a sharper head makes
+    // the order of the top five stable against the inference passes' rounding.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = ResNet::new(&vs.root(), &compiled).expect("network");
+    weights::load(&vs, &weights_path, LoadMode::Strict).unwrap();
+    tch::no_grad(|| {
+        let mut fc = vs.variables()["fc.weight"].shallow_clone();
+        let _ = fc.f_mul_scalar_(40.0).unwrap();
+    });
+    let sharp = dir.join("sharp.safetensors").display().to_string();
+    weights::save(&vs, &sharp).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .current_dir(manifest())
+        .args(["predict", "specs/resnet18.yaml", "--weights", &sharp, "--device", "cpu", "--labels"])
+        .arg(&labels)
+        .arg(&png)
+        .output()
+        .expect("resnetc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stdout}");
+
+    let x = resnetc::runtime::image::Preprocess::imagenet(compiled.network.input).load(&png).unwrap().unsqueeze(0);
+    let probs = net.f_logits_t(&x, false).unwrap().softmax(-1, Kind::Float);
+    let (top_p, top_i) = probs.topk(5, -1, true, true);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    assert_eq!(lines[0], png);
+    for j in 0..5 {
+        let class = top_i.int64_value(&[0, j]);
+        let p = 100.0 * top_p.double_value(&[0, j]);
+        // `  1.  77.91%  class 188  name188`; the percentage within its printed rounding.
+        let words: Vec<&str> = lines[j as usize + 1].split_whitespace().collect();
+        assert_eq!(words.len(), 5, "{stdout}");
+        assert_eq!(words[0], format!("{}.", j + 1));
+        let printed: f64 = words[1].trim_end_matches('%').parse().unwrap();
+        assert!((printed - p).abs() <= 0.0051, "{printed} vs {p:.4}\n{stdout}");
+        assert_eq!(words[2..], ["class".to_string(), class.to_string(), format!("name{class}")], "{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Saving and loading round-trips every variable; strict loading lists every problem;
 /// partial loading skips them.
 #[test]
