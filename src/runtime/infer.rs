@@ -188,7 +188,8 @@ pub struct InferenceModel<'a> {
     state: Mutex<State>,
     /// oneDNN's fused CPU convolutions, when this libtorch has them.
     onednn: Option<FusedOps>,
-    /// Cleared if cuDNN refuses a fused convolution; later calls use separate ops.
+    /// cuDNN's fused kernels may be used: false when cuDNN is off, cleared if cuDNN
+    /// refuses a fused convolution (later calls use separate ops).
     fused_ok: AtomicBool,
 }
 
@@ -386,7 +387,8 @@ impl<'a> InferenceModel<'a> {
             compute,
             state: Mutex::new(State { report, ..Default::default() }),
             onednn,
-            fused_ok: AtomicBool::new(true),
+            // cuDNN's fused kernels are called directly: not when the user turned cuDNN off.
+            fused_ok: AtomicBool::new(tch::Cuda::user_enabled_cudnn()),
         })
     }
 
@@ -701,8 +703,7 @@ impl<'a> InferenceModel<'a> {
                 return if relu { relu_(y, in_place) } else { Ok(y) };
             }
         }
-        // cuDNN's fused kernels are called directly: skip them when the user turned cuDNN off.
-        if v.fused && cuda && u.bn.is_none() && relu && self.fused_ok.load(Ordering::Relaxed) && tch::Cuda::user_enabled_cudnn() {
+        if v.fused && cuda && u.bn.is_none() && relu && self.fused_ok.load(Ordering::Relaxed) {
             let fused = match add {
                 Some(z) => x.f_cudnn_convolution_add_relu(w, z, 1.0, b.as_ref(), s, p, [1, 1], c.groups),
                 None => x.f_cudnn_convolution_relu(w, b.as_ref(), s, p, [1, 1], c.groups),

@@ -124,13 +124,17 @@ impl Loader {
         let batch_size = batch_size.max(1);
         let batches = order.len().div_ceil(batch_size);
         let (tx, rx) = sync_channel(PREFETCH);
-        let thread_prep = prep.clone();
+        // On CUDA the thread finishes the batches; on the CPU it only gathers them.
+        let finish = prep.device.is_cuda().then(|| prep.clone());
+        let augment = prep.augment;
         let handle = std::thread::spawn(move || {
-            let prep = thread_prep;
             for (b, chunk) in order.chunks(batch_size).enumerate() {
                 let mut rng = Rng::stream(stream.0, &[Purpose::Augment as u64, stream.1, b as u64]);
-                let host = gather(&data, chunk, prep.augment, &mut rng);
-                let batch = if prep.device.is_cuda() { Prepared::Ready(to_device(host, &prep)) } else { Prepared::Host(host) };
+                let host = gather(&data, chunk, augment, &mut rng);
+                let batch = match &finish {
+                    Some(prep) => Prepared::Ready(to_device(host, prep)),
+                    None => Prepared::Host(host),
+                };
                 // The receiver is gone when the trainer stopped early: stop too.
                 if tx.send(batch).is_err() {
                     return;
