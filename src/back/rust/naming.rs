@@ -51,10 +51,53 @@ pub fn struct_name(model_name: &str) -> String {
     }
 }
 
-/// True when `name` can name a struct: an identifier that is neither a keyword (`Self`,
-/// `fn`) nor a raw identifier (`r#type`).
+/// True when `name` can name the generated struct; see [`check_type_name`].
 pub fn is_type_name(name: &str) -> bool {
-    !name.starts_with("r#") && syn::parse_str::<syn::Ident>(name).is_ok()
+    check_type_name(name).is_ok()
+}
+
+/// Whether `name` can name the generated struct, and if not, why (a sentence for the
+/// user, naming the problem and the fix).
+///
+/// Any identifier works except a keyword (`fn`, `Self`, `self`, `crate`, ...) or a raw
+/// identifier (`r#type`): the generated module names every std, core and tch item by its
+/// absolute path, so `Vec`, `Option`, `Result`, `Tensor`, `Default`, `i64` or `std` are
+/// fine.
+///
+/// ```
+/// use resnetc::back::rust::check_type_name;
+/// assert!(check_type_name("Vec").is_ok());
+/// assert!(check_type_name("Self").unwrap_err().contains("keyword"));
+/// assert!(check_type_name("3D").is_err());
+/// ```
+pub fn check_type_name(name: &str) -> Result<(), String> {
+    let fix = "use a name such as `ResNet50` (a letter or `_`, then letters, digits or `_`)";
+    if name.is_empty() {
+        return Err(format!("the struct name is empty; {fix}"));
+    }
+    if name.starts_with("r#") {
+        return Err(format!("`{name}` is a raw identifier, which cannot name the struct; {fix}"));
+    }
+    if syn::parse_str::<syn::Ident>(name).is_ok() {
+        return Ok(());
+    }
+    // `syn` rejects keywords and anything that is not one identifier token.
+    if syn::parse_str::<syn::Ident>(&format!("r#{name}")).is_ok() || matches!(name, "self" | "Self" | "super" | "crate" | "_") {
+        Err(format!("`{name}` is a Rust keyword and cannot name the struct; {fix}"))
+    } else {
+        Err(format!("`{name}` is not a Rust identifier; {fix}"))
+    }
+}
+
+/// Rust's primitive types, which a struct of the same name shadows in its module.
+const PRIMITIVES: &[&str] = &[
+    "bool", "char", "str", "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128",
+    "usize",
+];
+
+/// True when `name` is a primitive type's name (`i64`, `bool`, ...).
+pub(super) fn is_primitive(name: &str) -> bool {
+    PRIMITIVES.contains(&name)
 }
 
 #[cfg(test)]
@@ -90,5 +133,20 @@ mod tests {
         assert!(!is_type_name("r#type"));
         assert!(!is_type_name("Self"));
         assert!(!is_type_name("3D"));
+    }
+
+    #[test]
+    fn only_keywords_and_non_identifiers_are_refused() {
+        for name in ["Vec", "Option", "Result", "Box", "String", "Tensor", "Path", "Some", "None", "Ok", "Err", "Default", "std", "core", "tch", "nn", "i64", "bool", "_x", "ünïcode"] {
+            assert_eq!(check_type_name(name), Ok(()), "{name}");
+        }
+        for name in ["Self", "self", "fn", "struct", "crate", "super", "async", "_"] {
+            let message = check_type_name(name).unwrap_err();
+            assert!(message.contains("keyword"), "{name}: {message}");
+        }
+        for name in ["", "r#type", "3D", "a-b", "a b", "a\nb"] {
+            let message = check_type_name(name).unwrap_err();
+            assert!(message.contains("ResNet50"), "{name}: {message}");
+        }
     }
 }
