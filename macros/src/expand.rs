@@ -279,6 +279,49 @@ mod tests {
         assert!(out.contains("include_str !"), "{out}");
     }
 
+    /// The expansion of a hostile spec for structs named like std and tch items, compiled
+    /// by rustc against the stand-in `tch` of the root crate's tests; `rustdoc --test` on
+    /// it finds no doc test.
+    #[test]
+    fn hostile_spec_and_shadowing_names_compile_without_doc_tests() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("resnetc-macros-hostile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let rustc = |args: &[&str], file: &std::path::Path, tool: &str| {
+            std::process::Command::new(tool)
+                .args(["--edition", "2021", "-L"])
+                .arg(&dir)
+                .args(args)
+                .arg(file)
+                .current_dir(&dir)
+                .output()
+                .expect("rustc/rustdoc runs")
+        };
+        let out = rustc(&["--crate-type", "lib", "--crate-name", "tch", "--out-dir", dir.to_str().expect("UTF-8")], &root.join("tests/codegen/tch_stub.rs"), "rustc");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        let mut crate_source = String::new();
+        for name in ["Vec", "Option", "Box", "Tensor", "Default", "Some", "i64"] {
+            let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
+            let out = expand(quote!(spec = "../examples/macro-demo/specs/hostile.yaml"), quote!(pub struct #ident;));
+            let out = out.to_string();
+            // (The spec's payload mentions `compile_error!`, as text inside a doc.)
+            assert!(!out.contains(":: compile_error"), "{out}");
+            crate_source.push_str(&format!("pub mod m_{name} {{ {out} }}\n"));
+        }
+        let file = dir.join("hostile.rs");
+        std::fs::write(&file, crate_source).expect("write");
+        let tch = format!("tch={}", dir.join("libtch.rlib").display());
+        let args = ["--crate-name", "hostile", "--extern", &tch];
+        let out = rustc(&[&args[..], &["--crate-type", "lib", "--emit", "metadata", "-A", "warnings"]].concat(), &file, "rustc");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = rustc(&[&args[..], &["--test"]].concat(), &file, "rustdoc");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("running 0 tests"), "{stdout}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn keeps_docs_cfg_and_lints() {
         let out = expand_str(

@@ -29,6 +29,28 @@ pub struct ArticlePytorch;
 #[resnet(spec = "../../specs/resnet18.yaml", input = "1x28x28", classes = 10)]
 pub struct GrayResNet18;
 
+/// Networks from a hostile spec (`specs/hostile.yaml`): its model and stage names hold
+/// Markdown code fences with `compile_error!` and `panic!` payloads, line breaks, a
+/// carriage return and a right-to-left override, and the structs are named like prelude
+/// types. The generated docs show the names escaped, so the doc tests of this crate run
+/// nothing from the spec (a payload that ran would fail them), and the generated code
+/// names std items by absolute path, so the names shadow nothing it uses.
+pub mod hostile {
+    use resnetc_macros::resnet;
+
+    /// A network named like `std::vec::Vec`.
+    #[resnet(spec = "specs/hostile.yaml")]
+    pub struct Vec;
+
+    /// A network named like `core::option::Option`, with 3 classes.
+    #[resnet(spec = "specs/hostile.yaml", classes = 3)]
+    pub struct Option;
+
+    /// A network named like `tch::Tensor`.
+    #[resnet(spec = "specs/hostile.yaml")]
+    pub struct Tensor;
+}
+
 /// The modules `resnetc build` writes for every shipped spec and the fixtures under
 /// `specs/` (the build script calls the same generator), compiled with warnings and
 /// missing docs denied: the files need nothing but `tch`.
@@ -110,6 +132,10 @@ pub mod built {
     /// `resnetc build specs/mixed-features.yaml`.
     pub mod mixed_features {
         include!(concat!(env!("OUT_DIR"), "/mixed-features.rs"));
+    }
+    /// `resnetc build specs/hostile.yaml`.
+    pub mod hostile {
+        include!(concat!(env!("OUT_DIR"), "/hostile.rs"));
     }
     /// `resnetc build specs/option-c.yaml`.
     pub mod option_c {

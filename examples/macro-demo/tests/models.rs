@@ -101,3 +101,21 @@ fn article_pytorch_equals_the_runtime() {
     let compiled = compile("../../specs/article-pytorch.yaml", &Overrides::default());
     check_against_runtime(ArticlePytorch::new, &compiled, [1, 96, 96]);
 }
+
+#[test]
+fn networks_of_a_hostile_spec_build_and_run() {
+    use macro_demo::hostile;
+    let compiled = compile("specs/hostile.yaml", &Overrides::default());
+    let (vs, net) = build(hostile::Vec::new);
+    check_variables(&vs, &compiled);
+    assert_eq!(hostile::Vec::NUM_CLASSES, 5);
+    let x = batch(2, hostile::Vec::INPUT_SHAPE);
+    assert_eq!(net.forward_t(&x, false).size(), [2, 5]);
+
+    let (_, net) = build(hostile::Option::new);
+    assert_eq!(net.forward_t(&x, false).size(), [2, 3]);
+    let (_, net) = build(hostile::Tensor::new);
+    assert_eq!(net.forward_t(&x, true).size(), [2, 5]);
+    let (_, net) = build(macro_demo::built::hostile::HostileCompileErrorADocTestFromTheModelNameRan::new);
+    assert_eq!(net.forward_t(&x, false).size(), [2, 5]);
+}
