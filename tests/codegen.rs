@@ -311,23 +311,28 @@ fn run_on_module(source: &str, crate_name: &str, doc_tests: bool) -> std::proces
 
 #[test]
 fn modules_named_like_std_items_compile() {
+    // One crate, a module per name: one rustc run.
     let compiled = compile_yaml("mixed.yaml", mixed_features("mixed", "s"));
+    let mut source = String::new();
     for (i, name) in SHADOWING_NAMES.iter().enumerate() {
-        let source = module_source(&compiled, &RustOptions { name: Some((*name).into()), source: None });
-        let out = run_on_module(&source, &format!("named_{i}"), false);
-        assert!(out.status.success(), "struct {name}: {}\n{source}", String::from_utf8_lossy(&out.stderr));
+        let module = module_source(&compiled, &RustOptions { name: Some((*name).into()), source: None });
+        source.push_str(&format!("pub mod m{i} {{\n{module}\n}}\n"));
     }
+    let out = run_on_module(&source, "named", false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn shipped_modules_compile_against_the_stand_in() {
+    let mut source = String::new();
     for (i, path) in common::shipped_specs().iter().enumerate() {
         let file = common::load(path);
         let compiled = resnetc::compile(&file).expect("a shipped spec is valid");
-        let source = module_source(&compiled, &options(&file));
-        let out = run_on_module(&source, &format!("shipped_{i}"), false);
-        assert!(out.status.success(), "{}: {}", file.name, String::from_utf8_lossy(&out.stderr));
+        let module = module_source(&compiled, &options(&file));
+        source.push_str(&format!("/// {}\npub mod m{i} {{\n{module}\n}}\n", file.name));
     }
+    let out = run_on_module(&source, "shipped", false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `rustdoc --test` on a module: Ok(number of doc tests) when they all passed.

@@ -22,16 +22,37 @@ impl Tensor {
     pub fn relu(&self) -> Tensor {
         Tensor
     }
-    pub fn slice(&self, dim: i64, start: impl Into<Option<i64>>, end: impl Into<Option<i64>>, step: i64) -> Tensor {
+    pub fn slice(
+        &self,
+        dim: i64,
+        start: impl Into<Option<i64>>,
+        end: impl Into<Option<i64>>,
+        step: i64,
+    ) -> Tensor {
         Tensor
     }
     pub fn constant_pad_nd(&self, pad: impl AsRef<[i64]>) -> Tensor {
         Tensor
     }
-    pub fn max_pool2d(&self, k: impl AsRef<[i64]>, s: impl AsRef<[i64]>, p: impl AsRef<[i64]>, d: impl AsRef<[i64]>, ceil: bool) -> Tensor {
+    pub fn max_pool2d(
+        &self,
+        k: impl AsRef<[i64]>,
+        s: impl AsRef<[i64]>,
+        p: impl AsRef<[i64]>,
+        d: impl AsRef<[i64]>,
+        ceil: bool,
+    ) -> Tensor {
         Tensor
     }
-    pub fn avg_pool2d(&self, k: impl AsRef<[i64]>, s: impl AsRef<[i64]>, p: impl AsRef<[i64]>, ceil: bool, count_include_pad: bool, divisor: impl Into<Option<i64>>) -> Tensor {
+    pub fn avg_pool2d(
+        &self,
+        k: impl AsRef<[i64]>,
+        s: impl AsRef<[i64]>,
+        p: impl AsRef<[i64]>,
+        ceil: bool,
+        count_include_pad: bool,
+        divisor: impl Into<Option<i64>>,
+    ) -> Tensor {
         Tensor
     }
     pub fn adaptive_avg_pool2d(&self, out: impl AsRef<[i64]>) -> Tensor {
@@ -117,7 +138,15 @@ pub mod nn {
 
     impl Default for ConvConfig {
         fn default() -> Self {
-            ConvConfig { stride: 1, padding: 0, dilation: 1, groups: 1, bias: true, ws_init: Init::Const(0.0), bs_init: Init::Const(0.0) }
+            ConvConfig {
+                stride: 1,
+                padding: 0,
+                dilation: 1,
+                groups: 1,
+                bias: true,
+                ws_init: Init::Const(0.0),
+                bs_init: Init::Const(0.0),
+            }
         }
     }
 
@@ -132,7 +161,13 @@ pub mod nn {
 
     impl Default for BatchNormConfig {
         fn default() -> Self {
-            BatchNormConfig { cudnn_enabled: true, eps: 1e-5, momentum: 0.1, ws_init: Init::Const(1.0), bs_init: Init::Const(0.0) }
+            BatchNormConfig {
+                cudnn_enabled: true,
+                eps: 1e-5,
+                momentum: 0.1,
+                ws_init: Init::Const(1.0),
+                bs_init: Init::Const(0.0),
+            }
         }
     }
 
@@ -166,13 +201,28 @@ pub mod nn {
         }
     }
 
-    pub fn conv2d<'a, T: Borrow<Path<'a>>>(vs: T, c_in: i64, c_out: i64, ksize: i64, config: ConvConfig) -> Conv2D {
+    pub fn conv2d<'a, T: Borrow<Path<'a>>>(
+        vs: T,
+        c_in: i64,
+        c_out: i64,
+        ksize: i64,
+        config: ConvConfig,
+    ) -> Conv2D {
         Conv2D
     }
-    pub fn batch_norm2d<'a, T: Borrow<Path<'a>>>(vs: T, channels: i64, config: BatchNormConfig) -> BatchNorm {
+    pub fn batch_norm2d<'a, T: Borrow<Path<'a>>>(
+        vs: T,
+        channels: i64,
+        config: BatchNormConfig,
+    ) -> BatchNorm {
         BatchNorm
     }
-    pub fn linear<'a, T: Borrow<Path<'a>>>(vs: T, in_dim: i64, out_dim: i64, config: LinearConfig) -> Linear {
+    pub fn linear<'a, T: Borrow<Path<'a>>>(
+        vs: T,
+        in_dim: i64,
+        out_dim: i64,
+        config: LinearConfig,
+    ) -> Linear {
         Linear
     }
 }

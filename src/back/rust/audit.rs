@@ -24,9 +24,13 @@ pub enum AuditError {
     #[error("the module does not parse: {0}")]
     Parse(String),
     /// A control, line-separator or bidirectional character (in the source text, or in a
-    /// doc or string literal's value).
+    /// doc or string literal's value; `line` is 0 there).
     #[error("line {line}: character U+{code:04X} ({where_}) has no place in a generated module", code = u32::from(*ch))]
-    Character { line: usize, ch: char, where_: &'static str },
+    Character {
+        line: usize,
+        ch: char,
+        where_: &'static str,
+    },
     /// An item the generator never emits (`fn injected`, a `use`, a macro call, ...).
     #[error("unexpected item: {0}")]
     UnexpectedItem(String),
@@ -58,7 +62,11 @@ pub enum AuditError {
 pub fn audit_module(source: &str, expected_struct: &str) -> Result<(), AuditError> {
     for (i, line) in source.split('\n').enumerate() {
         if let Some(ch) = line.chars().find(|&c| is_forbidden(c)) {
-            return Err(AuditError::Character { line: i + 1, ch, where_: "source text" });
+            return Err(AuditError::Character {
+                line: i + 1,
+                ch,
+                where_: "source text",
+            });
         }
     }
     let file = syn::parse_file(source).map_err(|e| AuditError::Parse(e.to_string()))?;
@@ -75,7 +83,10 @@ pub fn audit_module(source: &str, expected_struct: &str) -> Result<(), AuditErro
 /// The number of code blocks rustdoc would run as doc tests in `file`'s doc comments:
 /// every fenced block not marked `text`, and every indented code block.
 pub fn doc_code_blocks(file: &syn::File) -> usize {
-    let mut visitor = Auditor { count_only: true, ..Auditor::default() };
+    let mut visitor = Auditor {
+        count_only: true,
+        ..Auditor::default()
+    };
     visitor.visit_file(file);
     visitor.end_doc();
     visitor.blocks
@@ -103,7 +114,11 @@ const FUNCTIONS: &[&str] = &["conv2d", "batch_norm2d", "linear", "zero_pad"];
 
 fn check_items(file: &syn::File, expected: &str) -> Result<(), AuditError> {
     let is_type = |name: &str| {
-        name == expected || TYPES.contains(&name) || name.strip_suffix("Inner").is_some_and(|base| base == expected && TYPES.contains(&base))
+        name == expected
+            || TYPES.contains(&name)
+            || name
+                .strip_suffix("Inner")
+                .is_some_and(|base| base == expected && TYPES.contains(&base))
     };
     if !file.attrs.is_empty() {
         return Err(AuditError::UnexpectedItem("an inner attribute".into()));
@@ -116,14 +131,21 @@ fn check_items(file: &syn::File, expected: &str) -> Result<(), AuditError> {
             syn::Item::Fn(f) if FUNCTIONS.contains(&f.sig.ident.to_string().as_str()) => {}
             syn::Item::Impl(i) => {
                 let self_ty = match &*i.self_ty {
-                    syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident().map(ToString::to_string),
+                    syn::Type::Path(p) if p.qself.is_none() => {
+                        p.path.get_ident().map(ToString::to_string)
+                    }
                     _ => None,
                 };
                 if !self_ty.as_deref().is_some_and(is_type) {
-                    return Err(AuditError::UnexpectedItem(format!("impl for `{}`", quote::ToTokens::to_token_stream(&i.self_ty))));
+                    return Err(AuditError::UnexpectedItem(format!(
+                        "impl for `{}`",
+                        quote::ToTokens::to_token_stream(&i.self_ty)
+                    )));
                 }
                 if let Some((path, _)) = &i.trait_ {
-                    let text = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
+                    let text = quote::ToTokens::to_token_stream(path)
+                        .to_string()
+                        .replace(' ', "");
                     if text != "::tch::nn::ModuleT" {
                         return Err(AuditError::UnexpectedItem(format!("impl of `{text}`")));
                     }
@@ -162,7 +184,10 @@ fn describe(item: &syn::Item) -> String {
         syn::Item::Type(i) => named("type", &i.ident),
         syn::Item::Union(i) => named("union", &i.ident),
         syn::Item::Use(_) => "a `use` declaration".into(),
-        syn::Item::Macro(m) => format!("a macro call `{}!`", quote::ToTokens::to_token_stream(&m.mac.path)),
+        syn::Item::Macro(m) => format!(
+            "a macro call `{}!`",
+            quote::ToTokens::to_token_stream(&m.mac.path)
+        ),
         syn::Item::ForeignMod(_) => "an `extern` block".into(),
         _ => "an item the generator never writes".into(),
     }
@@ -200,7 +225,11 @@ impl Auditor {
 
     fn check_value(&mut self, value: &str, where_: &'static str) {
         if let Some(ch) = value.chars().find(|&c| is_forbidden(c)) {
-            self.fail(AuditError::Character { line: 0, ch, where_ });
+            self.fail(AuditError::Character {
+                line: 0,
+                ch,
+                where_,
+            });
         }
     }
 }
@@ -211,7 +240,11 @@ impl<'ast> Visit<'ast> for Auditor {
         if path.is_ident("doc") {
             let value = match &attr.meta {
                 syn::Meta::NameValue(syn::MetaNameValue {
-                    value: syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }),
+                    value:
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(s),
+                            ..
+                        }),
                     ..
                 }) => Some(s.value()),
                 _ => None,
@@ -223,7 +256,9 @@ impl<'ast> Visit<'ast> for Auditor {
                     // hold several lines.
                     self.doc.extend(value.split('\n').map(str::to_string));
                 }
-                None => self.fail(AuditError::UnexpectedItem("a `doc` attribute that is not a string".into())),
+                None => self.fail(AuditError::UnexpectedItem(
+                    "a `doc` attribute that is not a string".into(),
+                )),
             }
             return;
         }
@@ -242,7 +277,9 @@ impl<'ast> Visit<'ast> for Auditor {
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         self.end_doc();
         let text = quote::ToTokens::to_token_stream(&mac.path).to_string();
-        self.fail(AuditError::UnexpectedItem(format!("a macro call `{text}!`")));
+        self.fail(AuditError::UnexpectedItem(format!(
+            "a macro call `{text}!`"
+        )));
     }
 
     fn visit_lit_str(&mut self, lit: &'ast syn::LitStr) {
@@ -255,7 +292,12 @@ impl<'ast> Visit<'ast> for Auditor {
 /// marked `text` (and any unclosed `text` block), and every indented code block.
 fn code_blocks(lines: &[String]) -> Vec<(&'static str, String)> {
     // rustdoc removes the indentation common to all non-blank lines first.
-    let indent = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| indentation(l)).min().unwrap_or(0);
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indentation(l))
+        .min()
+        .unwrap_or(0);
     let mut found = Vec::new();
     // The open fence: its character and length.
     let mut fence: Option<(char, usize)> = None;
@@ -337,35 +379,83 @@ mod tests {
     #[test]
     fn indented_blocks_are_code() {
         assert_eq!(blocks("Text.\n\n    panic!()"), 1);
-        assert_eq!(blocks("    Text,\n    all indented."), 0, "common indentation is removed");
+        assert_eq!(
+            blocks("    Text,\n    all indented."),
+            0,
+            "common indentation is removed"
+        );
         assert_eq!(blocks("    panic!()\nText."), 1, "at the start");
         assert_eq!(blocks("Text.\n\n\tpanic!()"), 1);
-        assert_eq!(blocks("Text,\n    continued."), 0, "a lazy continuation line");
+        assert_eq!(
+            blocks("Text,\n    continued."),
+            0,
+            "a lazy continuation line"
+        );
     }
 
     #[test]
     fn hand_written_modules() {
         let good = "/// The `Net` network.\n///\n/// ```text\n/// row\n/// ```\npub struct Net { pub fc: i64 }\nimpl Net { pub const X: i64 = 1; }\nfn linear() {}\n";
         assert_eq!(audit_module(good, "Net"), Ok(()));
-        assert_eq!(audit_module(good, "Other"), Err(AuditError::UnexpectedItem("struct `Net`".into())));
+        assert_eq!(
+            audit_module(good, "Other"),
+            Err(AuditError::UnexpectedItem("struct `Net`".into()))
+        );
         let injected = format!("{good}pub fn injected() {{}}\n");
-        assert_eq!(audit_module(&injected, "Net"), Err(AuditError::UnexpectedItem("fn `injected`".into())));
+        assert_eq!(
+            audit_module(&injected, "Net"),
+            Err(AuditError::UnexpectedItem("fn `injected`".into()))
+        );
         let doc_test = good.replace("```text", "```");
-        assert!(matches!(audit_module(&doc_test, "Net"), Err(AuditError::DocCodeBlock { .. })));
-        let field_doc = good.replace("pub fc", "/// ```\n    /// panic!()\n    /// ```\n    pub fc");
-        assert!(matches!(audit_module(&field_doc, "Net"), Err(AuditError::DocCodeBlock { .. })));
+        assert!(matches!(
+            audit_module(&doc_test, "Net"),
+            Err(AuditError::DocCodeBlock { .. })
+        ));
+        let field_doc = good.replace(
+            "pub fc",
+            "/// ```\n    /// panic!()\n    /// ```\n    pub fc",
+        );
+        assert!(matches!(
+            audit_module(&field_doc, "Net"),
+            Err(AuditError::DocCodeBlock { .. })
+        ));
         let bidi = good.replace("The `Net`", "The `Net\u{202e}`");
-        assert!(matches!(audit_module(&bidi, "Net"), Err(AuditError::Character { ch: '\u{202e}', .. })));
+        assert!(matches!(
+            audit_module(&bidi, "Net"),
+            Err(AuditError::Character { ch: '\u{202e}', .. })
+        ));
         let escaped = good.replace("/// The `Net` network.", "#[doc = \" a\\r```\"]");
-        assert!(matches!(audit_module(&escaped, "Net"), Err(AuditError::Character { ch: '\r', .. })));
+        assert!(matches!(
+            audit_module(&escaped, "Net"),
+            Err(AuditError::Character { ch: '\r', .. })
+        ));
         let cr = good.replace("network.", "network.\r");
-        assert!(matches!(audit_module(&cr, "Net"), Err(AuditError::Character { ch: '\r', line: 1, .. })));
+        assert!(matches!(
+            audit_module(&cr, "Net"),
+            Err(AuditError::Character {
+                ch: '\r',
+                line: 1,
+                ..
+            })
+        ));
         let mac = good.replace("fn linear() {}", "fn linear() { include!(\"x\"); }");
-        assert!(matches!(audit_module(&mac, "Net"), Err(AuditError::UnexpectedItem(_))));
+        assert!(matches!(
+            audit_module(&mac, "Net"),
+            Err(AuditError::UnexpectedItem(_))
+        ));
         let attr = good.replace("fn linear", "#[export_name = \"main\"] fn linear");
-        assert!(matches!(audit_module(&attr, "Net"), Err(AuditError::UnexpectedItem(_))));
-        assert!(matches!(audit_module("fn linear() {}", "Net"), Err(AuditError::MissingStruct(_))));
-        assert!(matches!(audit_module("pub struct", "Net"), Err(AuditError::Parse(_))));
+        assert!(matches!(
+            audit_module(&attr, "Net"),
+            Err(AuditError::UnexpectedItem(_))
+        ));
+        assert!(matches!(
+            audit_module("fn linear() {}", "Net"),
+            Err(AuditError::MissingStruct(_))
+        ));
+        assert!(matches!(
+            audit_module("pub struct", "Net"),
+            Err(AuditError::Parse(_))
+        ));
         let file = syn::parse_file(&doc_test).expect("parses");
         assert_eq!(doc_code_blocks(&file), 1);
     }

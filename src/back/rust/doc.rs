@@ -74,13 +74,26 @@ mod tests {
         for bad in ["```", "~~~", "`", "~", "\n", "\r", "\0", "*/", "<"] {
             assert!(!out.contains(bad), "{text:?} -> {out:?} keeps {bad:?}");
         }
-        assert!(!out.chars().any(|c| c.is_control() || is_bidi_control(c) || is_line_separator(c)), "{out:?}");
+        assert!(
+            !out.chars()
+                .any(|c| c.is_control() || is_bidi_control(c) || is_line_separator(c)),
+            "{out:?}"
+        );
         assert_eq!(doc_text(&out), out, "idempotent");
     }
 
     #[test]
     fn ordinary_names_are_kept() {
-        for name in ["resnet50", "conv2_x", "wide-resnet50-2", "my net (v2)", "ünïcode", "a/b.yaml", "x*y", "a / b"] {
+        for name in [
+            "resnet50",
+            "conv2_x",
+            "wide-resnet50-2",
+            "my net (v2)",
+            "ünïcode",
+            "a/b.yaml",
+            "x*y",
+            "a / b",
+        ] {
             assert_eq!(doc_text(name), name);
         }
     }
@@ -107,7 +120,10 @@ mod tests {
 
     #[test]
     fn bidi_controls_are_escaped() {
-        for c in ['\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{feff}'] {
+        for c in [
+            '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{feff}',
+        ] {
             let text = format!("x{c}y");
             assert_eq!(doc_text(&text), format!("x\\u{{{:x}}}y", u32::from(c)));
             assert_inert(&text);
