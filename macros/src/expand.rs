@@ -301,7 +301,7 @@ mod tests {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
         let mut crate_source = String::new();
-        for name in ["Vec", "Option", "Box", "Tensor", "Default", "Some", "i64"] {
+        for name in ["Vec", "Option", "Box", "Tensor", "Default", "Some", "i64", "conv2d", "linear", "Downsample"] {
             let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
             let out = expand(quote!(spec = "../examples/macro-demo/specs/hostile.yaml"), quote!(pub struct #ident;));
             let out = out.to_string();

@@ -58,7 +58,9 @@ pub enum AuditError {
 /// - no control character but `\n`, no U+2028/U+2029 and no bidirectional control occurs
 ///   in the source, nor in the value of any doc or string literal.
 ///
-/// The first problem found is returned.
+/// `expected_struct` is the name the options give the struct,
+/// [`RustOptions::struct_name`](super::RustOptions::struct_name). The first problem found
+/// is returned.
 pub fn audit_module(source: &str, expected_struct: &str) -> Result<(), AuditError> {
     for (i, line) in source.split('\n').enumerate() {
         if let Some(ch) = line.chars().find(|&c| is_forbidden(c)) {
