@@ -68,8 +68,25 @@ pub(super) fn doc_wrap(text: &str, width: usize) -> Vec<String> {
     let mut paragraph: Vec<&str> = Vec::new();
     let mut fenced = false;
     let flush = |paragraph: &mut Vec<&str>, out: &mut Vec<String>| {
-        let mut line = String::new();
+        // An inline code span is never broken: spec text, always quoted in one (see
+        // `doc_code`), then never starts a line, where Markdown could read it as a heading,
+        // a list or HTML.
+        let mut words: Vec<String> = Vec::new();
+        let mut in_code = false;
         for word in paragraph.drain(..).flat_map(str::split_whitespace) {
+            match words.last_mut() {
+                Some(last) if in_code => {
+                    last.push(' ');
+                    last.push_str(word);
+                }
+                _ => words.push(word.to_string()),
+            }
+            if word.matches('`').count() % 2 == 1 {
+                in_code = !in_code;
+            }
+        }
+        let mut line = String::new();
+        for word in &words {
             if !line.is_empty() && line.len() + 1 + word.len() > width {
                 out.push(std::mem::take(&mut line));
             }

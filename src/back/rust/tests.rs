@@ -165,3 +165,12 @@ fn doc_prose_is_wrapped_and_code_kept() {
         ["one two", "three four", "five six", "", "```text", "a    b     c d e f g h", "```", "seven", "eight"]
     );
 }
+
+#[test]
+fn doc_wrap_never_breaks_a_code_span() {
+    let text = "The `# not a heading - nor <b>list</b>` network, `[N, 3, 224, 224]` in.";
+    assert_eq!(
+        doc_wrap(text, 10),
+        ["The", "`# not a heading - nor <b>list</b>`", "network,", "`[N, 3, 224, 224]`", "in."]
+    );
+}
