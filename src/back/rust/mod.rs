@@ -17,6 +17,11 @@
 //!   `layer1.0.downsample.0.weight`, `fc.weight`), so torchvision checkpoints saved as
 //!   safetensors load with `VarStore::load` without renaming.
 //!
+//! Spec text (the model's and stages' names, the spec's path) reaches only comments,
+//! through [`doc_text`]: it cannot open a doc test, end a comment or hide code behind
+//! bidirectional controls. [`audit::audit_module`] checks a generated module for exactly
+//! that, and for items beyond the model's.
+//!
 //! Settings that are the same in every block (groups, bias, where a bottleneck strides)
 //! are written as literals; only what varies between blocks becomes a constructor
 //! argument, so the usual networks read like torchvision's.
