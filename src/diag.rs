@@ -4,11 +4,28 @@
 //! as [`Diagnostic`] values carrying spans into the spec. They become text only in
 //! [`render`], through codespan-reporting, which prints the rustc-style
 //! `--> file:line:col` header and the offending source line.
+//!
+//! Rendering is bounded whatever the spec: at most [`MAX_SHOWN`] diagnostics are printed
+//! (then a count of the rest), a source line longer than [`MAX_LINE_CHARS`] characters is
+//! shown as windows around its labels, and control characters from the spec (terminal
+//! escapes, NUL, bidi overrides) are printed as `\u{1b}` escapes, never raw.
 
 use crate::span::{SourceFile, Span};
 use codespan_reporting::diagnostic as cr;
-use codespan_reporting::files::SimpleFile;
+use codespan_reporting::files::{self, Files};
 use codespan_reporting::term::{self, termcolor};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+
+/// At most this many diagnostics are rendered for one spec; the rest are only counted.
+pub const MAX_SHOWN: usize = 50;
+/// A source line longer than this many characters is cut to windows around its labels.
+pub const MAX_LINE_CHARS: usize = 120;
+/// Characters kept on each side of a labelled position in a cut line.
+const WINDOW_CHARS: usize = 40;
+/// Messages, labels, notes and file names are cut after this many characters.
+const MAX_MESSAGE_CHARS: usize = 300;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -102,7 +119,59 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .map(|(_, c)| c)
 }
 
-fn to_codespan(d: &Diagnostic) -> cr::Diagnostic<()> {
+/// True for characters never written raw to a terminal: C0 and C1 controls, DEL, and the
+/// invisible bidi and byte-order marks that make text read differently from what it is.
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// `s` with every control character (newlines and tabs included) and bidi mark written as
+/// a Rust escape (`\u{1b}`), for names and paths printed in one-line messages.
+///
+/// ```
+/// assert_eq!(resnetc::diag::escape("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\u{a}");
+/// assert_eq!(resnetc::diag::escape("conv2_x"), "conv2_x");
+/// ```
+pub fn escape(s: &str) -> Cow<'_, str> {
+    escape_keeping(s, &[])
+}
+
+/// [`escape`], keeping the given characters as they are.
+fn escape_keeping<'a>(s: &'a str, keep: &[char]) -> Cow<'a, str> {
+    if !s.chars().any(|c| is_unprintable(c) && !keep.contains(&c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        push_escaped(&mut out, c, keep);
+    }
+    Cow::Owned(out)
+}
+
+fn push_escaped(out: &mut String, c: char, keep: &[char]) {
+    if is_unprintable(c) && !keep.contains(&c) {
+        out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+    } else {
+        out.push(c);
+    }
+}
+
+/// Message text as printed: controls escaped (line breaks and tabs kept), cut if very long.
+fn printable_message(s: &str) -> String {
+    let escaped = escape_keeping(s, &['\n', '\t']);
+    cut(&escaped, MAX_MESSAGE_CHARS)
+}
+
+/// The first `max` characters of `s`, with `…` when something was left out.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn to_codespan(d: &Diagnostic, excerpt: &Excerpt) -> cr::Diagnostic<()> {
     let severity = match d.severity {
         Severity::Error => cr::Severity::Error,
         Severity::Warning => cr::Severity::Warning,
@@ -112,14 +181,14 @@ fn to_codespan(d: &Diagnostic) -> cr::Diagnostic<()> {
         .iter()
         .map(|l| {
             let style = if l.primary { cr::LabelStyle::Primary } else { cr::LabelStyle::Secondary };
-            cr::Label::new(style, (), l.span.range()).with_message(l.message.clone())
+            cr::Label::new(style, (), excerpt.range_of(l.span)).with_message(printable_message(&l.message))
         })
         .collect();
-    let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
-    notes.extend(d.help.iter().map(|h| format!("help: {h}")));
+    let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {}", printable_message(n))).collect();
+    notes.extend(d.help.iter().map(|h| format!("help: {}", printable_message(h))));
     cr::Diagnostic::new(severity)
         .with_code(d.code)
-        .with_message(d.message.clone())
+        .with_message(printable_message(&d.message))
         .with_labels(labels)
         .with_notes(notes)
 }
@@ -131,23 +200,228 @@ pub fn render(file: &SourceFile, diags: &[Diagnostic]) -> String {
     String::from_utf8_lossy(buffer.as_slice()).into_owned()
 }
 
-/// Writes diagnostics to any termcolor writer (coloured on a terminal).
+/// Writes diagnostics to any termcolor writer (coloured on a terminal): the first
+/// [`MAX_SHOWN`], then a line counting the others.
 pub fn emit(file: &SourceFile, diags: &[Diagnostic], writer: &mut dyn termcolor::WriteColor) {
-    let files = SimpleFile::new(file.name.as_str(), file.text.as_str());
     // rustc's ASCII layout (`--> file:line:col`, `|` gutters): readable in any terminal,
     // log file or compiler error message.
     let config = term::Config { chars: term::Chars::ascii(), ..term::Config::default() };
-    for d in diags {
-        // Spans are produced by our own front ends and clamped to the text, so the
-        // only failure here is an I/O error on the writer, which we cannot report anyway.
-        let _ = term::emit_to_write_style(writer, &config, &files, &to_codespan(&clamped(d, file.text.len())));
+    let lines = LineIndex::new(&file.text);
+    let name = cut(&escape(&file.name), MAX_MESSAGE_CHARS);
+    for d in diags.iter().take(MAX_SHOWN) {
+        let excerpt = Excerpt::new(&name, &file.text, &lines, d, &config);
+        // The excerpt holds every line a label touches, so the only failure here is an
+        // I/O error on the writer, which we cannot report anyway.
+        let _ = term::emit_to_write_style(writer, &config, &excerpt, &to_codespan(d, &excerpt));
+    }
+    if let Some(rest) = diags.get(MAX_SHOWN..).filter(|r| !r.is_empty()) {
+        let errors = rest.iter().filter(|d| d.is_error()).count();
+        let warnings = rest.len() - errors;
+        let mut counts = Vec::new();
+        if errors > 0 {
+            counts.push(format!("{errors} more error{}", if errors == 1 { "" } else { "s" }));
+        }
+        if warnings > 0 {
+            counts.push(format!("{warnings} more warning{}", if warnings == 1 { "" } else { "s" }));
+        }
+        let _ = writeln!(writer, "... and {} (only the first {MAX_SHOWN} are shown)\n", counts.join(" and "));
     }
 }
 
-fn clamped(d: &Diagnostic, len: usize) -> Diagnostic {
-    let mut d = d.clone();
-    for l in &mut d.labels {
-        l.span = Span::new(l.span.start.min(len), l.span.end.min(len));
+/// Where each line of a text starts, found once per rendering.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineIndex { starts }
     }
-    d
+
+    /// The 0-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).saturating_sub(1)
+    }
+
+    /// A line's text without its line break (`\n` or `\r\n`).
+    fn line<'t>(&self, text: &'t str, line: usize) -> (usize, &'t str) {
+        let start = self.starts[line];
+        let end = self.starts.get(line + 1).map_or(text.len(), |&next| next - 1);
+        let s = &text[start..end];
+        (start, s.strip_suffix('\r').unwrap_or(s))
+    }
+}
+
+/// What codespan is given for one diagnostic: only the source lines its labels show,
+/// each cut to windows around the labels when long and with controls escaped, together
+/// with the true line and column of every labelled position. Line indices are those of the
+/// spec, so line numbers and gaps render as for the whole file.
+struct Excerpt<'a> {
+    name: &'a str,
+    text: String,
+    /// Original line index -> its range in `text`, for the lines shown.
+    shown: BTreeMap<usize, Range<usize>>,
+    line_count: usize,
+    /// Original byte offset of a labelled position -> its offset in `text`.
+    offsets: HashMap<usize, usize>,
+    /// Offset in `text` of a labelled position -> its line and column in the spec.
+    locations: HashMap<usize, files::Location>,
+}
+
+impl<'a> Excerpt<'a> {
+    fn new(name: &'a str, source: &str, lines: &LineIndex, d: &Diagnostic, config: &term::Config) -> Self {
+        let len = source.len();
+        let clamp = |o: usize| floor_boundary(source, o.min(len));
+        // Lines to show: those codespan renders for each label (its first and last lines,
+        // and the context lines of a multi-line label).
+        let mut wanted = BTreeSet::new();
+        let mut points: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for l in &d.labels {
+            let (start, end) = (clamp(l.span.start), clamp(l.span.end.max(l.span.start)));
+            let (first, last) = (lines.line_of(start), lines.line_of(end));
+            wanted.insert(first);
+            wanted.insert(last);
+            if last > first {
+                wanted.extend(first + 1..=(first + config.start_context_lines).min(last));
+                wanted.extend(last.saturating_sub(config.end_context_lines).max(first)..last);
+            }
+            points.entry(first).or_default().push(start);
+            points.entry(last).or_default().push(end);
+        }
+        // codespan prints a single line left between two shown lines instead of a break.
+        let gaps: Vec<usize> = wanted.iter().zip(wanted.iter().skip(1)).filter(|(a, b)| **b == **a + 2).map(|(a, _)| a + 1).collect();
+        wanted.extend(gaps);
+
+        let mut excerpt = Excerpt {
+            name,
+            text: String::new(),
+            shown: BTreeMap::new(),
+            line_count: lines.starts.len(),
+            offsets: HashMap::new(),
+            locations: HashMap::new(),
+        };
+        for line in wanted {
+            let mut at = points.remove(&line).unwrap_or_default();
+            at.sort_unstable();
+            at.dedup();
+            excerpt.push_line(source, lines, line, &at);
+        }
+        excerpt
+    }
+
+    /// Appends one line of the spec, cut around the positions `at` if it is long.
+    fn push_line(&mut self, source: &str, lines: &LineIndex, line: usize, at: &[usize]) {
+        let (line_start, text) = lines.line(source, line);
+        let long = text.chars().nth(MAX_LINE_CHARS).is_some();
+        // Character indices of the labelled positions, to decide which characters to keep.
+        let keep: Vec<Range<usize>> = if long {
+            let mut ranges: Vec<Range<usize>> = Vec::new();
+            let mut positions = at.iter().peekable();
+            for (ci, (bi, _)) in text.char_indices().chain(std::iter::once((text.len(), ' '))).enumerate() {
+                while positions.peek().is_some_and(|&&p| p <= line_start + bi) {
+                    positions.next();
+                    let r = ci.saturating_sub(WINDOW_CHARS)..ci + WINDOW_CHARS;
+                    match ranges.last_mut() {
+                        Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+                        _ => ranges.push(r),
+                    }
+                }
+            }
+            ranges
+        } else {
+            vec![0..usize::MAX]
+        };
+        let start = self.text.len();
+        let mut positions = at.iter().peekable();
+        let mut elided = false;
+        let mut column = 0;
+        for (ci, (bi, c)) in text.char_indices().enumerate() {
+            while let Some(&&p) = positions.peek().filter(|&&&p| p <= line_start + bi) {
+                positions.next();
+                self.mark(p, line, column);
+            }
+            if keep.iter().any(|r| r.contains(&ci)) {
+                push_escaped(&mut self.text, c, &['\t']);
+                elided = false;
+            } else if !elided {
+                self.text.push('…');
+                elided = true;
+            }
+            column = ci + 1;
+        }
+        // Positions at the end of the line (or on its line break).
+        for &p in positions {
+            self.mark(p, line, column);
+        }
+        self.shown.insert(line, start..self.text.len());
+        self.text.push('\n');
+    }
+
+    /// Records that spec offset `offset`, at 0-based `column` of `line`, is here in `text`.
+    fn mark(&mut self, offset: usize, line: usize, column: usize) {
+        let here = self.text.len();
+        self.offsets.insert(offset, here);
+        self.locations.entry(here).or_insert(files::Location { line_number: line + 1, column_number: column + 1 });
+    }
+
+    /// A span of the spec as a range of `text`.
+    fn range_of(&self, span: Span) -> Range<usize> {
+        let map = |o: usize| self.offsets.get(&o).copied().unwrap_or(0);
+        // Clamped the same way as when the excerpt was built.
+        let start = map(span.start);
+        let end = self.offsets.get(&span.end).copied().unwrap_or(start).max(start);
+        start..end
+    }
+}
+
+impl<'f> Files<'f> for Excerpt<'_> {
+    type FileId = ();
+    type Name = &'f str;
+    type Source = &'f str;
+
+    fn name(&'f self, (): ()) -> Result<&'f str, files::Error> {
+        Ok(self.name)
+    }
+
+    fn source(&'f self, (): ()) -> Result<&'f str, files::Error> {
+        Ok(&self.text)
+    }
+
+    fn line_index(&'f self, (): (), byte_index: usize) -> Result<usize, files::Error> {
+        self.shown
+            .iter()
+            .find(|(_, r)| r.start <= byte_index && byte_index <= r.end)
+            .map(|(&line, _)| line)
+            .ok_or(files::Error::IndexTooLarge { given: byte_index, max: self.text.len() })
+    }
+
+    fn line_range(&'f self, (): (), line_index: usize) -> Result<Range<usize>, files::Error> {
+        match self.shown.get(&line_index) {
+            Some(r) => Ok(r.clone()),
+            // A line inside a multi-line label that is not printed: codespan asks for its
+            // range but shows nothing of it.
+            None if line_index < self.line_count => Ok(self.text.len()..self.text.len()),
+            None => Err(files::Error::LineTooLarge { given: line_index, max: self.line_count.saturating_sub(1) }),
+        }
+    }
+
+    fn location(&'f self, id: (), byte_index: usize) -> Result<files::Location, files::Error> {
+        match self.locations.get(&byte_index) {
+            Some(l) => Ok(l.clone()),
+            None => {
+                let line = self.line_index(id, byte_index)?;
+                let start = self.shown.get(&line).map_or(0, |r| r.start);
+                let column = self.text.get(start..byte_index).map_or(0, |s| s.chars().count());
+                Ok(files::Location { line_number: line + 1, column_number: column + 1 })
+            }
+        }
+    }
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
