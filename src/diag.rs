@@ -137,6 +137,11 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     escape_keeping(s, &[])
 }
 
+/// [`escape`], keeping line breaks and tabs: for whole printed texts (tables, DOT, specs).
+pub fn escape_keeping_layout(s: &str) -> Cow<'_, str> {
+    escape_keeping(s, &['\n', '\t'])
+}
+
 /// [`escape`], keeping the given characters as they are.
 fn escape_keeping<'a>(s: &'a str, keep: &[char]) -> Cow<'a, str> {
     if !s.chars().any(|c| is_unprintable(c) && !keep.contains(&c)) {
@@ -159,7 +164,7 @@ fn push_escaped(out: &mut String, c: char, keep: &[char]) {
 
 /// Message text as printed: controls escaped (line breaks and tabs kept), cut if very long.
 fn printable_message(s: &str) -> String {
-    let escaped = escape_keeping(s, &['\n', '\t']);
+    let escaped = escape_keeping_layout(s);
     cut(&escaped, MAX_MESSAGE_CHARS)
 }
 
