@@ -315,59 +315,61 @@ impl<'a> Excerpt<'a> {
         excerpt
     }
 
-    /// Appends one line of the spec, cut around the positions `at` if it is long.
+    /// Appends one line of the spec, cut around the positions `at` (sorted) if it is long.
+    /// Only the kept windows are walked character by character, so a diagnostic costs the
+    /// same on a one-megabyte line as on a short one.
     fn push_line(&mut self, source: &str, lines: &LineIndex, line: usize, at: &[usize]) {
         let (line_start, text) = lines.line(source, line);
-        let long = text.chars().nth(MAX_LINE_CHARS).is_some();
-        // Character indices of the labelled positions, to decide which characters to keep.
-        let keep: Vec<Range<usize>> = if long {
-            let mut ranges: Vec<Range<usize>> = Vec::new();
-            let mut positions = at.iter().peekable();
-            for (ci, (bi, _)) in text.char_indices().chain(std::iter::once((text.len(), ' '))).enumerate() {
-                while positions.peek().is_some_and(|&&p| p <= line_start + bi) {
-                    positions.next();
-                    let r = ci.saturating_sub(WINDOW_CHARS)..ci + WINDOW_CHARS;
-                    match ranges.last_mut() {
-                        Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
-                        _ => ranges.push(r),
-                    }
+        let within = |p: usize| floor_boundary(text, p.saturating_sub(line_start).min(text.len()));
+        let windows: Vec<Range<usize>> = if text.len() > MAX_LINE_CHARS && text.chars().nth(MAX_LINE_CHARS).is_some() {
+            let mut windows: Vec<Range<usize>> = Vec::new();
+            for &p in at {
+                let p = within(p);
+                let lo = text[..p].char_indices().rev().nth(WINDOW_CHARS - 1).map_or(0, |(i, _)| i);
+                let hi = text[p..].char_indices().nth(WINDOW_CHARS).map_or(text.len(), |(i, _)| p + i);
+                match windows.last_mut() {
+                    Some(last) if last.end >= lo => last.end = last.end.max(hi),
+                    _ => windows.push(lo..hi),
                 }
             }
-            ranges
+            windows
         } else {
-            vec![0..usize::MAX]
+            vec![0..text.len()]
         };
         let start = self.text.len();
-        let mut positions = at.iter().peekable();
-        let mut elided = false;
-        let mut column = 0;
-        for (ci, (bi, c)) in text.char_indices().enumerate() {
-            while let Some(&&p) = positions.peek().filter(|&&&p| p <= line_start + bi) {
-                positions.next();
-                self.mark(p, line, column);
-            }
-            if keep.iter().any(|r| r.contains(&ci)) {
-                push_escaped(&mut self.text, c, &['\t']);
-                elided = false;
-            } else if !elided {
+        let mut points = at.iter().map(|&p| (p, within(p))).peekable();
+        let mut done = 0;
+        for w in windows.iter().chain(std::iter::once(&(text.len()..text.len()))) {
+            if w.start > done {
+                // Positions in the part left out are shown at its `…`.
+                while let Some((p, rel)) = points.next_if(|&(_, rel)| rel < w.start) {
+                    self.mark(p, line, text, rel);
+                }
                 self.text.push('…');
-                elided = true;
             }
-            column = ci + 1;
+            for (i, c) in text[w.clone()].char_indices() {
+                while let Some((p, rel)) = points.next_if(|&(_, rel)| rel <= w.start + i) {
+                    self.mark(p, line, text, rel);
+                }
+                push_escaped(&mut self.text, c, &['\t']);
+            }
+            done = w.end;
         }
         // Positions at the end of the line (or on its line break).
-        for &p in positions {
-            self.mark(p, line, column);
+        for (p, rel) in points {
+            self.mark(p, line, text, rel);
         }
         self.shown.insert(line, start..self.text.len());
         self.text.push('\n');
     }
 
-    /// Records that spec offset `offset`, at 0-based `column` of `line`, is here in `text`.
-    fn mark(&mut self, offset: usize, line: usize, column: usize) {
+    /// Records that spec offset `offset`, at byte `rel` of `line` (whose text is
+    /// `line_text`), is at the current end of `text`.
+    fn mark(&mut self, offset: usize, line: usize, line_text: &str, rel: usize) {
         let here = self.text.len();
         self.offsets.insert(offset, here);
-        self.locations.entry(here).or_insert(files::Location { line_number: line + 1, column_number: column + 1 });
+        let column = line_text[..rel].chars().count() + 1;
+        self.locations.entry(here).or_insert(files::Location { line_number: line + 1, column_number: column });
     }
 
     /// A span of the spec as a range of `text`.
@@ -429,4 +431,59 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::Syntax;
+
+    fn one(text: &str, span: Span) -> String {
+        let file = SourceFile::new("x.resnet", text, Syntax::Dsl);
+        render(&file, &[Diagnostic::error("E-test", "bad").with_primary(span, "here")])
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_the_label_and_keeps_its_column() {
+        let text = format!("{}BAD{}\n", "a".repeat(5000), "b".repeat(5000));
+        let out = one(&text, Span::new(5000, 5003));
+        assert!(out.contains("--> x.resnet:1:5001"), "{out}");
+        let shown = out.lines().find(|l| l.starts_with("1 |")).unwrap();
+        assert_eq!(shown, format!("1 | …{}BAD{}…", "a".repeat(WINDOW_CHARS), "b".repeat(WINDOW_CHARS)));
+        let carets = out.lines().find(|l| l.contains('^')).unwrap();
+        assert_eq!(carets.find('^'), shown.find('B'), "{out}");
+    }
+
+    #[test]
+    fn controls_in_the_source_line_are_escaped_under_a_matching_label() {
+        let out = one("model \u{1b}[2J\r\n", Span::new(6, 7));
+        assert!(out.contains("1 | model \\u{1b}[2J\n"), "{out:?}");
+        assert!(out.contains("  |       ^^^^^^ here"), "{out}");
+        assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out:?}");
+    }
+
+    #[test]
+    fn labels_on_other_lines_keep_their_line_numbers() {
+        let text = "a\nb\nc\nd\ne\nf\n";
+        let file = SourceFile::new("x.resnet", text, Syntax::Dsl);
+        let d = Diagnostic::error("E-test", "bad").with_primary(Span::new(10, 11), "f").with_secondary(Span::new(2, 3), "b");
+        let out = render(&file, &[d]);
+        assert!(out.contains("--> x.resnet:6:1"), "{out}");
+        assert!(out.contains("2 | b") && out.contains("6 | f") && !out.contains("4 | d"), "{out}");
+    }
+
+    #[test]
+    fn only_the_first_diagnostics_are_shown() {
+        let file = SourceFile::new("x.resnet", "a\n", Syntax::Dsl);
+        let mut diags: Vec<Diagnostic> = (0..MAX_SHOWN + 3).map(|_| Diagnostic::error("E-test", "bad").with_primary(Span::new(0, 1), "a")).collect();
+        diags.push(Diagnostic::warning("W-test", "meh").with_primary(Span::new(0, 1), "a"));
+        let out = render(&file, &diags);
+        assert_eq!(out.matches("error[E-test]").count(), MAX_SHOWN);
+        assert!(out.contains(&format!("... and 3 more errors and 1 more warning (only the first {MAX_SHOWN} are shown)")), "{out}");
+    }
+
+    #[test]
+    fn escape_keeping_layout_keeps_line_breaks_and_tabs() {
+        assert_eq!(escape_keeping_layout("a\tb\n\u{1b}[0m\u{202e}\0"), "a\tb\n\\u{1b}[0m\\u{202e}\\u{0}");
+    }
 }
