@@ -451,7 +451,7 @@ mod tests {
         let shown = out.lines().find(|l| l.starts_with("1 |")).unwrap();
         assert_eq!(shown, format!("1 | …{}BAD{}…", "a".repeat(WINDOW_CHARS), "b".repeat(WINDOW_CHARS)));
         let carets = out.lines().find(|l| l.contains('^')).unwrap();
-        assert_eq!(carets.find('^'), shown.find('B'), "{out}");
+        assert_eq!(carets.chars().position(|c| c == '^'), shown.chars().position(|c| c == 'B'), "{out}");
     }
 
     #[test]
