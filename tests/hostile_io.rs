@@ -337,17 +337,21 @@ fn a_long_line_of_duplicates_prints_a_bounded_report() {
 #[test]
 fn a_long_yaml_line_prints_a_window_of_it() {
     let dir = tmp();
-    // 0.9 MB on one line, with every stage misspelling its block kind.
-    let stage = "{block: basik, filters: [16, 16], repeat: 1}";
-    let n = 900_000 / (stage.len() + 2);
-    let text = format!("name: m\ninput: [3, 32, 32]\nstages: [{}]\n", vec![stage; n].join(", "));
-    assert!(text.len() > 850_000 && text.len() < Limits::MAX_SPEC_BYTES);
+    // 0.9 MB on one line: 60 stages with 15,000-character names, each misspelling its block
+    // kind. Each of the 60 errors used to print the whole line.
+    let stages: Vec<String> =
+        (0..60).map(|i| format!("{{stage: s{i}{}, block: basik, filters: [16, 16], repeat: 1}}", "x".repeat(15_000))).collect();
+    let text = format!("name: m\ninput: [3, 32, 32]\nstages: [{}]\n", stages.join(", "));
+    assert!(text.len() > 900_000 && text.len() < Limits::MAX_SPEC_BYTES);
     let path = write(&dir.path().join("long.yaml"), text);
     let o = check(&path);
     no_panic(&o);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("error[E-keyword]: unknown block kind `basik`").count(), 50, "{err}");
+    assert!(err.contains("... and 10 more errors (only the first 50 are shown)"), "{err}");
     assert!(o.stderr.len() < 64 * 1024, "{} bytes", o.stderr.len());
-    for line in stderr(&o).lines() {
+    for line in err.lines() {
         assert!(line.chars().count() < 400, "a line of {} characters", line.chars().count());
     }
 }
@@ -374,4 +378,23 @@ fn control_characters_from_a_spec_are_escaped_in_messages() {
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("gone\\u{1b}[31m.yaml"), "{}", stderr(&o));
     assert!(!stderr(&o).contains('\u{1b}'), "{}", stderr(&o));
+}
+
+#[test]
+fn control_characters_are_escaped_on_a_terminal_and_kept_in_a_pipe() {
+    let dir = tmp();
+    let path = write(&dir.path().join("red.resnet"), "model \"a\u{1b}[31mred\"\ninput 3x32x32\nbasic [16, 16] x3\n");
+    // Into a pipe the table is written as produced.
+    let o = run(resnetc().arg("table").arg(&path));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("a\u{1b}[31mred: input"));
+    // On a terminal (util-linux `script` gives resnetc one), escaped.
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let command = format!("{} table '{}'", env!("CARGO_BIN_EXE_resnetc"), path.display());
+    let o = run(Command::new("script").args(["-qec", &command, "/dev/null"]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("a\\u{1b}[31mred: input"), "{out:?}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
 }
