@@ -334,7 +334,8 @@ impl<'a> Excerpt<'a> {
             }
             windows
         } else {
-            vec![0..text.len()]
+            let whole = 0..text.len();
+            vec![whole]
         };
         let start = self.text.len();
         let mut points = at.iter().map(|&p| (p, within(p))).peekable();
@@ -415,7 +416,7 @@ impl<'f> Files<'f> for Excerpt<'_> {
 
     fn location(&'f self, id: (), byte_index: usize) -> Result<files::Location, files::Error> {
         match self.locations.get(&byte_index) {
-            Some(l) => Ok(l.clone()),
+            Some(l) => Ok(*l),
             None => {
                 let line = self.line_index(id, byte_index)?;
                 let start = self.shown.get(&line).map_or(0, |r| r.start);
