@@ -291,8 +291,9 @@ impl<'a> Excerpt<'a> {
                 wanted.extend(first + 1..=(first + config.start_context_lines).min(last));
                 wanted.extend(last.saturating_sub(config.end_context_lines).max(first)..last);
             }
-            points.entry(first).or_default().push(start);
-            points.entry(last).or_default().push(end);
+            // Positions are recorded as the label gives them, so that `range_of` finds them.
+            points.entry(first).or_default().push(l.span.start);
+            points.entry(last).or_default().push(l.span.end.max(l.span.start));
         }
         // codespan prints a single line left between two shown lines instead of a break.
         let gaps: Vec<usize> = wanted.iter().zip(wanted.iter().skip(1)).filter(|(a, b)| **b == **a + 2).map(|(a, _)| a + 1).collect();
@@ -375,10 +376,9 @@ impl<'a> Excerpt<'a> {
 
     /// A span of the spec as a range of `text`.
     fn range_of(&self, span: Span) -> Range<usize> {
-        let map = |o: usize| self.offsets.get(&o).copied().unwrap_or(0);
-        // Clamped the same way as when the excerpt was built.
-        let start = map(span.start);
-        let end = self.offsets.get(&span.end).copied().unwrap_or(start).max(start);
+        // Every label's ends were marked when the excerpt was built.
+        let start = self.offsets.get(&span.start).copied().unwrap_or(0);
+        let end = self.offsets.get(&span.end.max(span.start)).copied().unwrap_or(start).max(start);
         start..end
     }
 }
@@ -481,6 +481,15 @@ mod tests {
         let out = render(&file, &diags);
         assert_eq!(out.matches("error[E-test]").count(), MAX_SHOWN);
         assert!(out.contains(&format!("... and 3 more errors and 1 more warning (only the first {MAX_SHOWN} are shown)")), "{out}");
+    }
+
+    #[test]
+    fn a_span_past_the_end_points_at_the_end() {
+        let out = one("model a\nbasic\n", Span::new(100, 200));
+        assert!(out.contains("--> x.resnet:3:1"), "{out}");
+        let out = one("model é", Span::new(7, 8));
+        assert!(out.contains("--> x.resnet:1:7"), "{out}");
+        assert!(out.contains("1 | model é\n  |       ^ here"), "{out}");
     }
 
     #[test]
