@@ -98,6 +98,12 @@ fn write_module(path: &Path, spec: &Path, bytes: &[u8]) -> Result<(), CliError> 
     }
     tmp.as_file().sync_all().map_err(write_error)?;
     tmp.persist(path).map_err(|e| write_error(e.error))?;
+    // Make the rename itself durable; a folder that cannot be synced (some file systems)
+    // still holds the new module.
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 
