@@ -260,18 +260,28 @@ impl LineIndex {
 
 /// What codespan is given for one diagnostic: only the source lines its labels show,
 /// each cut to windows around the labels when long and with controls escaped, together
-/// with the true line and column of every labelled position. Line indices are those of the
-/// spec, so line numbers and gaps render as for the whole file.
+/// with the true line and column of every labelled position.
+///
+/// codespan numbers lines by index and walks every line inside a multi-line label, so the
+/// excerpt has its own line indices: one per line shown, and two hidden ones where lines
+/// are left out (which codespan prints as a break, as it would for the whole file).
 struct Excerpt<'a> {
     name: &'a str,
     text: String,
-    /// Original line index -> its range in `text`, for the lines shown.
-    shown: BTreeMap<usize, Range<usize>>,
-    line_count: usize,
+    lines: Vec<ExcerptLine>,
     /// Original byte offset of a labelled position -> its offset in `text`.
     offsets: HashMap<usize, usize>,
     /// Offset in `text` of a labelled position -> its line and column in the spec.
     locations: HashMap<usize, files::Location>,
+}
+
+/// One line of an [`Excerpt`].
+struct ExcerptLine {
+    /// 1-based line number in the spec (for a hidden line, that of the next line shown).
+    number: usize,
+    /// Where it is in the excerpt's text (empty for a hidden line).
+    range: Range<usize>,
+    hidden: bool,
 }
 
 impl<'a> Excerpt<'a> {
@@ -299,15 +309,18 @@ impl<'a> Excerpt<'a> {
         let gaps: Vec<usize> = wanted.iter().zip(wanted.iter().skip(1)).filter(|(a, b)| **b == **a + 2).map(|(a, _)| a + 1).collect();
         wanted.extend(gaps);
 
-        let mut excerpt = Excerpt {
-            name,
-            text: String::new(),
-            shown: BTreeMap::new(),
-            line_count: lines.starts.len(),
-            offsets: HashMap::new(),
-            locations: HashMap::new(),
-        };
+        let mut excerpt =
+            Excerpt { name, text: String::new(), lines: Vec::new(), offsets: HashMap::new(), locations: HashMap::new() };
+        let mut previous: Option<usize> = None;
         for line in wanted {
+            if previous.is_some_and(|p| line > p + 1) {
+                // Two hidden lines: an index gap codespan shows as a break.
+                for _ in 0..2 {
+                    let at = excerpt.text.len();
+                    excerpt.lines.push(ExcerptLine { number: line + 1, range: at..at, hidden: true });
+                }
+            }
+            previous = Some(line);
             let mut at = points.remove(&line).unwrap_or_default();
             at.sort_unstable();
             at.dedup();
@@ -361,7 +374,7 @@ impl<'a> Excerpt<'a> {
         for (p, rel) in points {
             self.mark(p, line, text, rel);
         }
-        self.shown.insert(line, start..self.text.len());
+        self.lines.push(ExcerptLine { number: line + 1, range: start..self.text.len(), hidden: false });
         self.text.push('\n');
     }
 
@@ -397,33 +410,35 @@ impl<'f> Files<'f> for Excerpt<'_> {
     }
 
     fn line_index(&'f self, (): (), byte_index: usize) -> Result<usize, files::Error> {
-        self.shown
+        self.lines
             .iter()
-            .find(|(_, r)| r.start <= byte_index && byte_index <= r.end)
-            .map(|(&line, _)| line)
+            .position(|l| !l.hidden && l.range.start <= byte_index && byte_index <= l.range.end)
             .ok_or(files::Error::IndexTooLarge { given: byte_index, max: self.text.len() })
     }
 
+    fn line_number(&'f self, (): (), line_index: usize) -> Result<usize, files::Error> {
+        self.line(line_index).map(|l| l.number)
+    }
+
     fn line_range(&'f self, (): (), line_index: usize) -> Result<Range<usize>, files::Error> {
-        match self.shown.get(&line_index) {
-            Some(r) => Ok(r.clone()),
-            // A line inside a multi-line label that is not printed: codespan asks for its
-            // range but shows nothing of it.
-            None if line_index < self.line_count => Ok(self.text.len()..self.text.len()),
-            None => Err(files::Error::LineTooLarge { given: line_index, max: self.line_count.saturating_sub(1) }),
-        }
+        self.line(line_index).map(|l| l.range.clone())
     }
 
     fn location(&'f self, id: (), byte_index: usize) -> Result<files::Location, files::Error> {
         match self.locations.get(&byte_index) {
             Some(l) => Ok(*l),
             None => {
-                let line = self.line_index(id, byte_index)?;
-                let start = self.shown.get(&line).map_or(0, |r| r.start);
-                let column = self.text.get(start..byte_index).map_or(0, |s| s.chars().count());
-                Ok(files::Location { line_number: line + 1, column_number: column + 1 })
+                let line = self.line(self.line_index(id, byte_index)?)?;
+                let column = self.text.get(line.range.start..byte_index).map_or(0, |s| s.chars().count());
+                Ok(files::Location { line_number: line.number, column_number: column + 1 })
             }
         }
+    }
+}
+
+impl Excerpt<'_> {
+    fn line(&self, index: usize) -> Result<&ExcerptLine, files::Error> {
+        self.lines.get(index).ok_or(files::Error::LineTooLarge { given: index, max: self.lines.len().saturating_sub(1) })
     }
 }
 
@@ -490,6 +505,57 @@ mod tests {
         let out = one("model é", Span::new(7, 8));
         assert!(out.contains("--> x.resnet:1:7"), "{out}");
         assert!(out.contains("1 | model é\n  |       ^ here"), "{out}");
+    }
+
+    /// codespan's own rendering of the whole file, for comparison.
+    fn plain_codespan(file: &SourceFile, d: &Diagnostic) -> String {
+        let files = codespan_reporting::files::SimpleFile::new(file.name.as_str(), file.text.as_str());
+        let config = term::Config { chars: term::Chars::ascii(), ..term::Config::default() };
+        let labels = d
+            .labels
+            .iter()
+            .map(|l| {
+                let style = if l.primary { cr::LabelStyle::Primary } else { cr::LabelStyle::Secondary };
+                cr::Label::new(style, (), l.span.range()).with_message(l.message.clone())
+            })
+            .collect();
+        let diagnostic = cr::Diagnostic::error().with_code(d.code).with_message(d.message.clone()).with_labels(labels);
+        let mut buffer = termcolor::Buffer::no_color();
+        term::emit_to_write_style(&mut buffer, &config, &files, &diagnostic).unwrap();
+        String::from_utf8(buffer.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn short_clean_lines_render_as_codespan_renders_the_whole_file() {
+        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        let file = SourceFile::new("x.resnet", text.as_str(), Syntax::Dsl);
+        let at = |line: usize| file.offset_of(line, 1);
+        let cases: Vec<Vec<(usize, usize, bool)>> = vec![
+            vec![(at(3), at(3) + 4, true)],
+            vec![(at(3), at(3) + 4, true), (at(5), at(5) + 4, false)],
+            vec![(at(3), at(3) + 4, true), (at(4), at(4) + 4, false)],
+            vec![(at(3), at(3) + 4, true), (at(20), at(20) + 6, false)],
+            vec![(at(2), at(18) + 3, true)],
+            vec![(at(2), at(18) + 3, true), (at(25), at(25) + 2, false)],
+            vec![(at(29), text.len(), true)],
+        ];
+        for labels in cases {
+            let mut d = Diagnostic::error("E-test", "bad");
+            for (start, end, primary) in labels {
+                d.labels.push(Label { span: Span::new(start, end), message: "here".into(), primary });
+            }
+            assert_eq!(render(&file, std::slice::from_ref(&d)), plain_codespan(&file, &d), "{:?}", d.labels);
+        }
+    }
+
+    #[test]
+    fn a_label_over_half_a_million_lines_renders_a_few() {
+        let text = "x\n".repeat(500_000);
+        let file = SourceFile::new("x.resnet", text.as_str(), Syntax::Dsl);
+        let d = Diagnostic::error("E-test", "bad").with_primary(Span::new(0, text.len() - 1), "all");
+        let out = render(&file, &vec![d; MAX_SHOWN]);
+        assert!(out.contains("     1 | / x\n") && out.contains("500000 | | x\n"), "{out}");
+        assert!(out.len() < 20_000, "{} bytes", out.len());
     }
 
     #[test]
