@@ -140,7 +140,7 @@ fn non_utf8_spec_names_the_first_bad_byte() {
     let path = write(&dir.path().join("bad.resnet"), b"model tiny\ninput 3x32x32\n# caf\xc3\xa9 \xff\n");
     let o = check(&path);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is not UTF-8 text: byte 33 (line 3, column 8) is 0xff"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not UTF-8 text: byte 0xff at offset 33 (line 3, column 8)"), "{}", stderr(&o));
 }
 
 #[test]

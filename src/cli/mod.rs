@@ -146,7 +146,8 @@ pub enum CliError {
     NotRegular { path: String, kind: &'static str },
     #[error("`{path}` is larger than {limit} bytes (the limit for a spec)")]
     TooLarge { path: String, limit: usize },
-    #[error("`{path}` is not UTF-8 text: byte {offset} (line {line}, column {column}) is 0x{byte:02x}")]
+    /// `offset` counts bytes from 0, as `cmp` and hex dumps do; `line` and `column` from 1.
+    #[error("`{path}` is not UTF-8 text: byte 0x{byte:02x} at offset {offset} (line {line}, column {column})")]
     NotUtf8 { path: String, offset: usize, line: usize, column: usize, byte: u8 },
     #[error("`{path}`: unknown spec extension; use .yaml, .yml or .resnet")]
     Extension { path: String },
@@ -213,6 +214,7 @@ pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
             offset,
             line: before.matches('\n').count() + 1,
             column: before[line_start..].chars().count() + 1,
+            // An invalid sequence starts at `valid_up_to`, which is therefore inside `bytes`.
             byte: bytes[offset],
         }
     })?;
