@@ -340,6 +340,8 @@ impl Limits {
     pub const MAX_BLOCKS: u64 = 4096;
     pub const MAX_STAGES: usize = 64;
     pub const MAX_CLASSES: u64 = 1 << 20;
+    /// The largest spec file read, in bytes, in either syntax (real specs are a few kilobytes).
+    pub const MAX_SPEC_BYTES: usize = 1 << 20;
 }
 
 /// torchvision's behaviour, used wherever a spec leaves something out. The printers in

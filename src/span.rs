@@ -76,8 +76,15 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// A spec's text as read. A leading UTF-8 byte order mark is dropped, in both syntaxes:
+    /// editors do not show it, so line 1's columns then count as the editor does, and every
+    /// span points into `text` as stored here (which is what diagnostics print).
     pub fn new(name: impl Into<String>, text: impl Into<String>, syntax: Syntax) -> Self {
-        SourceFile { name: name.into(), text: text.into(), syntax }
+        let mut text = text.into();
+        if text.starts_with(BOM) {
+            text.drain(..BOM.len_utf8());
+        }
+        SourceFile { name: name.into(), text, syntax }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -104,6 +111,9 @@ impl SourceFile {
     }
 }
 
+/// U+FEFF, the byte order mark some editors put at the start of UTF-8 files.
+const BOM: char = '\u{feff}';
+
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -122,5 +132,15 @@ mod tests {
         assert_eq!(f.line_col(4), (2, 2));
         assert_eq!(f.offset_of(2, 2), 4);
         assert_eq!(f.line_col(f.offset_of(3, 1)), (3, 1));
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped() {
+        let f = SourceFile::new("x", "\u{feff}model a\n", Syntax::Dsl);
+        assert_eq!(f.text, "model a\n");
+        assert_eq!(f.line_col(0), (1, 1));
+        // Only at the start: elsewhere it is text like any other.
+        let f = SourceFile::new("x", "a\u{feff}", Syntax::Dsl);
+        assert_eq!(f.text, "a\u{feff}");
     }
 }

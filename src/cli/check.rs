@@ -1,5 +1,6 @@
 //! `resnetc check SPEC...`
-use super::{print_diagnostics, read_spec, CliError, OverrideArgs, EXIT_IO, EXIT_SPEC};
+use super::{print_diagnostics, read_spec, report_error, say, write_stdout, CliError, OverrideArgs, EXIT_IO, EXIT_SPEC};
+use crate::diag::escape;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -22,10 +23,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         let file = match read_spec(path) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("error: {e}");
-                if let Some(s) = std::error::Error::source(&e) {
-                    eprintln!("\nCaused by:\n    {s}");
-                }
+                report_error(&e);
                 unreadable += 1;
                 continue;
             }
@@ -35,19 +33,20 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 print_diagnostics(&file, &c.warnings);
                 if !args.quiet {
                     let t = c.network.totals;
-                    println!(
-                        "ok: {path}: {} ({} blocks), {} params, {} MACs",
-                        c.model.name,
+                    write_stdout(&format!(
+                        "ok: {}: {} ({} blocks), {} params, {} MACs\n",
+                        escape(path),
+                        escape(&c.model.name),
                         c.network.blocks.len(),
                         crate::back::table::thousands(t.trainable_params),
                         crate::back::table::thousands(t.macs)
-                    );
+                    ))?;
                 }
             }
             Err(diags) => {
                 print_diagnostics(&file, &diags);
                 let n = diags.iter().filter(|d| d.is_error()).count();
-                eprintln!("error: `{path}` has {n} error{}", if n == 1 { "" } else { "s" });
+                say!("error: `{}` has {n} error{}", escape(path), if n == 1 { "" } else { "s" });
                 failed += 1;
             }
         }

@@ -1,5 +1,5 @@
 //! `resnetc fmt SPEC --to yaml|dsl`
-use super::{compile_or_report, CliError, EXIT_SPEC};
+use super::{compile_or_report, write_stdout, CliError, EXIT_SPEC};
 use crate::Overrides;
 use std::process::ExitCode;
 
@@ -27,6 +27,6 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         Target::Yaml => crate::back::yaml::print(&c.model),
         Target::Dsl => crate::back::dsl::print(&c.model),
     };
-    print!("{text}");
+    write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,5 @@
 //! `resnetc graph SPEC` (Graphviz DOT on stdout; pipe to `dot -Tsvg`).
-use super::{compile_or_report, CliError, OverrideArgs, EXIT_SPEC};
+use super::{compile_or_report, write_stdout, CliError, OverrideArgs, EXIT_SPEC};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -15,6 +15,6 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let Some((_, c)) = compile_or_report(&args.spec, &args.overrides.overrides())? else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
-    print!("{}", crate::back::dot::graph(&c.model, &c.network));
+    write_stdout(&crate::back::dot::graph(&c.model, &c.network))?;
     Ok(ExitCode::SUCCESS)
 }

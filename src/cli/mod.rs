@@ -93,14 +93,43 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("\nCaused by:\n    {s}");
-                source = s.source();
-            }
+            report_error(&e);
             ExitCode::from(EXIT_IO)
         }
+    }
+}
+
+/// Writes one line to stderr. Unlike `eprintln!`, never panics: when stderr itself
+/// cannot be written there is no one left to tell.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
+/// Prints `error: ...` and the cause chain to stderr.
+pub fn report_error(e: &CliError) {
+    say!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        say!("\nCaused by:\n    {s}");
+        source = s.source();
+    }
+}
+
+/// Writes a command's output to stdout and flushes it. A closed pipe (`resnetc table x |
+/// head -1`) ends the output quietly; any other failure (a full disk) is an error.
+/// Control characters from a spec are escaped when stdout is a terminal, and written as
+/// they are into a pipe or a file.
+pub fn write_stdout(text: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let text = if stdout.is_terminal() { diag::escape_keeping_layout(text) } else { text.into() };
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Write { path: "<stdout>".into(), source: e }),
+        _ => Ok(()),
     }
 }
 
@@ -113,8 +142,13 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{path}` is not UTF-8 text")]
-    NotUtf8 { path: String },
+    #[error("`{path}` is {kind}, not a regular file; a spec must be a regular file")]
+    NotRegular { path: String, kind: &'static str },
+    #[error("`{path}` is larger than {limit} bytes (the limit for a spec)")]
+    TooLarge { path: String, limit: usize },
+    /// `offset` counts bytes from 0, as `cmp` and hex dumps do; `line` and `column` from 1.
+    #[error("`{path}` is not UTF-8 text: byte 0x{byte:02x} at offset {offset} (line {line}, column {column})")]
+    NotUtf8 { path: String, offset: usize, line: usize, column: usize, byte: u8 },
     #[error("`{path}`: unknown spec extension; use .yaml, .yml or .resnet")]
     Extension { path: String },
     #[error("cannot write `{path}`")]
@@ -145,11 +179,87 @@ impl CliError {
 }
 
 /// Reads a spec file, choosing the syntax by its extension.
+///
+/// Only a regular file is read (a FIFO, device, socket or directory is refused before it is
+/// opened, so nothing blocks), and at most [`Limits::MAX_SPEC_BYTES`] of it, in either syntax.
 pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
-    let syntax = Syntax::from_path(path).ok_or_else(|| CliError::Extension { path: path.into() })?;
-    let bytes = std::fs::read(path).map_err(|source| CliError::Read { path: path.into(), source })?;
-    let text = String::from_utf8(bytes).map_err(|_| CliError::NotUtf8 { path: path.into() })?;
+    use std::io::Read as _;
+    let shown = || diag::escape(path).into_owned();
+    let syntax = Syntax::from_path(path).ok_or_else(|| CliError::Extension { path: shown() })?;
+    let read_error = |source| CliError::Read { path: shown(), source };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if let Some(kind) = not_regular(&meta) {
+        return Err(CliError::NotRegular { path: shown(), kind });
+    }
+    let file = open_without_blocking(path).map_err(read_error)?;
+    // Look again at what was opened: the path may have changed in between.
+    if let Some(kind) = not_regular(&file.metadata().map_err(read_error)?) {
+        return Err(CliError::NotRegular { path: shown(), kind });
+    }
+    let limit = Limits::MAX_SPEC_BYTES;
+    let mut bytes = Vec::new();
+    // One byte more than the limit tells a file at the limit from a larger one.
+    file.take(limit as u64 + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() > limit {
+        return Err(CliError::TooLarge { path: shown(), limit });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let offset = e.utf8_error().valid_up_to();
+        // Everything before `offset` is UTF-8, so columns count characters as editors do.
+        let before = String::from_utf8_lossy(&bytes[..offset]);
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        CliError::NotUtf8 {
+            path: shown(),
+            offset,
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            // An invalid sequence starts at `valid_up_to`, which is therefore inside `bytes`.
+            byte: bytes[offset],
+        }
+    })?;
     Ok(SourceFile::new(path, text, syntax))
+}
+
+/// What a file is when it is not a regular file ("a directory", "a FIFO", ...).
+pub fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("a directory");
+    }
+    if t.is_symlink() {
+        return Some("a symbolic link");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("a FIFO");
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return Some("a device");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("something other than a file")
+}
+
+/// Opens a file for reading; on Unix with `O_NONBLOCK`, so that a FIFO put in place of the
+/// spec after its type was checked cannot make the open wait for a writer.
+fn open_without_blocking(path: &str) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 /// Prints diagnostics to stderr, coloured when stderr is a terminal.
@@ -173,7 +283,7 @@ pub fn compile_or_report(path: &str, overrides: &Overrides) -> Result<Option<(So
         Err(diags) => {
             print_diagnostics(&file, &diags);
             let n = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!("error: could not compile `{path}` due to {n} previous error{}", if n == 1 { "" } else { "s" });
+            say!("error: could not compile `{}` due to {n} previous error{}", diag::escape(path), if n == 1 { "" } else { "s" });
             Ok(None)
         }
     }

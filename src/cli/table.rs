@@ -1,5 +1,5 @@
 //! `resnetc table SPEC [--stages] [--format text|json] [--input CxHxW]`
-use super::{compile_or_report, CliError, OverrideArgs, EXIT_SPEC};
+use super::{compile_or_report, write_stdout, CliError, OverrideArgs, EXIT_SPEC};
 use crate::back::table;
 use std::process::ExitCode;
 
@@ -38,6 +38,6 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         (Format::Text, true) => table::stages(&c.model, &c.network),
         (Format::Text, false) => table::layers(&c.model, &c.network),
     };
-    print!("{text}");
+    write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

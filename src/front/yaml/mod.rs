@@ -46,8 +46,8 @@ pub fn parse(file: &SourceFile) -> Result<SpecAst, Vec<Diagnostic>> {
     }
 }
 
-/// The largest spec read: real ones are a few kilobytes.
-const MAX_SPEC_BYTES: usize = 1 << 20;
+/// The largest spec read: the same limit as the CLI's for both syntaxes.
+const MAX_SPEC_BYTES: usize = crate::ir::Limits::MAX_SPEC_BYTES;
 
 /// Limits far above any real spec (a few hundred nodes), far below what would take
 /// noticeable time or memory: deep nesting and alias bombs fail fast with `E-yaml-limit`.
