@@ -14,15 +14,39 @@ pub mod shape;
 use crate::diag::Diagnostic;
 use crate::ir::{BlockKind, HeadPool, Limits, Model, Pool, Shape, ShortcutOption, Stage, StrideOn};
 use crate::lower::SpanTable;
-use shape::{conv_out, pool_out};
+use shape::{conv_out, pool_out, pool_output_size, PoolError};
 
 #[cfg(test)]
 mod tests {
+    use crate::ir::Shape;
+    use crate::span::{SourceFile, Syntax};
+
     #[test]
     fn suggests_the_nearest_group_count() {
         assert_eq!(super::nearest_divisor(64, 3), 2);
         assert_eq!(super::nearest_divisor(64, 30), 32);
         assert_eq!(super::nearest_divisor(7, 3), 1);
+    }
+
+    fn compile(text: &str, syntax: Syntax) -> Result<crate::Compiled, Vec<crate::diag::Diagnostic>> {
+        crate::compile(&SourceFile::new("test", text.to_string(), syntax))
+    }
+
+    /// PyTorch 2.11: `MaxPool2d(3, 2, 0, ceil_mode=True)` on a 2x2 map gives 1x1.
+    #[test]
+    fn ceil_mode_pooling_on_a_2x2_map_gives_1x1() {
+        let text = "model ceil-on-2x2\ninput 3x4x4\n\
+                    stem conv 3x3/2 pad 1 -> 8, bn, relu, maxpool 3x3/2 pad 0 ceil\n\
+                    conv2_x: basic [8, 8] x1 /1\nhead avgpool, fc 10\n";
+        let compiled = compile(text, Syntax::Dsl).unwrap_or_else(|d| panic!("{d:?}"));
+        let pool = compiled.network.stem.pool.expect("the spec has a stem pooling");
+        assert_eq!(pool.input, Shape::new(8, 2, 2));
+        assert_eq!(pool.output, Shape::new(8, 1, 1));
+        assert_eq!(compiled.network.blocks[0].output, Shape::new(8, 1, 1));
+
+        // Without ceil_mode PyTorch rejects it, and so does resnetc.
+        let errors = compile(&text.replace(" ceil\n", "\n"), Syntax::Dsl).expect_err("floor mode leaves no window");
+        assert_eq!(errors.iter().filter(|d| d.is_error()).map(|d| d.code).collect::<Vec<_>>(), ["E-spatial-zero"]);
     }
 }
 
@@ -314,27 +338,38 @@ impl Validator<'_> {
             None => None,
             Some(p) => {
                 let at = self.spans.get("stem.pool");
-                if 2 * p.padding > p.kernel {
-                    self.diags.push(
-                        Diagnostic::error("E-pool-padding", format!("pool padding {} is more than half its kernel {}", p.padding, p.kernel))
-                            .with_primary(at, "PyTorch rejects this pooling at run time")
-                            .with_help(format!("use padding {} or less", p.kernel / 2)),
-                    );
-                }
                 let input = conv.output;
-                let Some((h, w)) = pool_out(input.h, p.kernel, p.stride, p.padding, p.ceil_mode)
-                    .zip(pool_out(input.w, p.kernel, p.stride, p.padding, p.ceil_mode))
-                else {
-                    self.diags.push(spatial_zero(
-                        at,
-                        "the stem's pooling",
-                        input,
-                        p.kernel,
-                        p.stride,
-                        p.padding,
-                        model.input,
-                    ));
-                    return Err(Stop);
+                let verdict = pool_output_size(input.h, p.kernel, p.stride, p.padding, p.ceil_mode)
+                    .and_then(|h| Ok((h, pool_output_size(input.w, p.kernel, p.stride, p.padding, p.ceil_mode)?)));
+                let (h, w) = match verdict {
+                    Ok(hw) => hw,
+                    Err(PoolError::PaddingOverHalfKernel) => {
+                        self.diags.push(
+                            Diagnostic::error("E-pool-padding", format!("pool padding {} is more than half its kernel {}", p.padding, p.kernel))
+                                .with_primary(at, "PyTorch rejects this pooling at run time")
+                                .with_help(format!("use padding {} or less", p.kernel / 2)),
+                        );
+                        // Follow the shape anyway, so later independent problems are found too.
+                        match pool_out(input.h, p.kernel, p.stride, p.padding, p.ceil_mode)
+                            .zip(pool_out(input.w, p.kernel, p.stride, p.padding, p.ceil_mode))
+                        {
+                            Some(hw) => hw,
+                            None => return Err(Stop),
+                        }
+                    }
+                    Err(PoolError::OutputTooSmall | PoolError::ZeroKernelOrStride) => {
+                        let mut d = spatial_zero(at, "the stem's pooling", input, p.kernel, p.stride, p.padding, model.input);
+                        let ceil = pool_output_size(input.h, p.kernel, p.stride, p.padding, true)
+                            .and_then(|h| Ok((h, pool_output_size(input.w, p.kernel, p.stride, p.padding, true)?)));
+                        if let (false, Ok((h, w))) = (p.ceil_mode, ceil) {
+                            d = d.with_help(format!(
+                                "or round up with `{}` (PyTorch's ceil_mode=True), which keeps the partial window and gives {h}x{w}",
+                                self.spans.example("ceil_mode: true", "ceil")
+                            ));
+                        }
+                        self.diags.push(d);
+                        return Err(Stop);
+                    }
                 };
                 let output = Shape::new(input.c, h, w);
                 let op = format!(
