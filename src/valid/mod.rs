@@ -769,11 +769,7 @@ impl Validator<'_> {
         macs_total: u128,
         macs: u128,
     ) -> Diagnostic {
-        let stage = name
-            .strip_prefix("layer")
-            .and_then(|rest| rest.split_once('.'))
-            .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?.checked_sub(1)?, rest.split('.').next()?)))
-            .and_then(|(si, bi)| Some((si, self.model.stages.get(si)?, bi.parse::<u64>().ok()?)));
+        let stage = block_of(name).and_then(|(si, bi)| Some((si, self.model.stages.get(si)?, bi)));
         let flatten = self.model.head.pool == HeadPool::Flatten;
         let (at, ctx) = match (stage, name) {
             (Some((si, stage, bi)), _) => (self.spans.get(&format!("stages[{si}]")), format!("{} block {} ({name})", stage.name, bi + 1)),
@@ -806,16 +802,44 @@ impl Validator<'_> {
         } else {
             "use fewer or narrower blocks".to_string()
         };
-        Diagnostic::error("E-limit", format!("{ctx} takes the model past {what}"))
+        // Where the total comes from: the layers counted so far, by stage.
+        let mut by_stage: Vec<(String, u128)> = Vec::new();
+        for r in &self.rows {
+            let part = match block_of(&r.name) {
+                Some((si, _)) => self.model.stages.get(si).map_or_else(|| format!("layer{}", si + 1), |s| s.name.clone()),
+                // Rows outside blocks come before them (the stem) or after them (the head).
+                None if by_stage.len() > 1 || by_stage.first().is_some_and(|(p, _)| p != "stem") => "head".to_string(),
+                None => "stem".to_string(),
+            };
+            let n = u128::from(if macs_over { r.macs } else { r.params });
+            match by_stage.last_mut() {
+                Some((last, sum)) if *last == part => *sum += n,
+                _ => by_stage.push((part, n)),
+            }
+        }
+        let counted: Vec<String> =
+            by_stage.iter().filter(|(_, n)| *n > 0).map(|(part, n)| format!("{part} {}", grouped(*n))).collect();
+        let mut d = Diagnostic::error("E-limit", format!("{ctx} takes the model past {what}"))
             .with_primary(at, label.join("; "))
             .with_note(format!(
                 "resnetc checks models of up to {} (2^36) trainable parameters and {} (2^53 - 1) MACs per sample; \
                  torchvision's largest ResNet, wide_resnet101_2, has 126,886,696 parameters and 22.8 billion MACs at 224x224",
                 grouped(Limits::MAX_PARAMS.into()),
                 grouped(Limits::MAX_MACS.into())
-            ))
-            .with_help(help)
+            ));
+        if !counted.is_empty() {
+            let what = if macs_over { "MACs" } else { "parameters" };
+            d = d.with_note(format!("{what} before {name}: {}", counted.join(", ")));
+        }
+        d.with_help(help)
     }
+}
+
+/// `(stage index, block index)` of a layer named `layer{stage+1}.{block}...`.
+fn block_of(name: &str) -> Option<(usize, u64)> {
+    let (stage, rest) = name.strip_prefix("layer")?.split_once('.')?;
+    let block = rest.split('.').next()?;
+    Some((stage.parse::<usize>().ok()?.checked_sub(1)?, block.parse().ok()?))
 }
 
 /// `12345678` -> `12,345,678`, for totals that may exceed `u64`.
