@@ -18,8 +18,9 @@ use shape::{conv_out, pool_out, pool_output_size, PoolError};
 
 #[cfg(test)]
 mod tests {
-    use crate::ir::Shape;
+    use crate::ir::{BlockKind, Conv, HeadPool, Limits, Pool, PoolKind, Shape, ShortcutOption, Stage, StrideOn};
     use crate::span::{SourceFile, Syntax};
+    use proptest::prelude::*;
 
     #[test]
     fn suggests_the_nearest_group_count() {
@@ -30,6 +31,146 @@ mod tests {
 
     fn compile(text: &str, syntax: Syntax) -> Result<crate::Compiled, Vec<crate::diag::Diagnostic>> {
         crate::compile(&SourceFile::new("test", text.to_string(), syntax))
+    }
+
+    fn no_spans() -> crate::lower::SpanTable {
+        crate::lower::SpanTable { doc: crate::span::Span::new(0, 0), syntax: Syntax::Yaml, map: Default::default() }
+    }
+
+    /// What every outcome of [`super::validate`] must satisfy: a failure carries an
+    /// error; a success has totals within the limits that equal the sums of its rows.
+    fn check_outcome(model: &crate::ir::Model) {
+        match super::validate(model, &no_spans()) {
+            Err(diags) => assert!(crate::diag::has_errors(&diags), "failed without an error: {diags:?}"),
+            Ok((net, warnings)) => {
+                assert!(!crate::diag::has_errors(&warnings));
+                let t = net.totals;
+                assert!(t.trainable_params <= Limits::MAX_PARAMS && t.non_trainable_params <= Limits::MAX_PARAMS);
+                assert!(t.macs <= Limits::MAX_MACS);
+                let sum = |f: fn(&super::LayerRow) -> u64| net.layers.iter().map(|r| u128::from(f(r))).sum::<u128>();
+                assert_eq!(u128::from(t.trainable_params), sum(|r| r.params));
+                assert_eq!(u128::from(t.non_trainable_params), sum(|r| r.non_trainable));
+                assert_eq!(u128::from(t.macs), sum(|r| r.macs));
+                let stage_macs: u128 = net.stages.iter().map(|s| u128::from(s.macs)).sum();
+                let block_macs: u128 = net.blocks.iter().flat_map(|b| &b.convs).map(|c| u128::from(c.macs())).sum();
+                assert!(stage_macs >= block_macs, "a stage's MACs include its blocks' convolutions");
+                assert_eq!(net.head.fc.macs(), net.layers.iter().find(|r| r.name == "fc").map_or(0, |r| r.macs));
+            }
+        }
+    }
+
+    /// Every field at the top of its range at once: an error, not an overflow (this is
+    /// a debug build, where overflow panics).
+    #[test]
+    fn every_field_at_its_limit_is_an_error_not_an_overflow() {
+        let c = Limits::MAX_CHANNELS;
+        for block in [BlockKind::Basic, BlockKind::Bottleneck, BlockKind::PreActBottleneck, BlockKind::Plain] {
+            let filters = vec![c; block.arity()];
+            let mut model = crate::ir::fixtures::resnet50();
+            model.input = Shape::new(c, 8192, 8192);
+            model.stem.conv = Conv { filters: c, kernel: 1, stride: 1, padding: Limits::MAX_PADDING, bias: true };
+            model.stem.pool = None;
+            model.stages = (0..4)
+                .map(|i| Stage { groups: 1, ..Stage::new(format!("s{i}"), block, Limits::MAX_REPEAT, &filters, 1) })
+                .collect();
+            model.head.pool = HeadPool::Flatten;
+            model.head.classes = Limits::MAX_CLASSES;
+            let errors = super::validate(&model, &no_spans()).expect_err("far over the limits");
+            assert_eq!(errors.iter().filter(|d| d.is_error()).map(|d| d.code).collect::<Vec<_>>(), ["E-limit"]);
+        }
+    }
+
+    /// A layer built by hand with absurd sizes saturates instead of overflowing.
+    #[test]
+    fn layer_counts_saturate() {
+        let huge = Shape::new(u64::MAX, u64::MAX, u64::MAX);
+        let conv = super::ConvLayer {
+            name: "conv1".into(),
+            in_channels: u64::MAX,
+            out_channels: u64::MAX,
+            kernel: u64::MAX,
+            stride: 1,
+            padding: 0,
+            groups: 0,
+            bias: true,
+            input: huge,
+            output: huge,
+        };
+        assert_eq!((conv.params(), conv.macs()), (u64::MAX, u64::MAX));
+        let fc = super::LinearLayer { name: "fc".into(), in_features: u64::MAX, out_features: u64::MAX };
+        assert_eq!((fc.params(), fc.macs()), (u64::MAX, u64::MAX));
+    }
+
+    fn any_block() -> impl Strategy<Value = BlockKind> {
+        prop::sample::select(vec![
+            BlockKind::Basic,
+            BlockKind::Bottleneck,
+            BlockKind::PreActBasic,
+            BlockKind::PreActBottleneck,
+            BlockKind::Plain,
+            BlockKind::PlainBottleneck,
+        ])
+    }
+
+    /// Small, large and limit values alike.
+    fn count(max: u64) -> impl Strategy<Value = u64> {
+        prop_oneof![Just(1), Just(max), 1..=max, 1..=8u64]
+    }
+
+    fn any_stage() -> impl Strategy<Value = Stage> {
+        (
+            any_block(),
+            1..=8u64,
+            prop::collection::vec(count(Limits::MAX_CHANNELS), 3),
+            count(Limits::MAX_STRIDE),
+            // Mostly ungrouped: random group counts rarely divide the channels.
+            prop_oneof![3 => Just(1), 1 => count(Limits::MAX_CHANNELS)],
+            prop::sample::select(vec![ShortcutOption::A, ShortcutOption::B, ShortcutOption::C, ShortcutOption::Identity]),
+            any::<bool>(),
+        )
+            .prop_map(|(block, repeat, filters, stride, groups, shortcut, bias)| Stage {
+                groups,
+                shortcut,
+                bias,
+                stride_on: if bias { StrideOn::Conv1 } else { StrideOn::Conv2 },
+                ..Stage::new("s", block, repeat, &filters[..block.arity()], stride)
+            })
+    }
+
+    fn any_model() -> impl Strategy<Value = crate::ir::Model> {
+        let input = (count(Limits::MAX_CHANNELS), count(8192), count(8192)).prop_map(|(c, h, w)| Shape::new(c, h, w));
+        let conv = (count(Limits::MAX_CHANNELS), count(Limits::MAX_KERNEL), count(Limits::MAX_STRIDE), 0..=Limits::MAX_PADDING)
+            .prop_map(|(filters, kernel, stride, padding)| Conv { filters, kernel, stride, padding, bias: false });
+        let pool = prop::option::of(
+            (any::<bool>(), count(Limits::MAX_KERNEL), count(Limits::MAX_STRIDE), prop_oneof![3 => Just(0), 1 => 0..=Limits::MAX_PADDING], any::<bool>())
+                .prop_map(|(max, kernel, stride, padding, ceil_mode)| Pool {
+                    kind: if max { PoolKind::Max } else { PoolKind::Avg },
+                    kernel,
+                    stride,
+                    padding,
+                    ceil_mode,
+                }),
+        );
+        let head = (prop::sample::select(vec![HeadPool::Avg, HeadPool::Max, HeadPool::Flatten]), count(Limits::MAX_CLASSES));
+        (input, conv, pool, prop::collection::vec(any_stage(), 1..=3), head).prop_map(|(input, conv, pool, stages, (hp, classes))| {
+            let mut model = crate::ir::fixtures::resnet50();
+            model.input = input;
+            model.stem.conv = conv;
+            model.stem.pool = pool;
+            model.stages = stages;
+            model.head.pool = hp;
+            model.head.classes = classes;
+            model
+        })
+    }
+
+    proptest! {
+        /// Any model within the per-field limits: no panic (debug build: no overflow),
+        /// an error on failure, exact totals within the limits on success.
+        #[test]
+        fn any_model_within_field_limits_checks_without_overflow(model in any_model()) {
+            check_outcome(&model);
+        }
     }
 
     /// PyTorch 2.11: `MaxPool2d(3, 2, 0, ceil_mode=True)` on a 2x2 map gives 1x1.
@@ -717,7 +858,8 @@ impl Validator<'_> {
 
     /// A row without parameters or MACs (activations, pooling, additions).
     fn row(&mut self, name: &str, op: String, shape: Shape) {
-        self.rows.push(LayerRow { name: name.to_string(), op, output: vec![shape.c, shape.h, shape.w], params: 0, non_trainable: 0, macs: 0 });
+        let output = vec![shape.c, shape.h, shape.w];
+        self.rows.push(LayerRow { name: name.to_string(), op, output, params: 0, non_trainable: 0, macs: 0 });
     }
 
     /// A row with parameters or MACs: adds them to the running totals, or reports the
@@ -735,10 +877,12 @@ impl Validator<'_> {
         let trainable_total = u128::from(t.trainable_params).saturating_add(params);
         let non_trainable_total = u128::from(t.non_trainable_params).saturating_add(non_trainable);
         let macs_total = u128::from(t.macs).saturating_add(macs);
-        let params_over = trainable_total > u128::from(Limits::MAX_PARAMS) || non_trainable_total > u128::from(Limits::MAX_PARAMS);
-        let macs_over = macs_total > u128::from(Limits::MAX_MACS);
-        if params_over || macs_over {
-            self.diags.push(self.over_limit(name, params_over, trainable_total.max(non_trainable_total), params.max(non_trainable), macs_over, macs_total, macs));
+        let params_over = (trainable_total > u128::from(Limits::MAX_PARAMS)
+            || non_trainable_total > u128::from(Limits::MAX_PARAMS))
+        .then_some((trainable_total.max(non_trainable_total), params.max(non_trainable)));
+        let macs_over = (macs_total > u128::from(Limits::MAX_MACS)).then_some((macs_total, macs));
+        if params_over.is_some() || macs_over.is_some() {
+            self.diags.push(self.over_limit(name, params_over, macs_over));
             return Err(Stop);
         }
         // Each is within a limit below 2^64 now: `saturate` is exact.
@@ -757,18 +901,10 @@ impl Validator<'_> {
     }
 
     /// The error for the layer `name` that crosses a total limit, located at its stage
-    /// (or the stem, or the head).
-    #[allow(clippy::too_many_arguments)]
-    fn over_limit(
-        &self,
-        name: &str,
-        params_over: bool,
-        params_total: u128,
-        params: u128,
-        macs_over: bool,
-        macs_total: u128,
-        macs: u128,
-    ) -> Diagnostic {
+    /// (or the stem, or the head). `params` and `macs` are `(total, this layer's share)`
+    /// for each limit crossed.
+    fn over_limit(&self, name: &str, params: Option<(u128, u128)>, macs: Option<(u128, u128)>) -> Diagnostic {
+        let macs_over = macs.is_some();
         let stage = block_of(name).and_then(|(si, bi)| Some((si, self.model.stages.get(si)?, bi)));
         let flatten = self.model.head.pool == HeadPool::Flatten;
         let (at, ctx) = match (stage, name) {
@@ -778,17 +914,18 @@ impl Validator<'_> {
             (None, "fc") => (self.spans.get("head"), "the fully connected layer (fc)".to_string()),
             _ => (self.spans.get("head"), format!("the head ({name})")),
         };
-        let what = match (params_over, macs_over) {
-            (true, true) => format!("{} trainable parameters and {} MACs", grouped(Limits::MAX_PARAMS.into()), grouped(Limits::MAX_MACS.into())),
-            (true, false) => format!("{} trainable parameters", grouped(Limits::MAX_PARAMS.into())),
-            _ => format!("{} multiply-accumulates (MACs) per sample", grouped(Limits::MAX_MACS.into())),
+        let (max_params, max_macs) = (grouped(Limits::MAX_PARAMS.into()), grouped(Limits::MAX_MACS.into()));
+        let what = match (params.is_some(), macs_over) {
+            (true, true) => format!("{max_params} trainable parameters and {max_macs} MACs"),
+            (true, false) => format!("{max_params} trainable parameters"),
+            _ => format!("{max_macs} multiply-accumulates (MACs) per sample"),
         };
         let mut label = Vec::new();
-        if params_over {
-            label.push(format!("{} parameters up to here, {} in {name}", grouped(params_total), grouped(params)));
+        if let Some((total, layer)) = params {
+            label.push(format!("{} parameters up to here, {} in {name}", grouped(total), grouped(layer)));
         }
-        if macs_over {
-            label.push(format!("{} MACs up to here, {} in {name}", grouped(macs_total), grouped(macs)));
+        if let Some((total, layer)) = macs {
+            label.push(format!("{} MACs up to here, {} in {name}", grouped(total), grouped(layer)));
         }
         let help = if name == "fc" && flatten {
             format!(
@@ -798,7 +935,9 @@ impl Validator<'_> {
         } else if name == "fc" {
             "use fewer classes or fewer channels in the last stage".to_string()
         } else if macs_over {
-            "use a smaller input (`--input`), fewer or narrower blocks, or downsample earlier (stride 2 in the stem or an earlier stage)".to_string()
+            "use a smaller input (`--input`), fewer or narrower blocks, or downsample earlier \
+             (stride 2 in the stem or an earlier stage)"
+                .to_string()
         } else {
             "use fewer or narrower blocks".to_string()
         };
@@ -822,10 +961,9 @@ impl Validator<'_> {
         let mut d = Diagnostic::error("E-limit", format!("{ctx} takes the model past {what}"))
             .with_primary(at, label.join("; "))
             .with_note(format!(
-                "resnetc checks models of up to {} (2^36) trainable parameters and {} (2^53 - 1) MACs per sample; \
-                 torchvision's largest ResNet, wide_resnet101_2, has 126,886,696 parameters and 22.8 billion MACs at 224x224",
-                grouped(Limits::MAX_PARAMS.into()),
-                grouped(Limits::MAX_MACS.into())
+                "resnetc checks models of up to {max_params} (2^36) trainable parameters and {max_macs} (2^53 - 1) \
+                 MACs per sample; torchvision's largest ResNet, wide_resnet101_2, has 126,886,696 parameters and \
+                 22.8 billion MACs at 224x224"
             ));
         if !counted.is_empty() {
             let what = if macs_over { "MACs" } else { "parameters" };
