@@ -3,7 +3,8 @@
 //! Invariants (established by [`crate::lower`], relied on by [`crate::valid`] and the back
 //! ends):
 //! - every count, size and channel number is within the limits of [`Limits`] (so shape
-//!   arithmetic in `u64` cannot overflow);
+//!   arithmetic in `u64` cannot overflow; the checker sums parameters and MACs with
+//!   checked arithmetic and enforces the total limits itself);
 //! - `Stage::filters` has exactly [`BlockKind::arity`] entries;
 //! - stage names are unique.
 //!
@@ -342,6 +343,15 @@ impl Limits {
     pub const MAX_CLASSES: u64 = 1 << 20;
     /// The largest spec file read, in bytes, in either syntax (real specs are a few kilobytes).
     pub const MAX_SPEC_BYTES: usize = 1 << 20;
+    /// Trainable parameters of the whole model (2^36, about 68.7 billion: 275 GB of f32
+    /// weights, over 500 times torchvision's largest ResNet, wide_resnet101_2, with
+    /// 126.9 million). Non-trainable ones (BN statistics) never exceed the trainable.
+    pub const MAX_PARAMS: u64 = 1 << 36;
+    /// Multiply-accumulates per sample of the whole model (2^53 - 1, about 9.0e15: the
+    /// largest integer an f64 or a JSON reader holds exactly, so every total resnetc
+    /// prints or writes as JSON is exact): about 300 times what wide_resnet101_2 needs at
+    /// the largest input [`Limits::MAX_PIXELS`] allows, 8192x8192 (3.0e13).
+    pub const MAX_MACS: u64 = (1 << 53) - 1;
 }
 
 /// torchvision's behaviour, used wherever a spec leaves something out. The printers in

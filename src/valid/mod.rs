@@ -14,15 +14,180 @@ pub mod shape;
 use crate::diag::Diagnostic;
 use crate::ir::{BlockKind, HeadPool, Limits, Model, Pool, Shape, ShortcutOption, Stage, StrideOn};
 use crate::lower::SpanTable;
-use shape::{conv_out, pool_out};
+use shape::{conv_out, pool_out, pool_output_size, PoolError};
 
 #[cfg(test)]
 mod tests {
+    use crate::ir::{BlockKind, Conv, HeadPool, Limits, Pool, PoolKind, Shape, ShortcutOption, Stage, StrideOn};
+    use crate::span::{SourceFile, Syntax};
+    use proptest::prelude::*;
+
     #[test]
     fn suggests_the_nearest_group_count() {
         assert_eq!(super::nearest_divisor(64, 3), 2);
         assert_eq!(super::nearest_divisor(64, 30), 32);
         assert_eq!(super::nearest_divisor(7, 3), 1);
+    }
+
+    fn compile(text: &str, syntax: Syntax) -> Result<crate::Compiled, Vec<crate::diag::Diagnostic>> {
+        crate::compile(&SourceFile::new("test", text.to_string(), syntax))
+    }
+
+    fn no_spans() -> crate::lower::SpanTable {
+        crate::lower::SpanTable { doc: crate::span::Span::new(0, 0), syntax: Syntax::Yaml, map: Default::default() }
+    }
+
+    /// What every outcome of [`super::validate`] must satisfy: a failure carries an
+    /// error; a success has totals within the limits that equal the sums of its rows.
+    fn check_outcome(model: &crate::ir::Model) {
+        match super::validate(model, &no_spans()) {
+            Err(diags) => assert!(crate::diag::has_errors(&diags), "failed without an error: {diags:?}"),
+            Ok((net, warnings)) => {
+                assert!(!crate::diag::has_errors(&warnings));
+                let t = net.totals;
+                assert!(t.trainable_params <= Limits::MAX_PARAMS && t.non_trainable_params <= Limits::MAX_PARAMS);
+                assert!(t.macs <= Limits::MAX_MACS);
+                let sum = |f: fn(&super::LayerRow) -> u64| net.layers.iter().map(|r| u128::from(f(r))).sum::<u128>();
+                assert_eq!(u128::from(t.trainable_params), sum(|r| r.params));
+                assert_eq!(u128::from(t.non_trainable_params), sum(|r| r.non_trainable));
+                assert_eq!(u128::from(t.macs), sum(|r| r.macs));
+                let stage_macs: u128 = net.stages.iter().map(|s| u128::from(s.macs)).sum();
+                let block_macs: u128 = net.blocks.iter().flat_map(|b| &b.convs).map(|c| u128::from(c.macs())).sum();
+                assert!(stage_macs >= block_macs, "a stage's MACs include its blocks' convolutions");
+                assert_eq!(net.head.fc.macs(), net.layers.iter().find(|r| r.name == "fc").map_or(0, |r| r.macs));
+            }
+        }
+    }
+
+    /// Every field at the top of its range at once: an error, not an overflow (this is
+    /// a debug build, where overflow panics).
+    #[test]
+    fn every_field_at_its_limit_is_an_error_not_an_overflow() {
+        let c = Limits::MAX_CHANNELS;
+        for block in [BlockKind::Basic, BlockKind::Bottleneck, BlockKind::PreActBottleneck, BlockKind::Plain] {
+            let filters = vec![c; block.arity()];
+            let mut model = crate::ir::fixtures::resnet50();
+            model.input = Shape::new(c, 8192, 8192);
+            model.stem.conv = Conv { filters: c, kernel: 1, stride: 1, padding: Limits::MAX_PADDING, bias: true };
+            model.stem.pool = None;
+            model.stages = (0..4)
+                .map(|i| Stage { groups: 1, ..Stage::new(format!("s{i}"), block, Limits::MAX_REPEAT, &filters, 1) })
+                .collect();
+            model.head.pool = HeadPool::Flatten;
+            model.head.classes = Limits::MAX_CLASSES;
+            let errors = super::validate(&model, &no_spans()).expect_err("far over the limits");
+            assert_eq!(errors.iter().filter(|d| d.is_error()).map(|d| d.code).collect::<Vec<_>>(), ["E-limit"]);
+        }
+    }
+
+    /// A layer built by hand with absurd sizes saturates instead of overflowing.
+    #[test]
+    fn layer_counts_saturate() {
+        let huge = Shape::new(u64::MAX, u64::MAX, u64::MAX);
+        let conv = super::ConvLayer {
+            name: "conv1".into(),
+            in_channels: u64::MAX,
+            out_channels: u64::MAX,
+            kernel: u64::MAX,
+            stride: 1,
+            padding: 0,
+            groups: 0,
+            bias: true,
+            input: huge,
+            output: huge,
+        };
+        assert_eq!((conv.params(), conv.macs()), (u64::MAX, u64::MAX));
+        let fc = super::LinearLayer { name: "fc".into(), in_features: u64::MAX, out_features: u64::MAX };
+        assert_eq!((fc.params(), fc.macs()), (u64::MAX, u64::MAX));
+    }
+
+    fn any_block() -> impl Strategy<Value = BlockKind> {
+        prop::sample::select(vec![
+            BlockKind::Basic,
+            BlockKind::Bottleneck,
+            BlockKind::PreActBasic,
+            BlockKind::PreActBottleneck,
+            BlockKind::Plain,
+            BlockKind::PlainBottleneck,
+        ])
+    }
+
+    /// Small, large and limit values alike.
+    fn count(max: u64) -> impl Strategy<Value = u64> {
+        prop_oneof![Just(1), Just(max), 1..=max, 1..=8u64]
+    }
+
+    fn any_stage() -> impl Strategy<Value = Stage> {
+        (
+            any_block(),
+            1..=8u64,
+            prop::collection::vec(count(Limits::MAX_CHANNELS), 3),
+            count(Limits::MAX_STRIDE),
+            // Mostly ungrouped: random group counts rarely divide the channels.
+            prop_oneof![3 => Just(1), 1 => count(Limits::MAX_CHANNELS)],
+            prop::sample::select(vec![ShortcutOption::A, ShortcutOption::B, ShortcutOption::C, ShortcutOption::Identity]),
+            any::<bool>(),
+        )
+            .prop_map(|(block, repeat, filters, stride, groups, shortcut, bias)| Stage {
+                groups,
+                shortcut,
+                bias,
+                stride_on: if bias { StrideOn::Conv1 } else { StrideOn::Conv2 },
+                ..Stage::new("s", block, repeat, &filters[..block.arity()], stride)
+            })
+    }
+
+    fn any_model() -> impl Strategy<Value = crate::ir::Model> {
+        let input = (count(Limits::MAX_CHANNELS), count(8192), count(8192)).prop_map(|(c, h, w)| Shape::new(c, h, w));
+        let conv = (count(Limits::MAX_CHANNELS), count(Limits::MAX_KERNEL), count(Limits::MAX_STRIDE), 0..=Limits::MAX_PADDING)
+            .prop_map(|(filters, kernel, stride, padding)| Conv { filters, kernel, stride, padding, bias: false });
+        let pool = prop::option::of(
+            (any::<bool>(), count(Limits::MAX_KERNEL), count(Limits::MAX_STRIDE), prop_oneof![3 => Just(0), 1 => 0..=Limits::MAX_PADDING], any::<bool>())
+                .prop_map(|(max, kernel, stride, padding, ceil_mode)| Pool {
+                    kind: if max { PoolKind::Max } else { PoolKind::Avg },
+                    kernel,
+                    stride,
+                    padding,
+                    ceil_mode,
+                }),
+        );
+        let head = (prop::sample::select(vec![HeadPool::Avg, HeadPool::Max, HeadPool::Flatten]), count(Limits::MAX_CLASSES));
+        (input, conv, pool, prop::collection::vec(any_stage(), 1..=3), head).prop_map(|(input, conv, pool, stages, (hp, classes))| {
+            let mut model = crate::ir::fixtures::resnet50();
+            model.input = input;
+            model.stem.conv = conv;
+            model.stem.pool = pool;
+            model.stages = stages;
+            model.head.pool = hp;
+            model.head.classes = classes;
+            model
+        })
+    }
+
+    proptest! {
+        /// Any model within the per-field limits: no panic (debug build: no overflow),
+        /// an error on failure, exact totals within the limits on success.
+        #[test]
+        fn any_model_within_field_limits_checks_without_overflow(model in any_model()) {
+            check_outcome(&model);
+        }
+    }
+
+    /// PyTorch 2.11: `MaxPool2d(3, 2, 0, ceil_mode=True)` on a 2x2 map gives 1x1.
+    #[test]
+    fn ceil_mode_pooling_on_a_2x2_map_gives_1x1() {
+        let text = "model ceil-on-2x2\ninput 3x4x4\n\
+                    stem conv 3x3/2 pad 1 -> 8, bn, relu, maxpool 3x3/2 pad 0 ceil\n\
+                    conv2_x: basic [8, 8] x1 /1\nhead avgpool, fc 10\n";
+        let compiled = compile(text, Syntax::Dsl).unwrap_or_else(|d| panic!("{d:?}"));
+        let pool = compiled.network.stem.pool.expect("the spec has a stem pooling");
+        assert_eq!(pool.input, Shape::new(8, 2, 2));
+        assert_eq!(pool.output, Shape::new(8, 1, 1));
+        assert_eq!(compiled.network.blocks[0].output, Shape::new(8, 1, 1));
+
+        // Without ceil_mode PyTorch rejects it, and so does resnetc.
+        let errors = compile(&text.replace(" ceil\n", "\n"), Syntax::Dsl).expect_err("floor mode leaves no window");
+        assert_eq!(errors.iter().filter(|d| d.is_error()).map(|d| d.code).collect::<Vec<_>>(), ["E-spatial-zero"]);
     }
 }
 
@@ -43,13 +208,39 @@ pub struct ConvLayer {
 }
 
 impl ConvLayer {
+    /// Weights and bias. Exact for every layer of a checked [`Network`] (its totals are
+    /// within [`Limits::MAX_PARAMS`]); saturates at `u64::MAX` otherwise.
     pub fn params(&self) -> u64 {
-        self.out_channels * (self.in_channels / self.groups) * self.kernel * self.kernel
-            + if self.bias { self.out_channels } else { 0 }
+        saturate(self.exact_params())
     }
 
+    /// Multiply-accumulates for one sample. Exact for every layer of a checked
+    /// [`Network`] (within [`Limits::MAX_MACS`]); saturates at `u64::MAX` otherwise.
     pub fn macs(&self) -> u64 {
-        self.output.numel() * (self.in_channels / self.groups) * self.kernel * self.kernel
+        saturate(self.exact_macs())
+    }
+
+    /// Input channels each filter sees.
+    fn fan_in_channels(&self) -> u128 {
+        u128::from(self.in_channels / self.groups.max(1))
+    }
+
+    // A layer of a checked network is far inside u128; saturating keeps a hand-built
+    // layer with absurd sizes from overflowing.
+    fn exact_params(&self) -> u128 {
+        let weights = u128::from(self.out_channels)
+            .saturating_mul(self.fan_in_channels())
+            .saturating_mul(u128::from(self.kernel).saturating_mul(u128::from(self.kernel)));
+        weights.saturating_add(if self.bias { u128::from(self.out_channels) } else { 0 })
+    }
+
+    fn exact_macs(&self) -> u128 {
+        let o = self.output;
+        u128::from(o.c)
+            .saturating_mul(u128::from(o.h))
+            .saturating_mul(u128::from(o.w))
+            .saturating_mul(self.fan_in_channels())
+            .saturating_mul(u128::from(self.kernel).saturating_mul(u128::from(self.kernel)))
     }
 }
 
@@ -79,13 +270,25 @@ pub struct LinearLayer {
 }
 
 impl LinearLayer {
+    /// Weights and bias. Exact for the `fc` of a checked [`Network`] (within
+    /// [`Limits::MAX_PARAMS`]); saturates at `u64::MAX` otherwise.
     pub fn params(&self) -> u64 {
-        self.in_features * self.out_features + self.out_features
+        saturate(self.exact_macs() + u128::from(self.out_features))
     }
 
+    /// Multiply-accumulates for one sample (one per weight).
     pub fn macs(&self) -> u64 {
-        self.in_features * self.out_features
+        saturate(self.exact_macs())
     }
+
+    // Two factors below 2^64: the product fits in u128.
+    fn exact_macs(&self) -> u128 {
+        u128::from(self.in_features) * u128::from(self.out_features)
+    }
+}
+
+fn saturate(n: u128) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// `conv1`, `bn1`, `relu`, `maxpool`.
@@ -219,26 +422,41 @@ impl Network {
 
 /// Checks `model` and builds its [`Network`]. Returns warnings beside it, or every error.
 pub fn validate(model: &Model, spans: &SpanTable) -> Result<(Network, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let mut v = Validator { spans, model_input: model.input, diags: Vec::new(), rows: Vec::new() };
+    let mut v = Validator {
+        spans,
+        model,
+        diags: Vec::new(),
+        rows: Vec::new(),
+        totals: Totals { trainable_params: 0, non_trainable_params: 0, macs: 0 },
+    };
     let network = v.network(model);
     // Blocks of a stage share their spec line: report each problem once per place.
     let mut seen = std::collections::HashSet::new();
     v.diags.retain(|d| seen.insert((d.code, d.primary_span())));
-    if crate::diag::has_errors(&v.diags) {
-        return Err(v.diags);
-    }
     match network {
-        Some(n) => Ok((n, v.diags)),
-        // `network` only returns None after pushing an error.
-        None => Err(v.diags),
+        Some(n) if !crate::diag::has_errors(&v.diags) => Ok((n, v.diags)),
+        _ => {
+            // Every path that gives up pushes its error first; should one ever fail to,
+            // say so rather than fail with no error at all.
+            if !crate::diag::has_errors(&v.diags) {
+                v.diags.push(
+                    Diagnostic::error("E-internal", "internal error: the shape check stopped without reporting why")
+                        .with_primary(spans.doc, "while checking this spec")
+                        .with_help("this is a bug in resnetc: please report it with this spec"),
+                );
+            }
+            Err(v.diags)
+        }
     }
 }
 
 struct Validator<'a> {
     spans: &'a SpanTable,
-    model_input: Shape,
+    model: &'a Model,
     diags: Vec<Diagnostic>,
     rows: Vec<LayerRow>,
+    /// Sums over `rows`, kept within [`Limits::MAX_PARAMS`] and [`Limits::MAX_MACS`].
+    totals: Totals,
 }
 
 /// Raised when the shape flow cannot continue (a spatial size reached zero or a count
@@ -259,13 +477,12 @@ impl Validator<'_> {
         let mut stages = Vec::new();
         for (si, stage) in model.stages.iter().enumerate() {
             let stage_input = shape;
-            let first_row = self.rows.len();
+            let before = self.totals;
             for bi in 0..stage.repeat {
                 let block = self.block(si, stage, bi, shape).ok()?;
                 shape = block.output;
                 blocks.push(block);
             }
-            let stage_rows = &self.rows[first_row..];
             stages.push(StageSummary {
                 name: stage.name.clone(),
                 module: format!("layer{}", si + 1),
@@ -276,20 +493,15 @@ impl Validator<'_> {
                 stride: stage.stride,
                 input: stage_input,
                 output: shape,
-                params: stage_rows.iter().map(|r| r.params).sum(),
-                macs: stage_rows.iter().map(|r| r.macs).sum(),
+                // Running totals only grow: the differences cannot underflow.
+                params: self.totals.trainable_params - before.trainable_params,
+                macs: self.totals.macs - before.macs,
             });
         }
 
-        let head = self.head(model, shape)?;
+        let head = self.head(model, shape).ok()?;
         let rows = std::mem::take(&mut self.rows);
-        let mut totals = Totals { trainable_params: 0, non_trainable_params: 0, macs: 0 };
-        for r in &rows {
-            totals.trainable_params = totals.trainable_params.checked_add(r.params)?;
-            totals.non_trainable_params = totals.non_trainable_params.checked_add(r.non_trainable)?;
-            totals.macs = totals.macs.checked_add(r.macs)?;
-        }
-        Some(Network { input, stem, blocks, head, stages, layers: rows, totals })
+        Some(Network { input, stem, blocks, head, stages, layers: rows, totals: self.totals })
     }
 
     fn stem(&mut self, model: &Model) -> Result<StemPlan, Stop> {
@@ -306,35 +518,46 @@ impl Validator<'_> {
             "stem.conv",
             "the stem convolution (conv1)",
         )?;
-        let bn = s.bn.then(|| self.bn("bn1", conv.output, s.relu));
+        let bn = s.bn.then(|| self.bn("bn1", conv.output, s.relu)).transpose()?;
         if !s.bn && s.relu {
-            self.row("relu", "ReLU".into(), conv.output, 0, 0, 0);
+            self.row("relu", "ReLU".into(), conv.output);
         }
         let pool = match s.pool {
             None => None,
             Some(p) => {
                 let at = self.spans.get("stem.pool");
-                if 2 * p.padding > p.kernel {
-                    self.diags.push(
-                        Diagnostic::error("E-pool-padding", format!("pool padding {} is more than half its kernel {}", p.padding, p.kernel))
-                            .with_primary(at, "PyTorch rejects this pooling at run time")
-                            .with_help(format!("use padding {} or less", p.kernel / 2)),
-                    );
-                }
                 let input = conv.output;
-                let Some((h, w)) = pool_out(input.h, p.kernel, p.stride, p.padding, p.ceil_mode)
-                    .zip(pool_out(input.w, p.kernel, p.stride, p.padding, p.ceil_mode))
-                else {
-                    self.diags.push(spatial_zero(
-                        at,
-                        "the stem's pooling",
-                        input,
-                        p.kernel,
-                        p.stride,
-                        p.padding,
-                        model.input,
-                    ));
-                    return Err(Stop);
+                let verdict = pool_output_size(input.h, p.kernel, p.stride, p.padding, p.ceil_mode)
+                    .and_then(|h| Ok((h, pool_output_size(input.w, p.kernel, p.stride, p.padding, p.ceil_mode)?)));
+                let (h, w) = match verdict {
+                    Ok(hw) => hw,
+                    Err(PoolError::PaddingOverHalfKernel) => {
+                        self.diags.push(
+                            Diagnostic::error("E-pool-padding", format!("pool padding {} is more than half its kernel {}", p.padding, p.kernel))
+                                .with_primary(at, "PyTorch rejects this pooling at run time")
+                                .with_help(format!("use padding {} or less", p.kernel / 2)),
+                        );
+                        // Follow the shape anyway, so later independent problems are found too.
+                        match pool_out(input.h, p.kernel, p.stride, p.padding, p.ceil_mode)
+                            .zip(pool_out(input.w, p.kernel, p.stride, p.padding, p.ceil_mode))
+                        {
+                            Some(hw) => hw,
+                            None => return Err(Stop),
+                        }
+                    }
+                    Err(PoolError::OutputTooSmall | PoolError::ZeroKernelOrStride) => {
+                        let mut d = spatial_zero(at, "the stem's pooling", input, p.kernel, p.stride, p.padding, model.input);
+                        let ceil = pool_output_size(input.h, p.kernel, p.stride, p.padding, true)
+                            .and_then(|h| Ok((h, pool_output_size(input.w, p.kernel, p.stride, p.padding, true)?)));
+                        if let (false, Ok((h, w))) = (p.ceil_mode, ceil) {
+                            d = d.with_help(format!(
+                                "or round up with `{}` (PyTorch's ceil_mode=True), which keeps the partial window and gives {h}x{w}",
+                                self.spans.example("ceil_mode: true", "ceil")
+                            ));
+                        }
+                        self.diags.push(d);
+                        return Err(Stop);
+                    }
                 };
                 let output = Shape::new(input.c, h, w);
                 let op = format!(
@@ -347,7 +570,7 @@ impl Validator<'_> {
                     if p.ceil_mode { " ceil" } else { "" }
                 );
                 let name = if p.kind == crate::ir::PoolKind::Max { "maxpool" } else { "avgpool0" };
-                self.row(name, op, output, 0, 0, 0);
+                self.row(name, op, output);
                 Some(PoolLayer { name: name.into(), pool: p, input, output })
             }
         };
@@ -382,7 +605,7 @@ impl Validator<'_> {
         for (i, (cname, out, k, s, p, groups)) in specs.into_iter().enumerate() {
             let field = if groups > 1 { format!("{sp}.groups") } else { format!("{sp}.filters[{i}]") };
             if kind.is_preact() {
-                bns.push(self.bn(&format!("{name}.bn{}", i + 1), shape, true));
+                bns.push(self.bn(&format!("{name}.bn{}", i + 1), shape, true)?);
             }
             let conv = self.conv(&format!("{name}.{cname}"), shape, out, k, s, p, groups, bias, &field, &ctx(cname))?;
             shape = conv.output;
@@ -390,7 +613,7 @@ impl Validator<'_> {
             if !kind.is_preact() {
                 // The last BN's ReLU comes after the addition (shown on the block's row).
                 let relu = i + 1 < n;
-                bns.push(self.bn(&format!("{name}.bn{}", i + 1), shape, relu));
+                bns.push(self.bn(&format!("{name}.bn{}", i + 1), shape, relu)?);
             }
         }
         let main = shape;
@@ -417,7 +640,11 @@ impl Validator<'_> {
                     &format!("{sp}.shortcut"),
                     &ctx("downsample.0"),
                 )?;
-                let bn = stage.projection.bn.then(|| self.bn(&format!("{name}.downsample.1"), conv.output, false));
+                let bn = stage
+                    .projection
+                    .bn
+                    .then(|| self.bn(&format!("{name}.downsample.1"), conv.output, false))
+                    .transpose()?;
                 if conv.output != main {
                     self.add_mismatch(stage, bi, &name, conv.output, main, "projection shortcut");
                 }
@@ -429,14 +656,7 @@ impl Validator<'_> {
                     ShortcutPlan::Identity
                 } else {
                     let extra = main.c - input.c;
-                    self.row(
-                        &format!("{name}.shortcut"),
-                        format!("ZeroPadShortcut /{stride} +{extra}ch"),
-                        main,
-                        0,
-                        0,
-                        0,
-                    );
+                    self.row(&format!("{name}.shortcut"), format!("ZeroPadShortcut /{stride} +{extra}ch"), main);
                     ShortcutPlan::ZeroPad { stride, extra_channels: extra }
                 }
             } else {
@@ -451,7 +671,7 @@ impl Validator<'_> {
             (_, true) => "Add",
             (_, false) => "Add, ReLU",
         };
-        self.row(&name, op.into(), main, 0, 0, 0);
+        self.row(&name, op.into(), main);
         Ok(BlockPlan { name, stage: si, index: bi, kind, input, output: main, convs, bns, shortcut })
     }
 
@@ -506,8 +726,8 @@ impl Validator<'_> {
         ctx: &str,
     ) -> Result<ConvLayer, Stop> {
         let at = self.spans.get(field);
-        if input.c % groups != 0 || out % groups != 0 {
-            let (bad, which) = if input.c % groups != 0 { (input.c, "input") } else { (out, "output") };
+        if groups == 0 || input.c % groups != 0 || out % groups != 0 {
+            let (bad, which) = if groups == 0 || input.c % groups != 0 { (input.c, "input") } else { (out, "output") };
             self.diags.push(
                 Diagnostic::error("E-groups", format!("{ctx}: {groups} groups do not divide its {bad} {which} channels"))
                     .with_primary(at, format!("{groups} groups"))
@@ -519,7 +739,7 @@ impl Validator<'_> {
         }
         let Some((h, w)) = conv_out(input.h, kernel, stride, padding).zip(conv_out(input.w, kernel, stride, padding))
         else {
-            self.diags.push(spatial_zero(at, ctx, input, kernel, stride, padding, self.model_input));
+            self.diags.push(spatial_zero(at, ctx, input, kernel, stride, padding, self.model.input));
             return Err(Stop);
         };
         let layer = ConvLayer {
@@ -534,18 +754,6 @@ impl Validator<'_> {
             input,
             output: Shape::new(out, h, w),
         };
-        // Both fit in u64 by the IR's limits: 2^16 channels, 2^26 pixels, 2^12 kernel
-        // area; check anyway rather than trust the arithmetic.
-        let Some(macs) = (layer.output.numel() as u128)
-            .checked_mul((input.c / groups) as u128 * (kernel * kernel) as u128)
-            .and_then(|m| u64::try_from(m).ok())
-        else {
-            self.diags.push(
-                Diagnostic::error("E-limit", format!("{ctx}: more than 2^64 multiply-accumulates"))
-                    .with_primary(at, "this convolution is too large"),
-            );
-            return Err(Stop);
-        };
         let op = format!(
             "Conv2d {k}x{k}/{stride} p{padding}{}{}, {}->{out}",
             if groups > 1 { format!(" g{groups}") } else { String::new() },
@@ -553,31 +761,37 @@ impl Validator<'_> {
             input.c,
             k = kernel
         );
-        self.row(name, op, layer.output, layer.params(), 0, macs);
+        let (params, macs) = (layer.exact_params(), layer.exact_macs());
+        let output = vec![layer.output.c, layer.output.h, layer.output.w];
+        self.counted_row(name, op, output, params, 0, macs)?;
         Ok(layer)
     }
 
-    fn bn(&mut self, name: &str, shape: Shape, relu: bool) -> BnLayer {
+    fn bn(&mut self, name: &str, shape: Shape, relu: bool) -> Result<BnLayer, Stop> {
         let op = if relu { "BatchNorm2d, ReLU" } else { "BatchNorm2d" };
-        self.row(name, op.into(), shape, 2 * shape.c, 2 * shape.c, 0);
-        BnLayer { name: name.to_string(), channels: shape.c, shape }
+        // Weight and bias; running mean and variance.
+        let per_channel = 2 * u128::from(shape.c);
+        self.counted_row(name, op.into(), vec![shape.c, shape.h, shape.w], per_channel, per_channel, 0)?;
+        Ok(BnLayer { name: name.to_string(), channels: shape.c, shape })
     }
 
-    fn head(&mut self, model: &Model, input: Shape) -> Option<HeadPlan> {
+    fn head(&mut self, model: &Model, input: Shape) -> Result<HeadPlan, Stop> {
         let h = &model.head;
-        let norm = h.norm.then(|| self.bn("final_bn", input, true));
+        let norm = h.norm.then(|| self.bn("final_bn", input, true)).transpose()?;
         let pooled = match h.pool {
             HeadPool::Avg => {
-                self.row("avgpool", "AdaptiveAvgPool2d 1x1".into(), Shape::new(input.c, 1, 1), 0, 0, 0);
+                self.row("avgpool", "AdaptiveAvgPool2d 1x1".into(), Shape::new(input.c, 1, 1));
                 Shape::new(input.c, 1, 1)
             }
             HeadPool::Max => {
-                self.row("maxpool_head", "AdaptiveMaxPool2d 1x1".into(), Shape::new(input.c, 1, 1), 0, 0, 0);
+                self.row("maxpool_head", "AdaptiveMaxPool2d 1x1".into(), Shape::new(input.c, 1, 1));
                 Shape::new(input.c, 1, 1)
             }
             HeadPool::Flatten => input,
         };
-        let features = pooled.numel();
+        // Within the IR's limits this is below 2^45; saturate rather than trust them (a
+        // saturated count fails the parameter limit below).
+        let features = saturate(u128::from(pooled.c).saturating_mul(u128::from(pooled.h)).saturating_mul(u128::from(pooled.w)));
         self.rows.push(LayerRow {
             name: "flatten".into(),
             op: "Flatten".into(),
@@ -625,24 +839,10 @@ impl Validator<'_> {
             });
         }
         let fc = LinearLayer { name: "fc".into(), in_features: features, out_features: h.classes };
-        let (Some(params), Some(macs)) = (
-            features.checked_mul(h.classes).and_then(|p| p.checked_add(h.classes)),
-            features.checked_mul(h.classes),
-        ) else {
-            self.diags.push(
-                Diagnostic::error("E-limit", "the fully connected layer has more than 2^64 parameters")
-                    .with_primary(self.spans.get("head"), "too large"),
-            );
-            return None;
-        };
-        self.rows.push(LayerRow {
-            name: "fc".into(),
-            op: format!("Linear {features}->{}", h.classes),
-            output: vec![h.classes],
-            params,
-            non_trainable: 0,
-            macs,
-        });
+        let macs = fc.exact_macs();
+        // One weight per MAC, plus the bias.
+        let params = macs + u128::from(h.classes);
+        self.counted_row("fc", format!("Linear {features}->{}", h.classes), vec![h.classes], params, 0, macs)?;
         if h.softmax {
             self.rows.push(LayerRow {
                 name: "softmax".into(),
@@ -653,19 +853,144 @@ impl Validator<'_> {
                 macs: 0,
             });
         }
-        Some(HeadPlan { norm, pool: h.pool, input, pooled, dropout: h.dropout, fc, softmax: h.softmax })
+        Ok(HeadPlan { norm, pool: h.pool, input, pooled, dropout: h.dropout, fc, softmax: h.softmax })
     }
 
-    fn row(&mut self, name: &str, op: String, shape: Shape, params: u64, non_trainable: u64, macs: u64) {
+    /// A row without parameters or MACs (activations, pooling, additions).
+    fn row(&mut self, name: &str, op: String, shape: Shape) {
+        let output = vec![shape.c, shape.h, shape.w];
+        self.rows.push(LayerRow { name: name.to_string(), op, output, params: 0, non_trainable: 0, macs: 0 });
+    }
+
+    /// A row with parameters or MACs: adds them to the running totals, or reports the
+    /// layer that takes the model past [`Limits::MAX_PARAMS`] or [`Limits::MAX_MACS`].
+    fn counted_row(
+        &mut self,
+        name: &str,
+        op: String,
+        output: Vec<u64>,
+        params: u128,
+        non_trainable: u128,
+        macs: u128,
+    ) -> Result<(), Stop> {
+        let t = self.totals;
+        let trainable_total = u128::from(t.trainable_params).saturating_add(params);
+        let non_trainable_total = u128::from(t.non_trainable_params).saturating_add(non_trainable);
+        let macs_total = u128::from(t.macs).saturating_add(macs);
+        let params_over = (trainable_total > u128::from(Limits::MAX_PARAMS)
+            || non_trainable_total > u128::from(Limits::MAX_PARAMS))
+        .then_some((trainable_total.max(non_trainable_total), params.max(non_trainable)));
+        let macs_over = (macs_total > u128::from(Limits::MAX_MACS)).then_some((macs_total, macs));
+        if params_over.is_some() || macs_over.is_some() {
+            self.diags.push(self.over_limit(name, params_over, macs_over));
+            return Err(Stop);
+        }
+        // Each is within a limit below 2^64 now: `saturate` is exact.
+        let (trainable_total, non_trainable_total, macs_total) =
+            (saturate(trainable_total), saturate(non_trainable_total), saturate(macs_total));
+        self.totals = Totals { trainable_params: trainable_total, non_trainable_params: non_trainable_total, macs: macs_total };
         self.rows.push(LayerRow {
             name: name.to_string(),
             op,
-            output: vec![shape.c, shape.h, shape.w],
-            params,
-            non_trainable,
-            macs,
+            output,
+            params: trainable_total - t.trainable_params,
+            non_trainable: non_trainable_total - t.non_trainable_params,
+            macs: macs_total - t.macs,
         });
+        Ok(())
     }
+
+    /// The error for the layer `name` that crosses a total limit, located at its stage
+    /// (or the stem, or the head). `params` and `macs` are `(total, this layer's share)`
+    /// for each limit crossed.
+    fn over_limit(&self, name: &str, params: Option<(u128, u128)>, macs: Option<(u128, u128)>) -> Diagnostic {
+        let macs_over = macs.is_some();
+        let stage = block_of(name).and_then(|(si, bi)| Some((si, self.model.stages.get(si)?, bi)));
+        let flatten = self.model.head.pool == HeadPool::Flatten;
+        let (at, ctx) = match (stage, name) {
+            (Some((si, stage, bi)), _) => (self.spans.get(&format!("stages[{si}]")), format!("{} block {} ({name})", stage.name, bi + 1)),
+            (None, "conv1" | "bn1") => (self.spans.get("stem.conv"), format!("the stem ({name})")),
+            (None, "fc") if flatten => (self.spans.get("head.pool"), "the fully connected layer (fc)".to_string()),
+            (None, "fc") => (self.spans.get("head"), "the fully connected layer (fc)".to_string()),
+            _ => (self.spans.get("head"), format!("the head ({name})")),
+        };
+        let (max_params, max_macs) = (grouped(Limits::MAX_PARAMS.into()), grouped(Limits::MAX_MACS.into()));
+        let what = match (params.is_some(), macs_over) {
+            (true, true) => format!("{max_params} trainable parameters and {max_macs} MACs"),
+            (true, false) => format!("{max_params} trainable parameters"),
+            _ => format!("{max_macs} multiply-accumulates (MACs) per sample"),
+        };
+        let mut label = Vec::new();
+        if let Some((total, layer)) = params {
+            label.push(format!("{} parameters up to here, {} in {name}", grouped(total), grouped(layer)));
+        }
+        if let Some((total, layer)) = macs {
+            label.push(format!("{} MACs up to here, {} in {name}", grouped(total), grouped(layer)));
+        }
+        let help = if name == "fc" && flatten {
+            format!(
+                "use `{}` (global average pooling): the fc layer then has one input per channel",
+                self.spans.example("pool: avg", "head avgpool")
+            )
+        } else if name == "fc" {
+            "use fewer classes or fewer channels in the last stage".to_string()
+        } else if macs_over {
+            "use a smaller input (`--input`), fewer or narrower blocks, or downsample earlier \
+             (stride 2 in the stem or an earlier stage)"
+                .to_string()
+        } else {
+            "use fewer or narrower blocks".to_string()
+        };
+        // Where the total comes from: the layers counted so far, by stage.
+        let mut by_stage: Vec<(String, u128)> = Vec::new();
+        for r in &self.rows {
+            let part = match block_of(&r.name) {
+                Some((si, _)) => self.model.stages.get(si).map_or_else(|| format!("layer{}", si + 1), |s| s.name.clone()),
+                // Rows outside blocks come before them (the stem) or after them (the head).
+                None if by_stage.len() > 1 || by_stage.first().is_some_and(|(p, _)| p != "stem") => "head".to_string(),
+                None => "stem".to_string(),
+            };
+            let n = u128::from(if macs_over { r.macs } else { r.params });
+            match by_stage.last_mut() {
+                Some((last, sum)) if *last == part => *sum += n,
+                _ => by_stage.push((part, n)),
+            }
+        }
+        let counted: Vec<String> =
+            by_stage.iter().filter(|(_, n)| *n > 0).map(|(part, n)| format!("{part} {}", grouped(*n))).collect();
+        let mut d = Diagnostic::error("E-limit", format!("{ctx} takes the model past {what}"))
+            .with_primary(at, label.join("; "))
+            .with_note(format!(
+                "resnetc checks models of up to {max_params} (2^36) trainable parameters and {max_macs} (2^53 - 1) \
+                 MACs per sample; torchvision's largest ResNet, wide_resnet101_2, has 126,886,696 parameters and \
+                 22.8 billion MACs at 224x224"
+            ));
+        if !counted.is_empty() {
+            let what = if macs_over { "MACs" } else { "parameters" };
+            d = d.with_note(format!("{what} before {name}: {}", counted.join(", ")));
+        }
+        d.with_help(help)
+    }
+}
+
+/// `(stage index, block index)` of a layer named `layer{stage+1}.{block}...`.
+fn block_of(name: &str) -> Option<(usize, u64)> {
+    let (stage, rest) = name.strip_prefix("layer")?.split_once('.')?;
+    let block = rest.split('.').next()?;
+    Some((stage.parse::<usize>().ok()?.checked_sub(1)?, block.parse().ok()?))
+}
+
+/// `12345678` -> `12,345,678`, for totals that may exceed `u64`.
+fn grouped(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 fn check_input(input: Shape, at: crate::span::Span) -> Result<(), Diagnostic> {
