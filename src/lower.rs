@@ -141,6 +141,19 @@ impl Lowerer {
             None => defaults::INIT,
         };
         self.spans.record("zero_init_residual", &ast.zero_init_residual);
+        if let Some(z) = ast.zero_init_residual.as_ref().filter(|z| z.value) {
+            if !stages.is_empty() && stages.iter().all(|s| !s.block.has_shortcut()) {
+                self.diags.push(
+                    Diagnostic::error("E-no-effect", "`zero_init_residual` has no effect: no stage has residual blocks")
+                        .with_primary(z.span, "every block is plain, without a shortcut")
+                        .with_note("zero_init_residual starts the last BN of each residual block at 0, so the block begins as its shortcut")
+                        .with_help(format!(
+                            "remove `{}`, or use a residual block kind (`basic`, `bottleneck`)",
+                            self.spans.example("zero_init_residual: true", "zero_init_residual")
+                        )),
+                );
+            }
+        }
         let zero_init_residual = ast.zero_init_residual.as_ref().map_or(defaults::ZERO_INIT_RESIDUAL, |z| z.value);
         let batch_norm = self.batch_norm(ast.batch_norm.as_ref());
 
@@ -298,6 +311,9 @@ impl Lowerer {
             total_blocks = total_blocks.saturating_add(lowered.repeat);
             out.push(lowered);
         }
+        if let Some(d) = model_defaults {
+            self.unused_shortcut_defaults(&d.value, stages, &out);
+        }
         if total_blocks > Limits::MAX_BLOCKS {
             self.diags.push(
                 Diagnostic::error("E-limit", format!("{total_blocks} residual blocks in total is too many"))
@@ -312,6 +328,19 @@ impl Lowerer {
         self.spans.map.insert(path.clone(), stage.span);
         let s = &stage.value;
         let name = match &s.name {
+            Some(n) if n.value.trim().is_empty() => {
+                let example = self.spans.example("stage: conv2_x", "conv2_x: basic [64, 64] x2");
+                self.diags.push(
+                    Diagnostic::error("E-range", "the stage name is empty")
+                        .with_primary(n.span, if n.value.is_empty() { "empty name" } else { "only blanks" })
+                        .with_help(format!(
+                            "name the stage, e.g. `{example}`, or leave the name out for the paper's `{}`",
+                            defaults::stage_name(index)
+                        )),
+                );
+                // Go on with the default name, so no duplicate-name error follows from it.
+                defaults::stage_name(index)
+            }
             Some(n) => {
                 self.spans.map.insert(format!("{path}.name"), n.span);
                 n.value.clone()
@@ -335,6 +364,23 @@ impl Lowerer {
                 guess_block(s.filters.as_ref())
             }
         };
+
+        if !block.has_shortcut() {
+            let own = [
+                ("shortcut", s.options.shortcut.as_ref().map(|o| o.span)),
+                ("projection", s.options.projection.as_ref().map(|o| o.span)),
+            ];
+            for (key, span) in own {
+                if let Some(span) = span {
+                    let d = self.no_shortcut(&what, block, key, span);
+                    let d = match opts.block {
+                        Some(b) => d.with_secondary(b.span, format!("block kind `{}` set here", block.keyword())),
+                        None => d,
+                    };
+                    self.diags.push(d);
+                }
+            }
+        }
 
         let repeat = self.required_int(&s.repeat, &format!("{path}.repeat"), stage.span, &what, "repeat", 1, Limits::MAX_REPEAT);
         let stride = self.int(&s.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
@@ -391,25 +437,8 @@ impl Lowerer {
         };
         if let Some(wpg) = opts.width_per_group {
             if let Some(w) = self.check_range(wpg, "width_per_group", 1, Limits::MAX_CHANNELS) {
-                // The grouped convolution is the bottleneck's 3x3 (conv2), or both 3x3s of a basic block.
-                let grouped = if block.is_bottleneck() { filters[1] } else { filters[0] };
-                if groups.checked_mul(w) != Some(grouped) {
-                    let fspan = s.filters.as_ref().map_or(stage.span, |f| f.span);
-                    let which = if block.is_bottleneck() { "middle (3x3) filter" } else { "first filter" };
-                    self.diags.push(
-                        Diagnostic::error(
-                            "E-width-per-group",
-                            format!("{what}: {groups} groups x width {w} is not the {which} {grouped}"),
-                        )
-                        .with_primary(wpg.span, format!("{groups} x {w} = {}", groups.saturating_mul(w)))
-                        .with_secondary(fspan, format!("the grouped convolution has {grouped} filters"))
-                        .with_help(format!(
-                            "set the {which} to {} or width_per_group to {}",
-                            groups.saturating_mul(w),
-                            if grouped % groups == 0 { (grouped / groups).to_string() } else { "a divisor".into() }
-                        )),
-                    );
-                }
+                let fspan = s.filters.as_ref().map_or(stage.span, |f| f.span);
+                self.check_width_per_group(&what, block, &filters, groups, Spanned::new(w, wpg.span), fspan);
             }
         }
         let bias = opts.bias.map_or(defaults::BIAS, |b| b.value);
@@ -479,6 +508,40 @@ impl Lowerer {
         }
     }
 
+    /// The error for a shortcut setting on a block that has no shortcut (a plain block).
+    fn no_shortcut(&self, what: &str, block: BlockKind, key: &str, span: Span) -> Diagnostic {
+        Diagnostic::error(
+            "E-no-effect",
+            format!("{what}: {} {} block has no shortcut, so `{key}` has no effect", article(block.keyword()), block.keyword()),
+        )
+        .with_primary(span, format!("`{key}` set on a stage without shortcuts"))
+        .with_help(format!(
+            "remove `{key}`, or use a residual block kind (`{}`) for the stage to have a shortcut",
+            if block.is_bottleneck() { "bottleneck" } else { "basic" }
+        ))
+    }
+
+    /// `shortcut` or `projection` under `defaults` that reaches no block with a shortcut:
+    /// every stage that does not set its own has plain blocks.
+    fn unused_shortcut_defaults(&mut self, d: &ast::BlockOptionsAst, stages: &Spanned<Vec<Spanned<ast::StageAst>>>, out: &[Stage]) {
+        type SetsOwn = fn(&ast::BlockOptionsAst) -> bool;
+        let keys: [(&str, Option<Span>, SetsOwn); 2] = [
+            ("shortcut", d.shortcut.as_ref().map(|o| o.span), |o| o.shortcut.is_some()),
+            ("projection", d.projection.as_ref().map(|o| o.span), |o| o.projection.is_some()),
+        ];
+        for (key, span, own) in keys {
+            let Some(span) = span else { continue };
+            let inheriting: Vec<&Stage> =
+                stages.value.iter().zip(out).filter(|(ast, _)| !own(&ast.value.options)).map(|(_, s)| s).collect();
+            if let Some(plain) = inheriting.first().filter(|_| inheriting.iter().all(|s| !s.block.has_shortcut())) {
+                let what = "`defaults`".to_string();
+                self.diags.push(self.no_shortcut(&what, plain.block, key, span).with_note(
+                    "`defaults` applies to every stage without its own setting, and all of those have plain blocks",
+                ));
+            }
+        }
+    }
+
     fn arity_error(&mut self, f: &Spanned<Vec<Spanned<i64>>>, block: BlockKind, block_span: Option<Span>, stage: &str) {
         let n = f.value.len();
         let want = block.arity();
@@ -506,6 +569,83 @@ impl Lowerer {
             d = d.with_secondary(b, format!("block kind `{}` set here", block.keyword()));
         }
         self.diags.push(d);
+    }
+
+    /// Checks `width_per_group` against the stage's grouped convolution (a bottleneck's
+    /// 3x3, a basic block's first 3x3). The filters make the model; `width_per_group` only
+    /// confirms them, and is accepted in either of its two readings:
+    /// - torchvision's base width (its `ResNet(groups=32, width_per_group=4)` argument, one
+    ///   value for every stage): the 3x3 has `planes * width_per_group / 64 * groups`
+    ///   filters, `planes` being the block's output channels over its expansion (4 for a
+    ///   bottleneck, 1 for a basic block);
+    /// - the stage's own channels per group: the 3x3 has `groups * width_per_group` filters.
+    ///
+    /// Both agree in a stage whose planes are 64 (torchvision's first stage).
+    fn check_width_per_group(
+        &mut self,
+        what: &str,
+        block: BlockKind,
+        filters: &[u64],
+        groups: u64,
+        wpg: Spanned<u64>,
+        filters_span: Span,
+    ) {
+        let (grouped, which) = if block.is_bottleneck() {
+            (filters.get(1).copied().unwrap_or(0), "middle (3x3) filter")
+        } else {
+            (filters.first().copied().unwrap_or(0), "first filter")
+        };
+        let expansion = if block.is_bottleneck() { 4 } else { 1 };
+        let out = filters.last().copied().unwrap_or(0);
+        let planes = (out % expansion == 0).then_some(out / expansion);
+        let w = wpg.value;
+        // Every factor is at most Limits::MAX_CHANNELS (2^16): no product overflows u64.
+        let base_width = planes.map(|p| p * w / 64 * groups);
+        let per_group = groups * w;
+        if base_width == Some(grouped) || per_group == grouped {
+            return;
+        }
+        let gives = match base_width {
+            Some(b) if b != per_group => format!("gives {b} or {per_group} filters, not {grouped}"),
+            _ => format!("gives {per_group} filters, not {grouped}"),
+        };
+        let mut d = Diagnostic::error(
+            "E-width-per-group",
+            format!("{what}: width_per_group {w} does not match the {which} {grouped}"),
+        )
+        .with_primary(wpg.span, gives)
+        .with_secondary(filters_span, format!("the grouped convolution has {grouped} filters"));
+        if let (Some(p), Some(b)) = (planes, base_width) {
+            let planes_from = if expansion == 1 {
+                format!("the block's output channels ({out})")
+            } else {
+                format!("the block's output channels / {expansion} ({out} / {expansion})")
+            };
+            d = d.with_note(format!(
+                "read as torchvision's base width (resnext50_32x4d: groups 32, width_per_group 4), the 3x3 gets \
+                 planes x width_per_group / 64 x groups = {p} x {w} / 64 x {groups} = {b} filters, planes being {planes_from}"
+            ));
+        }
+        d = d.with_note(format!(
+            "read as the stage's channels per group, it gets groups x width_per_group = {groups} x {w} = {per_group}"
+        ));
+        // The values that would fit, in each reading.
+        let per = (grouped % groups == 0).then_some(grouped / groups);
+        let torchvision = per.zip(planes).and_then(|(per, p)| {
+            let w = (per * 64).div_ceil(p.max(1));
+            (p * w / 64 == per).then_some(w)
+        });
+        let help = match (torchvision, per) {
+            (Some(t), Some(c)) if t != c => {
+                format!("set width_per_group to {t} (torchvision's base width) or {c} (channels per group), or change the {which}")
+            }
+            (_, Some(c)) => format!("set width_per_group to {c}, or change the {which}"),
+            _ => format!(
+                "{} do not divide the {which} {grouped}: change the groups or the filters",
+                count(groups, "group")
+            ),
+        };
+        self.diags.push(d.with_help(help));
     }
 
     fn head(&mut self, head: Option<&Spanned<ast::HeadAst>>, last_block: Option<BlockKind>) -> Head {
@@ -563,7 +703,21 @@ impl Lowerer {
         let mut out = default;
         if let Some(eps) = &bn.value.eps {
             self.spans.map.insert("batch_norm.eps".into(), eps.span);
-            if eps.value > 0.0 && eps.value < 1.0 {
+            // The network computes in f32: an eps that is zero or subnormal there divides
+            // by the bare variance (or loses precision), whatever the spec says.
+            let as_f32 = eps.value as f32;
+            if eps.value > 0.0 && eps.value < 1.0 && as_f32 < f32::MIN_POSITIVE {
+                let becomes = if as_f32 == 0.0 { "0".to_string() } else { format!("the subnormal {as_f32:e}") };
+                self.diags.push(
+                    Diagnostic::error("E-range", format!("batch-norm eps {} is too small for f32", eps.value))
+                        .with_primary(eps.span, format!("becomes {becomes} in f32"))
+                        .with_note(format!(
+                            "the network computes in f32, whose smallest normal number is {:e}",
+                            f32::MIN_POSITIVE
+                        ))
+                        .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
+                );
+            } else if eps.value > 0.0 && eps.value < 1.0 {
                 out.eps = eps.value;
             } else {
                 self.diags.push(
@@ -620,7 +774,7 @@ impl Lowerer {
         let resolved = resolve(value.value.trim());
         if resolved.is_none() {
             let mut d = Diagnostic::error("E-keyword", format!("unknown {what} `{}`", value.value))
-                .with_primary(value.span, format!("not a {what}"))
+                .with_primary(value.span, format!("not {} {what}", article(what)))
                 .with_note(format!("expected one of: {}", keywords.join(", ")));
             if let Some(s) = did_you_mean(value.value.trim(), keywords.iter().copied()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
@@ -678,6 +832,24 @@ impl Lowerer {
             return None;
         }
         Some(x as u64)
+    }
+}
+
+/// `1 group`, `32 groups`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The indefinite article for a phrase: `an init`, `a block kind`.
+fn article(phrase: &str) -> &'static str {
+    if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -44,12 +44,39 @@ impl<'a> Spans<'a> {
         Span::new(start, start + token_len)
     }
 
+    /// The text a span covers (empty if it is not on character boundaries).
+    pub fn text(&self, span: Span) -> &'a str {
+        self.file.text.get(span.range()).unwrap_or("")
+    }
+
     /// The span of a mapping or sequence: its first line only, from where it starts to
     /// the end of that line's text (trailing comment and blanks left out), so a label
     /// under it never spans half the file.
     pub fn first_line(&self, loc: &Location) -> Span {
         first_line_from(&self.file.text, self.start_of(loc))
     }
+}
+
+/// A type a scalar field is read as, and what a spec author calls it (`None`: text, for
+/// which quotes are fine).
+pub trait Scalar {
+    const EXPECTED: Option<&'static str>;
+}
+
+impl Scalar for String {
+    const EXPECTED: Option<&'static str> = None;
+}
+
+impl Scalar for i64 {
+    const EXPECTED: Option<&'static str> = Some("an integer");
+}
+
+impl Scalar for f64 {
+    const EXPECTED: Option<&'static str> = Some("a number");
+}
+
+impl Scalar for bool {
+    const EXPECTED: Option<&'static str> = Some("`true` or `false`");
 }
 
 /// The span of `location` in a spanned value (the use site when it came through an alias).
@@ -127,12 +154,24 @@ impl<'a> Converter<'a> {
         Converter { spans: Spans::new(file), errors: Vec::new() }
     }
 
-    fn scalar<T>(&self, v: YSpanned<T>) -> span::Spanned<T> {
+    /// A scalar with its span. A number or boolean written in quotes is a string in
+    /// YAML, which serde-saphyr would still read as the number: it is reported here.
+    fn scalar<T: Scalar>(&mut self, v: YSpanned<T>) -> span::Spanned<T> {
         let span = self.spans.token(loc_of(&v));
+        if let Some(expected) = T::EXPECTED {
+            let text = self.spans.text(span);
+            if text.starts_with(['"', '\'']) {
+                self.errors.push(
+                    Diagnostic::error("E-yaml-type", format!("wrong type: expected {expected}, found the string {text}"))
+                        .with_primary(span, format!("expected {expected}, not a quoted string"))
+                        .with_help(format!("remove the quotes: `{}`", text.trim_matches(['"', '\'']))),
+                );
+            }
+        }
         span::Spanned::new(v.value, span)
     }
 
-    fn field<T>(&self, v: Option<YSpanned<T>>) -> Field<T> {
+    fn field<T: Scalar>(&mut self, v: Option<YSpanned<T>>) -> Field<T> {
         v.map(|v| self.scalar(v))
     }
 
@@ -144,7 +183,7 @@ impl<'a> Converter<'a> {
         Some(span::Spanned::new(value, span))
     }
 
-    fn numbers(&self, items: Vec<YSpanned<i64>>) -> Vec<span::Spanned<i64>> {
+    fn numbers(&mut self, items: Vec<YSpanned<i64>>) -> Vec<span::Spanned<i64>> {
         items.into_iter().map(|i| self.scalar(i)).collect()
     }
 
@@ -220,6 +259,23 @@ impl<'a> Converter<'a> {
                         };
                         span::Spanned::new(StemPoolAst::Pool(pool), self.spans.first_line(&loc))
                     }
+                    StemPoolRepr::Null => {
+                        // Null reads as "nothing" to some and as "unset" to others: neither is
+                        // guessed.
+                        let span = self.spans.token(&loc);
+                        // An empty value has no token of its own: point at the key.
+                        let written = matches!(self.spans.text(span), "~" | "null" | "Null" | "NULL");
+                        let span = if written { span } else { self.key_before(span, "pool") };
+                        self.errors.push(
+                            Diagnostic::error("E-yaml-type", "stem `pool` has no value")
+                                .with_primary(span, "null: neither a pooling nor `none`")
+                                .with_help(
+                                    "write `pool: none` for no pooling, or leave `pool` out for torchvision's \
+                                     max-pool 3x3/2 pad 1",
+                                ),
+                        );
+                        span::Spanned::new(StemPoolAst::None, span)
+                    }
                     StemPoolRepr::Other(found) => {
                         let span = self.spans.token(&loc);
                         let mut d = Diagnostic::error("E-yaml-type", format!("stem `pool` cannot be `{found}`"))
@@ -235,6 +291,16 @@ impl<'a> Converter<'a> {
                     }
                 }
             }),
+        }
+    }
+
+    /// The span of the `key` written last before `at` (where an empty value was located),
+    /// or `at` itself.
+    fn key_before(&self, at: Span, key: &str) -> Span {
+        let text = self.spans.text(Span::new(0, at.start));
+        match text.rfind(key) {
+            Some(i) => Span::new(i, i + key.len()),
+            None => at,
         }
     }
 

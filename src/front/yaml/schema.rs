@@ -128,7 +128,15 @@ pub struct StemRepr {
     pub conv: Field<ConvRepr>,
     pub bn: Field<bool>,
     pub relu: Field<bool>,
+    /// Read even when null (`pool: ~`, `pool:`), which serde's `Option` would take for
+    /// an absent key, i.e. torchvision's max-pool.
+    #[serde(default, deserialize_with = "present")]
     pub pool: Field<StemPoolRepr>,
+}
+
+/// A key that is present: its value is read as written, null included.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -152,9 +160,11 @@ pub struct PoolRepr {
 }
 
 /// `pool: none` (also `false`) or a pool mapping; any other scalar is kept as written
-/// so that the error can point at it (serde would point at the key).
+/// so that the error can point at it (serde would point at the key), and so is null.
 pub enum StemPoolRepr {
     None,
+    /// `pool: ~`, `pool: null` or `pool:` with no value.
+    Null,
     Pool(Box<PoolRepr>),
     Other(String),
 }
@@ -188,6 +198,14 @@ impl<'de> Deserialize<'de> for StemPoolRepr {
 
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<StemPoolRepr, E> {
                 Ok(StemPoolRepr::Other(v.to_string()))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<StemPoolRepr, E> {
+                Ok(StemPoolRepr::Null)
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<StemPoolRepr, E> {
+                Ok(StemPoolRepr::Null)
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StemPoolRepr, A::Error> {
