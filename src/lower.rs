@@ -372,7 +372,7 @@ impl Lowerer {
             ];
             for (key, span) in own {
                 if let Some(span) = span {
-                    let d = self.no_shortcut(&what, block, key, span);
+                    let d = Self::no_shortcut(&what, block, key, span);
                     let d = match opts.block {
                         Some(b) => d.with_secondary(b.span, format!("block kind `{}` set here", block.keyword())),
                         None => d,
@@ -509,12 +509,12 @@ impl Lowerer {
     }
 
     /// The error for a shortcut setting on a block that has no shortcut (a plain block).
-    fn no_shortcut(&self, what: &str, block: BlockKind, key: &str, span: Span) -> Diagnostic {
+    fn no_shortcut(what: &str, block: BlockKind, key: &str, span: Span) -> Diagnostic {
         Diagnostic::error(
             "E-no-effect",
             format!("{what}: {} {} block has no shortcut, so `{key}` has no effect", article(block.keyword()), block.keyword()),
         )
-        .with_primary(span, format!("`{key}` set on a stage without shortcuts"))
+        .with_primary(span, "set on a stage without shortcuts")
         .with_help(format!(
             "remove `{key}`, or use a residual block kind (`{}`) for the stage to have a shortcut",
             if block.is_bottleneck() { "bottleneck" } else { "basic" }
@@ -523,7 +523,12 @@ impl Lowerer {
 
     /// `shortcut` or `projection` under `defaults` that reaches no block with a shortcut:
     /// every stage that does not set its own has plain blocks.
-    fn unused_shortcut_defaults(&mut self, d: &ast::BlockOptionsAst, stages: &Spanned<Vec<Spanned<ast::StageAst>>>, out: &[Stage]) {
+    fn unused_shortcut_defaults(
+        &mut self,
+        d: &ast::BlockOptionsAst,
+        stages: &Spanned<Vec<Spanned<ast::StageAst>>>,
+        out: &[Stage],
+    ) {
         type SetsOwn = fn(&ast::BlockOptionsAst) -> bool;
         let keys: [(&str, Option<Span>, SetsOwn); 2] = [
             ("shortcut", d.shortcut.as_ref().map(|o| o.span), |o| o.shortcut.is_some()),
@@ -533,11 +538,21 @@ impl Lowerer {
             let Some(span) = span else { continue };
             let inheriting: Vec<&Stage> =
                 stages.value.iter().zip(out).filter(|(ast, _)| !own(&ast.value.options)).map(|(_, s)| s).collect();
-            if let Some(plain) = inheriting.first().filter(|_| inheriting.iter().all(|s| !s.block.has_shortcut())) {
-                let what = "`defaults`".to_string();
-                self.diags.push(self.no_shortcut(&what, plain.block, key, span).with_note(
-                    "`defaults` applies to every stage without its own setting, and all of those have plain blocks",
-                ));
+            if inheriting.iter().all(|s| !s.block.has_shortcut()) && !inheriting.is_empty() {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E-no-effect",
+                        format!("`{key}` under `defaults` has no effect: no stage that takes it has a shortcut"),
+                    )
+                    .with_primary(span, "reaches only plain blocks")
+                    .with_note(
+                        "`defaults` applies to every stage without its own setting; all of those have plain blocks, \
+                         which have no shortcut",
+                    )
+                    .with_help(format!(
+                        "remove `{key}` from `defaults`, or use a residual block kind (`basic`, `bottleneck`)"
+                    )),
+                );
             }
         }
     }
@@ -615,31 +630,57 @@ impl Lowerer {
         )
         .with_primary(wpg.span, gives)
         .with_secondary(filters_span, format!("the grouped convolution has {grouped} filters"));
-        if let (Some(p), Some(b)) = (planes, base_width) {
-            let planes_from = if expansion == 1 {
-                format!("the block's output channels ({out})")
-            } else {
-                format!("the block's output channels / {expansion} ({out} / {expansion})")
-            };
-            d = d.with_note(format!(
-                "read as torchvision's base width (resnext50_32x4d: groups 32, width_per_group 4), the 3x3 gets \
-                 planes x width_per_group / 64 x groups = {p} x {w} / 64 x {groups} = {b} filters, planes being {planes_from}"
-            ));
+        match (planes, base_width) {
+            (Some(p), Some(b)) if b != per_group => {
+                let planes_from = if expansion == 1 {
+                    format!("the block's output channels ({out})")
+                } else {
+                    format!("the block's output channels / {expansion} ({out} / {expansion})")
+                };
+                d = d
+                    .with_note(format!(
+                        "read as torchvision's base width (resnext50_32x4d: groups 32, width_per_group 4), it gives the \
+                         3x3 planes x width_per_group / 64 x groups = {p} x {w} / 64 x {groups} = {b} filters, planes \
+                         being {planes_from}"
+                    ))
+                    .with_note(format!(
+                        "read as the stage's channels per group, it gives groups x width_per_group = \
+                         {groups} x {w} = {per_group}"
+                    ));
+            }
+            _ => {
+                let why = match planes {
+                    Some(64) => {
+                        " (with planes of 64, torchvision's base width and the channels per group are the same number)"
+                            .to_string()
+                    }
+                    None => format!(
+                        " (the block's output {out} is not a multiple of {expansion}, so torchvision's base width does \
+                         not apply)"
+                    ),
+                    Some(_) => String::new(),
+                };
+                d = d.with_note(format!(
+                    "the 3x3 gets groups x width_per_group = {groups} x {w} = {per_group} filters{why}"
+                ));
+            }
         }
-        d = d.with_note(format!(
-            "read as the stage's channels per group, it gets groups x width_per_group = {groups} x {w} = {per_group}"
-        ));
         // The values that would fit, in each reading.
         let per = (grouped % groups == 0).then_some(grouped / groups);
         let torchvision = per.zip(planes).and_then(|(per, p)| {
             let w = (per * 64).div_ceil(p.max(1));
             (p * w / 64 == per).then_some(w)
         });
+        let filters_fix = match base_width {
+            Some(b) if b != per_group => format!("{b} or {per_group}"),
+            _ => per_group.to_string(),
+        };
         let help = match (torchvision, per) {
-            (Some(t), Some(c)) if t != c => {
-                format!("set width_per_group to {t} (torchvision's base width) or {c} (channels per group), or change the {which}")
-            }
-            (_, Some(c)) => format!("set width_per_group to {c}, or change the {which}"),
+            (Some(t), Some(c)) if t != c => format!(
+                "set width_per_group to {t} (torchvision's base width) or {c} (channels per group), \
+                 or the {which} to {filters_fix}"
+            ),
+            (_, Some(c)) => format!("set width_per_group to {c}, or the {which} to {filters_fix}"),
             _ => format!(
                 "{} do not divide the {which} {grouped}: change the groups or the filters",
                 count(groups, "group")
@@ -673,7 +714,7 @@ impl Lowerer {
                 self.spans.map.insert("head.dropout".into(), d.span);
                 if !(0.0..1.0).contains(&d.value) {
                     self.diags.push(
-                        Diagnostic::error("E-range", format!("dropout {} is not a probability below 1", d.value))
+                        Diagnostic::error("E-range", format!("dropout {} is not a probability below 1", decimal(d.value)))
                             .with_primary(d.span, "must be at least 0 and below 1")
                             .with_help(format!("use e.g. `{}`, or 0 for none", self.spans.example("dropout: 0.2", "dropout 0.2"))),
                     );
@@ -709,7 +750,7 @@ impl Lowerer {
             if eps.value > 0.0 && eps.value < 1.0 && as_f32 < f32::MIN_POSITIVE {
                 let becomes = if as_f32 == 0.0 { "0".to_string() } else { format!("the subnormal {as_f32:e}") };
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm eps {} is too small for f32", eps.value))
+                    Diagnostic::error("E-range", format!("batch-norm eps {} is too small for f32", decimal(eps.value)))
                         .with_primary(eps.span, format!("becomes {becomes} in f32"))
                         .with_note(format!(
                             "the network computes in f32, whose smallest normal number is {:e}",
@@ -721,7 +762,7 @@ impl Lowerer {
                 out.eps = eps.value;
             } else {
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm eps {} is out of range", eps.value))
+                    Diagnostic::error("E-range", format!("batch-norm eps {} is out of range", decimal(eps.value)))
                         .with_primary(eps.span, "must be above 0 and below 1")
                         .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
                 );
@@ -733,7 +774,7 @@ impl Lowerer {
                 out.momentum = m.value;
             } else {
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm momentum {} is out of range", m.value))
+                    Diagnostic::error("E-range", format!("batch-norm momentum {} is out of range", decimal(m.value)))
                         .with_primary(m.span, "must be between 0 and 1")
                         .with_help("PyTorch convention: 0.1 (Keras's momentum 0.99 is 0.01 here)"),
                 );
@@ -832,6 +873,15 @@ impl Lowerer {
             return None;
         }
         Some(x as u64)
+    }
+}
+
+/// A rate as a reader writes it: `0.1`, `1e-5`, `1e-320` (not 320 zeros).
+fn decimal(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e16).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
     }
 }
 
