@@ -309,8 +309,8 @@ fn tag_before(text: &str, start: usize) -> Option<&str> {
 fn tagged_scalar(ty: &str, tag: &str, found: &str, span: Span) -> Diagnostic {
     let expected = match ty {
         "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "isize" => "an integer",
-        "f32" | "f64" => "a number",
-        "bool" => "`true` or `false`",
+        "f32" | "f64" | "floating point" => "a number",
+        "bool" | "boolean" => "`true` or `false`",
         _ => "a value of another type",
     };
     let what = match tag {
