@@ -46,7 +46,7 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
         )
         .with_primary(span, format!("expected {}", plain_expected(expected))),
         Error::SerdeInvalidLength { len, expected, .. } => {
-            Diagnostic::error("E-yaml-type", format!("wrong length: expected {expected}, found {len} items"))
+            Diagnostic::error("E-yaml-type", format!("wrong length: expected {expected}, found {len} item{}", if *len == 1 { "" } else { "s" }))
                 .with_primary(span, format!("expected {expected}"))
         }
         Error::Unexpected { expected, .. } => {
