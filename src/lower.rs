@@ -431,6 +431,11 @@ impl Lowerer {
             },
             None => default_projection,
         };
+        // A plain block has no shortcut: its shortcut settings stay torchvision's defaults
+        // (one from `defaults` does not reach it), so that the printers never write a
+        // setting on a plain stage, where it would be an error.
+        let (shortcut, projection) =
+            if block.has_shortcut() { (shortcut, projection) } else { (defaults::SHORTCUT, default_projection) };
         let groups = match opts.groups {
             Some(g) => self.check_range(g, "groups", 1, Limits::MAX_CHANNELS).unwrap_or(1),
             None => defaults::GROUPS,

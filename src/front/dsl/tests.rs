@@ -517,3 +517,23 @@ fn torchvision_form_of_resnext_and_wide_resnet() {
     let d = crate::compile(&wrong).err().unwrap();
     assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), ["E-width-per-group"]);
 }
+
+/// A shortcut setting under `defaults` reaches the residual stages only, so printing a
+/// spec that mixes plain and residual stages never puts it on a plain stage.
+#[test]
+fn mixed_plain_and_residual_stages_round_trip() {
+    let text = "model mix\ninput 3x32x32\nstem conv 3x3/1 -> 16, no pool\ndefaults shortcut A, projection no bn\n\
+                plain [16, 16] x1\nbasic [32, 32] x1 /2\nbasic [32, 32] x1, shortcut C\nplain [32, 32] x1\n\
+                zero_init_residual\n";
+    let model = crate::compile(&file(text)).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file(text), &d))).model;
+    assert_eq!(model.stages[0].shortcut, crate::ir::defaults::SHORTCUT);
+    assert_eq!(model.stages[1].shortcut, crate::ir::ShortcutOption::A);
+    for (syntax, printed) in [
+        (Syntax::Yaml, crate::back::yaml::print(&model)),
+        (Syntax::Dsl, crate::back::dsl::print(&model)),
+    ] {
+        let printed = SourceFile::new("printed", printed, syntax);
+        let back = crate::compile(&printed).unwrap_or_else(|d| panic!("{}", crate::diag::render(&printed, &d)));
+        assert_eq!(back.model, model, "{}", printed.text);
+    }
+}
