@@ -171,13 +171,58 @@ impl<'a> Converter<'a> {
         span::Spanned::new(v.value, span)
     }
 
-    fn field<T: Scalar>(&mut self, v: Option<YSpanned<T>>) -> Field<T> {
-        v.map(|v| self.scalar(v))
+    fn field<T: Scalar>(&mut self, v: Entry<T>) -> Field<T> {
+        self.present(v).map(|v| self.scalar(v))
+    }
+
+    /// A key's value, if the key is there with one. A null (`key: ~`, `key:`) is
+    /// reported: it reads as "nothing" to some and as "the default" to others, and which
+    /// one is not guessed.
+    fn present<T>(&mut self, v: Entry<T>) -> Option<YSpanned<T>> {
+        let v = v?;
+        match v.value {
+            Some(value) => Some(YSpanned { value, referenced: v.referenced, defined: v.defined }),
+            None => {
+                let at = self.spans.token(loc_of(&v));
+                let (key, span) = self.key_of(at);
+                let help = match key.as_str() {
+                    "pool" => "write `pool: none` for no pooling, or leave `pool` out for torchvision's max-pool \
+                               3x3/2 pad 1"
+                        .to_owned(),
+                    "name" | "stages" | "repeat" | "filters" => format!("give `{key}` a value: it is required"),
+                    _ => format!("give `{key}` a value, or leave the key out for the default"),
+                };
+                self.errors.push(
+                    Diagnostic::error("E-yaml-type", format!("`{key}` has no value"))
+                        .with_primary(span, "null: neither a value nor the default")
+                        .with_help(help),
+                );
+                None
+            }
+        }
+    }
+
+    /// The key whose null value was located at `at`: the word before the last `:` at or
+    /// before it (an empty value is located at its colon or at the next token). Returns
+    /// the key and its span, or `?` and `at` when there is none.
+    fn key_of(&self, at: Span) -> (String, Span) {
+        let text = self.spans.text(Span::new(0, self.spans.file.text.len()));
+        // The colon itself may be where an empty value is located.
+        let end = if text[at.start..].starts_with(':') { at.start + 1 } else { at.start };
+        let upto = &text[..end];
+        let Some(colon) = upto.rfind(':') else { return ("?".to_owned(), at) };
+        let before = upto[..colon].trim_end();
+        let start = before.rfind(|c: char| c.is_whitespace() || matches!(c, '{' | '[' | ',')).map_or(0, |i| i + 1);
+        let key = &before[start..];
+        if key.is_empty() {
+            return ("?".to_owned(), at);
+        }
+        (key.trim_matches(['"', '\'']).to_owned(), Span::new(start, start + key.len()))
     }
 
     /// A mapping or sequence field, converted by `f` and spanned by its first line.
-    fn section<T, U>(&mut self, v: Option<YSpanned<T>>, f: impl FnOnce(&mut Self, T) -> U) -> Field<U> {
-        let v = v?;
+    fn section<T, U>(&mut self, v: Entry<T>, f: impl FnOnce(&mut Self, T) -> U) -> Field<U> {
+        let v = self.present(v)?;
         let span = self.spans.first_line(loc_of(&v));
         let value = f(self, v.value);
         Some(span::Spanned::new(value, span))
@@ -245,7 +290,7 @@ impl<'a> Converter<'a> {
             }),
             bn: self.field(stem.bn),
             relu: self.field(stem.relu),
-            pool: stem.pool.map(|p| {
+            pool: self.present(stem.pool).map(|p| {
                 let loc = *loc_of(&p);
                 match p.value {
                     StemPoolRepr::None => span::Spanned::new(StemPoolAst::None, self.spans.token(&loc)),
@@ -258,23 +303,6 @@ impl<'a> Converter<'a> {
                             ceil_mode: self.field(pool.ceil_mode),
                         };
                         span::Spanned::new(StemPoolAst::Pool(pool), self.spans.first_line(&loc))
-                    }
-                    StemPoolRepr::Null => {
-                        // Null reads as "nothing" to some and as "unset" to others: neither is
-                        // guessed.
-                        let span = self.spans.token(&loc);
-                        // An empty value has no token of its own: point at the key.
-                        let written = matches!(self.spans.text(span), "~" | "null" | "Null" | "NULL");
-                        let span = if written { span } else { self.key_before(span, "pool") };
-                        self.errors.push(
-                            Diagnostic::error("E-yaml-type", "stem `pool` has no value")
-                                .with_primary(span, "null: neither a pooling nor `none`")
-                                .with_help(
-                                    "write `pool: none` for no pooling, or leave `pool` out for torchvision's \
-                                     max-pool 3x3/2 pad 1",
-                                ),
-                        );
-                        span::Spanned::new(StemPoolAst::None, span)
                     }
                     StemPoolRepr::Other(found) => {
                         let span = self.spans.token(&loc);
@@ -294,17 +322,7 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// The span of the `key` written last before `at` (where an empty value was located),
-    /// or `at` itself.
-    fn key_before(&self, at: Span, key: &str) -> Span {
-        let text = self.spans.text(Span::new(0, at.start));
-        match text.rfind(key) {
-            Some(i) => Span::new(i, i + key.len()),
-            None => at,
-        }
-    }
-
-    fn projection(&mut self, p: Option<YSpanned<ProjectionRepr>>) -> Field<ProjectionAst> {
+    fn projection(&mut self, p: Entry<ProjectionRepr>) -> Field<ProjectionAst> {
         self.section(p, |c, p| ProjectionAst { bn: c.field(p.bn), bias: c.field(p.bias) })
     }
 

@@ -467,18 +467,26 @@ fn a_tagged_scalar_is_not_called_too_large() {
 }
 
 #[test]
-fn a_null_stem_pool_is_an_error_not_the_default_pool() {
-    for (text, token) in [
-        ("stem:\n  pool: ~\n", "~"),
-        ("stem:\n  pool: null\n", "null"),
+fn a_null_value_is_an_error_not_the_default() {
+    for (text, key) in [
+        ("stem:\n  pool: ~\n", "pool"),
+        ("stem:\n  pool: null\n", "pool"),
         ("stem:\n  pool:\n  bn: true\n", "pool"),
         ("stem: {pool: }\n", "pool"),
+        ("stem: {bn: ~}\n", "bn"),
+        ("head:\n  softmax:\n", "softmax"),
+        ("defaults: ~\n", "defaults"),
+        ("stages:\n  - {repeat: ~}\n", "repeat"),
+        ("batch_norm: {eps: }\n", "eps"),
     ] {
         let (file, d) = error(text);
-        assert_eq!((d.code, d.message.as_str()), ("E-yaml-type", "stem `pool` has no value"), "{text}");
-        assert_eq!(at(&file, d.primary_span().unwrap()), token, "{text}");
-        assert!(d.help[0].contains("`pool: none` for no pooling"), "{:?}", d.help);
+        assert_eq!((d.code, d.message.clone()), ("E-yaml-type", format!("`{key}` has no value")), "{text}");
+        assert_eq!(at(&file, d.primary_span().unwrap()), key, "{text}");
     }
+    let (_, d) = error("stem:\n  pool: ~\n");
+    assert!(d.help[0].contains("`pool: none` for no pooling"), "{:?}", d.help);
+    let (_, d) = error("stages:\n  - {repeat: ~}\n");
+    assert_eq!(d.help, ["give `repeat` a value: it is required"]);
     // `none` and a left-out pool keep their meanings.
     let ast = parse(&yaml("stem: {pool: none}\n")).unwrap();
     assert_eq!(ast.stem.unwrap().value.pool.map(|p| p.value), Some(StemPoolAst::None));
