@@ -312,7 +312,7 @@ impl Lowerer {
             out.push(lowered);
         }
         if let Some(d) = model_defaults {
-            self.unused_shortcut_defaults(&d.value, stages, &out);
+            self.unused_defaults(&d.value, stages, &out);
         }
         if total_blocks > Limits::MAX_BLOCKS {
             self.diags.push(
@@ -365,23 +365,6 @@ impl Lowerer {
             }
         };
 
-        if !block.has_shortcut() {
-            let own = [
-                ("shortcut", s.options.shortcut.as_ref().map(|o| o.span)),
-                ("projection", s.options.projection.as_ref().map(|o| o.span)),
-            ];
-            for (key, span) in own {
-                if let Some(span) = span {
-                    let d = Self::no_shortcut(&what, block, key, span);
-                    let d = match opts.block {
-                        Some(b) => d.with_secondary(b.span, format!("block kind `{}` set here", block.keyword())),
-                        None => d,
-                    };
-                    self.diags.push(d);
-                }
-            }
-        }
-
         let repeat = self.required_int(&s.repeat, &format!("{path}.repeat"), stage.span, &what, "repeat", 1, Limits::MAX_REPEAT);
         let stride = self.int(&s.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
 
@@ -431,11 +414,33 @@ impl Lowerer {
             },
             None => default_projection,
         };
-        // A plain block has no shortcut: its shortcut settings stay torchvision's defaults
-        // (one from `defaults` does not reach it), so that the printers never write a
-        // setting on a plain stage, where it would be an error.
-        let (shortcut, projection) =
-            if block.has_shortcut() { (shortcut, projection) } else { (defaults::SHORTCUT, default_projection) };
+        // A setting the stage's blocks have no use for is an error where the stage sets it,
+        // and otherwise (from `defaults`) stays at torchvision's default in the IR, so that
+        // the printers never write it on such a stage.
+        for setting in Setting::ALL {
+            let Some(span) = setting.own(&s.options) else { continue };
+            if !setting.applies(block, shortcut) {
+                let d = Diagnostic::error(
+                    "E-no-effect",
+                    format!("{what}: {}, so `{}` has no effect", setting.why_not(block, shortcut), setting.key()),
+                )
+                .with_primary(span, "has no effect here")
+                .with_help(setting.fix(block, shortcut));
+                let cause = match (setting, opts.shortcut) {
+                    (Setting::Projection, Some(k)) if block.has_shortcut() => {
+                        Some((k.span, format!("shortcut `{}` set here", shortcut.keyword())))
+                    }
+                    _ => opts.block.map(|b| (b.span, format!("block kind `{}` set here", block.keyword()))),
+                };
+                self.diags.push(match cause {
+                    Some((span, label)) => d.with_secondary(span, label),
+                    None => d,
+                });
+            }
+        }
+        let stride_on = if Setting::StrideOn.applies(block, shortcut) { stride_on } else { defaults::STRIDE_ON };
+        let projection = if Setting::Projection.applies(block, shortcut) { projection } else { default_projection };
+        let shortcut = if Setting::Shortcut.applies(block, shortcut) { shortcut } else { defaults::SHORTCUT };
         let groups = match opts.groups {
             Some(g) => self.check_range(g, "groups", 1, Limits::MAX_CHANNELS).unwrap_or(1),
             None => defaults::GROUPS,
@@ -513,52 +518,30 @@ impl Lowerer {
         }
     }
 
-    /// The error for a shortcut setting on a block that has no shortcut (a plain block).
-    fn no_shortcut(what: &str, block: BlockKind, key: &str, span: Span) -> Diagnostic {
-        Diagnostic::error(
-            "E-no-effect",
-            format!("{what}: {} {} block has no shortcut, so `{key}` has no effect", article(block.keyword()), block.keyword()),
-        )
-        .with_primary(span, "set on a stage without shortcuts")
-        .with_help(format!(
-            "remove `{key}`, or use a residual block kind (`{}`) for the stage to have a shortcut",
-            if block.is_bottleneck() { "bottleneck" } else { "basic" }
-        ))
-    }
-
-    /// `shortcut` or `projection` under `defaults` that reaches no block with a shortcut:
-    /// every stage that does not set its own has plain blocks.
-    fn unused_shortcut_defaults(
+    /// A block option under `defaults` that reaches no stage it could change: every stage
+    /// that does not set its own has no use for it (plain blocks for `shortcut`, ...).
+    fn unused_defaults(
         &mut self,
         d: &ast::BlockOptionsAst,
         stages: &Spanned<Vec<Spanned<ast::StageAst>>>,
         out: &[Stage],
     ) {
-        type SetsOwn = fn(&ast::BlockOptionsAst) -> bool;
-        let keys: [(&str, Option<Span>, SetsOwn); 2] = [
-            ("shortcut", d.shortcut.as_ref().map(|o| o.span), |o| o.shortcut.is_some()),
-            ("projection", d.projection.as_ref().map(|o| o.span), |o| o.projection.is_some()),
-        ];
-        for (key, span, own) in keys {
-            let Some(span) = span else { continue };
-            let inheriting: Vec<&Stage> =
-                stages.value.iter().zip(out).filter(|(ast, _)| !own(&ast.value.options)).map(|(_, s)| s).collect();
-            if inheriting.iter().all(|s| !s.block.has_shortcut()) && !inheriting.is_empty() {
-                self.diags.push(
-                    Diagnostic::error(
-                        "E-no-effect",
-                        format!("`{key}` under `defaults` has no effect: no stage that takes it has a shortcut"),
-                    )
-                    .with_primary(span, "reaches only plain blocks")
-                    .with_note(
-                        "`defaults` applies to every stage without its own setting; all of those have plain blocks, \
-                         which have no shortcut",
-                    )
-                    .with_help(format!(
-                        "remove `{key}` from `defaults`, or use a residual block kind (`basic`, `bottleneck`)"
-                    )),
-                );
+        for setting in Setting::ALL {
+            let Some(span) = setting.own(d) else { continue };
+            let mut inheriting =
+                stages.value.iter().zip(out).filter(|(ast, _)| setting.own(&ast.value.options).is_none()).peekable();
+            if inheriting.peek().is_none() || inheriting.any(|(_, s)| setting.applies(s.block, s.shortcut)) {
+                continue;
             }
+            self.diags.push(
+                Diagnostic::error(
+                    "E-no-effect",
+                    format!("`{}` under `defaults` has no effect: {}", setting.key(), setting.unused_reason()),
+                )
+                .with_primary(span, "reaches no stage it could change")
+                .with_note("`defaults` applies to every stage without its own setting")
+                .with_help(format!("remove `{}` from `defaults`", setting.key())),
+            );
         }
     }
 
@@ -878,6 +861,87 @@ impl Lowerer {
             return None;
         }
         Some(x as u64)
+    }
+}
+
+/// A block option that only some blocks have a use for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    /// Only bottlenecks have two places for the stride.
+    StrideOn,
+    /// Plain blocks have no shortcut.
+    Shortcut,
+    /// Only shortcuts B and C project.
+    Projection,
+}
+
+impl Setting {
+    const ALL: [Setting; 3] = [Setting::StrideOn, Setting::Shortcut, Setting::Projection];
+
+    fn key(self) -> &'static str {
+        match self {
+            Setting::StrideOn => "stride_on",
+            Setting::Shortcut => "shortcut",
+            Setting::Projection => "projection",
+        }
+    }
+
+    /// Where the setting was written in these options, if it was.
+    fn own(self, o: &ast::BlockOptionsAst) -> Option<Span> {
+        match self {
+            Setting::StrideOn => o.stride_on.as_ref().map(|v| v.span),
+            Setting::Shortcut => o.shortcut.as_ref().map(|v| v.span),
+            Setting::Projection => o.projection.as_ref().map(|v| v.span),
+        }
+    }
+
+    /// Whether the setting changes anything in a stage of these blocks and shortcut.
+    fn applies(self, block: BlockKind, shortcut: ShortcutOption) -> bool {
+        match self {
+            Setting::StrideOn => block.is_bottleneck(),
+            Setting::Shortcut => block.has_shortcut(),
+            Setting::Projection => {
+                block.has_shortcut() && matches!(shortcut, ShortcutOption::B | ShortcutOption::C)
+            }
+        }
+    }
+
+    /// Why it changes nothing in such a stage.
+    fn why_not(self, block: BlockKind, shortcut: ShortcutOption) -> String {
+        let kind = block.keyword();
+        match self {
+            Setting::StrideOn => format!("{} {kind} block has a single place for its stride", article(kind)),
+            Setting::Projection if block.has_shortcut() => {
+                format!("shortcut `{}` never projects", shortcut.keyword())
+            }
+            Setting::Shortcut | Setting::Projection => format!("{} {kind} block has no shortcut", article(kind)),
+        }
+    }
+
+    fn fix(self, block: BlockKind, shortcut: ShortcutOption) -> String {
+        let key = self.key();
+        match self {
+            Setting::StrideOn => {
+                "remove `stride_on`: it chooses between a bottleneck's first 1x1 and its 3x3".to_string()
+            }
+            Setting::Projection if block.has_shortcut() => format!(
+                "remove `projection`, or use `shortcut B` or `C` instead of `{}` for projection shortcuts",
+                shortcut.keyword()
+            ),
+            Setting::Shortcut | Setting::Projection => format!(
+                "remove `{key}`, or use a residual block kind (`{}`) for the stage to have a shortcut",
+                if block.is_bottleneck() { "bottleneck" } else { "basic" }
+            ),
+        }
+    }
+
+    /// Why a `defaults` setting reaches no stage it could change.
+    fn unused_reason(self) -> &'static str {
+        match self {
+            Setting::StrideOn => "no stage that takes it has bottleneck blocks",
+            Setting::Shortcut => "no stage that takes it has a shortcut",
+            Setting::Projection => "no stage that takes it has projection shortcuts (B or C)",
+        }
     }
 }
 

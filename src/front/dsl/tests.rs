@@ -474,6 +474,13 @@ fn options_without_effect_are_errors() {
         compiled_codes("model p\ndefaults shortcut A\nplain [8, 8] x1\nbasic [8, 8] x1, shortcut B\n"),
         ["E-no-effect"]
     );
+    // stride_on on a stage without bottlenecks, projection where nothing projects.
+    assert_eq!(compiled_codes("model p\nbasic [8, 8] x1, stride_on v1\n"), ["E-no-effect"]);
+    assert_eq!(compiled_codes("model p\ndefaults stride_on v1\nbasic [8, 8] x1\n"), ["E-no-effect"]);
+    assert!(compiled_codes("model p\ndefaults stride_on v1\nbasic [64, 64] x1\nbottleneck [8, 8, 64] x1\n").is_empty());
+    assert_eq!(compiled_codes("model p\nbasic [64, 64] x1, shortcut A, projection bias\n"), ["E-no-effect"]);
+    let identity = "model p\ndefaults shortcut identity, projection bias\nbasic [64, 64] x1\n";
+    assert_eq!(compiled_codes(identity), ["E-no-effect"]);
     // zero_init_residual needs one residual block.
     assert_eq!(compiled_codes("model p\nplain [8, 8] x1\nzero_init_residual\n"), ["E-no-effect"]);
     assert!(compiled_codes("model p\nplain [8, 8] x1\nzero_init_residual false\n").is_empty());
@@ -522,12 +529,18 @@ fn torchvision_form_of_resnext_and_wide_resnet() {
 /// spec that mixes plain and residual stages never puts it on a plain stage.
 #[test]
 fn mixed_plain_and_residual_stages_round_trip() {
-    let text = "model mix\ninput 3x32x32\nstem conv 3x3/1 -> 16, no pool\ndefaults shortcut A, projection no bn\n\
+    let text = "model mix\ninput 3x32x32\nstem conv 3x3/1 -> 16, no pool\n\
+                defaults shortcut A, projection no bn, stride_on v1\n\
                 plain [16, 16] x1\nbasic [32, 32] x1 /2\nbasic [32, 32] x1, shortcut C\nplain [32, 32] x1\n\
-                zero_init_residual\n";
+                bottleneck [16, 16, 32] x1, shortcut B\nzero_init_residual\n";
     let model = crate::compile(&file(text)).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file(text), &d))).model;
     assert_eq!(model.stages[0].shortcut, crate::ir::defaults::SHORTCUT);
     assert_eq!(model.stages[1].shortcut, crate::ir::ShortcutOption::A);
+    // Settings the stage has no use for stay at their defaults.
+    assert_eq!(model.stages[1].projection, crate::ir::defaults::projection(crate::ir::BlockKind::Basic));
+    assert_eq!(model.stages[1].stride_on, crate::ir::defaults::STRIDE_ON);
+    assert!(!model.stages[2].projection.bn);
+    assert_eq!(model.stages[4].stride_on, crate::ir::StrideOn::Conv1);
     for (syntax, printed) in [
         (Syntax::Yaml, crate::back::yaml::print(&model)),
         (Syntax::Dsl, crate::back::dsl::print(&model)),
