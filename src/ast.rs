@@ -113,13 +113,15 @@ pub struct BlockOptionsAst {
     /// `plain`, `plain_bottleneck`.
     pub block: Field<String>,
     /// Where a bottleneck puts its stride: `conv1` (v1, the paper's first 1x1) or
-    /// `conv2` (v1.5, torchvision's 3x3). Aliases `v1` and `v1.5`.
+    /// `conv2` (v1.5, torchvision's 3x3). Aliases `v1` and `v1.5`. An error on a stage
+    /// without bottlenecks.
     pub stride_on: Field<String>,
     /// Paper's shortcut option: `A` (zero-padding identity), `B` (projection where the
     /// shape changes), `C` (projection always). An error on a plain stage, which has no
     /// shortcut.
     pub shortcut: Field<String>,
-    /// Settings of projection shortcuts (an error on a plain stage, like `shortcut`).
+    /// Settings of projection shortcuts (an error on a plain stage, like `shortcut`, and
+    /// under shortcut `A` or `identity`, which never project).
     pub projection: Field<ProjectionAst>,
     /// Groups of the 3x3 convolution (ResNeXt's cardinality).
     pub groups: Field<i64>,
