@@ -33,7 +33,8 @@ pub struct SpecAst {
     pub head: Field<HeadAst>,
     /// Weight initialization scheme keyword (`kaiming_normal`, `xavier_uniform`).
     pub init: Field<String>,
-    /// Zero-initialize the last BN of every residual block (torchvision's `zero_init_residual`).
+    /// Zero-initialize the last BN of every residual block (torchvision's `zero_init_residual`);
+    /// `true` is an error when every block is plain.
     pub zero_init_residual: Field<bool>,
     /// Batch-norm hyper-parameters shared by every BN layer.
     pub batch_norm: Field<BatchNormAst>,
@@ -100,7 +101,8 @@ pub struct StemAst {
     pub conv: Field<ConvAst>,
     pub bn: Field<bool>,
     pub relu: Field<bool>,
-    /// Absent: torchvision's max-pool 3x3/2 pad 1. `none`: no pooling (CIFAR stem).
+    /// Absent: torchvision's max-pool 3x3/2 pad 1. `none`: no pooling (CIFAR stem). A YAML
+    /// null (`pool: ~`, an empty `pool:`) is neither, and an error.
     pub pool: Field<StemPoolAst>,
 }
 
@@ -111,16 +113,25 @@ pub struct BlockOptionsAst {
     /// `plain`, `plain_bottleneck`.
     pub block: Field<String>,
     /// Where a bottleneck puts its stride: `conv1` (v1, the paper's first 1x1) or
-    /// `conv2` (v1.5, torchvision's 3x3). Aliases `v1` and `v1.5`.
+    /// `conv2` (v1.5, torchvision's 3x3). Aliases `v1` and `v1.5`. An error on a stage
+    /// without bottlenecks.
     pub stride_on: Field<String>,
     /// Paper's shortcut option: `A` (zero-padding identity), `B` (projection where the
-    /// shape changes), `C` (projection always).
+    /// shape changes), `C` (projection always). An error on a plain stage, which has no
+    /// shortcut.
     pub shortcut: Field<String>,
-    /// Settings of projection shortcuts.
+    /// Settings of projection shortcuts (an error on a plain stage, like `shortcut`, and
+    /// under shortcut `A` or `identity`, which never project).
     pub projection: Field<ProjectionAst>,
     /// Groups of the 3x3 convolution (ResNeXt's cardinality).
     pub groups: Field<i64>,
-    /// Channels per group of the 3x3 convolution; checked against `filters`.
+    /// torchvision's `width_per_group` (ResNeXt's base width): a check of the grouped 3x3's
+    /// filters, which the stage's `filters` set. Accepted when the 3x3 has
+    /// `planes * width_per_group / 64 * groups` filters (torchvision's rule, `planes` being
+    /// the block's output channels / 4 for bottlenecks, / 1 for basic blocks), so that
+    /// `groups 32, width_per_group 4` under `defaults` fits every stage of
+    /// `resnext50_32x4d`; or when it has `groups * width_per_group` filters (the value read
+    /// as that stage's own channels per group).
     pub width_per_group: Field<i64>,
     /// Bias on every convolution inside the blocks.
     pub bias: Field<bool>,
@@ -135,7 +146,7 @@ pub struct ProjectionAst {
 /// One stage (a `layerN` of torchvision, a `convN_x` of the paper).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StageAst {
-    /// Defaults to the paper's `conv{N+1}_x`.
+    /// Defaults to the paper's `conv{N+1}_x`; an empty or blank name is an error.
     pub name: Field<String>,
     /// Number of blocks.
     pub repeat: Field<i64>,

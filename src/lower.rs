@@ -141,6 +141,19 @@ impl Lowerer {
             None => defaults::INIT,
         };
         self.spans.record("zero_init_residual", &ast.zero_init_residual);
+        if let Some(z) = ast.zero_init_residual.as_ref().filter(|z| z.value) {
+            if !stages.is_empty() && stages.iter().all(|s| !s.block.has_shortcut()) {
+                self.diags.push(
+                    Diagnostic::error("E-no-effect", "`zero_init_residual` has no effect: no stage has residual blocks")
+                        .with_primary(z.span, "every block is plain, without a shortcut")
+                        .with_note("zero_init_residual starts the last BN of each residual block at 0, so the block begins as its shortcut")
+                        .with_help(format!(
+                            "remove `{}`, or use a residual block kind (`basic`, `bottleneck`)",
+                            self.spans.example("zero_init_residual: true", "zero_init_residual")
+                        )),
+                );
+            }
+        }
         let zero_init_residual = ast.zero_init_residual.as_ref().map_or(defaults::ZERO_INIT_RESIDUAL, |z| z.value);
         let batch_norm = self.batch_norm(ast.batch_norm.as_ref());
 
@@ -298,6 +311,9 @@ impl Lowerer {
             total_blocks = total_blocks.saturating_add(lowered.repeat);
             out.push(lowered);
         }
+        if let Some(d) = model_defaults {
+            self.unused_defaults(&d.value, stages, &out);
+        }
         if total_blocks > Limits::MAX_BLOCKS {
             self.diags.push(
                 Diagnostic::error("E-limit", format!("{total_blocks} residual blocks in total is too many"))
@@ -312,6 +328,19 @@ impl Lowerer {
         self.spans.map.insert(path.clone(), stage.span);
         let s = &stage.value;
         let name = match &s.name {
+            Some(n) if n.value.trim().is_empty() => {
+                let example = self.spans.example("stage: conv2_x", "conv2_x: basic [64, 64] x2");
+                self.diags.push(
+                    Diagnostic::error("E-range", "the stage name is empty")
+                        .with_primary(n.span, if n.value.is_empty() { "empty name" } else { "only blanks" })
+                        .with_help(format!(
+                            "name the stage, e.g. `{example}`, or leave the name out for the paper's `{}`",
+                            defaults::stage_name(index)
+                        )),
+                );
+                // Go on with the default name, so no duplicate-name error follows from it.
+                defaults::stage_name(index)
+            }
             Some(n) => {
                 self.spans.map.insert(format!("{path}.name"), n.span);
                 n.value.clone()
@@ -385,31 +414,41 @@ impl Lowerer {
             },
             None => default_projection,
         };
+        // A setting the stage's blocks have no use for is an error where the stage sets it,
+        // and otherwise (from `defaults`) stays at torchvision's default in the IR, so that
+        // the printers never write it on such a stage.
+        for setting in Setting::ALL {
+            let Some(span) = setting.own(&s.options) else { continue };
+            if !setting.applies(block, shortcut) {
+                let d = Diagnostic::error(
+                    "E-no-effect",
+                    format!("{what}: {}, so `{}` has no effect", setting.why_not(block, shortcut), setting.key()),
+                )
+                .with_primary(span, "has no effect here")
+                .with_help(setting.fix(block, shortcut));
+                let cause = match (setting, opts.shortcut) {
+                    (Setting::Projection, Some(k)) if block.has_shortcut() => {
+                        Some((k.span, format!("shortcut `{}` set here", shortcut.keyword())))
+                    }
+                    _ => opts.block.map(|b| (b.span, format!("block kind `{}` set here", block.keyword()))),
+                };
+                self.diags.push(match cause {
+                    Some((span, label)) => d.with_secondary(span, label),
+                    None => d,
+                });
+            }
+        }
+        let stride_on = if Setting::StrideOn.applies(block, shortcut) { stride_on } else { defaults::STRIDE_ON };
+        let projection = if Setting::Projection.applies(block, shortcut) { projection } else { default_projection };
+        let shortcut = if Setting::Shortcut.applies(block, shortcut) { shortcut } else { defaults::SHORTCUT };
         let groups = match opts.groups {
             Some(g) => self.check_range(g, "groups", 1, Limits::MAX_CHANNELS).unwrap_or(1),
             None => defaults::GROUPS,
         };
         if let Some(wpg) = opts.width_per_group {
             if let Some(w) = self.check_range(wpg, "width_per_group", 1, Limits::MAX_CHANNELS) {
-                // The grouped convolution is the bottleneck's 3x3 (conv2), or both 3x3s of a basic block.
-                let grouped = if block.is_bottleneck() { filters[1] } else { filters[0] };
-                if groups.checked_mul(w) != Some(grouped) {
-                    let fspan = s.filters.as_ref().map_or(stage.span, |f| f.span);
-                    let which = if block.is_bottleneck() { "middle (3x3) filter" } else { "first filter" };
-                    self.diags.push(
-                        Diagnostic::error(
-                            "E-width-per-group",
-                            format!("{what}: {groups} groups x width {w} is not the {which} {grouped}"),
-                        )
-                        .with_primary(wpg.span, format!("{groups} x {w} = {}", groups.saturating_mul(w)))
-                        .with_secondary(fspan, format!("the grouped convolution has {grouped} filters"))
-                        .with_help(format!(
-                            "set the {which} to {} or width_per_group to {}",
-                            groups.saturating_mul(w),
-                            if grouped % groups == 0 { (grouped / groups).to_string() } else { "a divisor".into() }
-                        )),
-                    );
-                }
+                let fspan = s.filters.as_ref().map_or(stage.span, |f| f.span);
+                self.check_width_per_group(&what, block, &filters, groups, Spanned::new(w, wpg.span), fspan);
             }
         }
         let bias = opts.bias.map_or(defaults::BIAS, |b| b.value);
@@ -479,6 +518,33 @@ impl Lowerer {
         }
     }
 
+    /// A block option under `defaults` that reaches no stage it could change: every stage
+    /// that does not set its own has no use for it (plain blocks for `shortcut`, ...).
+    fn unused_defaults(
+        &mut self,
+        d: &ast::BlockOptionsAst,
+        stages: &Spanned<Vec<Spanned<ast::StageAst>>>,
+        out: &[Stage],
+    ) {
+        for setting in Setting::ALL {
+            let Some(span) = setting.own(d) else { continue };
+            let mut inheriting =
+                stages.value.iter().zip(out).filter(|(ast, _)| setting.own(&ast.value.options).is_none()).peekable();
+            if inheriting.peek().is_none() || inheriting.any(|(_, s)| setting.applies(s.block, s.shortcut)) {
+                continue;
+            }
+            self.diags.push(
+                Diagnostic::error(
+                    "E-no-effect",
+                    format!("`{}` under `defaults` has no effect: {}", setting.key(), setting.unused_reason()),
+                )
+                .with_primary(span, "reaches no stage it could change")
+                .with_note("`defaults` applies to every stage without its own setting")
+                .with_help(format!("remove `{}` from `defaults`", setting.key())),
+            );
+        }
+    }
+
     fn arity_error(&mut self, f: &Spanned<Vec<Spanned<i64>>>, block: BlockKind, block_span: Option<Span>, stage: &str) {
         let n = f.value.len();
         let want = block.arity();
@@ -508,6 +574,109 @@ impl Lowerer {
         self.diags.push(d);
     }
 
+    /// Checks `width_per_group` against the stage's grouped convolution (a bottleneck's
+    /// 3x3, a basic block's first 3x3). The filters make the model; `width_per_group` only
+    /// confirms them, and is accepted in either of its two readings:
+    /// - torchvision's base width (its `ResNet(groups=32, width_per_group=4)` argument, one
+    ///   value for every stage): the 3x3 has `planes * width_per_group / 64 * groups`
+    ///   filters, `planes` being the block's output channels over its expansion (4 for a
+    ///   bottleneck, 1 for a basic block);
+    /// - the stage's own channels per group: the 3x3 has `groups * width_per_group` filters.
+    ///
+    /// Both agree in a stage whose planes are 64 (torchvision's first stage).
+    fn check_width_per_group(
+        &mut self,
+        what: &str,
+        block: BlockKind,
+        filters: &[u64],
+        groups: u64,
+        wpg: Spanned<u64>,
+        filters_span: Span,
+    ) {
+        let (grouped, which) = if block.is_bottleneck() {
+            (filters.get(1).copied().unwrap_or(0), "middle (3x3) filter")
+        } else {
+            (filters.first().copied().unwrap_or(0), "first filter")
+        };
+        let expansion = if block.is_bottleneck() { 4 } else { 1 };
+        let out = filters.last().copied().unwrap_or(0);
+        let planes = (out % expansion == 0).then_some(out / expansion);
+        let w = wpg.value;
+        // Every factor is at most Limits::MAX_CHANNELS (2^16): no product overflows u64.
+        let base_width = planes.map(|p| p * w / 64 * groups);
+        let per_group = groups * w;
+        if base_width == Some(grouped) || per_group == grouped {
+            return;
+        }
+        let gives = match base_width {
+            Some(b) if b != per_group => format!("gives {b} or {per_group} filters, not {grouped}"),
+            _ => format!("gives {per_group} filters, not {grouped}"),
+        };
+        let mut d = Diagnostic::error(
+            "E-width-per-group",
+            format!("{what}: width_per_group {w} does not match the {which} {grouped}"),
+        )
+        .with_primary(wpg.span, gives)
+        .with_secondary(filters_span, format!("the grouped convolution has {grouped} filters"));
+        match (planes, base_width) {
+            (Some(p), Some(b)) if b != per_group => {
+                let planes_from = if expansion == 1 {
+                    format!("the block's output channels ({out})")
+                } else {
+                    format!("the block's output channels / {expansion} ({out} / {expansion})")
+                };
+                d = d
+                    .with_note(format!(
+                        "read as torchvision's base width (resnext50_32x4d: groups 32, width_per_group 4), it gives the \
+                         3x3 planes x width_per_group / 64 x groups = {p} x {w} / 64 x {groups} = {b} filters, planes \
+                         being {planes_from}"
+                    ))
+                    .with_note(format!(
+                        "read as the stage's channels per group, it gives groups x width_per_group = \
+                         {groups} x {w} = {per_group}"
+                    ));
+            }
+            _ => {
+                let why = match planes {
+                    Some(64) => {
+                        " (with planes of 64, torchvision's base width and the channels per group are the same number)"
+                            .to_string()
+                    }
+                    None => format!(
+                        " (the block's output {out} is not a multiple of {expansion}, so torchvision's base width does \
+                         not apply)"
+                    ),
+                    Some(_) => String::new(),
+                };
+                d = d.with_note(format!(
+                    "the 3x3 gets groups x width_per_group = {groups} x {w} = {per_group} filters{why}"
+                ));
+            }
+        }
+        // The values that would fit, in each reading.
+        let per = (grouped % groups == 0).then_some(grouped / groups);
+        let torchvision = per.zip(planes).and_then(|(per, p)| {
+            let w = (per * 64).div_ceil(p.max(1));
+            (p * w / 64 == per).then_some(w)
+        });
+        let filters_fix = match base_width {
+            Some(b) if b != per_group => format!("{b} or {per_group}"),
+            _ => per_group.to_string(),
+        };
+        let help = match (torchvision, per) {
+            (Some(t), Some(c)) if t != c => format!(
+                "set width_per_group to {t} (torchvision's base width) or {c} (channels per group), \
+                 or the {which} to {filters_fix}"
+            ),
+            (_, Some(c)) => format!("set width_per_group to {c}, or the {which} to {filters_fix}"),
+            _ => format!(
+                "{} do not divide the {which} {grouped}: change the groups or the filters",
+                count(groups, "group")
+            ),
+        };
+        self.diags.push(d.with_help(help));
+    }
+
     fn head(&mut self, head: Option<&Spanned<ast::HeadAst>>, last_block: Option<BlockKind>) -> Head {
         let default = defaults::head(last_block);
         let Some(head) = head else { return default };
@@ -533,7 +702,7 @@ impl Lowerer {
                 self.spans.map.insert("head.dropout".into(), d.span);
                 if !(0.0..1.0).contains(&d.value) {
                     self.diags.push(
-                        Diagnostic::error("E-range", format!("dropout {} is not a probability below 1", d.value))
+                        Diagnostic::error("E-range", format!("dropout {} is not a probability below 1", decimal(d.value)))
                             .with_primary(d.span, "must be at least 0 and below 1")
                             .with_help(format!("use e.g. `{}`, or 0 for none", self.spans.example("dropout: 0.2", "dropout 0.2"))),
                     );
@@ -563,11 +732,25 @@ impl Lowerer {
         let mut out = default;
         if let Some(eps) = &bn.value.eps {
             self.spans.map.insert("batch_norm.eps".into(), eps.span);
-            if eps.value > 0.0 && eps.value < 1.0 {
+            // The network computes in f32: an eps that is zero or subnormal there divides
+            // by the bare variance (or loses precision), whatever the spec says.
+            let as_f32 = eps.value as f32;
+            if eps.value > 0.0 && eps.value < 1.0 && as_f32 < f32::MIN_POSITIVE {
+                let becomes = if as_f32 == 0.0 { "0".to_string() } else { format!("the subnormal {as_f32:e}") };
+                self.diags.push(
+                    Diagnostic::error("E-range", format!("batch-norm eps {} is too small for f32", decimal(eps.value)))
+                        .with_primary(eps.span, format!("becomes {becomes} in f32"))
+                        .with_note(format!(
+                            "the network computes in f32, whose smallest normal number is {:e}",
+                            f32::MIN_POSITIVE
+                        ))
+                        .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
+                );
+            } else if eps.value > 0.0 && eps.value < 1.0 {
                 out.eps = eps.value;
             } else {
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm eps {} is out of range", eps.value))
+                    Diagnostic::error("E-range", format!("batch-norm eps {} is out of range", decimal(eps.value)))
                         .with_primary(eps.span, "must be above 0 and below 1")
                         .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
                 );
@@ -579,7 +762,7 @@ impl Lowerer {
                 out.momentum = m.value;
             } else {
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm momentum {} is out of range", m.value))
+                    Diagnostic::error("E-range", format!("batch-norm momentum {} is out of range", decimal(m.value)))
                         .with_primary(m.span, "must be between 0 and 1")
                         .with_help("PyTorch convention: 0.1 (Keras's momentum 0.99 is 0.01 here)"),
                 );
@@ -620,7 +803,7 @@ impl Lowerer {
         let resolved = resolve(value.value.trim());
         if resolved.is_none() {
             let mut d = Diagnostic::error("E-keyword", format!("unknown {what} `{}`", value.value))
-                .with_primary(value.span, format!("not a {what}"))
+                .with_primary(value.span, format!("not {} {what}", article(what)))
                 .with_note(format!("expected one of: {}", keywords.join(", ")));
             if let Some(s) = did_you_mean(value.value.trim(), keywords.iter().copied()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
@@ -678,6 +861,114 @@ impl Lowerer {
             return None;
         }
         Some(x as u64)
+    }
+}
+
+/// A block option that only some blocks have a use for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    /// Only bottlenecks have two places for the stride.
+    StrideOn,
+    /// Plain blocks have no shortcut.
+    Shortcut,
+    /// Only shortcuts B and C project.
+    Projection,
+}
+
+impl Setting {
+    const ALL: [Setting; 3] = [Setting::StrideOn, Setting::Shortcut, Setting::Projection];
+
+    fn key(self) -> &'static str {
+        match self {
+            Setting::StrideOn => "stride_on",
+            Setting::Shortcut => "shortcut",
+            Setting::Projection => "projection",
+        }
+    }
+
+    /// Where the setting was written in these options, if it was.
+    fn own(self, o: &ast::BlockOptionsAst) -> Option<Span> {
+        match self {
+            Setting::StrideOn => o.stride_on.as_ref().map(|v| v.span),
+            Setting::Shortcut => o.shortcut.as_ref().map(|v| v.span),
+            Setting::Projection => o.projection.as_ref().map(|v| v.span),
+        }
+    }
+
+    /// Whether the setting changes anything in a stage of these blocks and shortcut.
+    fn applies(self, block: BlockKind, shortcut: ShortcutOption) -> bool {
+        match self {
+            Setting::StrideOn => block.is_bottleneck(),
+            Setting::Shortcut => block.has_shortcut(),
+            Setting::Projection => {
+                block.has_shortcut() && matches!(shortcut, ShortcutOption::B | ShortcutOption::C)
+            }
+        }
+    }
+
+    /// Why it changes nothing in such a stage.
+    fn why_not(self, block: BlockKind, shortcut: ShortcutOption) -> String {
+        let kind = block.keyword();
+        match self {
+            Setting::StrideOn => format!("{} {kind} block has a single place for its stride", article(kind)),
+            Setting::Projection if block.has_shortcut() => {
+                format!("shortcut `{}` never projects", shortcut.keyword())
+            }
+            Setting::Shortcut | Setting::Projection => format!("{} {kind} block has no shortcut", article(kind)),
+        }
+    }
+
+    fn fix(self, block: BlockKind, shortcut: ShortcutOption) -> String {
+        let key = self.key();
+        match self {
+            Setting::StrideOn => {
+                "remove `stride_on`: it chooses between a bottleneck's first 1x1 and its 3x3".to_string()
+            }
+            Setting::Projection if block.has_shortcut() => format!(
+                "remove `projection`, or use `shortcut B` or `C` instead of `{}` for projection shortcuts",
+                shortcut.keyword()
+            ),
+            Setting::Shortcut | Setting::Projection => format!(
+                "remove `{key}`, or use a residual block kind (`{}`) for the stage to have a shortcut",
+                if block.is_bottleneck() { "bottleneck" } else { "basic" }
+            ),
+        }
+    }
+
+    /// Why a `defaults` setting reaches no stage it could change.
+    fn unused_reason(self) -> &'static str {
+        match self {
+            Setting::StrideOn => "no stage that takes it has bottleneck blocks",
+            Setting::Shortcut => "no stage that takes it has a shortcut",
+            Setting::Projection => "no stage that takes it has projection shortcuts (B or C)",
+        }
+    }
+}
+
+/// A rate as a reader writes it: `0.1`, `1e-5`, `1e-320` (not 320 zeros).
+fn decimal(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e16).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// `1 group`, `32 groups`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The indefinite article for a phrase: `an init`, `a block kind`.
+fn article(phrase: &str) -> &'static str {
+    if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

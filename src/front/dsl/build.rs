@@ -5,7 +5,7 @@
 //! keyword to last token, a stage's is its whole line (without comment).
 
 use super::lines::{self, Line, LineKind, STATEMENTS, STATEMENT_KEYS};
-use super::{syntax, ResnetParser, Rule, DUPLICATE_ERROR, KERNEL_ERROR, NUMBER_ERROR};
+use super::{syntax, ResnetParser, Rule, DUPLICATE_ERROR, KERNEL_ERROR, NUMBER_ERROR, SYNTAX_ERROR};
 use crate::ast::{
     BatchNormAst, BlockOptionsAst, ConvAst, Field, HeadAst, InputAst, PoolAst, ProjectionAst, SpecAst, StageAst,
     StemAst, StemPoolAst, UnknownKey,
@@ -104,7 +104,7 @@ impl Builder {
         match rule {
             Rule::model_line => {
                 if let Some(name) = child(&p, Rule::model_name) {
-                    self.ast.name = Some(Spanned::new(unquote(name.as_str()), self.span(&name)));
+                    self.ast.name = Some(Spanned::new(self.unquote(&name), self.span(&name)));
                 }
             }
             Rule::input_line => {
@@ -270,7 +270,7 @@ impl Builder {
         for part in p.into_inner() {
             let span = self.span(&part);
             match part.as_rule() {
-                Rule::stage_name => stage.name = Some(Spanned::new(unquote(part.as_str()), span)),
+                Rule::stage_name => stage.name = Some(Spanned::new(self.unquote(&part), span)),
                 Rule::block_kind => stage.options.block = Some(Spanned::new(part.as_str().to_string(), span)),
                 Rule::filters => {
                     let numbers: Vec<_> = children(&part, Rule::number).collect();
@@ -352,7 +352,7 @@ impl Builder {
         if let (Some(h), Some(w)) = (self.int(height), self.int(width)) {
             if h.value != w.value {
                 self.diags.push(
-                    Diagnostic::error(KERNEL_ERROR, format!("a {}x{} window is not square", h.value, w.value))
+                    Diagnostic::error(KERNEL_ERROR, format!("{} {}x{} window is not square", number_article(h.value), h.value, w.value))
                         .with_primary(span, "both sides must be equal")
                         .with_help(format!("write `{0}x{0}` or `{1}x{1}`", h.value, w.value)),
                 );
@@ -423,6 +423,52 @@ impl Builder {
         }
     }
 
+    /// A name as written: bare, or quoted with `\"`, `\\`, `\n`, `\t` and `\r` escapes.
+    /// Any other escape is an error (the name keeps the character after the backslash, so
+    /// that checking goes on).
+    fn unquote(&mut self, p: &P<'_>) -> String {
+        let text = p.as_str();
+        let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+            return text.to_string();
+        };
+        // Byte offset of `inner` in the file.
+        let at = self.base + p.as_span().start() + 1;
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                Some((_, 'r')) => out.push('\r'),
+                Some((_, c @ ('"' | '\\'))) => out.push(c),
+                Some((_, other)) => {
+                    const KNOWN: &str = "a quoted name knows `\\\"`, `\\\\`, `\\n`, `\\t` and `\\r`";
+                    let (shown, help) = if other.is_control() {
+                        (format!("`\\` followed by U+{:04X}", other as u32), format!("{KNOWN}; remove the backslash"))
+                    } else {
+                        (
+                            format!("`\\{other}`"),
+                            format!("{KNOWN}; write `\\\\{other}` for a backslash followed by `{other}`"),
+                        )
+                    };
+                    let len = 1 + other.len_utf8();
+                    self.diags.push(
+                        Diagnostic::error(SYNTAX_ERROR, format!("unknown escape {shown} in a quoted name"))
+                            .with_primary(Span::new(at + i, at + i + len), "not an escape of the language")
+                            .with_help(help),
+                    );
+                    out.push(other);
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
     fn unknown(&mut self, p: &P<'_>, section: &str, expected: &[&'static str]) {
         if let Some(key) = child(p, Rule::unknown_key) {
             self.ast.unknown.push(UnknownKey {
@@ -447,27 +493,16 @@ fn flag(p: &P<'_>) -> bool {
     !p.clone().into_inner().any(|c| c.as_rule() == Rule::kw_no)
 }
 
-/// A name as written: bare, or quoted with `\"`, `\\`, `\n`, `\t` and `\r` escapes.
-fn unquote(text: &str) -> String {
-    let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
-        return text.to_string();
-    };
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
+/// The article before a number read aloud: `an 8x8 window`, `an 11x11`, `a 7x7`.
+fn number_article(n: i64) -> &'static str {
+    let digits = n.unsigned_abs().to_string();
+    // eight..., eleven, eighteen (and their thousands, millions, ...); not for `-`.
+    let eleven = digits.len() % 3 == 2 && (digits.starts_with("11") || digits.starts_with("18"));
+    if n >= 0 && (digits.starts_with('8') || eleven) {
+        "an"
+    } else {
+        "a"
     }
-    out
 }
 
 fn shorten(token: &str) -> String {

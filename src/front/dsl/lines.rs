@@ -54,8 +54,9 @@ pub const STATEMENT_KEYS: &[&str] =
 /// The statement lines of `text`, blank and comment-only lines left out.
 pub fn split(text: &str) -> Vec<Line<'_>> {
     let mut out = Vec::new();
-    let mut start = 0;
-    for raw in text.split_inclusive('\n') {
+    // A byte-order mark (which some editors write) is no part of the first line, as in YAML.
+    let mut start = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+    for raw in text[start..].split_inclusive('\n') {
         let line = raw.strip_suffix('\n').unwrap_or(raw);
         let body = line.trim_start_matches(is_blank);
         if !body.is_empty() && !body.starts_with('#') {
@@ -181,6 +182,15 @@ mod tests {
         assert_eq!(lines[0].start, 9);
         assert_eq!(lines[0].content_span(), Span::new(11, 18));
         assert_eq!(lines[1].start, 27);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let lines = split("\u{feff}model a\ninput 1x2x3\n");
+        assert_eq!(lines[0].text, "model a");
+        assert_eq!(lines[0].start, 3);
+        assert_eq!(lines[0].kind, LineKind::Statement(Rule::model_line));
+        assert_eq!(lines[1].start, 11);
     }
 
     #[test]

@@ -419,3 +419,134 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn unknown_escapes_in_quoted_names_are_errors() {
+    let text = "model \"a\\qb\"\n\"s\\%\": basic [8, 8] x1\n";
+    let d = errors(text);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0].message, "unknown escape `\\q` in a quoted name");
+    assert_eq!(d[0].primary_span(), Some(at(text, "\\q", 0)));
+    assert_eq!(d[1].message, "unknown escape `\\%` in a quoted name");
+    assert_eq!(d[1].primary_span(), Some(at(text, "\\%", 0)));
+    assert!(d[0].help[0].contains("`\\\\q`"), "{:?}", d[0].help);
+    // A control character after the backslash is named, not printed.
+    let d = errors("model \"a\\\u{7}\"\n");
+    assert_eq!(d[0].message, "unknown escape `\\` followed by U+0007 in a quoted name");
+    // The known escapes still work.
+    let ast = ok("model \"a\\\"b\\\\c\\nd\\te\\rf\"\n");
+    assert_eq!(ast.name.unwrap().value, "a\"b\\c\nd\te\rf");
+}
+
+#[test]
+fn window_messages_agree_with_the_number() {
+    for (window, message) in [
+        ("8x7", "an 8x7 window is not square"),
+        ("11x3", "an 11x3 window is not square"),
+        ("18x3", "an 18x3 window is not square"),
+        ("7x5", "a 7x5 window is not square"),
+        ("1x8", "a 1x8 window is not square"),
+    ] {
+        let d = errors(&format!("stem conv {window}\n"));
+        assert_eq!(d[0].message, message);
+    }
+}
+
+/// The spec's compiled diagnostics (errors or warnings), by code.
+fn compiled_codes(text: &str) -> Vec<&'static str> {
+    match crate::compile(&file(text)) {
+        Ok(c) => c.warnings.iter().map(|d| d.code).collect(),
+        Err(d) => d.iter().map(|d| d.code).collect(),
+    }
+}
+
+#[test]
+fn options_without_effect_are_errors() {
+    // A shortcut setting on a plain stage.
+    assert_eq!(compiled_codes("model p\nplain [8, 8] x1, shortcut C\n"), ["E-no-effect"]);
+    assert_eq!(compiled_codes("model p\nplain_bottleneck [8, 8, 32] x1, projection bias\n"), ["E-no-effect"]);
+    // Under `defaults` it is fine as soon as one stage taking it has a shortcut ...
+    assert!(compiled_codes("model p\ndefaults shortcut A\nplain [8, 8] x1\nbasic [8, 8] x1\n").is_empty());
+    // ... and an error when none has.
+    assert_eq!(compiled_codes("model p\ndefaults plain, shortcut A\n[8, 8] x1\n[8, 8] x1\n"), ["E-no-effect"]);
+    // A stage with its own setting does not take the default.
+    assert_eq!(
+        compiled_codes("model p\ndefaults shortcut A\nplain [8, 8] x1\nbasic [8, 8] x1, shortcut B\n"),
+        ["E-no-effect"]
+    );
+    // stride_on on a stage without bottlenecks, projection where nothing projects.
+    assert_eq!(compiled_codes("model p\nbasic [8, 8] x1, stride_on v1\n"), ["E-no-effect"]);
+    assert_eq!(compiled_codes("model p\ndefaults stride_on v1\nbasic [8, 8] x1\n"), ["E-no-effect"]);
+    assert!(compiled_codes("model p\ndefaults stride_on v1\nbasic [64, 64] x1\nbottleneck [8, 8, 64] x1\n").is_empty());
+    assert_eq!(compiled_codes("model p\nbasic [64, 64] x1, shortcut A, projection bias\n"), ["E-no-effect"]);
+    let identity = "model p\ndefaults shortcut identity, projection bias\nbasic [64, 64] x1\n";
+    assert_eq!(compiled_codes(identity), ["E-no-effect"]);
+    // zero_init_residual needs one residual block.
+    assert_eq!(compiled_codes("model p\nplain [8, 8] x1\nzero_init_residual\n"), ["E-no-effect"]);
+    assert!(compiled_codes("model p\nplain [8, 8] x1\nzero_init_residual false\n").is_empty());
+    assert!(compiled_codes("model p\nplain [8, 8] x1\nbasic [8, 8] x1\nzero_init_residual\n").is_empty());
+}
+
+#[test]
+fn blank_stage_names_and_f32_epsilons_are_errors() {
+    assert_eq!(compiled_codes("model p\n\"\": basic [8, 8] x1\n"), ["E-range"]);
+    assert_eq!(compiled_codes("model p\n\" \\t\": basic [8, 8] x1\n"), ["E-range"]);
+    for eps in ["1e-320", "1e-40", "1e-39"] {
+        let codes = compiled_codes(&format!("model p\nbasic [8, 8] x1\nbatch_norm eps {eps}\n"));
+        assert_eq!(codes, ["E-range"], "{eps}");
+    }
+    // The smallest normal f32 and everything above it are fine.
+    assert!(compiled_codes("model p\nbasic [8, 8] x1\nbatch_norm eps 1.2e-38\n").is_empty());
+    assert!(compiled_codes("model p\nbasic [8, 8] x1\nbatch_norm eps 1e-5\n").is_empty());
+}
+
+/// torchvision's ResNeXt and Wide ResNet, with `width_per_group` as its constructor's base
+/// width, in the DSL: the same totals as torchvision.
+#[test]
+fn torchvision_form_of_resnext_and_wide_resnet() {
+    let spec = |name: &str, groups: u64, width: u64, repeats: [u64; 4], mids: [u64; 4]| {
+        let mut s = format!("model {name}\ndefaults bottleneck, groups {groups}, width_per_group {width}\n");
+        for (i, (r, m)) in repeats.iter().zip(mids).enumerate() {
+            s.push_str(&format!("conv{}_x: [{m}, {m}, {}] x{r}\n", i + 2, 256 << i));
+        }
+        file(&s)
+    };
+    let trainable = |file: SourceFile| {
+        let c = crate::compile(&file).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+        assert!(c.warnings.is_empty(), "{}", crate::diag::render(&file, &c.warnings));
+        crate::back::table::json(&c.model, &c.network)["params"]["trainable"].as_u64().unwrap()
+    };
+    assert_eq!(trainable(spec("resnext50_32x4d", 32, 4, [3, 4, 6, 3], [128, 256, 512, 1024])), 25_028_904);
+    assert_eq!(trainable(spec("resnext101_32x8d", 32, 8, [3, 4, 23, 3], [256, 512, 1024, 2048])), 88_791_336);
+    assert_eq!(trainable(spec("wide_resnet50_2", 1, 128, [3, 4, 6, 3], [128, 256, 512, 1024])), 68_883_240);
+    // A 3x3 that fits neither reading is still an error.
+    let wrong = spec("resnext50_32x4d", 32, 4, [3, 4, 6, 3], [128, 384, 512, 1024]);
+    let d = crate::compile(&wrong).err().unwrap();
+    assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), ["E-width-per-group"]);
+}
+
+/// A shortcut setting under `defaults` reaches the residual stages only, so printing a
+/// spec that mixes plain and residual stages never puts it on a plain stage.
+#[test]
+fn mixed_plain_and_residual_stages_round_trip() {
+    let text = "model mix\ninput 3x32x32\nstem conv 3x3/1 -> 16, no pool\n\
+                defaults shortcut A, projection no bn, stride_on v1\n\
+                plain [16, 16] x1\nbasic [32, 32] x1 /2\nbasic [32, 32] x1, shortcut C\nplain [32, 32] x1\n\
+                bottleneck [16, 16, 32] x1, shortcut B\nzero_init_residual\n";
+    let model = crate::compile(&file(text)).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file(text), &d))).model;
+    assert_eq!(model.stages[0].shortcut, crate::ir::defaults::SHORTCUT);
+    assert_eq!(model.stages[1].shortcut, crate::ir::ShortcutOption::A);
+    // Settings the stage has no use for stay at their defaults.
+    assert_eq!(model.stages[1].projection, crate::ir::defaults::projection(crate::ir::BlockKind::Basic));
+    assert_eq!(model.stages[1].stride_on, crate::ir::defaults::STRIDE_ON);
+    assert!(!model.stages[2].projection.bn);
+    assert_eq!(model.stages[4].stride_on, crate::ir::StrideOn::Conv1);
+    for (syntax, printed) in [
+        (Syntax::Yaml, crate::back::yaml::print(&model)),
+        (Syntax::Dsl, crate::back::dsl::print(&model)),
+    ] {
+        let printed = SourceFile::new("printed", printed, syntax);
+        let back = crate::compile(&printed).unwrap_or_else(|d| panic!("{}", crate::diag::render(&printed, &d)));
+        assert_eq!(back.model, model, "{}", printed.text);
+    }
+}

@@ -44,12 +44,39 @@ impl<'a> Spans<'a> {
         Span::new(start, start + token_len)
     }
 
+    /// The text a span covers (empty if it is not on character boundaries).
+    pub fn text(&self, span: Span) -> &'a str {
+        self.file.text.get(span.range()).unwrap_or("")
+    }
+
     /// The span of a mapping or sequence: its first line only, from where it starts to
     /// the end of that line's text (trailing comment and blanks left out), so a label
     /// under it never spans half the file.
     pub fn first_line(&self, loc: &Location) -> Span {
         first_line_from(&self.file.text, self.start_of(loc))
     }
+}
+
+/// A type a scalar field is read as, and what a spec author calls it (`None`: text, for
+/// which quotes are fine).
+pub trait Scalar {
+    const EXPECTED: Option<&'static str>;
+}
+
+impl Scalar for String {
+    const EXPECTED: Option<&'static str> = None;
+}
+
+impl Scalar for i64 {
+    const EXPECTED: Option<&'static str> = Some("an integer");
+}
+
+impl Scalar for f64 {
+    const EXPECTED: Option<&'static str> = Some("a number");
+}
+
+impl Scalar for bool {
+    const EXPECTED: Option<&'static str> = Some("`true` or `false`");
 }
 
 /// The span of `location` in a spanned value (the use site when it came through an alias).
@@ -127,24 +154,81 @@ impl<'a> Converter<'a> {
         Converter { spans: Spans::new(file), errors: Vec::new() }
     }
 
-    fn scalar<T>(&self, v: YSpanned<T>) -> span::Spanned<T> {
+    /// A scalar with its span. A number or boolean written in quotes is a string in
+    /// YAML, which serde-saphyr would still read as the number: it is reported here.
+    fn scalar<T: Scalar>(&mut self, v: YSpanned<T>) -> span::Spanned<T> {
         let span = self.spans.token(loc_of(&v));
+        if let Some(expected) = T::EXPECTED {
+            let text = self.spans.text(span);
+            if text.starts_with(['"', '\'']) {
+                self.errors.push(
+                    Diagnostic::error("E-yaml-type", format!("wrong type: expected {expected}, found the string {text}"))
+                        .with_primary(span, format!("expected {expected}, not a quoted string"))
+                        .with_help(format!("remove the quotes: `{}`", text.trim_matches(['"', '\'']))),
+                );
+            }
+        }
         span::Spanned::new(v.value, span)
     }
 
-    fn field<T>(&self, v: Option<YSpanned<T>>) -> Field<T> {
-        v.map(|v| self.scalar(v))
+    fn field<T: Scalar>(&mut self, v: Entry<T>) -> Field<T> {
+        self.present(v).map(|v| self.scalar(v))
+    }
+
+    /// A key's value, if the key is there with one. A null (`key: ~`, `key:`) is
+    /// reported: it reads as "nothing" to some and as "the default" to others, and which
+    /// one is not guessed.
+    fn present<T>(&mut self, v: Entry<T>) -> Option<YSpanned<T>> {
+        let v = v?;
+        match v.value {
+            Some(value) => Some(YSpanned { value, referenced: v.referenced, defined: v.defined }),
+            None => {
+                let at = self.spans.token(loc_of(&v));
+                let (key, span) = self.key_of(at);
+                let help = match key.as_str() {
+                    "pool" => "write `pool: none` for no pooling, or leave `pool` out for torchvision's max-pool \
+                               3x3/2 pad 1"
+                        .to_owned(),
+                    "name" | "stages" | "repeat" | "filters" => format!("give `{key}` a value: it is required"),
+                    _ => format!("give `{key}` a value, or leave the key out for the default"),
+                };
+                self.errors.push(
+                    Diagnostic::error("E-yaml-type", format!("`{key}` has no value"))
+                        .with_primary(span, "null: neither a value nor the default")
+                        .with_help(help),
+                );
+                None
+            }
+        }
+    }
+
+    /// The key whose null value was located at `at`: the word before the last `:` at or
+    /// before it (an empty value is located at its colon or at the next token). Returns
+    /// the key and its span, or `?` and `at` when there is none.
+    fn key_of(&self, at: Span) -> (String, Span) {
+        let text = self.spans.text(Span::new(0, self.spans.file.text.len()));
+        // The colon itself may be where an empty value is located.
+        let end = if text[at.start..].starts_with(':') { at.start + 1 } else { at.start };
+        let upto = &text[..end];
+        let Some(colon) = upto.rfind(':') else { return ("?".to_owned(), at) };
+        let before = upto[..colon].trim_end();
+        let start = before.rfind(|c: char| c.is_whitespace() || matches!(c, '{' | '[' | ',')).map_or(0, |i| i + 1);
+        let key = &before[start..];
+        if key.is_empty() {
+            return ("?".to_owned(), at);
+        }
+        (key.trim_matches(['"', '\'']).to_owned(), Span::new(start, start + key.len()))
     }
 
     /// A mapping or sequence field, converted by `f` and spanned by its first line.
-    fn section<T, U>(&mut self, v: Option<YSpanned<T>>, f: impl FnOnce(&mut Self, T) -> U) -> Field<U> {
-        let v = v?;
+    fn section<T, U>(&mut self, v: Entry<T>, f: impl FnOnce(&mut Self, T) -> U) -> Field<U> {
+        let v = self.present(v)?;
         let span = self.spans.first_line(loc_of(&v));
         let value = f(self, v.value);
         Some(span::Spanned::new(value, span))
     }
 
-    fn numbers(&self, items: Vec<YSpanned<i64>>) -> Vec<span::Spanned<i64>> {
+    fn numbers(&mut self, items: Vec<YSpanned<i64>>) -> Vec<span::Spanned<i64>> {
         items.into_iter().map(|i| self.scalar(i)).collect()
     }
 
@@ -206,7 +290,7 @@ impl<'a> Converter<'a> {
             }),
             bn: self.field(stem.bn),
             relu: self.field(stem.relu),
-            pool: stem.pool.map(|p| {
+            pool: self.present(stem.pool).map(|p| {
                 let loc = *loc_of(&p);
                 match p.value {
                     StemPoolRepr::None => span::Spanned::new(StemPoolAst::None, self.spans.token(&loc)),
@@ -238,7 +322,7 @@ impl<'a> Converter<'a> {
         }
     }
 
-    fn projection(&mut self, p: Option<YSpanned<ProjectionRepr>>) -> Field<ProjectionAst> {
+    fn projection(&mut self, p: Entry<ProjectionRepr>) -> Field<ProjectionAst> {
         self.section(p, |c, p| ProjectionAst { bn: c.field(p.bn), bias: c.field(p.bias) })
     }
 

@@ -29,7 +29,10 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
                 None => d,
             }
         }
-        Error::InvalidScalar { ty, .. } => invalid_scalar(ty, &found, span),
+        Error::InvalidScalar { ty, .. } => match tag_before(&file.text, span.start) {
+            Some(tag) => tagged_scalar(ty, tag, &found, span),
+            None => invalid_scalar(ty, &found, span),
+        },
         Error::InvalidBooleanStrict { .. } => wrong_type("`true` or `false`", &found, span),
         Error::NullIntoString { .. } => wrong_type("a value", "nothing (null)", span),
         Error::NonFiniteFloat { value, .. } => {
@@ -43,7 +46,7 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
         )
         .with_primary(span, format!("expected {}", plain_expected(expected))),
         Error::SerdeInvalidLength { len, expected, .. } => {
-            Diagnostic::error("E-yaml-type", format!("wrong length: expected {expected}, found {len} items"))
+            Diagnostic::error("E-yaml-type", format!("wrong length: expected {expected}, found {len} item{}", if *len == 1 { "" } else { "s" }))
                 .with_primary(span, format!("expected {expected}"))
         }
         Error::Unexpected { expected, .. } => {
@@ -69,6 +72,9 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
         | Error::QuotingRequired { .. } => {
             let message = plain_message(inner);
             Diagnostic::error("E-yaml-type", format!("wrong type: {message}")).with_primary(span, message)
+        }
+        Error::Budget { breach: BudgetBreach::Documents { .. }, .. } | Error::MultipleDocuments { .. } => {
+            several_documents(file, span)
         }
         Error::Budget { breach, .. } => limit(&budget_message(breach), span),
         Error::AliasReplayCounterOverflow { .. }
@@ -206,17 +212,55 @@ pub fn limit(what: &str, span: Span) -> Diagnostic {
         .with_note("a spec is a few dozen lines of mappings and lists; size, nesting and aliases are limited")
 }
 
+/// What a budget breach means for a spec author: the limit that was passed, in words.
+/// (saphyr reports the count at the moment of the breach, one past the limit.)
 fn budget_message(breach: &BudgetBreach) -> String {
+    let past = |n: usize| n.saturating_sub(1);
     match breach {
         BudgetBreach::Depth { depth } => format!("nested {depth} levels deep"),
-        BudgetBreach::Nodes { nodes } => format!("more than {} values", nodes.saturating_sub(1)),
-        BudgetBreach::Events { events } => format!("more than {} YAML events", events.saturating_sub(1)),
-        BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => "too many aliases".to_owned(),
-        BudgetBreach::Anchors { .. } => "too many anchors".to_owned(),
-        BudgetBreach::Documents { .. } => "more than one document".to_owned(),
+        BudgetBreach::Nodes { nodes } => format!("more than {} values", past(*nodes)),
+        BudgetBreach::Events { events } => format!("more than {} YAML events", past(*events)),
+        BudgetBreach::Aliases { aliases } => format!("more than {} aliases (`*name`)", past(*aliases)),
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => {
+            format!("{aliases} aliases (`*name`) of only {anchors} anchors")
+        }
+        BudgetBreach::Anchors { anchors } => format!("more than {} anchors (`&name`)", past(*anchors)),
+        BudgetBreach::MergeKeys { merge_keys } => format!("more than {} merge keys (`<<`)", past(*merge_keys)),
+        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
+            "anchored values (`&name`) too large to repeat".to_owned()
+        }
         BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => "too much text".to_owned(),
-        other => format!("{other:?}"),
+        BudgetBreach::SequenceUnbalanced => "a closing bracket without its opening one".to_owned(),
+        // Limits of YAML features a spec never uses (includes, property interpolation).
+        _ => "a limit of the YAML reader".to_owned(),
     }
+}
+
+/// A file with a second YAML document (`---` after the first one's content).
+fn several_documents(file: &SourceFile, span: Span) -> Diagnostic {
+    let second = second_document(&file.text).unwrap_or(span);
+    Diagnostic::error("E-yaml-syntax", "a spec is a single YAML document, but this file holds more than one")
+        .with_primary(second, "a second document starts here")
+        .with_help("remove this `---` line and what follows it, or put each spec in a file of its own")
+}
+
+/// The `---` line that starts the second document: the first `---` after a line of
+/// content (a `---` before any content opens the first document).
+fn second_document(text: &str) -> Option<Span> {
+    let mut offset = 0;
+    let mut content = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end();
+        if body == "---" || body.starts_with("--- ") || body.starts_with("---\t") {
+            if content {
+                return Some(Span::new(offset, offset + 3));
+            }
+        } else if !body.trim_start().is_empty() && !body.trim_start().starts_with('#') && !body.starts_with('%') {
+            content = true;
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn unknown_key(field: &str, expected: &[&'static str], span: Span) -> Diagnostic {
@@ -234,7 +278,8 @@ fn invalid_scalar(ty: &str, found: &str, span: Span) -> Diagnostic {
     match ty {
         "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "isize" => {
             let digits = found.trim_start_matches(['-', '+']);
-            if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '_') {
+            let fits = found.replace('_', "").parse::<i64>().is_ok();
+            if !fits && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '_') {
                 Diagnostic::error("E-yaml-type", format!("integer `{found}` is too large"))
                     .with_primary(span, "does not fit in 64 bits")
             } else {
@@ -250,6 +295,35 @@ fn invalid_scalar(ty: &str, found: &str, span: Span) -> Diagnostic {
         "bool" => wrong_type("`true` or `false`", found, span),
         other => wrong_type(&format!("a value of type {other}"), found, span),
     }
+}
+
+/// The YAML tag (`!!str`) written just before the scalar at `start`, on the same line.
+fn tag_before(text: &str, start: usize) -> Option<&str> {
+    let before = text.get(..start)?;
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    let tag = line.trim_end().rsplit([' ', '\t', '{', '[', ',']).next()?;
+    (tag.starts_with('!') && line.ends_with([' ', '\t'])).then_some(tag)
+}
+
+/// A scalar whose explicit tag makes it something other than the field's type.
+fn tagged_scalar(ty: &str, tag: &str, found: &str, span: Span) -> Diagnostic {
+    let expected = match ty {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "isize" => "an integer",
+        "f32" | "f64" | "floating point" => "a number",
+        "bool" | "boolean" => "`true` or `false`",
+        _ => "a value of another type",
+    };
+    let what = match tag {
+        "!!str" | "tag:yaml.org,2002:str" => "a string".to_owned(),
+        "!!float" => "a float".to_owned(),
+        "!!int" => "an integer".to_owned(),
+        "!!bool" => "a boolean".to_owned(),
+        "!!null" => "null".to_owned(),
+        other => format!("a value tagged `{other}`"),
+    };
+    Diagnostic::error("E-yaml-type", format!("wrong type: expected {expected}, found {what} (`{tag} {}`)", found.trim()))
+        .with_primary(span, format!("expected {expected}"))
+        .with_help(format!("remove the `{tag}` tag: `{}`", found.trim()))
 }
 
 fn wrong_type(expected: &str, found: &str, span: Span) -> Diagnostic {

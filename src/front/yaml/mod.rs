@@ -4,7 +4,9 @@
 //! [`serde_saphyr::Spanned`] on every value; [`convert`] turns that into the surface AST
 //! with byte spans; [`errors`] turns serde-saphyr's errors into diagnostics. Values are
 //! taken as written (`repeat: -3` and `repeat: 1000000000000` both get through): range
-//! checks belong to [`crate::lower`].
+//! checks belong to [`crate::lower`]. A null value and a quoted number or boolean
+//! (`repeat: "2"`) are errors here: YAML reads the first as nothing and the second as a
+//! string, though serde-saphyr would hand both on.
 //!
 //! ```
 //! use resnetc::span::{SourceFile, Syntax};

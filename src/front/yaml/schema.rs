@@ -5,6 +5,9 @@
 //! reports with them is one of the `*_KEYS` constants below, which is how
 //! [`super::errors`] names the section a stray key was found in.
 //!
+//! Every field is read even when its value is null (`key: ~`, `key:`), so that
+//! [`super::convert`] reports the null instead of taking it for a key left out.
+//!
 //! Keyword fields (`block`, `shortcut`, `stride_on`, ...) are plain `String`s:
 //! serde-saphyr hands any non-null scalar to a string field as written, so
 //! `stride_on: v1.5` or `shortcut: yes` reach lowering as text, which then checks them
@@ -60,20 +63,38 @@ pub fn section_of(expected: &[&str]) -> &'static str {
     SECTIONS.iter().find(|(keys, _)| *keys == expected).map_or("in this mapping", |(_, name)| name)
 }
 
-type Field<T> = Option<Spanned<T>>;
+/// A key's value: `None` when the key is left out; otherwise its place and value, where
+/// `None` is a YAML null (`~`, `null`, or nothing after the colon), which the converter
+/// reports (null could mean "nothing" as well as "the default").
+pub type Entry<T> = Option<Spanned<Option<T>>>;
+
+/// Reads a key that is present as `Some`, null included (serde's own `Option` handling
+/// would take a null for a missing key).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RootRepr {
-    pub name: Field<String>,
-    pub input: Field<InputRepr>,
-    pub stem: Field<StemRepr>,
-    pub defaults: Field<OptionsRepr>,
-    pub stages: Field<Vec<Spanned<StageRepr>>>,
-    pub head: Field<HeadRepr>,
-    pub init: Field<String>,
-    pub zero_init_residual: Field<bool>,
-    pub batch_norm: Field<BatchNormRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub name: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub input: Entry<InputRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub stem: Entry<StemRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub defaults: Entry<OptionsRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub stages: Entry<Vec<Spanned<StageRepr>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub head: Entry<HeadRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub init: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub zero_init_residual: Entry<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub batch_norm: Entry<BatchNormRepr>,
 }
 
 /// `input: [3, 224, 224]` or `input: {channels: 3, height: 224, width: 224}`.
@@ -85,9 +106,12 @@ pub enum InputRepr {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputMapRepr {
-    pub channels: Field<i64>,
-    pub height: Field<i64>,
-    pub width: Field<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub channels: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub height: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub width: Entry<i64>,
 }
 
 impl<'de> Deserialize<'de> for InputRepr {
@@ -125,30 +149,44 @@ impl<'de> Deserialize<'de> for InputRepr {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StemRepr {
-    pub conv: Field<ConvRepr>,
-    pub bn: Field<bool>,
-    pub relu: Field<bool>,
-    pub pool: Field<StemPoolRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub conv: Entry<ConvRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub bn: Entry<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub relu: Entry<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub pool: Entry<StemPoolRepr>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConvRepr {
-    pub filters: Field<i64>,
-    pub kernel: Field<i64>,
-    pub stride: Field<i64>,
-    pub padding: Field<i64>,
-    pub bias: Field<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub filters: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub kernel: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub stride: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub padding: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub bias: Entry<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolRepr {
-    pub kind: Field<String>,
-    pub kernel: Field<i64>,
-    pub stride: Field<i64>,
-    pub padding: Field<i64>,
-    pub ceil_mode: Field<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub kind: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub kernel: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub stride: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub padding: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub ceil_mode: Entry<bool>,
 }
 
 /// `pool: none` (also `false`) or a pool mapping; any other scalar is kept as written
@@ -203,20 +241,29 @@ impl<'de> Deserialize<'de> for StemPoolRepr {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsRepr {
-    pub block: Field<String>,
-    pub stride_on: Field<String>,
-    pub shortcut: Field<String>,
-    pub projection: Field<ProjectionRepr>,
-    pub groups: Field<i64>,
-    pub width_per_group: Field<i64>,
-    pub bias: Field<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub block: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub stride_on: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub shortcut: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub projection: Entry<ProjectionRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub groups: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub width_per_group: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub bias: Entry<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectionRepr {
-    pub bn: Field<bool>,
-    pub bias: Field<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub bn: Entry<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub bias: Entry<bool>,
 }
 
 /// A stage item: its own keys plus any block option (flattening is not used because
@@ -224,33 +271,52 @@ pub struct ProjectionRepr {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageRepr {
-    pub stage: Field<String>,
-    pub repeat: Field<i64>,
-    pub filters: Field<Vec<Spanned<i64>>>,
-    pub stride: Field<i64>,
-    pub block: Field<String>,
-    pub stride_on: Field<String>,
-    pub shortcut: Field<String>,
-    pub projection: Field<ProjectionRepr>,
-    pub groups: Field<i64>,
-    pub width_per_group: Field<i64>,
-    pub bias: Field<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub stage: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub repeat: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub filters: Entry<Vec<Spanned<i64>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub stride: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub block: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub stride_on: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub shortcut: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub projection: Entry<ProjectionRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub groups: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub width_per_group: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub bias: Entry<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadRepr {
-    pub norm: Field<bool>,
-    pub pool: Field<String>,
-    pub dropout: Field<f64>,
-    pub in_features: Field<i64>,
-    pub classes: Field<i64>,
-    pub softmax: Field<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub norm: Entry<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub pool: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub dropout: Entry<f64>,
+    #[serde(default, deserialize_with = "present")]
+    pub in_features: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub classes: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub softmax: Entry<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchNormRepr {
-    pub eps: Field<f64>,
-    pub momentum: Field<f64>,
+    #[serde(default, deserialize_with = "present")]
+    pub eps: Entry<f64>,
+    #[serde(default, deserialize_with = "present")]
+    pub momentum: Entry<f64>,
 }
