@@ -88,10 +88,19 @@ fn loc_of<T>(v: &YSpanned<T>) -> &Location {
     }
 }
 
-/// From `start` to the end of its line, less a trailing comment and trailing blanks.
+/// The most of a line a label covers: a label under a longer line ends here, so that
+/// finding labels stays linear in the size of a spec written on one line.
+const MAX_LABEL_BYTES: usize = 256;
+
+/// From `start` to the end of its line (at most [`MAX_LABEL_BYTES`]), less a trailing
+/// comment and trailing blanks.
 pub fn first_line_from(text: &str, start: usize) -> Span {
     let rest = text.get(start..).unwrap_or("");
-    let line = rest.split('\n').next().unwrap_or("");
+    let mut cap = rest.len().min(MAX_LABEL_BYTES);
+    while !rest.is_char_boundary(cap) {
+        cap -= 1;
+    }
+    let line = rest[..cap].split('\n').next().unwrap_or("");
     let mut end = line.len();
     let mut quote: Option<char> = None;
     let mut prev = ' ';

@@ -552,3 +552,17 @@ fn torchvision_form_of_resnext_and_wide_resnet() {
     );
     assert_eq!(trainable(&shipped), 25_028_904);
 }
+
+#[test]
+fn labels_under_a_long_line_stop_early() {
+    // One 0.9 MB line of mappings: every mapping's label is looked up from its start, so
+    // each lookup must stop after a bounded stretch of the line (or the run is quadratic).
+    let line = format!("{{x: [{}]}}", "{a: 1}, ".repeat(110_000));
+    let span = super::convert::first_line_from(&line, 5);
+    assert_eq!(span.start, 5);
+    assert!(span.end - span.start <= 256, "a label covers {} bytes", span.end - span.start);
+    // A short line still ends at its end, less a comment.
+    let short = "stem: {conv: 7} # the stem\nnext: 1";
+    let span = super::convert::first_line_from(short, 0);
+    assert_eq!(&short[span.start..span.end], "stem: {conv: 7}");
+}
