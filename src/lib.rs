@@ -30,6 +30,7 @@ pub mod diag;
 pub mod front;
 pub mod ir;
 pub mod lower;
+pub mod output;
 #[cfg(feature = "torch")]
 pub mod runtime;
 pub mod span;

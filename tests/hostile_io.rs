@@ -252,7 +252,7 @@ fn build_output_refuses_a_directory() {
     std::fs::create_dir(&out).unwrap();
     let o = build_to(&spec, &out);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a directory; `build -o` writes a regular file"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a directory; resnetc writes only regular files"), "{}", stderr(&o));
     assert!(out.is_dir());
 }
 
@@ -264,7 +264,7 @@ fn build_output_refuses_a_fifo_without_blocking() {
     mkfifo(&out);
     let o = build_to(&spec, &out);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a FIFO; `build -o` writes a regular file"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a FIFO; resnetc writes only regular files"), "{}", stderr(&o));
 }
 
 #[cfg(unix)]

@@ -1,50 +1,34 @@
-//! Atomic file replacement: write a temporary file beside the target, flush it to disk,
-//! rename it over the target, flush the folder. A process killed at any moment leaves
-//! either the old file or the new one, never a mix.
+//! Atomic file replacement for training's outputs (weights, checkpoints, metrics, plots),
+//! through [`crate::output`]: an exclusive temporary file beside the target, flushed to
+//! disk and renamed over it. A process killed at any moment leaves either the old file or
+//! the new one, never a mix, and a target that is a link, a directory or a device is
+//! refused before anything is written.
 
-use std::fs::File;
+use crate::output::{self, OutputError, ReplaceError};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The temporary name used while `path` is written: same folder, same extension (some
-/// writers choose the format by extension), a leading dot and the process id.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((s, e)) => (s.to_string(), format!(".{e}")),
-        None => (name.clone(), String::new()),
-    };
-    path.with_file_name(format!(".{stem}.tmp-{}{ext}", std::process::id()))
-}
-
-/// Replaces `path` with what `write` puts into the temporary file it is given.
-/// `write`'s own error is returned as is; I/O errors of the replacement as `Err(Ok(e))`.
+/// Replaces `path` with what `write` puts into the temporary file whose path it is given
+/// (same folder, same extension: some writers choose the format by extension).
+/// `write`'s own error is returned as is; refusals and I/O errors of the replacement as
+/// `Err(Ok(e))`.
 pub fn replace_with<E>(path: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), Result<io::Error, E>> {
-    let tmp = temp_path(path);
-    let result = write(&tmp).map_err(Err).and_then(|()| commit(&tmp, path).map_err(Ok));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    output::replace_with(path, &[], |_, tmp| write(tmp)).map_err(|e| match e {
+        ReplaceError::Output(e) => Ok(to_io(e)),
+        ReplaceError::Write(e) => Err(e),
+    })
 }
 
 /// Replaces `path` with `bytes`.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace_with(path, |tmp| std::fs::write(tmp, bytes)).map_err(|e| match e {
-        Ok(e) | Err(e) => e,
-    })
+    output::write_bytes(path, &[], bytes).map_err(to_io)
 }
 
-/// fsync `tmp`, rename it to `path`, fsync the folder.
-fn commit(tmp: &Path, path: &Path) -> io::Result<()> {
-    File::open(tmp)?.sync_all()?;
-    std::fs::rename(tmp, path)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // Directories cannot be opened for syncing on every platform; the rename is done.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+fn to_io(e: OutputError) -> io::Error {
+    match e {
+        OutputError::Io { source, .. } => source,
+        refused @ OutputError::Refused { .. } => io::Error::new(io::ErrorKind::InvalidInput, refused.to_string()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -53,19 +37,26 @@ mod tests {
 
     #[test]
     fn replaces_and_cleans_up() {
-        let dir = std::env::temp_dir().join(format!("resnetc-atomic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("a.csv");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
         write_bytes(&p, b"one").unwrap();
         write_bytes(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         let failed: Result<(), Result<io::Error, &str>> = replace_with(&p, |tmp| {
+            assert_eq!(tmp.extension().unwrap(), "csv");
             std::fs::write(tmp, b"half").unwrap();
             Err("stopped")
         });
         assert!(matches!(failed, Err(Err("stopped"))));
         assert_eq!(std::fs::read(&p).unwrap(), b"two", "the old file survives a failed write");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
-        assert_eq!(temp_path(&p).extension().unwrap(), "csv");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link.csv");
+            std::os::unix::fs::symlink(&p, &link).unwrap();
+            let e = write_bytes(&link, b"three").unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        }
     }
 }
