@@ -191,19 +191,24 @@ fn resolve(spec: &LitStr) -> syn::Result<(PathBuf, Option<PathBuf>)> {
 
 fn read(spec: &LitStr, path: &Path, base: Option<&Path>) -> Result<SourceFile, Failure> {
     let written = spec.value();
-    let bytes = std::fs::read(path).map_err(|e| {
-        // Not the absolute folder: it would make this message differ between checkouts.
-        let note = if base.is_some() {
-            "\n  = note: a relative path starts at the calling crate's root (the folder of its Cargo.toml)"
-        } else {
-            ""
+    // The same checks as the CLI's (a regular file, at most the spec size limit, UTF-8),
+    // named as written: not the absolute folder, which would make messages differ between
+    // checkouts.
+    let text = resnetc::cli::read_spec_text(path, &resnetc::diag::escape(&written)).map_err(|e| {
+        let mut message = match &e {
+            resnetc::cli::CliError::Read { source, .. } => format!("cannot read spec `{written}`: {source}"),
+            other => other.to_string(),
         };
-        syn::Error::new(spec.span(), format!("cannot read spec `{written}`: {e}{note}"))
-    })?;
-    let include = path.to_str().map(|p| quote!(const _: &str = ::core::include_str!(#p);));
-    let text = String::from_utf8(bytes).map_err(|_| Failure {
-        error: syn::Error::new(spec.span(), format!("spec `{written}` is not UTF-8 text")),
-        include,
+        let missing = matches!(&e, resnetc::cli::CliError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        if base.is_some() && missing {
+            message.push_str("\n  = note: a relative path starts at the calling crate's root (the folder of its Cargo.toml)");
+        }
+        // Once the file was read, an include makes fixing it rebuild the crate.
+        // (Not for a file over the limit: rustc would read all of it.)
+        let include = matches!(e, resnetc::cli::CliError::NotUtf8 { .. })
+            .then(|| path.to_str().map(|p| quote!(const _: &str = ::core::include_str!(#p);)))
+            .flatten();
+        Failure { error: syn::Error::new(spec.span(), message), include }
     })?;
     // `resolve` has checked the extension.
     let syntax = Syntax::from_path(&written).unwrap_or(Syntax::Yaml);
@@ -268,6 +273,34 @@ mod tests {
             assert!(out.ends_with("pub struct Net ;"), "{out}");
             assert!(!out.contains(":: tch"), "the stub never mentions tch: {out}");
         }
+    }
+
+    #[test]
+    fn only_regular_files_within_the_size_limit_are_read() {
+        let dir = std::env::temp_dir().join(format!("resnetc-macro-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let folder = dir.join("folder.yaml");
+        std::fs::create_dir_all(&folder).expect("a folder named like a spec");
+        let fifo = dir.join("fifo.resnet");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(made.success());
+        let large = dir.join("large.resnet");
+        std::fs::write(&large, vec![b'#'; resnetc::ir::Limits::MAX_SPEC_BYTES + 1]).expect("write");
+        let cases = [
+            (&folder, "is a directory, not a regular file"),
+            // Opening a FIFO for reading would block the compiler until a writer comes.
+            (&fifo, "is a FIFO, not a regular file"),
+            (&large, "is larger than 1048576 bytes"),
+        ];
+        for (path, message) in cases {
+            let path = path.to_str().expect("a UTF-8 temp dir");
+            let out = expand_str(quote!(spec = #path), quote!(pub struct Net;));
+            assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+            assert!(out.contains(message), "{message}: {out}");
+            assert!(!out.contains("include_str"), "a file that was not read is not included: {out}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

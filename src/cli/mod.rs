@@ -183,9 +183,19 @@ impl CliError {
 /// Only a regular file is read (a FIFO, device, socket or directory is refused before it is
 /// opened, so nothing blocks), and at most [`Limits::MAX_SPEC_BYTES`] of it, in either syntax.
 pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
+    let shown = diag::escape(path).into_owned();
+    let syntax = Syntax::from_path(path).ok_or_else(|| CliError::Extension { path: shown.clone() })?;
+    let text = read_spec_text(std::path::Path::new(path), &shown)?;
+    Ok(SourceFile::new(path, text, syntax))
+}
+
+/// Reads the text of a spec file at `path` (named `shown` in errors): only a regular file
+/// is opened (a FIFO would block, a device could be endless), at most
+/// [`Limits::MAX_SPEC_BYTES`] are read, and the text must be UTF-8. Used by the CLI and by
+/// the `#[resnet]` macro.
+pub fn read_spec_text(path: &std::path::Path, shown: &str) -> Result<String, CliError> {
     use std::io::Read as _;
-    let shown = || diag::escape(path).into_owned();
-    let syntax = Syntax::from_path(path).ok_or_else(|| CliError::Extension { path: shown() })?;
+    let shown = || shown.to_string();
     let read_error = |source| CliError::Read { path: shown(), source };
     let meta = std::fs::metadata(path).map_err(read_error)?;
     if let Some(kind) = not_regular(&meta) {
@@ -203,7 +213,7 @@ pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
     if bytes.len() > limit {
         return Err(CliError::TooLarge { path: shown(), limit });
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let offset = e.utf8_error().valid_up_to();
         // Everything before `offset` is UTF-8, so columns count characters as editors do.
@@ -217,8 +227,7 @@ pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
             // An invalid sequence starts at `valid_up_to`, which is therefore inside `bytes`.
             byte: bytes[offset],
         }
-    })?;
-    Ok(SourceFile::new(path, text, syntax))
+    })
 }
 
 /// What a file is when it is not a regular file ("a directory", "a FIFO", ...).
@@ -251,7 +260,7 @@ pub fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
 
 /// Opens a file for reading; on Unix with `O_NONBLOCK`, so that a FIFO put in place of the
 /// spec after its type was checked cannot make the open wait for a writer.
-fn open_without_blocking(path: &str) -> std::io::Result<std::fs::File> {
+fn open_without_blocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]

@@ -26,10 +26,6 @@ use crate::span::SourceFile;
 /// Parses a YAML spec into the surface AST, or reports the first problem serde found
 /// (plus any that conversion found).
 pub fn parse(file: &SourceFile) -> Result<SpecAst, Vec<Diagnostic>> {
-    if file.text.len() > MAX_SPEC_BYTES {
-        let what = format!("{} bytes (at most {MAX_SPEC_BYTES})", file.text.len());
-        return Err(vec![errors::limit(&what, crate::span::Span::new(0, 0))]);
-    }
     let span = convert::document_span(&file.text);
     if span == crate::span::Span::DUMMY && file.text.trim().is_empty() {
         // Nothing but blanks: an empty spec, whose missing sections lowering reports.
@@ -48,8 +44,6 @@ pub fn parse(file: &SourceFile) -> Result<SpecAst, Vec<Diagnostic>> {
     }
 }
 
-/// The largest spec read: the same limit as the CLI's for both syntaxes.
-const MAX_SPEC_BYTES: usize = crate::ir::Limits::MAX_SPEC_BYTES;
 
 /// Limits far above any real spec (a few hundred nodes), far below what would take
 /// noticeable time or memory: deep nesting and alias bombs fail fast with `E-yaml-limit`.

@@ -304,8 +304,7 @@ fn aliases_are_reported_where_used() {
 }
 
 #[test]
-fn limits_stop_hostile_documents_quickly() {
-    let start = std::time::Instant::now();
+fn limits_stop_hostile_documents() {
     // Deep flow nesting.
     let deep = format!("name: {}{}\n", "[".repeat(400_000), "]".repeat(400_000));
     let (_, d) = error(&deep);
@@ -333,10 +332,7 @@ fn limits_stop_hostile_documents_quickly() {
     let (_, d) = error(&long);
     assert_eq!(d.code, "E-yaml-limit", "{d:?}");
     assert_eq!(d.message, "the document is too large to be a spec: more than 20000 values");
-    // More text than any spec: refused before parsing.
-    let (_, d) = error(&format!("name: x\n{}", "#".repeat(2 << 20)));
-    assert_eq!(d.code, "E-yaml-limit", "{d:?}");
-    assert!(start.elapsed().as_secs() < 20, "hostile inputs took {:?}", start.elapsed());
+    // (More text than any spec is refused before parsing: `front::tests`.)
 }
 
 #[test]
