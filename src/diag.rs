@@ -121,9 +121,14 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// True for characters never written raw to a terminal: C0 and C1 controls, DEL, and the
 /// invisible bidi and byte-order marks that make text read differently from what it is.
-fn is_unprintable(c: char) -> bool {
+/// Characters never printed as they are: controls (C0, DEL, C1), bidi marks and
+/// overrides, line and paragraph separators, and the byte order mark.
+pub fn is_unprintable(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}'
+        )
 }
 
 /// `s` with every control character (newlines and tabs included) and bidi mark written as

@@ -67,6 +67,21 @@ pub struct Overrides {
 
 /// [`compile`] with overrides applied after lowering, before shape checking.
 pub fn compile_with(file: &SourceFile, overrides: &Overrides) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_stages(file, overrides).map_err(|mut diags| {
+        // A failure always says why: a stage that fails with warnings only is a bug of
+        // resnetc, reported as one rather than as "0 errors".
+        if !diags.iter().any(Diagnostic::is_error) {
+            diags.push(
+                Diagnostic::error("E-internal", "resnetc rejected this spec without saying why")
+                    .with_primary(span::Span::new(0, 0), "in this spec")
+                    .with_help("this is a bug of resnetc; please report it with the spec"),
+            );
+        }
+        diags
+    })
+}
+
+fn compile_stages(file: &SourceFile, overrides: &Overrides) -> Result<Compiled, Vec<Diagnostic>> {
     let ast = front::parse(file)?;
     let (mut model, spans, mut diags) = lower::lower(&ast, file.syntax)?;
     if let Some(input) = overrides.input {

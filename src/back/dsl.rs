@@ -203,6 +203,8 @@ fn name(n: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            // Controls, bidi marks and separators as `\u{..}`: the file shows what it holds.
+            c if crate::diag::is_unprintable(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -210,9 +212,9 @@ fn name(n: &str) -> String {
     out
 }
 
-/// A name for the title comment: one line, whatever it holds.
+/// A name for the title comment: one line, unprintable characters escaped.
 fn comment_text(n: &str) -> String {
-    n.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    crate::diag::escape(n).into_owned()
 }
 
 #[cfg(test)]

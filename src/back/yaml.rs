@@ -219,9 +219,9 @@ fn string(s: &str) -> String {
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            // Other non-printable characters (C1 controls, separators, BOM) are escaped
-            // too, so the file stays plain text that any YAML reader accepts.
-            c if matches!(c as u32, 0x80..=0x9f | 0x2028 | 0x2029 | 0xfeff) => {
+            // Other non-printable characters (C1 controls, bidi marks, separators, BOM)
+            // are escaped too, so the file shows what it holds and any YAML reader takes it.
+            c if crate::diag::is_unprintable(c) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -242,9 +242,9 @@ fn is_plain_safe(s: &str) -> bool {
     first_ok && rest_ok && !SPECIAL.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
 
-/// The name, on one line, for the header comment.
+/// The name, on one line, for the header comment (unprintable characters escaped).
 fn comment_text(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    crate::diag::escape(s).into_owned()
 }
 
 #[cfg(test)]

@@ -445,8 +445,37 @@ impl Builder {
                 Some((_, 't')) => out.push('\t'),
                 Some((_, 'r')) => out.push('\r'),
                 Some((_, c @ ('"' | '\\'))) => out.push(c),
+                Some((_, 'u')) => {
+                    // `\u{1b}`: one to six hex digits naming a Unicode scalar value.
+                    // Only the next few bytes are looked at, so many `\u{` stay linear.
+                    let rest = &inner[i + 2..];
+                    let digits = rest
+                        .strip_prefix('{')
+                        .and_then(|r| r.as_bytes().iter().take(7).position(|&b| b == b'}').map(|end| &r[..end]));
+                    let value = digits
+                        .filter(|d| (1..=6).contains(&d.len()) && d.chars().all(|c| c.is_ascii_hexdigit()))
+                        .and_then(|d| u32::from_str_radix(d, 16).ok())
+                        .and_then(char::from_u32);
+                    match (digits, value) {
+                        (Some(d), Some(c)) => {
+                            out.push(c);
+                            // Skip `{`, the digits and `}`.
+                            for _ in 0..d.len() + 2 {
+                                chars.next();
+                            }
+                        }
+                        _ => {
+                            let len = 2;
+                            self.diags.push(
+                                Diagnostic::error(SYNTAX_ERROR, "malformed `\\u{..}` escape in a quoted name")
+                                    .with_primary(Span::new(at + i, at + i + len), "not a Unicode character")
+                                    .with_help("write one to six hex digits of a Unicode scalar value, as in `\\u{1b}`"),
+                            );
+                        }
+                    }
+                }
                 Some((_, other)) => {
-                    const KNOWN: &str = "a quoted name knows `\\\"`, `\\\\`, `\\n`, `\\t` and `\\r`";
+                    const KNOWN: &str = "a quoted name knows `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\u{..}`";
                     let (shown, help) = if other.is_control() {
                         (format!("`\\` followed by U+{:04X}", other as u32), format!("{KNOWN}; remove the backslash"))
                     } else {

@@ -550,3 +550,20 @@ fn mixed_plain_and_residual_stages_round_trip() {
         assert_eq!(back.model, model, "{}", printed.text);
     }
 }
+
+#[test]
+fn unicode_escapes_in_quoted_names() {
+    let spec = |name: &str| format!("model {name}\ninput 3x32x32\nstem conv 3x3/1 pad 1 -> 16, bn, relu, no pool\nconv2_x: basic [16, 16] x1 /1\nhead avgpool, fc 10\n");
+    let file = SourceFile::new("t.resnet", spec(r#""a\u{1b}b\u{202E}c\u{10FFFF}""#), Syntax::Dsl);
+    let compiled = crate::compile(&file).expect("escapes read");
+    assert_eq!(compiled.model.name, "a\u{1b}b\u{202e}c\u{10ffff}");
+    for bad in [r#""\u{}""#, r#""\u{110000}""#, r#""\u{d800}""#, r#""\u{1234567}""#, r#""\u1b""#, r#""\u{zz}""#] {
+        let file = SourceFile::new("t.resnet", spec(bad), Syntax::Dsl);
+        let diags = crate::compile(&file).expect_err(bad);
+        assert!(diags.iter().any(|d| d.message == "malformed `\\u{..}` escape in a quoted name"), "{bad}: {diags:?}");
+    }
+    // Many unclosed escapes on one line stay linear (each looks at a few bytes only).
+    let many = format!("\"{}\"", r"\u{".repeat(50_000));
+    let file = SourceFile::new("t.resnet", spec(&many), Syntax::Dsl);
+    assert!(crate::compile(&file).is_err());
+}
