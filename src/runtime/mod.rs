@@ -33,6 +33,7 @@ pub mod infer;
 mod onednn;
 mod layers;
 mod model;
+pub mod peak;
 pub mod tensor_file;
 pub mod weights;
 
