@@ -188,7 +188,7 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
             format.name()
         )));
     }
-    let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| err(format!("cannot decode the {} data ({})", format.name(), stb_reason(&e))))?;
+    let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| err(format!("cannot decode the {} data ({}); the file is truncated or corrupt", format.name(), stb_reason(&e))))?;
     let size = hwc.size();
     if size != [3, h as i64, w as i64] {
         return Err(err(format!("decoded to shape {size:?}, but the header declares {w}x{h}")));
@@ -200,11 +200,7 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
 fn stb_reason(e: &TchError) -> String {
     let text = e.to_string();
     let text = text.strip_prefix("Internal torch error: ").unwrap_or(&text);
-    let reason = text.lines().next().unwrap_or("").trim();
-    match reason {
-        "outofdata" | "expected marker" | "no SOI" => format!("{reason}: the file is truncated or corrupt"),
-        _ => reason.to_string(),
-    }
+    format!("stb_image: {}", text.lines().next().unwrap_or("").trim())
 }
 
 /// The first bytes of a file as text if they are printable ASCII, else in hex.

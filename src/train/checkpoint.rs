@@ -16,7 +16,7 @@ use super::atomic;
 use super::metrics::EpochMetrics;
 use super::optim::Sgd;
 use super::TrainError;
-use crate::runtime::tensor_file::{is_float, kind_name, TensorFile};
+use crate::runtime::tensor_file::{is_float, kind_name, Entry, TensorFile};
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -71,9 +71,13 @@ impl StoredTensors {
         self.file.entry(name).is_some()
     }
 
-    /// Reads `name` if it has `like`'s shape and a dtype of the same family (floating
-    /// point or integer); the message says what differs.
-    pub fn read_like(&self, name: &str, like: &Tensor) -> Result<Tensor, String> {
+    /// Checks that `name` is in the file with `like`'s shape and a dtype of the same
+    /// family (floating point, integer or bool); the message says what differs.
+    pub fn check_like(&self, name: &str, like: &Tensor) -> Result<(), String> {
+        self.entry_like(name, like).map(|_| ())
+    }
+
+    fn entry_like(&self, name: &str, like: &Tensor) -> Result<&Entry, String> {
         let entry = self.file.entry(name).ok_or_else(|| format!("no tensor `{name}`"))?;
         let (size, kind) = (like.size(), like.kind());
         let family = |k: Kind| if is_float(k) { "floating-point" } else if k == Kind::Bool { "bool" } else { "integer" };
@@ -85,6 +89,12 @@ impl StoredTensors {
                 kind_name(kind)
             ));
         }
+        Ok(entry)
+    }
+
+    /// Reads `name` if [`StoredTensors::check_like`] accepts it.
+    pub fn read_like(&self, name: &str, like: &Tensor) -> Result<Tensor, String> {
+        let entry = self.entry_like(name, like)?;
         self.file.read(entry).map_err(|e| format!("`{name}`: {e}"))
     }
 
@@ -180,15 +190,25 @@ pub fn load(path: &Path) -> Result<Checkpoint, TrainError> {
     Ok(Checkpoint { state: RunState { epoch, seed, history, config }, tensors })
 }
 
-/// Copies `source[prefix + name]` into every variable of `vs`, checking names, shapes and
-/// dtypes before reading each tensor.
+/// Copies `source[prefix + name]` into every variable of `vs`. Names, shapes and dtypes
+/// are all checked before any tensor is read; every problem is reported (the first ten
+/// and a count).
 pub fn copy_into(vs: &VarStore, source: &StoredTensors, prefix: &str) -> Result<(), TrainError> {
     let bad = |message: String| TrainError::Checkpoint { path: source.path().to_path_buf(), message };
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let problems: Vec<String> = vars
+        .iter()
+        .filter_map(|(name, var)| source.check_like(&format!("{prefix}{name}"), var).err().map(|m| format!("{m} (the model's `{name}`)")))
+        .collect();
+    if !problems.is_empty() {
+        let shown = problems.iter().take(10).cloned().collect::<Vec<_>>().join("; ");
+        let more = if problems.len() > 10 { format!("; and {} more", problems.len() - 10) } else { String::new() };
+        return Err(bad(format!("does not fit the model: {shown}{more}")));
+    }
     for (name, mut var) in vars {
         let key = format!("{prefix}{name}");
-        let src = source.read_like(&key, &var).map_err(|m| bad(format!("{m} (the model's `{name}`)")))?;
+        let src = source.read_like(&key, &var).map_err(bad)?;
         tch::no_grad(|| var.f_copy_(&src)).map_err(|e| bad(format!("`{key}`: {e}")))?;
     }
     Ok(())
