@@ -104,10 +104,12 @@ pub enum WeightsError {
     /// The file of a `run` input holds no tensor, or more than one.
     #[error("`{path}` must hold exactly one tensor, found {found}{}", if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) })]
     TensorCount { path: String, found: usize, names: Vec<String> },
-    /// The tensor of a `run` input has a dtype or shape the network cannot take, or is
-    /// larger than [`MAX_INPUT_BYTES`].
-    #[error("input tensor `{name}` in `{path}` {problem}")]
+    /// The tensor of a `run` input has a dtype or shape the network cannot take.
+    #[error("input tensor `{name}` in `{path}` does not fit the network: it {problem}")]
     Input { path: String, name: String, problem: String },
+    /// The tensor of a `run` input is larger than [`MAX_INPUT_BYTES`].
+    #[error("input tensor `{name}` in `{path}` holds {bytes} bytes, more than the {} resnetc run reads at once; split the batch into several files", super::files::human(*max))]
+    InputTooLarge { path: String, name: String, bytes: u64, max: u64 },
     /// Copying, converting or writing a tensor failed in libtorch.
     #[error("libtorch failed on `{path}` while {context}")]
     Torch {
@@ -193,11 +195,12 @@ pub fn read_input(path: &str, channels: i64) -> Result<(String, Tensor), Weights
         return Err(input(format!("has shape {:?}; the network takes [N, {channels}, H, W] (N, H, W >= 1)", entry.shape)));
     }
     if entry.bytes > MAX_INPUT_BYTES {
-        return Err(input(format!(
-            "holds {} bytes, more than the {} resnetc run reads at once; split the batch into several files",
-            entry.bytes,
-            super::files::human(MAX_INPUT_BYTES)
-        )));
+        return Err(WeightsError::InputTooLarge {
+            path: path.to_string(),
+            name: entry.name.clone(),
+            bytes: entry.bytes,
+            max: MAX_INPUT_BYTES,
+        });
     }
     let t = file.read(entry).map_err(|source| WeightsError::Read { path: path.to_string(), source })?;
     Ok((entry.name.clone(), t))
