@@ -226,3 +226,17 @@ fn peak_fraction(gflops: f64, peak: f64) -> (f64, Option<String>) {
         (1.0, Some(note))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fraction_of_the_peak_is_at_most_one() {
+        assert_eq!(peak_fraction(50.0, 100.0), (0.5, None));
+        let (f, note) = peak_fraction(123.0, 100.0);
+        assert_eq!(f, 1.0);
+        assert!(note.is_some_and(|n| n.contains("123%")));
+        assert_eq!(peak_fraction(1.0, 0.0).0, 1.0);
+    }
+}

@@ -344,6 +344,42 @@ mod tests {
     }
 
     #[test]
+    fn dimensions_from_headers() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend(640u32.to_be_bytes());
+        png.extend(480u32.to_be_bytes());
+        assert_eq!(ImageFormat::sniff(&png), Some(ImageFormat::Png));
+        assert_eq!(ImageFormat::Png.dimensions(&png), Some((640, 480)));
+        assert_eq!(ImageFormat::Png.dimensions(&png[..20]), None);
+        // SOI, an APP0 segment of 4 bytes, a restart marker, then SOF2 (progressive).
+        let jpeg = [0xff, 0xd8, 0xff, 0xe0, 0, 4, 1, 2, 0xff, 0xd0, 0xff, 0xc2, 0, 11, 8, 0, 30, 0, 40, 3];
+        assert_eq!(ImageFormat::sniff(&jpeg), Some(ImageFormat::Jpeg));
+        assert_eq!(ImageFormat::Jpeg.dimensions(&jpeg), Some((40, 30)));
+        assert_eq!(ImageFormat::Jpeg.dimensions(&jpeg[..12]), None);
+        // A DHT segment (0xc4) is not a frame header.
+        let dht = [0xff, 0xd8, 0xff, 0xc4, 0, 2, 0xff, 0xc0, 0, 11, 8, 0, 5, 0, 6, 3];
+        assert_eq!(ImageFormat::Jpeg.dimensions(&dht), Some((6, 5)));
+        let gif = b"GIF89a\x10\x00\x20\x00";
+        assert_eq!(ImageFormat::Gif.dimensions(gif), Some((16, 32)));
+        let mut bmp = b"BM".to_vec();
+        bmp.extend([0u8; 12]);
+        bmp.extend(40u32.to_le_bytes());
+        bmp.extend(7i32.to_le_bytes());
+        bmp.extend((-9i32).to_le_bytes());
+        assert_eq!(ImageFormat::Bmp.dimensions(&bmp), Some((7, 9)));
+        let mut tga = vec![0u8, 0, 2];
+        tga.extend([0u8; 9]);
+        tga.extend(5u16.to_le_bytes());
+        tga.extend(6u16.to_le_bytes());
+        tga.extend([24, 0]);
+        assert_eq!(ImageFormat::Tga.dimensions(&tga), Some((5, 6)));
+        tga[2] = 77;
+        assert_eq!(ImageFormat::Tga.dimensions(&tga), None);
+        assert_eq!(ImageFormat::from_extension(Path::new("a/B.JPEG")), Some(ImageFormat::Jpeg));
+        assert_eq!(ImageFormat::from_extension(Path::new("a/b.webp")), None);
+    }
+
+    #[test]
     fn missing_and_broken_files_are_errors() {
         let p = Preprocess::imagenet(Shape::new(3, 224, 224));
         let e = p.load("/nonexistent/cat.png").unwrap_err();

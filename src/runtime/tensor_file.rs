@@ -221,3 +221,56 @@ pub fn kind_name(kind: Kind) -> &'static str {
 pub fn is_float(kind: Kind) -> bool {
     matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("resnetc-tensor-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn with_header(json: &str, data: &[u8]) -> Vec<u8> {
+        let mut v = (json.len() as u64).to_le_bytes().to_vec();
+        v.extend(json.as_bytes());
+        v.extend(data);
+        v
+    }
+
+    #[test]
+    fn reads_what_the_header_describes() {
+        let json = r#"{"__metadata__":{"format":"pt"},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+        let f = TensorFile::open(&file("ok.safetensors", &with_header(json, &[0, 0, 128, 63, 7, 9]))).unwrap();
+        assert_eq!(f.entries().len(), 2);
+        assert_eq!(f.data_bytes(), 6);
+        let all = f.read_all().unwrap();
+        assert_eq!(all[0].0, "a");
+        assert_eq!(all[0].1.double_value(&[0]), 1.0);
+        assert_eq!(Vec::<u8>::try_from(&all[1].1).unwrap(), vec![7, 9]);
+    }
+
+    #[test]
+    fn refuses_malformed_headers() {
+        let cases: &[(&str, Vec<u8>, &str)] = &[
+            ("short", vec![1, 2, 3], "fewer than the 8"),
+            ("huge", (1u64 << 63).to_le_bytes().to_vec(), "more than resnetc reads"),
+            ("array", with_header("[1]", &[]), "not a JSON object"),
+            ("json", with_header("{\"a\":", &[]), "malformed"),
+            ("entry", with_header(r#"{"a":{"dtype":"F32"}}"#, &[]), "header entry of `a`"),
+            ("dtype", with_header(r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, &[0; 8]), "dtype C64"),
+            ("overflow", with_header(r#"{"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, &[0; 8]), "too large to exist"),
+            ("count", with_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, &[0; 4]), "needs 8 bytes"),
+            ("beyond", with_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 4]), "truncated"),
+            ("gap", with_header(r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#, &[0; 2]), "gap or overlap"),
+            ("trailing", with_header(r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#, &[0; 3]), "2 bytes follow"),
+        ];
+        for (name, bytes, expected) in cases {
+            let e = TensorFile::open(&file(name, bytes)).unwrap_err().to_string();
+            assert!(e.contains(expected), "{name}: {e}");
+        }
+    }
+}
