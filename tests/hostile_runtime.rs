@@ -609,6 +609,8 @@ fn eval_weights_truncated_garbage_or_of_wrong_dtype() {
     assert_refused(&eval_fmnist(&home, &spec, &text), &text, &["fewer than the 8"]);
     let huge = sparse(&home, "sparse.safetensors", &header_only("conv1.weight", "F32", &[1 << 32], 16 << 30), 16 << 30);
     assert_refused(&eval_fmnist(&home, &spec, &huge), &huge, &["conv1.weight", "[4294967296] f32, expected [4, 1, 3, 3] f32"]);
+    let zip = write(&home, "model.pth", b"PK\x03\x04\x14\x00\x00\x00\x08\x00archive/data.pkl");
+    assert_refused(&eval_fmnist(&home, &spec, &zip), &zip, &["pickled PyTorch checkpoint"]);
     let ints = write(&home, "ints.safetensors", safetensors(&[("conv1.weight", "I32", &[4, 1, 3, 3], &[0u8; 144])]));
     assert_refused(&eval_fmnist(&home, &spec, &ints), &ints, &["i32, expected [4, 1, 3, 3] f32"]);
 }

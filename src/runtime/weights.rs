@@ -149,7 +149,7 @@ pub fn read_tensors(path: &str) -> Result<Vec<(String, Tensor)>, WeightsError> {
 /// A zip archive (torch.save's format since 1.6) or a raw pickle (`0x80` then the
 /// protocol, 2 to 5); a safetensors file starts with an 8-byte header length and then the
 /// header's `{`.
-fn looks_like_pickle(path: &str) -> bool {
+pub(crate) fn looks_like_pickle(path: &str) -> bool {
     let mut head = [0u8; 9];
     let Ok((mut f, _)) = super::files::open_regular(Path::new(path)) else { return false };
     if f.read_exact(&mut head).is_err() || head[8] == b'{' {

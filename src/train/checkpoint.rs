@@ -56,6 +56,11 @@ pub struct StoredTensors {
 impl StoredTensors {
     /// Opens `path` and checks its header.
     pub fn open(path: &Path) -> Result<StoredTensors, TrainError> {
+        if crate::runtime::weights::looks_like_pickle(&path.display().to_string()) {
+            let message = "a pickled PyTorch checkpoint; resnetc reads only safetensors (pickles can run code when loaded): \
+                           convert it with `safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`";
+            return Err(TrainError::Checkpoint { path: path.to_path_buf(), message: message.into() });
+        }
         let file = TensorFile::open(path)
             .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("unreadable ({e})") })?;
         Ok(StoredTensors { path: path.to_path_buf(), file })
