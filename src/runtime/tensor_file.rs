@@ -23,7 +23,7 @@ pub const MAX_HEADER_BYTES: u64 = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum TensorFileError {
     /// The file could not be opened or read (missing, a FIFO or device, an I/O error).
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The bytes are not a well-formed safetensors file.
     #[error("not a valid safetensors file: {0}")]
