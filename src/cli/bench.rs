@@ -3,13 +3,16 @@
 //! Reports the one-time cost (BN folding, weight reordering, layout measurement) apart
 //! from the steady state: the median over `--iters` timed forward passes after
 //! `--warmup` untimed ones. GFLOP/s counts 2 x MACs (convolutions and `fc` only, the
-//! compiler's table). On the CPU it also prints the fraction of the FP32 peak, with the
-//! assumption spelled out: cores x FLOP/cycle (32 with AVX2+FMA, 64 with AVX-512) x clock.
+//! compiler's table). On the CPU it also prints the fraction of the FP32 peak, with how
+//! the peak was found ([`crate::runtime::peak`]): measured with an FMA loop on as many
+//! threads, or cores x FLOP/cycle x the maximum clock, whichever is larger. A rate above
+//! that peak (kernels that multiply less than 2 x MACs, such as Winograd convolutions,
+//! or a clock that rose after the measurement) is reported as 100% with a note.
 
 use super::run::{build_network, compile, DeviceArgs, PassArgs};
 use super::CliError;
 use crate::ir::Shape;
-use crate::runtime::{device, InferenceModel};
+use crate::runtime::{device, peak, InferenceModel};
 use crate::Overrides;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -91,7 +94,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let images_per_sec = args.batch as f64 / secs;
     let macs = compiled.network.totals.macs;
     let gflops = 2.0 * macs as f64 * args.batch as f64 / secs / 1e9;
-    let peak = (device == Device::Cpu).then(|| cpu_peak(threads));
+    let peak = if device == Device::Cpu { peak::cpu_peak(threads.max(1) as usize) } else { None };
+    let fraction = peak.as_ref().map(|p| peak_fraction(gflops, p.gflops));
     let report = fast.report();
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -114,8 +118,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             "macs_per_image": macs,
             "gflops_per_sec": gflops,
             "peak_gflops": peak.as_ref().map(|p| p.gflops),
-            "peak_fraction": peak.as_ref().map(|p| gflops / p.gflops),
+            "peak_fraction": fraction.as_ref().map(|f| f.0),
             "peak_assumption": peak.as_ref().map(|p| p.assumption.clone()),
+            "peak_note": fraction.as_ref().and_then(|f| f.1.clone()),
             "first_call_ms": ms(first_call),
             "one_time": {
                 "fold_ms": ms(report.fold),
@@ -184,8 +189,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         2.0 * macs as f64 / 1e9,
         gflops
     );
-    if let Some(p) = peak {
-        println!("  CPU peak: {} = {:.1} GFLOP/s; {:.1}% of peak", p.assumption, p.gflops, 100.0 * gflops / p.gflops);
+    if let (Some(p), Some((f, note))) = (peak, fraction) {
+        println!("  CPU peak: {:.1} GFLOP/s ({}); {:.1}% of peak", p.gflops, p.assumption, 100.0 * f);
+        if let Some(note) = note {
+            println!("  note: {note}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -204,44 +212,31 @@ fn median(sorted: &[Duration]) -> Duration {
     }
 }
 
-/// The CPU's FP32 peak and how it was derived.
-struct Peak {
-    gflops: f64,
-    assumption: String,
+/// The fraction of the peak, at most 1, and a note when the measured rate exceeded it.
+fn peak_fraction(gflops: f64, peak: f64) -> (f64, Option<String>) {
+    let raw = gflops / peak;
+    if raw.is_finite() && raw <= 1.0 {
+        (raw.max(0.0), None)
+    } else {
+        let note = format!(
+            "the rate is {:.0}% of the estimated peak, which it cannot exceed: the kernels do fewer multiplications than \
+             2 x MACs (e.g. Winograd convolutions) or the clock rose after the peak was measured; shown as 100%",
+            100.0 * raw
+        );
+        (1.0, Some(note))
+    }
 }
 
-/// cores x FP32 FLOP/cycle x clock. FLOP/cycle assumes two FMA units per core: 2 x 2 x 8
-/// = 32 with AVX2+FMA, 64 with AVX-512, 16 with SSE/AVX only. The clock is the first
-/// `cpu MHz` of /proc/cpuinfo (the current or nominal clock; boost can exceed it).
-fn cpu_peak(threads: i32) -> Peak {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let flags = field("flags").unwrap_or_default();
-    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-    let (per_cycle, isa) = if has("avx512f") {
-        (64.0, "AVX-512")
-    } else if has("avx2") && has("fma") {
-        (32.0, "AVX2+FMA")
-    } else {
-        (16.0, "no FMA")
-    };
-    let (mhz, clock_src) = match field("cpu MHz").and_then(|v| v.parse::<f64>().ok()) {
-        Some(m) if m > 0.0 => (m, "/proc/cpuinfo cpu MHz"),
-        _ => (2450.0, "assumed, /proc/cpuinfo has no clock"),
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(threads.max(1) as usize);
-    let gflops = cores as f64 * per_cycle * mhz / 1e3;
-    Peak {
-        gflops,
-        assumption: format!(
-            "{cores} core{} x {per_cycle:.0} FP32 FLOP/cycle ({isa}, 2 FMA units) x {:.3} GHz ({clock_src})",
-            if cores == 1 { "" } else { "s" },
-            mhz / 1e3
-        ),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fraction_of_the_peak_is_at_most_one() {
+        assert_eq!(peak_fraction(50.0, 100.0), (0.5, None));
+        let (f, note) = peak_fraction(123.0, 100.0);
+        assert_eq!(f, 1.0);
+        assert!(note.is_some_and(|n| n.contains("123%")));
+        assert_eq!(peak_fraction(1.0, 0.0).0, 1.0);
     }
 }

@@ -77,7 +77,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     for chunk in args.images.chunks(CHUNK) {
         let mut batch = Vec::with_capacity(chunk.len());
         for path in chunk {
-            batch.push(pre.load(path).map_err(|e| CliError::other(format!("cannot read image `{path}`"), e))?);
+            // The error names the file and what is wrong with it.
+            batch.push(pre.load(path).map_err(|e| CliError::msg(e.to_string()))?);
         }
         let x = Tensor::f_stack(&batch, 0).map_err(|e| CliError::other("cannot batch the images", e))?;
         let logits = fast.logits(&x).map_err(|e| CliError::other("forward pass failed", e))?;
@@ -100,11 +101,18 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The largest class-name file read (a million classes of 64 bytes).
+const MAX_LABELS_BYTES: u64 = 64 << 20;
+
 /// One class name per line (blank lines at the end ignored); there must be at least as
-/// many names as classes.
+/// many names as classes. The file must be UTF-8 text of at most [`MAX_LABELS_BYTES`].
 fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.into(), source })?;
-    let labels: Vec<String> = text.trim_end().lines().map(|l| l.trim().to_string()).collect();
+    let bytes = crate::runtime::files::read_bounded(std::path::Path::new(path), MAX_LABELS_BYTES)
+        .map_err(|source| CliError::Read { path: path.into(), source })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        CliError::msg(format!("class-name file `{path}` is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+    })?;
+    let labels: Vec<String> = text.trim_end().lines().map(|l| printable(l.trim())).collect();
     if labels.len() < classes {
         return Err(CliError::msg(format!(
             "`{path}` has {} class names but the network has {classes} classes",
@@ -115,4 +123,10 @@ fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
         eprintln!("warning: `{path}` has {} class names, the network {classes} classes; extra names are ignored", labels.len());
     }
     Ok(labels)
+}
+
+/// `name` with control characters (terminal escapes, carriage returns) shown as `\u{..}`
+/// escapes, so that a class-name file cannot drive the terminal.
+fn printable(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }

@@ -145,7 +145,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     };
     let (device, dtype) = args.device.resolve()?;
     let net = build_network(&compiled, device, Some(&args.weights), args.partial)?;
-    let (name, x) = weights::read_single_tensor(&args.input).map_err(|e| CliError::other("cannot read the input", e))?;
+    let channels = compiled.network.input.c as i64;
+    let (name, x) = weights::read_input(&args.input, channels).map_err(|e| CliError::other(format!("cannot read the input `{}`", args.input), e))?;
     let bad_input = |e| CliError::other(format!("input tensor `{name}` in `{}` does not fit the network", args.input), e);
     net.check_input(&x).map_err(bad_input)?;
 

@@ -8,6 +8,7 @@
 //! to grayscale (ITU-R 601-2 luma, as PIL's `convert("L")`).
 
 use crate::ir::Shape;
+use std::path::Path;
 use tch::{Kind, TchError, Tensor};
 
 /// torchvision's ImageNet normalization.
@@ -17,11 +18,199 @@ pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 /// An image that could not be read, decoded or preprocessed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot load image `{path}`")]
+#[error("cannot load image `{path}`: {problem}")]
 pub struct ImageError {
     pub path: String,
-    #[source]
-    pub source: TchError,
+    /// What is wrong, with the fix where there is one.
+    pub problem: String,
+}
+
+/// The largest image file read: 256 MiB.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
+/// The most pixels an image may declare (8192 x 8192, the compiler's limit on an input's
+/// height x width); checked from the file's header, before decoding allocates anything.
+pub const MAX_IMAGE_PIXELS: u64 = crate::ir::Limits::MAX_PIXELS;
+
+/// The image formats read (those of libtorch's bundled stb_image that resnetc accepts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+    Bmp,
+    Gif,
+    Tga,
+}
+
+impl ImageFormat {
+    /// The format a file name's extension promises, if it is one of the formats read.
+    pub fn from_extension(path: &Path) -> Option<ImageFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "png" => ImageFormat::Png,
+            "jpg" | "jpeg" | "jpe" | "jfif" => ImageFormat::Jpeg,
+            "bmp" | "dib" => ImageFormat::Bmp,
+            "gif" => ImageFormat::Gif,
+            "tga" | "tpic" => ImageFormat::Tga,
+            _ => return None,
+        })
+    }
+
+    /// The format of `bytes`, from its signature (TGA has none).
+    pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(ImageFormat::Png)
+        } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+            Some(ImageFormat::Jpeg)
+        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            Some(ImageFormat::Gif)
+        } else if bytes.starts_with(b"BM") {
+            Some(ImageFormat::Bmp)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "PNG",
+            ImageFormat::Jpeg => "JPEG",
+            ImageFormat::Bmp => "BMP",
+            ImageFormat::Gif => "GIF",
+            ImageFormat::Tga => "TGA",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Png => ".png",
+            ImageFormat::Jpeg => ".jpg",
+            ImageFormat::Bmp => ".bmp",
+            ImageFormat::Gif => ".gif",
+            ImageFormat::Tga => ".tga",
+        }
+    }
+
+    /// Width and height as the header states them; `None` if the header is cut short or
+    /// malformed.
+    pub fn dimensions(self, b: &[u8]) -> Option<(u64, u64)> {
+        let be16 = |i: usize| b.get(i..i + 2).map(|s| u16::from_be_bytes([s[0], s[1]]) as u64);
+        let le16 = |i: usize| b.get(i..i + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as u64);
+        let be32 = |i: usize| b.get(i..i + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as u64);
+        let le32 = |i: usize| b.get(i..i + 4).map(|s| i32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+        match self {
+            ImageFormat::Png => (b.get(12..16)? == b"IHDR").then_some(())
+                .and_then(|_| Some((be32(16)?, be32(20)?))),
+            ImageFormat::Gif => Some((le16(6)?, le16(8)?)),
+            ImageFormat::Bmp => {
+                if le32(14)? == 12 {
+                    Some((le16(18)?, le16(20)?))
+                } else {
+                    // Height is negative for top-down rows.
+                    Some((le32(18)?.unsigned_abs() as u64, le32(22)?.unsigned_abs() as u64))
+                }
+            }
+            ImageFormat::Tga => {
+                // Colour-mapped, true-colour or grey; raw or run-length encoded.
+                if !matches!(b.get(2)?, 1 | 2 | 3 | 9 | 10 | 11) || b.len() < 18 {
+                    return None;
+                }
+                Some((le16(12)?, le16(14)?))
+            }
+            ImageFormat::Jpeg => {
+                // Walk the marker segments to the first start-of-frame.
+                let mut i = 2;
+                loop {
+                    while *b.get(i)? != 0xff {
+                        i += 1;
+                    }
+                    while *b.get(i)? == 0xff {
+                        i += 1;
+                    }
+                    let marker = *b.get(i)?;
+                    i += 1;
+                    if marker == 0x01 || (0xd0..=0xd9).contains(&marker) {
+                        continue;
+                    }
+                    let len = be16(i)? as usize;
+                    let is_sof = (0xc0..=0xcf).contains(&marker) && !matches!(marker, 0xc4 | 0xc8 | 0xcc);
+                    if is_sof {
+                        return Some((be16(i + 5)?, be16(i + 3)?));
+                    }
+                    if len < 2 {
+                        return None;
+                    }
+                    i += len;
+                }
+            }
+        }
+    }
+}
+
+/// Reads and decodes an image file into a `[3, H, W]` u8 tensor (RGB), refusing what is
+/// not an image of a format read, an image whose content is another format than its
+/// extension says, a file over [`MAX_IMAGE_FILE_BYTES`] and an image declaring more than
+/// [`MAX_IMAGE_PIXELS`] pixels, before decoding.
+pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
+    let err = |problem: String| ImageError { path: path.display().to_string(), problem };
+    let bytes = super::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
+    if bytes.is_empty() {
+        return Err(err("the file is empty (0 bytes)".into()));
+    }
+    let promised = ImageFormat::from_extension(path);
+    let format = match (ImageFormat::sniff(&bytes), promised) {
+        (Some(found), Some(ext)) if found != ext => {
+            return Err(err(format!(
+                "the file holds a {} image, not {} as its extension says; rename it to {}",
+                found.name(),
+                ext.name(),
+                found.extension()
+            )))
+        }
+        (Some(found), _) => found,
+        (None, Some(ImageFormat::Tga)) => ImageFormat::Tga,
+        (None, Some(ext)) => return Err(err(format!("the file is not a {} image (its first bytes are {})", ext.name(), show_start(&bytes)))),
+        (None, None) => {
+            return Err(err(format!(
+                "the file is not an image in a format resnetc reads (PNG, JPEG, BMP, GIF, TGA); its first bytes are {}",
+                show_start(&bytes)
+            )))
+        }
+    };
+    let Some((w, h)) = format.dimensions(&bytes) else {
+        return Err(err(format!("the {} header is truncated or malformed", format.name())));
+    };
+    if w == 0 || h == 0 {
+        return Err(err(format!("the {} header declares an empty image ({w}x{h})", format.name())));
+    }
+    if w * h > MAX_IMAGE_PIXELS {
+        return Err(err(format!(
+            "the {} header declares {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} (8192x8192) resnetc decodes; scale the image down first",
+            format.name()
+        )));
+    }
+    let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| err(format!("cannot decode the {} data ({}); the file is truncated or corrupt", format.name(), stb_reason(&e))))?;
+    let size = hwc.size();
+    if size != [3, h as i64, w as i64] {
+        return Err(err(format!("decoded to shape {size:?}, but the header declares {w}x{h}")));
+    }
+    Ok(hwc)
+}
+
+/// stb_image's reason without tch's "Internal torch error:" prefix and C++ backtrace.
+fn stb_reason(e: &TchError) -> String {
+    let text = e.to_string();
+    let text = text.strip_prefix("Internal torch error: ").unwrap_or(&text);
+    format!("stb_image: {}", text.lines().next().unwrap_or("").trim())
+}
+
+/// The first bytes of a file as text if they are printable ASCII, else in hex.
+fn show_start(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(8)];
+    if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("`{}`", String::from_utf8_lossy(head))
+    } else {
+        head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// How images become network inputs.
@@ -77,12 +266,8 @@ impl Preprocess {
 
     /// Decodes and preprocesses one image file into a `[C, H, W]` f32 tensor.
     pub fn load(&self, path: &str) -> Result<Tensor, ImageError> {
-        let err = |source| ImageError { path: path.to_string(), source };
-        if let Err(e) = std::fs::metadata(path) {
-            return Err(err(TchError::FileFormat(e.to_string())));
-        }
-        let rgb = tch::vision::image::load(path).map_err(err)?;
-        self.apply(&rgb).map_err(err)
+        let rgb = decode(Path::new(path))?;
+        self.apply(&rgb).map_err(|e| ImageError { path: path.to_string(), problem: format!("preprocessing failed ({e})") })
     }
 
     /// Preprocesses a decoded `[3, H, W]` u8 image.
@@ -156,6 +341,42 @@ mod tests {
         let x = g.apply(&img).unwrap();
         assert_eq!(x.size(), vec![1, 28, 28]);
         assert!(Preprocess::imagenet(Shape::new(4, 32, 32)).check().is_err());
+    }
+
+    #[test]
+    fn dimensions_from_headers() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend(640u32.to_be_bytes());
+        png.extend(480u32.to_be_bytes());
+        assert_eq!(ImageFormat::sniff(&png), Some(ImageFormat::Png));
+        assert_eq!(ImageFormat::Png.dimensions(&png), Some((640, 480)));
+        assert_eq!(ImageFormat::Png.dimensions(&png[..20]), None);
+        // SOI, an APP0 segment of 4 bytes, a restart marker, then SOF2 (progressive).
+        let jpeg = [0xff, 0xd8, 0xff, 0xe0, 0, 4, 1, 2, 0xff, 0xd0, 0xff, 0xc2, 0, 11, 8, 0, 30, 0, 40, 3];
+        assert_eq!(ImageFormat::sniff(&jpeg), Some(ImageFormat::Jpeg));
+        assert_eq!(ImageFormat::Jpeg.dimensions(&jpeg), Some((40, 30)));
+        assert_eq!(ImageFormat::Jpeg.dimensions(&jpeg[..12]), None);
+        // A DHT segment (0xc4) is not a frame header.
+        let dht = [0xff, 0xd8, 0xff, 0xc4, 0, 2, 0xff, 0xc0, 0, 11, 8, 0, 5, 0, 6, 3];
+        assert_eq!(ImageFormat::Jpeg.dimensions(&dht), Some((6, 5)));
+        let gif = b"GIF89a\x10\x00\x20\x00";
+        assert_eq!(ImageFormat::Gif.dimensions(gif), Some((16, 32)));
+        let mut bmp = b"BM".to_vec();
+        bmp.extend([0u8; 12]);
+        bmp.extend(40u32.to_le_bytes());
+        bmp.extend(7i32.to_le_bytes());
+        bmp.extend((-9i32).to_le_bytes());
+        assert_eq!(ImageFormat::Bmp.dimensions(&bmp), Some((7, 9)));
+        let mut tga = vec![0u8, 0, 2];
+        tga.extend([0u8; 9]);
+        tga.extend(5u16.to_le_bytes());
+        tga.extend(6u16.to_le_bytes());
+        tga.extend([24, 0]);
+        assert_eq!(ImageFormat::Tga.dimensions(&tga), Some((5, 6)));
+        tga[2] = 77;
+        assert_eq!(ImageFormat::Tga.dimensions(&tga), None);
+        assert_eq!(ImageFormat::from_extension(Path::new("a/B.JPEG")), Some(ImageFormat::Jpeg));
+        assert_eq!(ImageFormat::from_extension(Path::new("a/b.webp")), None);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`infer`] prepares a network for fast inference (BN folding, no-grad, memory format
 //!   chosen by measurement, oneDNN on CPU, cuDNN benchmark and bf16 on CUDA).
 //! - [`image`] decodes and preprocesses images for `resnetc predict`.
+//! - [`files`] and [`tensor_file`] open the files the commands read without trusting
+//!   them: regular files only, headers checked against the file before anything is read.
 //!
 //! ```no_run
 //! use tch::nn::ModuleT;
@@ -25,11 +27,14 @@
 //! ```
 
 pub mod device;
+pub mod files;
 pub mod image;
 pub mod infer;
 mod onednn;
 mod layers;
 mod model;
+pub mod peak;
+pub mod tensor_file;
 pub mod weights;
 
 pub use device::{parse_device, DType};

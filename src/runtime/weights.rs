@@ -10,6 +10,9 @@
 //! nothing else is in the file, and reports every problem at once. [`LoadMode::Partial`]
 //! loads what matches (fine-tuning a new head) and returns what it skipped.
 
+use super::tensor_file::{is_float, kind_name, Entry, TensorFile, TensorFileError};
+use std::io::Read;
+use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Kind, TchError, Tensor};
 
@@ -93,7 +96,7 @@ pub enum WeightsError {
     Read {
         path: String,
         #[source]
-        source: TchError,
+        source: TensorFileError,
     },
     /// Strict loading found differences between the file and the network.
     #[error("weights in `{path}` do not match the network ({} missing, {} unexpected, {} mismatched; --partial loads what matches):\n{report}", report.missing.len(), report.unexpected.len(), report.mismatched.len())]
@@ -101,6 +104,12 @@ pub enum WeightsError {
     /// The file of a `run` input holds no tensor, or more than one.
     #[error("`{path}` must hold exactly one tensor, found {found}{}", if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) })]
     TensorCount { path: String, found: usize, names: Vec<String> },
+    /// The tensor of a `run` input has a dtype or shape the network cannot take.
+    #[error("input tensor `{name}` in `{path}` does not fit the network: it {problem}")]
+    Input { path: String, name: String, problem: String },
+    /// The tensor of a `run` input is larger than [`MAX_INPUT_BYTES`].
+    #[error("input tensor `{name}` in `{path}` holds {bytes} bytes, more than the {} resnetc run reads at once; split the batch into several files", super::files::human(*max))]
+    InputTooLarge { path: String, name: String, bytes: u64, max: u64 },
     /// Copying, converting or writing a tensor failed in libtorch.
     #[error("libtorch failed on `{path}` while {context}")]
     Torch {
@@ -118,21 +127,31 @@ pub enum WeightsError {
     },
 }
 
-/// Reads every tensor of a safetensors file (refusing pickles).
-pub fn read_tensors(path: &str) -> Result<Vec<(String, Tensor)>, WeightsError> {
+/// The largest input tensor `resnetc run` reads: 1 GiB (about 1,700 images of 3x224x224
+/// in f32). Larger batches are split into several files.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// Opens a safetensors file and checks its header (refusing pickles); no tensor is read.
+pub fn open(path: &str) -> Result<TensorFile, WeightsError> {
     if looks_like_pickle(path) {
         return Err(WeightsError::Pickle { path: path.to_string() });
     }
-    Tensor::read_safetensors(path).map_err(|source| WeightsError::Read { path: path.to_string(), source })
+    TensorFile::open(Path::new(path)).map_err(|source| WeightsError::Read { path: path.to_string(), source })
+}
+
+/// Reads every tensor of a safetensors file (refusing pickles), in name order. Memory is
+/// bounded by the file's length; [`load`] and [`read_input`] read only what fits the
+/// network.
+pub fn read_tensors(path: &str) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    open(path)?.read_all().map_err(|source| WeightsError::Read { path: path.to_string(), source })
 }
 
 /// A zip archive (torch.save's format since 1.6) or a raw pickle (`0x80` then the
 /// protocol, 2 to 5); a safetensors file starts with an 8-byte header length and then the
 /// header's `{`.
-fn looks_like_pickle(path: &str) -> bool {
-    use std::io::Read;
+pub(crate) fn looks_like_pickle(path: &str) -> bool {
     let mut head = [0u8; 9];
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok((mut f, _)) = super::files::open_regular(Path::new(path)) else { return false };
     if f.read_exact(&mut head).is_err() || head[8] == b'{' {
         return false;
     }
@@ -141,14 +160,50 @@ fn looks_like_pickle(path: &str) -> bool {
 
 /// Reads the one tensor of a safetensors file (the input of `resnetc run`).
 pub fn read_single_tensor(path: &str) -> Result<(String, Tensor), WeightsError> {
-    let mut tensors = read_tensors(path)?;
-    if tensors.len() != 1 {
-        let mut names: Vec<String> = tensors.into_iter().map(|(n, _)| n).collect();
-        names.sort();
-        return Err(WeightsError::TensorCount { path: path.to_string(), found: names.len(), names });
+    let file = open(path)?;
+    let entry = single_entry(path, &file)?;
+    let t = file.read(entry).map_err(|source| WeightsError::Read { path: path.to_string(), source })?;
+    Ok((entry.name.clone(), t))
+}
+
+fn single_entry<'f>(path: &str, file: &'f TensorFile) -> Result<&'f Entry, WeightsError> {
+    match file.entries() {
+        [one] => Ok(one),
+        many => {
+            let mut names: Vec<String> = many.iter().map(|e| e.name.clone()).collect();
+            names.sort();
+            Err(WeightsError::TensorCount { path: path.to_string(), found: names.len(), names })
+        }
     }
-    // Exactly one element: checked above.
-    Ok(tensors.remove(0))
+}
+
+/// Reads the input of `resnetc run`: exactly one floating-point `[N, channels, H, W]`
+/// tensor with N, H, W >= 1, of at most [`MAX_INPUT_BYTES`]. Dtype, rank, channels and
+/// size are checked from the header, before the data is read.
+pub fn read_input(path: &str, channels: i64) -> Result<(String, Tensor), WeightsError> {
+    let file = open(path)?;
+    let entry = single_entry(path, &file)?;
+    let input = |problem: String| WeightsError::Input { path: path.to_string(), name: entry.name.clone(), problem };
+    if !is_float(entry.kind) {
+        return Err(input(format!(
+            "has dtype {}; a floating-point tensor (f32, f64, f16 or bf16) is required",
+            kind_name(entry.kind)
+        )));
+    }
+    let ok_shape = matches!(entry.shape.as_slice(), &[n, c, h, w] if n >= 1 && c == channels && h >= 1 && w >= 1);
+    if !ok_shape {
+        return Err(input(format!("has shape {:?}; the network takes [N, {channels}, H, W] (N, H, W >= 1)", entry.shape)));
+    }
+    if entry.bytes > MAX_INPUT_BYTES {
+        return Err(WeightsError::InputTooLarge {
+            path: path.to_string(),
+            name: entry.name.clone(),
+            bytes: entry.bytes,
+            max: MAX_INPUT_BYTES,
+        });
+    }
+    let t = file.read(entry).map_err(|source| WeightsError::Read { path: path.to_string(), source })?;
+    Ok((entry.name.clone(), t))
 }
 
 /// Writes named tensors (moved to the CPU, made contiguous) as a safetensors file.
@@ -168,10 +223,17 @@ pub fn write_tensors(path: &str, tensors: &[(String, Tensor)]) -> Result<(), Wei
     Tensor::write_safetensors(&cpu, path).map_err(|source| WeightsError::Write { path: path.to_string(), source })
 }
 
-/// Loads a safetensors file into `vs` by name. See the module docs for the modes.
+/// Loads a safetensors file into `vs` by name. See the module docs for the modes. Names,
+/// shapes and dtypes are compared from the file's header first; only the tensors that
+/// fit are read, so memory stays bounded by the network whatever the file claims.
 pub fn load(vs: &VarStore, path: &str, mode: LoadMode) -> Result<LoadReport, WeightsError> {
-    let file = read_tensors(path)?;
-    load_tensors(vs, path, file, mode)
+    let file = open(path)?;
+    let header = file.entries().iter().map(|e| (e.name.clone(), e.shape.clone(), e.kind));
+    let (report, matched) = plan(vs, header, mode, path)?;
+    copy_matched(path, report, matched, |name| {
+        let entry = file.entry(name).expect("matched names are unique names of the file's entries");
+        file.read(entry).map_err(|source| WeightsError::Read { path: path.to_string(), source })
+    })
 }
 
 /// [`load`] for tensors already in memory (`origin` names them in messages).
@@ -181,29 +243,48 @@ pub fn load_tensors(
     file: Vec<(String, Tensor)>,
     mode: LoadMode,
 ) -> Result<LoadReport, WeightsError> {
+    let header = file.iter().map(|(n, t)| (n.clone(), t.size(), t.kind()));
+    let (report, matched) = plan(vs, header, mode, origin)?;
+    let mut tensors: std::collections::HashMap<String, Tensor> = file.into_iter().collect();
+    copy_matched(origin, report, matched, |name| {
+        Ok(tensors.remove(name).expect("matched names are unique names of the tensors"))
+    })
+}
+
+/// Compares the file's (name, shape, kind) with the network's variables: the report and
+/// the variables to set, each with its name in the file. Fails in strict mode unless the
+/// two match exactly.
+fn plan(
+    vs: &VarStore,
+    file: impl Iterator<Item = (String, Vec<i64>, Kind)>,
+    mode: LoadMode,
+    origin: &str,
+) -> Result<(LoadReport, Vec<(String, Tensor)>), WeightsError> {
     let vars = vs.variables();
     let mut report = LoadReport::default();
-    let mut matched: Vec<(String, Tensor, Tensor)> = Vec::new();
+    let mut matched: Vec<(String, Tensor)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (name, src) in file {
-        seen.insert(name.clone());
+    for (name, fsize, fkind) in file {
+        if !seen.insert(name.clone()) {
+            // Only tensors in memory can repeat a name (a file's header is a JSON object).
+            report.unexpected.push(format!("{name} (a second time)"));
+            continue;
+        }
         let Some(var) = vars.get(&name) else {
             report.unexpected.push(name);
             continue;
         };
-        let (vsize, fsize) = (var.size(), src.size());
+        let vsize = var.size();
         let same_shape = vsize == fsize
             // num_batches_tracked is 0-d in PyTorch; accept a 1-element vector too.
-            || (is_counter(&name) && var.numel() == 1 && src.numel() == 1);
-        let float_ok = !var.is_floating_point() || src.is_floating_point();
-        if same_shape && float_ok {
-            matched.push((name, var.shallow_clone(), src));
+            || (is_counter(&name) && var.numel() == 1 && fsize.iter().product::<i64>() == 1);
+        // A floating-point variable takes any floating-point dtype (converted, as
+        // PyTorch's load_state_dict does); integers and booleans are refused.
+        let kind_ok = if is_float(var.kind()) { is_float(fkind) } else { !matches!(fkind, Kind::Bool) };
+        if same_shape && kind_ok {
+            matched.push((name, var.shallow_clone()));
         } else {
-            report.mismatched.push(Mismatch {
-                name,
-                expected: describe(&vsize, var.kind()),
-                found: describe(&fsize, src.kind()),
-            });
+            report.mismatched.push(Mismatch { name, expected: describe(&vsize, var.kind()), found: describe(&fsize, fkind) });
         }
     }
     for name in vars.keys() {
@@ -217,8 +298,19 @@ pub fn load_tensors(
     if mode == LoadMode::Strict && !report.is_exact() {
         return Err(WeightsError::Mismatch { path: origin.to_string(), report });
     }
+    Ok((report, matched))
+}
+
+/// Copies each matched variable's tensor, fetched by name, into it.
+fn copy_matched(
+    origin: &str,
+    mut report: LoadReport,
+    matched: Vec<(String, Tensor)>,
+    mut fetch: impl FnMut(&str) -> Result<Tensor, WeightsError>,
+) -> Result<LoadReport, WeightsError> {
     tch::no_grad(|| -> Result<(), WeightsError> {
-        for (name, mut var, src) in matched {
+        for (name, mut var) in matched {
+            let src = fetch(&name)?;
             let src = if is_counter(&name) { src.f_reshape(var.size()).unwrap_or(src) } else { src };
             var.f_copy_(&src).map_err(|source| WeightsError::Torch {
                 path: origin.to_string(),
@@ -245,16 +337,5 @@ fn is_counter(name: &str) -> bool {
 }
 
 fn describe(size: &[i64], kind: Kind) -> String {
-    let k = match kind {
-        Kind::Float => "f32",
-        Kind::Double => "f64",
-        Kind::Half => "f16",
-        Kind::BFloat16 => "bf16",
-        Kind::Int64 => "i64",
-        Kind::Int => "i32",
-        Kind::Uint8 => "u8",
-        Kind::Bool => "bool",
-        _ => "other",
-    };
-    format!("{size:?} {k}")
+    format!("{size:?} {}", kind_name(kind))
 }

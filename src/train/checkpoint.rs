@@ -16,8 +16,8 @@ use super::atomic;
 use super::metrics::EpochMetrics;
 use super::optim::Sgd;
 use super::TrainError;
-use std::collections::HashMap;
-use std::path::Path;
+use crate::runtime::tensor_file::{is_float, kind_name, Entry, TensorFile};
+use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -37,13 +37,85 @@ pub struct RunState {
     pub config: String,
 }
 
-/// A checkpoint read back: its state and every tensor by name.
+/// A checkpoint read back: its state, and its file to read the tensors from.
 pub struct Checkpoint {
     /// Epoch, seed, metrics and settings.
     pub state: RunState,
-    /// Every tensor of the file by name (`model.*`, `momentum.*`, `run.*`).
-    pub tensors: HashMap<String, Tensor>,
+    /// Every tensor of the file by name (`model.*`, `momentum.*`, `run.*`), read on request.
+    pub tensors: StoredTensors,
 }
+
+/// The tensors of a safetensors file whose header has been checked
+/// ([`crate::runtime::tensor_file`]), read one at a time once their dtype and shape are
+/// known to fit: memory stays bounded by the model, whatever the file claims.
+pub struct StoredTensors {
+    path: PathBuf,
+    file: TensorFile,
+}
+
+impl StoredTensors {
+    /// Opens `path` and checks its header.
+    pub fn open(path: &Path) -> Result<StoredTensors, TrainError> {
+        if crate::runtime::weights::looks_like_pickle(&path.display().to_string()) {
+            let message = "a pickled PyTorch checkpoint; resnetc reads only safetensors (pickles can run code when loaded): \
+                           convert it with `safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`";
+            return Err(TrainError::Checkpoint { path: path.to_path_buf(), message: message.into() });
+        }
+        let file = TensorFile::open(path)
+            .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("unreadable ({e})") })?;
+        Ok(StoredTensors { path: path.to_path_buf(), file })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the file holds a tensor named `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.file.entry(name).is_some()
+    }
+
+    /// Checks that `name` is in the file with `like`'s shape and a dtype of the same
+    /// family (floating point, integer or bool); the message says what differs.
+    pub fn check_like(&self, name: &str, like: &Tensor) -> Result<(), String> {
+        self.entry_like(name, like).map(|_| ())
+    }
+
+    fn entry_like(&self, name: &str, like: &Tensor) -> Result<&Entry, String> {
+        let entry = self.file.entry(name).ok_or_else(|| format!("no tensor `{name}`"))?;
+        let (size, kind) = (like.size(), like.kind());
+        let family = |k: Kind| if is_float(k) { "floating-point" } else if k == Kind::Bool { "bool" } else { "integer" };
+        if entry.shape != size || family(entry.kind) != family(kind) {
+            return Err(format!(
+                "`{name}` is {:?} {}, expected {size:?} {}",
+                entry.shape,
+                kind_name(entry.kind),
+                kind_name(kind)
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// Reads `name` if [`StoredTensors::check_like`] accepts it.
+    pub fn read_like(&self, name: &str, like: &Tensor) -> Result<Tensor, String> {
+        let entry = self.entry_like(name, like)?;
+        self.file.read(entry).map_err(|e| format!("`{name}`: {e}"))
+    }
+
+    /// Reads `name`, which must have dtype `kind` and a shape `shape_ok` accepts, checked
+    /// before reading.
+    fn read_checked(&self, name: &str, kind: Kind, what: &str, shape_ok: impl Fn(&[i64]) -> bool) -> Result<Tensor, String> {
+        let entry = self.file.entry(name).ok_or_else(|| format!("no `{name}` entry: not a resnetc checkpoint"))?;
+        if entry.kind != kind || !shape_ok(&entry.shape) {
+            return Err(format!("`{name}` is {:?} {}, expected {what}", entry.shape, kind_name(entry.kind)));
+        }
+        self.file.read(entry).map_err(|e| format!("`{name}`: {e}"))
+    }
+}
+
+/// The longest `run.config` read (the settings are a few hundred bytes of JSON).
+const MAX_CONFIG_BYTES: i64 = 1 << 20;
 
 fn cpu(t: &Tensor) -> Result<Tensor, tch::TchError> {
     t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()
@@ -89,55 +161,60 @@ pub fn save_weights(path: &Path, vs: &VarStore) -> Result<(), TrainError> {
     write_tensors(path, variables(vs)?)
 }
 
-/// Reads a checkpoint written by [`save`].
+/// Reads a checkpoint written by [`save`]: its header and the `run.*` entries, whose
+/// dtypes and shapes are checked before they are read; the model's and the optimizer's
+/// tensors are read later, against the model ([`copy_into`], [`Sgd::load_state`]).
 pub fn load(path: &Path) -> Result<Checkpoint, TrainError> {
     let bad = |message: String| TrainError::Checkpoint { path: path.to_path_buf(), message };
     if !path.exists() {
         return Err(TrainError::NoCheckpoint { path: path.to_path_buf() });
     }
-    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| bad(format!("unreadable ({e})")))?
-        .into_iter()
-        .collect();
-    let get = |name: &str| tensors.get(name).ok_or_else(|| bad(format!("no `{name}` entry: not a resnetc checkpoint")));
-    let int = |name: &str| -> Result<i64, TrainError> {
-        let t = get(name)?;
-        if t.kind() != Kind::Int64 || t.numel() != 1 {
-            return Err(bad(format!("`{name}` is not one int64")));
-        }
-        Ok(t.int64_value(&[0]))
+    let tensors = StoredTensors::open(path)?;
+    let one_int = |name: &str| -> Result<i64, TrainError> {
+        tensors
+            .read_checked(name, Kind::Int64, "one i64", |s| s.iter().product::<i64>() == 1)
+            .and_then(|t| t.f_reshape([1]).and_then(|t| t.f_int64_value(&[0])).map_err(|e| format!("`{name}`: {e}")))
+            .map_err(bad)
     };
-    let epoch = usize::try_from(int("run.epoch")?).map_err(|_| bad("negative epoch".into()))?;
-    let seed = int("run.seed")? as u64;
-    let h = get("run.history")?;
-    let size = h.size();
-    if h.kind() != Kind::Double || size.len() != 2 || size[1] != EpochMetrics::FIELDS as i64 || size[0] as usize != epoch {
-        return Err(bad(format!("`run.history` has shape {size:?}, expected [{epoch}, {}]", EpochMetrics::FIELDS)));
-    }
+    let epoch = usize::try_from(one_int("run.epoch")?).map_err(|_| bad("negative epoch".into()))?;
+    let seed = one_int("run.seed")? as u64;
+    let fields = EpochMetrics::FIELDS as i64;
+    let h = tensors
+        .read_checked("run.history", Kind::Double, &format!("[{epoch}, {fields}] f64"), |s| s == [epoch as i64, fields])
+        .map_err(bad)?;
     let rows = Vec::<f64>::try_from(h.flatten(0, -1)).map_err(|e| bad(format!("`run.history`: {e}")))?;
     let history = rows
         .chunks_exact(EpochMetrics::FIELDS)
         .map(|c| EpochMetrics::from_array(std::array::from_fn(|i| c[i])))
         .collect();
-    let c = get("run.config")?;
+    let c = tensors
+        .read_checked("run.config", Kind::Uint8, "[n] u8 of at most 1 MiB", |s| matches!(s, &[n] if n <= MAX_CONFIG_BYTES))
+        .map_err(bad)?;
     let bytes = Vec::<u8>::try_from(c).map_err(|e| bad(format!("`run.config`: {e}")))?;
     let config = String::from_utf8(bytes).map_err(|_| bad("`run.config` is not UTF-8".into()))?;
     Ok(Checkpoint { state: RunState { epoch, seed, history, config }, tensors })
 }
 
-/// Copies `source[prefix + name]` into every variable of `vs`, checking names and shapes.
-/// `what` names the file for errors.
-pub fn copy_into(vs: &VarStore, source: &HashMap<String, Tensor>, prefix: &str, path: &Path) -> Result<(), TrainError> {
-    let bad = |message: String| TrainError::Checkpoint { path: path.to_path_buf(), message };
+/// Copies `source[prefix + name]` into every variable of `vs`. Names, shapes and dtypes
+/// are all checked before any tensor is read; every problem is reported (the first ten
+/// and a count).
+pub fn copy_into(vs: &VarStore, source: &StoredTensors, prefix: &str) -> Result<(), TrainError> {
+    let bad = |message: String| TrainError::Checkpoint { path: source.path().to_path_buf(), message };
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let problems: Vec<String> = vars
+        .iter()
+        .filter_map(|(name, var)| source.check_like(&format!("{prefix}{name}"), var).err().map(|m| format!("{m} (the model's `{name}`)")))
+        .collect();
+    if !problems.is_empty() {
+        let shown = problems.iter().take(10).cloned().collect::<Vec<_>>().join("; ");
+        let more = if problems.len() > 10 { format!("; and {} more", problems.len() - 10) } else { String::new() };
+        return Err(bad(format!("does not fit the model: {shown}{more}")));
+    }
     for (name, mut var) in vars {
         let key = format!("{prefix}{name}");
-        let src = source.get(&key).ok_or_else(|| bad(format!("no tensor `{key}` for the model's `{name}`")))?;
-        if src.size() != var.size() {
-            return Err(bad(format!("`{key}` has shape {:?}, the model's `{name}` {:?}", src.size(), var.size())));
-        }
-        tch::no_grad(|| var.f_copy_(src)).map_err(|e| bad(format!("`{key}`: {e}")))?;
+        let src = source.read_like(&key, &var).map_err(bad)?;
+        tch::no_grad(|| var.f_copy_(&src)).map_err(|e| bad(format!("`{key}`: {e}")))?;
     }
     Ok(())
 }
@@ -145,14 +222,9 @@ pub fn copy_into(vs: &VarStore, source: &HashMap<String, Tensor>, prefix: &str, 
 /// Loads a weights file (as written by [`save_weights`], or torchvision's names exported
 /// from PyTorch) into `vs`. A checkpoint's model is taken too.
 pub fn load_weights(path: &Path, vs: &VarStore) -> Result<(), TrainError> {
-    let bad = |message: String| TrainError::Checkpoint { path: path.to_path_buf(), message };
-    if !path.exists() {
-        return Err(bad("no such file".into()));
-    }
-    let tensors: HashMap<String, Tensor> =
-        Tensor::read_safetensors(path).map_err(|e| bad(format!("unreadable ({e})")))?.into_iter().collect();
-    let prefix = if tensors.contains_key("run.epoch") { MODEL_PREFIX } else { "" };
-    copy_into(vs, &tensors, prefix, path)
+    let tensors = StoredTensors::open(path)?;
+    let prefix = if tensors.contains("run.epoch") { MODEL_PREFIX } else { "" };
+    copy_into(vs, &tensors, prefix)
 }
 
 /// Differences between two runs' JSON settings, ignoring `ignore` keys, as `key: a -> b`.

@@ -272,7 +272,7 @@ fn load_folder(dir: &Path, split: Split, limit: Option<usize>, size: (usize, usi
     let mut pixels = Vec::with_capacity(all.len() * channels * h * w);
     let mut labels = Vec::with_capacity(all.len());
     for (path, label) in all {
-        let image = load_image(&path, h, w, channels).map_err(|source| DataError::Image { path: path.clone(), source })?;
+        let image = load_image(&path, h, w, channels)?;
         pixels.extend(image);
         labels.push(label);
     }
@@ -284,21 +284,33 @@ fn load_folder(dir: &Path, split: Split, limit: Option<usize>, size: (usize, usi
 }
 
 /// Loads one image as C x H x W bytes, resized and converted to `channels` (1 or 3).
-fn load_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<Vec<u8>, tch::TchError> {
-    let rgb = tch::vision::image::load(path)?;
-    let rgb = if rgb.size()[1..] != [h as i64, w as i64] { tch::vision::image::resize(&rgb, w as i64, h as i64)? } else { rgb };
-    let t = if channels == 1 {
-        // ITU-R BT.601 luma, as PIL's convert("L").
-        let f = rgb.f_to_kind(tch::Kind::Float)?;
-        let weights = tch::Tensor::from_slice(&[0.299f32, 0.587, 0.114]).view([3, 1, 1]);
-        (f * weights).sum_dim_intlist(0, true, tch::Kind::Float).round().clamp(0.0, 255.0).to_kind(tch::Kind::Uint8)
-    } else {
-        rgb
+/// The file is checked as `resnetc predict` checks it ([`crate::runtime::image::decode`]).
+fn load_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<Vec<u8>, DataError> {
+    let rgb = crate::runtime::image::decode(path)?;
+    let torch = |source: tch::TchError| DataError::Image(crate::runtime::image::ImageError {
+        path: path.display().to_string(),
+        problem: format!("resizing or converting failed ({source})"),
+    });
+    let convert = || -> Result<Vec<u8>, tch::TchError> {
+        let rgb = if rgb.size()[1..] != [h as i64, w as i64] { tch::vision::image::resize(&rgb, w as i64, h as i64)? } else { rgb };
+        let t = if channels == 1 {
+            // ITU-R BT.601 luma, as PIL's convert("L").
+            let f = rgb.f_to_kind(tch::Kind::Float)?;
+            let weights = tch::Tensor::f_from_slice(&[0.299f32, 0.587, 0.114])?.f_view([3, 1, 1])?;
+            f.f_mul(&weights)?
+                .f_sum_dim_intlist(0, true, tch::Kind::Float)?
+                .f_round()?
+                .f_clamp(0.0, 255.0)?
+                .f_to_kind(tch::Kind::Uint8)?
+        } else {
+            rgb
+        };
+        let t = t.f_contiguous()?;
+        let mut out = vec![0u8; t.numel()];
+        t.f_copy_data(&mut out, t.numel())?;
+        Ok(out)
     };
-    let t = t.contiguous();
-    let mut out = vec![0u8; t.numel()];
-    t.f_copy_data(&mut out, t.numel())?;
-    Ok(out)
+    convert().map_err(torch)
 }
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub enum DataError {
     /// The file does not start with the IDX magic number expected for its kind.
     #[error("data file `{path}` is not an IDX {kind} file: magic number 0x{found:08x}, expected 0x{expected:08x}")]
     BadMagic { path: PathBuf, kind: &'static str, found: u32, expected: u32 },
+    /// The header declares dimensions resnetc does not read (empty or oversized images,
+    /// more data than [`super::idx::MAX_IDX_BYTES`]).
+    #[error("data file `{path}` has an unusable IDX header: {message}")]
+    BadHeader { path: PathBuf, message: String },
     /// The file holds fewer bytes than its header promises.
     #[error("data file `{path}` is truncated: its header promises {expected} bytes, it holds {found}")]
     Truncated { path: PathBuf, expected: u64, found: u64 },
@@ -43,13 +47,9 @@ pub enum DataError {
     /// The train and test parts of an image folder name different classes.
     #[error("image folder `{path}`: train classes {train:?} differ from test classes {test:?}")]
     ClassMismatch { path: PathBuf, train: Vec<String>, test: Vec<String> },
-    /// An image could not be decoded.
-    #[error("cannot load image `{path}`")]
-    Image {
-        path: PathBuf,
-        #[source]
-        source: tch::TchError,
-    },
+    /// An image could not be read or decoded (the error names the file).
+    #[error(transparent)]
+    Image(#[from] crate::runtime::image::ImageError),
     /// A folder could not be listed.
     #[error("cannot list folder `{path}`")]
     List {

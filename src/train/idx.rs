@@ -39,56 +39,83 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
     Ok(read_idx(path, LABELS_MAGIC, "labels")?.1)
 }
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic bytes.
-fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|source| {
+/// The most data bytes an IDX file may declare: 4 GiB (MNIST's training images are 47 MB).
+pub const MAX_IDX_BYTES: u64 = 4 << 30;
+
+/// Reads an IDX file of unsigned bytes whose magic number must be `magic`; returns its
+/// dimensions and data. The header is read and checked first (magic number, dimensions,
+/// the data's size against [`MAX_IDX_BYTES`] and, uncompressed, against the file's
+/// length), so no memory is set aside for data the file does not hold; a gzipped file is
+/// decompressed as a stream and never beyond the size its header declares plus one byte.
+fn read_idx(path: &Path, magic: u32, kind: &'static str) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let (file, file_len) = crate::runtime::files::open_regular(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::Missing { path: path.to_path_buf() }
         } else {
             DataError::Read { path: path.to_path_buf(), source }
         }
     })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 2);
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip { path: path.to_path_buf(), source })?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
+    let read_err = |source| DataError::Read { path: path.to_path_buf(), source };
+    let gzip_err = |source| DataError::Gzip { path: path.to_path_buf(), source };
+    let mut file = std::io::BufReader::new(file);
+    let gzipped = std::io::BufRead::fill_buf(&mut file).map_err(read_err)?.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gzipped { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+    let on_read = |e| if gzipped { gzip_err(e) } else { read_err(e) };
 
-/// Reads an IDX file of unsigned bytes whose magic number must be `magic`; returns its
-/// dimensions and data.
-fn read_idx(path: &Path, magic: u32, kind: &'static str) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let bytes = read_bytes(path)?;
     let ndim = (magic & 0xff) as usize;
     let header = 4 + 4 * ndim;
-    let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    if bytes.len() < 4 {
-        return Err(DataError::Truncated { path: path.to_path_buf(), expected: header as u64, found: bytes.len() as u64 });
+    let mut head = Vec::with_capacity(header);
+    (&mut reader).take(header as u64).read_to_end(&mut head).map_err(on_read)?;
+    let word = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    if head.len() < 4 {
+        return Err(DataError::Truncated { path: path.to_path_buf(), expected: header as u64, found: head.len() as u64 });
     }
     let found = word(0);
     if found != magic {
         return Err(DataError::BadMagic { path: path.to_path_buf(), kind, found, expected: magic });
     }
-    if bytes.len() < header {
-        return Err(DataError::Truncated { path: path.to_path_buf(), expected: header as u64, found: bytes.len() as u64 });
+    if head.len() < header {
+        return Err(DataError::Truncated { path: path.to_path_buf(), expected: header as u64, found: head.len() as u64 });
     }
     let dims: Vec<usize> = (0..ndim).map(|d| word(4 + 4 * d) as usize).collect();
+    let bad_header = |message: String| DataError::BadHeader { path: path.to_path_buf(), message };
+    if ndim == 3 {
+        let (rows, cols) = (dims[1] as u64, dims[2] as u64);
+        let side = crate::ir::Limits::MAX_SIDE;
+        if rows == 0 || cols == 0 || rows > side || cols > side {
+            return Err(bad_header(format!("its images are {rows}x{cols}; each side must be 1 to {side}")));
+        }
+    }
     // u32 dimensions multiplied in u128 cannot overflow for ndim <= 3.
-    let expected = header as u128 + dims.iter().map(|&d| d as u128).product::<u128>();
-    let found = bytes.len() as u128;
-    if found < expected {
-        return Err(DataError::Truncated { path: path.to_path_buf(), expected: expected as u64, found: found as u64 });
+    let data = dims.iter().map(|&d| d as u128).product::<u128>();
+    if data > MAX_IDX_BYTES as u128 {
+        return Err(bad_header(format!(
+            "its header declares {data} bytes of data ({}), more than the {} resnetc reads",
+            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" x "),
+            crate::runtime::files::human(MAX_IDX_BYTES)
+        )));
     }
-    if found > expected {
-        return Err(DataError::TrailingBytes { path: path.to_path_buf(), extra: (found - expected) as u64 });
+    let (data, expected) = (data as u64, header as u64 + data as u64);
+    if !gzipped && file_len < expected {
+        return Err(DataError::Truncated { path: path.to_path_buf(), expected, found: file_len });
     }
-    let mut data = bytes;
-    data.drain(..header);
-    Ok((dims, data))
+    if !gzipped && file_len > expected {
+        return Err(DataError::TrailingBytes { path: path.to_path_buf(), extra: file_len - expected });
+    }
+    // Uncompressed, the file was just checked to hold `data` bytes; gzipped, the vector
+    // grows only as decompressed bytes arrive.
+    let mut bytes = Vec::with_capacity(if gzipped { 0 } else { data as usize });
+    (&mut reader).take(data + 1).read_to_end(&mut bytes).map_err(on_read)?;
+    let got = bytes.len() as u64;
+    if got < data {
+        return Err(DataError::Truncated { path: path.to_path_buf(), expected, found: header as u64 + got });
+    }
+    if got > data {
+        // Count what follows, up to 1 MiB more (a stream may be endless).
+        let more = std::io::copy(&mut (&mut reader).take(1 << 20), &mut std::io::sink()).unwrap_or(0);
+        return Err(DataError::TrailingBytes { path: path.to_path_buf(), extra: got - data + more });
+    }
+    Ok((dims, bytes))
 }
 
 #[cfg(test)]

@@ -289,7 +289,7 @@ pub fn train_model<M: Classifier>(
         if !diffs.is_empty() {
             return Err(TrainError::ResumeMismatch { path: files.checkpoint.clone(), differences: diffs.join("; ") });
         }
-        checkpoint::copy_into(vs, &ckpt.tensors, checkpoint::MODEL_PREFIX, &files.checkpoint)?;
+        checkpoint::copy_into(vs, &ckpt.tensors, checkpoint::MODEL_PREFIX)?;
         opt.load_state(&ckpt.tensors)
             .map_err(|message| TrainError::Checkpoint { path: files.checkpoint.clone(), message })?;
         history = ckpt.state.history;

@@ -11,7 +11,7 @@
 //! p   = p - lr * buf              (p - lr * g without momentum)
 //! ```
 
-use std::collections::HashMap;
+use super::checkpoint::StoredTensors;
 use tch::nn::VarStore;
 use tch::{TchError, Tensor};
 
@@ -95,16 +95,15 @@ impl Sgd {
             .collect()
     }
 
-    /// Restores the buffers saved by [`Sgd::state`]; names the first one missing.
-    pub fn load_state(&mut self, saved: &HashMap<String, Tensor>) -> Result<(), String> {
+    /// Restores the buffers saved by [`Sgd::state`] from a checkpoint's tensors, each
+    /// checked against its buffer's shape and dtype before it is read; names the first
+    /// one missing or unfit.
+    pub fn load_state(&mut self, saved: &StoredTensors) -> Result<(), String> {
         for (name, _, buf) in &mut self.params {
             let Some(buf) = buf else { continue };
             let key = format!("{MOMENTUM_PREFIX}{name}");
-            let src = saved.get(&key).ok_or_else(|| format!("no momentum buffer `{key}`"))?;
-            if src.size() != buf.size() {
-                return Err(format!("momentum buffer `{key}` has shape {:?}, the model {:?}", src.size(), buf.size()));
-            }
-            tch::no_grad(|| buf.f_copy_(src)).map_err(|e| format!("momentum buffer `{key}`: {e}"))?;
+            let src = saved.read_like(&key, buf).map_err(|m| format!("momentum buffer: {m}"))?;
+            tch::no_grad(|| buf.f_copy_(&src)).map_err(|e| format!("momentum buffer `{key}`: {e}"))?;
         }
         Ok(())
     }

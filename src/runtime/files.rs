@@ -1,0 +1,113 @@
+//! Opening the files the runtime commands read (weights, inputs, images, data sets,
+//! class names) without trusting them: only regular files are opened, so a FIFO cannot
+//! block a command and a device such as `/dev/zero` cannot feed it without end, and
+//! reads are bounded before any memory is set aside for them.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// Opens `path` for reading if it is a regular file (after following symbolic links);
+/// returns the file and its length in bytes. A directory, FIFO, socket or device is an
+/// error of kind `InvalidInput` saying what the path is.
+pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+    let meta = std::fs::metadata(path)?;
+    let kind = describe(&meta.file_type());
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("it is {kind}, not a regular file")));
+    }
+    let file = File::open(path)?;
+    // The path may have been replaced between the two calls: check what was opened.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file".to_string()));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads a whole regular file of at most `max` bytes. A longer file is an error of kind
+/// `InvalidData` naming both sizes; nothing beyond `max + 1` bytes is ever read, even if
+/// the file grows while it is read.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let (file, len) = open_regular(path)?;
+    if len > max {
+        return Err(too_large(len, max));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64, max));
+    }
+    Ok(bytes)
+}
+
+fn too_large(len: u64, max: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("it holds {len} bytes, more than the {} this command reads", human(max)))
+}
+
+/// `256 MiB`, `4 GiB`, or the plain number of bytes.
+pub fn human(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+    if bytes >= GIB && bytes % GIB == 0 {
+        format!("{} GiB", bytes / GIB)
+    } else if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn describe(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_directories_and_devices_and_bounds_reads() {
+        let e = open_regular(Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = read_bounded(Path::new("/dev/zero"), 10).unwrap_err();
+            assert!(e.to_string().contains("a device"), "{e}");
+        }
+        let dir = std::env::temp_dir().join(format!("resnetc-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("ten");
+        std::fs::write(&p, [7u8; 10]).unwrap();
+        assert_eq!(read_bounded(&p, 10).unwrap().len(), 10);
+        let e = read_bounded(&p, 9).unwrap_err();
+        assert!(e.to_string().contains("10 bytes"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human(256 << 20), "256 MiB");
+        assert_eq!(human(4 << 30), "4 GiB");
+        assert_eq!(human(1000), "1000 bytes");
+    }
+}
