@@ -9,6 +9,7 @@
 //! that peak (kernels that multiply less than 2 x MACs, such as Winograd convolutions,
 //! or a clock that rose after the measurement) is reported as 100% with a note.
 
+use super::{outln};
 use super::run::{build_network, compile, DeviceArgs, PassArgs};
 use super::CliError;
 use crate::ir::Shape;
@@ -141,11 +142,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 "autocast": opts.autocast,
             },
         });
-        println!("{v}");
+        outln!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
 
-    println!(
+    outln!(
         "{} ({}), batch {}, input {}x{}x{}, {}, {dtype}, {threads} thread{}",
         compiled.model.name,
         args.spec,
@@ -163,19 +164,19 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         let c: Vec<String> = report.candidates.iter().map(|(l, d)| format!("{l} {:.1} ms", ms(*d))).collect();
         format!(" (measured: {})", c.join(", "))
     };
-    println!(
+    outln!(
         "  passes: {}{}, layout {layout}{measured}",
         if opts.fold_bn { format!("BN folded into {} convs", report.folded) } else { "no BN folding".into() },
         if opts.no_grad { ", no-grad" } else { "" },
     );
-    println!(
+    outln!(
         "  one-time: fold {:.1} ms, weight conversion {:.1} ms, layout measurement {:.1} ms; first call {:.1} ms",
         ms(report.fold),
         ms(report.layout_prep),
         ms(report.measure),
         ms(first_call)
     );
-    println!(
+    outln!(
         "  steady state ({} iters): {:.2} ms/batch median (min {:.2}, max {:.2}), {:.2} images/s",
         args.iters,
         ms(median),
@@ -183,16 +184,16 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         ms(times[times.len() - 1]),
         images_per_sec
     );
-    println!(
+    outln!(
         "  compute: {:.3} GMAC/image = {:.3} GFLOP/image (2 x MACs, conv + fc); {:.1} GFLOP/s",
         macs as f64 / 1e9,
         2.0 * macs as f64 / 1e9,
         gflops
     );
     if let (Some(p), Some((f, note))) = (peak, fraction) {
-        println!("  CPU peak: {:.1} GFLOP/s ({}); {:.1}% of peak", p.gflops, p.assumption, 100.0 * f);
+        outln!("  CPU peak: {:.1} GFLOP/s ({}); {:.1}% of peak", p.gflops, p.assumption, 100.0 * f);
         if let Some(note) = note {
-            println!("  note: {note}");
+            outln!("  note: {note}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -34,10 +34,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 if !args.quiet {
                     let t = c.network.totals;
                     write_stdout(&format!(
-                        "ok: {}: {} ({} blocks), {} params, {} MACs\n",
+                        "ok: {}: {} ({} block{}), {} params, {} MACs\n",
                         escape(path),
                         escape(&c.model.name),
                         c.network.blocks.len(),
+                        if c.network.blocks.len() == 1 { "" } else { "s" },
                         crate::back::table::thousands(t.trainable_params),
                         crate::back::table::thousands(t.macs)
                     ))?;

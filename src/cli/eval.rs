@@ -1,5 +1,6 @@
 //! `resnetc eval SPEC --weights W --data fashion-mnist|mnist|DIR [...]`: test accuracy and
 //! the confusion matrix with class names.
+use super::{outln};
 use super::train::{load_split, prepare};
 use super::{CliError, EXIT_SPEC};
 use crate::train::loader::Prep;
@@ -62,7 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let classes = test_set.classes.clone();
     let eval = train::evaluate(&net, Arc::new(test_set), &prep, args.batch_size as usize)
         .map_err(|e| CliError::other("evaluation failed", e))?;
-    println!(
+    outln!(
         "test accuracy {:.4} ({} of {} {} test images, {} on {})",
         eval.accuracy(),
         eval.correct(),
@@ -71,7 +72,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         compiled.model.name,
         crate::runtime::device::device_name(device)
     );
-    println!();
-    print!("{}", eval.render(&classes));
+    outln!();
+    super::write_stdout(&eval.render(&classes))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -109,6 +109,29 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// Writes one line of a command's output to stdout through [`write_stdout`]: a closed
+/// pipe is ignored; any other failure (a full disk) reports `cannot write <stdout>` and
+/// exits with [`EXIT_IO`], since the output is what the command was run for.
+#[cfg_attr(not(feature = "torch"), allow(unused_macros))]
+macro_rules! outln {
+    () => {
+        $crate::cli::stdout_line("")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdout_line(&format!($($arg)*))
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use outln;
+
+/// [`outln!`]'s body.
+pub fn stdout_line(text: &str) {
+    if let Err(e) = write_stdout(&format!("{text}\n")) {
+        report_error(&e);
+        std::process::exit(i32::from(EXIT_IO));
+    }
+}
+
 /// Prints `error: ...` and the cause chain to stderr.
 pub fn report_error(e: &CliError) {
     say!("error: {e}");

@@ -1,5 +1,6 @@
 //! `resnetc predict`: classify images, top-5 classes with probabilities.
 
+use super::{outln, say};
 use super::run::{build_network, compile, DeviceArgs, PassArgs};
 use super::CliError;
 use crate::runtime::image::Preprocess;
@@ -89,12 +90,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::other("softmax failed", e))?;
         let (top_p, top_i) = probs.f_topk(k as i64, -1, true, true).map_err(|e| CliError::other("top-k failed", e))?;
         for (row, path) in chunk.iter().enumerate() {
-            println!("{path}");
+            outln!("{path}");
             for j in 0..k {
                 let p = top_p.double_value(&[row as i64, j as i64]);
                 let class = top_i.int64_value(&[row as i64, j as i64]);
                 let name = labels.as_ref().and_then(|l| l.get(class as usize)).map_or(String::new(), |n| format!("  {n}"));
-                println!("  {:>2}. {:>6.2}%  class {class}{name}", j + 1, 100.0 * p);
+                outln!("  {:>2}. {:>6.2}%  class {class}{name}", j + 1, 100.0 * p);
             }
         }
     }
@@ -120,7 +121,7 @@ fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
         )));
     }
     if labels.len() > classes {
-        eprintln!("warning: `{path}` has {} class names, the network {classes} classes; extra names are ignored", labels.len());
+        say!("warning: `{path}` has {} class names, the network {classes} classes; extra names are ignored", labels.len());
     }
     Ok(labels)
 }

@@ -3,6 +3,7 @@
 //! Also holds what `predict` and `bench` share: building a network on a device with its
 //! weights, and the switches of the inference passes.
 
+use super::{say};
 use super::CliError;
 use crate::runtime::weights::{self, LoadMode};
 use crate::runtime::{device, DType, InferenceModel, InferenceOptions, MemoryFormat, ResNet};
@@ -128,7 +129,7 @@ pub fn build_network(compiled: &Compiled, device: Device, weights: Option<&str>,
         let mode = if partial { LoadMode::Partial } else { LoadMode::Strict };
         let report = weights::load(&vs, path, mode).map_err(|e| CliError::other(format!("cannot load weights `{path}`"), e))?;
         if !report.is_exact() {
-            eprintln!("warning: loaded {} of {} variables from `{path}`; skipped:\n{report}", report.loaded.len(), vs.variables().len());
+            say!("warning: loaded {} of {} variables from `{path}`; skipped:\n{report}", report.loaded.len(), vs.variables().len());
         }
     }
     Ok(net)
@@ -170,7 +171,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         out.push(("probabilities".to_string(), probs));
     }
     weights::write_tensors(&args.output, &out).map_err(|e| CliError::other("cannot write the output", e))?;
-    eprintln!(
+    say!(
         "wrote logits {:?} to `{}` ({}, {how})",
         logits.size(),
         args.output,

@@ -1,4 +1,5 @@
 //! `resnetc train SPEC --data fashion-mnist|mnist|DIR --out RUN_DIR [...]`
+use super::{outln, say};
 use super::{compile_or_report, CliError, EXIT_SPEC};
 use crate::train::{self, Augment, DataSource, Dataset, Schedule, Split, TrainOptions};
 use crate::{Compiled, Overrides};
@@ -98,7 +99,7 @@ pub(super) fn prepare<T>(
     let data = load(&sized)?;
     let classes = classes_of(&data) as u64;
     if classes != sized.model.head.classes {
-        eprintln!(
+        say!(
             "note: `{spec}` declares {} classes; the data set has {classes}, so its fc layer gets {classes} outputs \
              (pass --classes {classes} to other commands)",
             sized.model.head.classes
@@ -142,7 +143,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     }
     let compiled = &compiled;
     let input = compiled.network.input;
-    println!(
+    outln!(
         "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {} (threads: {})",
         compiled.model.name,
         compiled.network.totals.trainable_params,
@@ -178,7 +179,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let report = train::train_spec(compiled, Arc::new(train_set), Arc::new(test_set), &opts)
         .map_err(|e| CliError::other(format!("training `{}` failed", args.spec), e))?;
     if let Some(last) = report.history.last() {
-        println!(
+        outln!(
             "loss {:.3}, train acc {:.3}, test acc {:.3}\n{:.1} examples/sec on {}; {} epochs in {:.1} s ({} this session)",
             last.train_loss,
             last.train_acc,
@@ -190,7 +191,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             report.history.len() - report.resumed_from,
         );
     }
-    println!("wrote {} (and metrics.csv, curves.png, curves.svg, checkpoint.safetensors) in {:.1} s", report.weights.display(), started.elapsed().as_secs_f64());
+    outln!("wrote {} (and metrics.csv, curves.png, curves.svg, checkpoint.safetensors) in {:.1} s", report.weights.display(), started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -125,6 +125,9 @@ pub enum WeightsError {
         #[source]
         source: TchError,
     },
+    /// The output path was refused or could not be replaced.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 /// The largest input tensor `resnetc run` reads: 1 GiB (about 1,700 images of 3x224x224
@@ -220,7 +223,11 @@ pub fn write_tensors(path: &str, tensors: &[(String, Tensor)]) -> Result<(), Wei
         cpu.push((name.clone(), t));
     }
     cpu.sort_by(|a, b| a.0.cmp(&b.0));
-    Tensor::write_safetensors(&cpu, path).map_err(|source| WeightsError::Write { path: path.to_string(), source })
+    // Through an exclusive temporary file and a rename (links, folders and devices refused).
+    crate::output::replace_with(std::path::Path::new(path), &[], |_, tmp| Tensor::write_safetensors(&cpu, tmp)).map_err(|e| match e {
+        crate::output::ReplaceError::Output(e) => WeightsError::Output(e),
+        crate::output::ReplaceError::Write(source) => WeightsError::Write { path: path.to_string(), source },
+    })
 }
 
 /// Loads a safetensors file into `vs` by name. See the module docs for the modes. Names,

@@ -49,6 +49,15 @@ pub use schedule::Schedule;
 
 use crate::ir::Shape;
 use crate::Compiled;
+
+/// A progress line on stdout. A closed or failing stdout never stops a training run (its
+/// weights and checkpoints are what matter), so write errors are ignored.
+macro_rules! progress_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 use indicatif::{ProgressBar, ProgressStyle};
 use loader::{Loader, Prep};
 use optim::Sgd;
@@ -299,9 +308,9 @@ pub fn train_model<M: Classifier>(
     let resumed_from = history.len();
     if opts.summary && opts.resume {
         if has_checkpoint {
-            println!("resuming {} at epoch {} of {}", opts.out.display(), resumed_from + 1, opts.epochs);
+            progress_line!("resuming {} at epoch {} of {}", opts.out.display(), resumed_from + 1, opts.epochs);
         } else {
-            println!("no checkpoint in {}: starting a new run", opts.out.display());
+            progress_line!("no checkpoint in {}: starting a new run", opts.out.display());
         }
     }
 
@@ -365,7 +374,7 @@ pub fn train_model<M: Classifier>(
         write_reports(&files, &history, opts.epochs)?;
         if opts.summary {
             let m = history.last().expect("just pushed");
-            println!(
+            progress_line!(
                 "epoch {}/{}: loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} examples/s, {:.1} s",
                 m.epoch, opts.epochs, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec, m.seconds
             );

@@ -1024,7 +1024,12 @@ fn spatial_zero(
     let d = Diagnostic::error("E-spatial-zero", format!("spatial size reaches zero at {ctx}"))
         .with_primary(
             at,
-            format!("a {kernel}x{kernel} window with padding {padding} does not fit the {}x{} input", input.h, input.w),
+            format!(
+                "{} {kernel}x{kernel} window with padding {padding} does not fit the {}x{} input",
+                article_for_number(kernel),
+                input.h,
+                input.w
+            ),
         )
         .with_note(format!("input {input}, kernel {kernel}, stride {stride}, padding {padding}: output size < 1"));
     if model_input == input {
@@ -1046,5 +1051,29 @@ fn gcd(a: u64, b: u64) -> u64 {
         a.max(1)
     } else {
         gcd(b, a % b)
+    }
+}
+
+/// The indefinite article before a number as it is read aloud: "an 8x8", "an 11x11", "a 7x7".
+fn article_for_number(n: u64) -> &'static str {
+    let mut lead = n;
+    // 80..89, 800..899, ... read "eighty...", "eight hundred...".
+    while lead >= 100 {
+        lead /= 10;
+    }
+    if matches!(lead, 8 | 11 | 18 | 80..=89) || (n >= 1000 && matches!(n, 11_000..=11_999 | 18_000..=18_999)) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+#[cfg(test)]
+mod article_tests {
+    #[test]
+    fn articles_before_numbers() {
+        for (n, a) in [(1, "a"), (3, "a"), (7, "a"), (8, "an"), (11, "an"), (18, "an"), (80, "an"), (64, "a"), (800, "an"), (1000, "a")] {
+            assert_eq!(super::article_for_number(n), a, "{n}");
+        }
     }
 }
