@@ -1,6 +1,6 @@
 //! `resnetc build SPEC [-o FILE] [--name NAME] [--input CxHxW] [--classes N]`
 use super::{compile_or_report, write_stdout, CliError, OverrideArgs, EXIT_SPEC};
-use crate::back::rust::{is_type_name, module_source, RustOptions};
+use crate::back::rust::{check_type_name, module_source, RustOptions};
 use crate::output::OutputError;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,11 +22,7 @@ pub struct Args {
 }
 
 fn parse_type_name(s: &str) -> Result<String, String> {
-    if is_type_name(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("`{s}` is not a Rust identifier usable as a struct name"))
-    }
+    check_type_name(s).map(|()| s.to_string())
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
