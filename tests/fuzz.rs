@@ -1,0 +1,532 @@
+//! A bounded fuzz run on stable Rust: every seed of `tests/fuzz-corpus` (and of its
+//! `regressions/` folder) once, then mutants of them, each through every command's code
+//! path ([`resnetc::fuzz::exercise`]).
+//!
+//! - `RESNETC_FUZZ_ITERS`: number of mutants (default [`DEFAULT_ITERS`]);
+//! - `RESNETC_FUZZ_SEED`: changes the mutants (default 0: the same run every time);
+//! - `RESNETC_FUZZ_TIMEOUT_SECS`: one input running longer than this aborts the run with
+//!   the input printed (default [`DEFAULT_TIMEOUT_SECS`]).
+//!
+//! A failing input (a panic or a broken property) is written to
+//! `target/fuzz-failures/` and printed with its bytes escaped. The longer run with
+//! libFuzzer is `scripts/fuzz.sh [SECONDS]`.
+
+use resnetc::fuzz::{exercise_named, input_name, Outcome, Property, Report};
+use resnetc::span::Syntax;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Mutants per run by default: about half a minute in a debug build on two cores.
+const DEFAULT_ITERS: u64 = 4000;
+/// One input taking longer than this is a hang.
+const DEFAULT_TIMEOUT_SECS: u64 = 10;
+/// Tolerated failures listed in the summary.
+const KNOWN_SHOWN: usize = 40;
+/// Mutants never grow past this many bytes.
+const MAX_MUTANT_LEN: usize = 64 * 1024;
+
+/// Regression seeds (in `tests/fuzz-corpus/regressions/`) that still fail, with why: their
+/// failure is tolerated and reported; one that passes is reported as ready to come off
+/// this list. Each fix empties its entries.
+const KNOWN_FAILING: &[(&str, &str)] = &[
+    ("crash-fence-model-name.yaml", "a code fence in the model name becomes a doc-test of the generated module"),
+    ("crash-fence-model-name.resnet", "a code fence in the model name becomes a doc-test of the generated module"),
+    ("crash-fence-stage-name.yaml", "a code fence in a stage name becomes a doc-test of the generated module"),
+    ("crash-fence-stage-name.resnet", "a code fence in a stage name becomes a doc-test of the generated module"),
+    ("crash-bidi-model-name.yaml", "bidi controls of a name reach the tables, the DOT text and the module's docs"),
+    ("crash-bidi-stage-name.resnet", "bidi controls of a stage name reach the tables and the module's docs"),
+    ("crash-cr-model-name.yaml", "a CR in a name reaches the tables and makes the module unparsable (bare CR in a doc comment)"),
+    ("crash-cr-model-name.resnet", "a CR in a name reaches the tables and makes the module unparsable (bare CR in a doc comment)"),
+    ("crash-escape-model-name.yaml", "a terminal escape in a name reaches the tables, the DOT text and the module"),
+    ("crash-nul-model-name.yaml", "a NUL in a name reaches the tables, the DOT text and the module"),
+    ("crash-escape-in-diagnostics.resnet", "diagnostics print the spec's terminal escapes raw"),
+    ("crash-nul-in-diagnostics.yaml", "diagnostics print the spec's NUL bytes raw"),
+    ("crash-nul-in-diagnostics.resnet", "diagnostics print the spec's NUL bytes raw"),
+    ("crash-cr-line-endings-in-diagnostics.resnet", "diagnostics print a CR-only file's CRs raw"),
+    ("crash-prelude-name-vec.yaml", "a model named `Vec` shadows the prelude type the module uses"),
+    ("crash-overflow-macs.resnet", "the MAC sum of a stage overflows u64: `attempt to add with overflow`"),
+    ("crash-quadratic-diagnostics.resnet", "each diagnostic reprints the whole 3 KB line: 1.9 MB of diagnostics"),
+];
+
+/// Violations that mutants may show, for the known bugs behind them (the property, and a
+/// substring of its detail): counted and shown, not failed. Each fix removes its entries.
+const KNOWN_MUTANT_VIOLATIONS: &[(Property, &str)] = &[
+    // Control and bidi characters of the spec are printed raw in diagnostics.
+    (Property::DiagnosticsInert, ""),
+    // ... and names carry them into the tables and the DOT text.
+    (Property::OutputsInert, ""),
+    // ... and into the generated module, where a CR makes it unparsable.
+    (Property::GeneratedModule, "the module text holds"),
+    (Property::GeneratedModule, "the module does not parse"),
+    // A code fence in a model or stage name opens a doc-test.
+    (Property::GeneratedModule, "rustdoc would test"),
+    (Property::GeneratedModule, "indented code block"),
+    // A model named after a prelude type shadows it.
+    (Property::GeneratedModule, "also uses the prelude's"),
+    // Each diagnostic reprints its whole source line.
+    (Property::DiagnosticsBounded, ""),
+];
+
+/// Panic messages (substrings) that mutants may hit, for known bugs.
+const KNOWN_MUTANT_PANICS: &[&str] = &[
+    // Totals (MACs, parameters) are summed without checked arithmetic.
+    "with overflow",
+];
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus")
+}
+
+fn failures_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`.
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap_or(Path::new("target")).join("fuzz-failures")
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+/// One seed file: its name, bytes and the syntax its extension names (both if none).
+struct Seed {
+    name: String,
+    bytes: Vec<u8>,
+    syntaxes: Vec<Syntax>,
+}
+
+fn read_seeds(dir: &Path) -> Vec<Seed> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().expect("a file name").to_string_lossy().into_owned();
+            let syntaxes = match Syntax::from_path(&name) {
+                Some(s) => vec![s],
+                None => vec![Syntax::Yaml, Syntax::Dsl],
+            };
+            Seed { bytes: std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())), name, syntaxes }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Panics and hangs.
+
+thread_local! {
+    /// The message of the last panic on this thread while an input runs.
+    static CAPTURED: RefCell<Option<String>> = const { RefCell::new(None) };
+    static CAPTURING: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// Panics while an input runs are recorded, not printed (the harness prints the input);
+/// any other panic goes to the default hook.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CAPTURING.with(|c| *c.borrow()) {
+                let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                let payload = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                CAPTURED.with(|c| *c.borrow_mut() = Some(format!("{payload}{location}")));
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// The input now running, for the watchdog.
+type Current = Arc<Mutex<Option<(Instant, String, Vec<u8>)>>>;
+
+/// A thread that aborts the process, printing and saving the input, when one input runs
+/// longer than `limit` (a hang cannot be caught any other way).
+fn start_watchdog(limit: Duration) -> (Current, Arc<AtomicBool>) {
+    let current: Current = Arc::new(Mutex::new(None));
+    let done = Arc::new(AtomicBool::new(false));
+    let (c, d) = (current.clone(), done.clone());
+    std::thread::spawn(move || {
+        while !d.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            let guard = c.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((start, label, bytes)) = guard.as_ref() {
+                if start.elapsed() > limit {
+                    let path = save_failure("hang", label, bytes);
+                    eprintln!(
+                        "\nfuzz: `{label}` ran for more than {}s (a hang); saved as {}\ninput: {}",
+                        limit.as_secs(),
+                        path.display(),
+                        escaped(bytes)
+                    );
+                    std::process::abort();
+                }
+            }
+        }
+    });
+    (current, done)
+}
+
+/// How one input went.
+enum Run {
+    Finished(Report),
+    Panicked(String),
+}
+
+fn run_one(current: &Current, label: &str, path: &str, bytes: &[u8], syntax: Syntax) -> Run {
+    *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), label.to_string(), bytes.to_vec()));
+    CAPTURING.with(|c| *c.borrow_mut() = true);
+    let result = catch_unwind(AssertUnwindSafe(|| exercise_named(path, bytes, syntax)));
+    CAPTURING.with(|c| *c.borrow_mut() = false);
+    *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    match result {
+        Ok(report) => Run::Finished(report),
+        Err(_) => Run::Panicked(CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_else(|| "(no message)".into())),
+    }
+}
+
+/// The bytes as a Rust byte-string body: printable ASCII as is, the rest escaped.
+fn escaped(bytes: &[u8]) -> String {
+    const SHOWN: usize = 4096;
+    let shown = &bytes[..bytes.len().min(SHOWN)];
+    let mut s = String::from("b\"");
+    s.extend(shown.escape_ascii().map(char::from));
+    s.push('"');
+    if bytes.len() > SHOWN {
+        s.push_str(&format!(" ... ({} bytes in all)", bytes.len()));
+    }
+    s
+}
+
+/// FNV-1a, to name a saved input by its content.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn save_failure(kind: &str, label: &str, bytes: &[u8]) -> PathBuf {
+    let dir = failures_dir();
+    let ext = if label.ends_with(".resnet") { "resnet" } else { "yaml" };
+    let path = dir.join(format!("{kind}-{:016x}.{ext}", fnv(bytes)));
+    if std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, bytes)).is_err() {
+        eprintln!("fuzz: cannot save {}", path.display());
+    }
+    path
+}
+
+/// A failure worth reporting: what broke, on which input.
+struct Failure {
+    label: String,
+    what: String,
+    saved: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut what = self.what.clone();
+        if let Some((i, _)) = what.char_indices().nth(2000) {
+            what.truncate(i);
+            what.push_str(" ...");
+        }
+        write!(f, "{}: {}\n  saved as {}\n  input: {}", self.label, what, self.saved.display(), escaped(&self.bytes))
+    }
+}
+
+/// What broke in one run, if anything: the panic, or each violated property.
+fn problems(run: &Run) -> Vec<(Option<Property>, String)> {
+    match run {
+        Run::Panicked(msg) => vec![(None, format!("panicked: {msg}"))],
+        Run::Finished(r) => r.violations.iter().map(|v| (Some(v.property), v.to_string())).collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The mutator: small, deterministic, aimed at both syntaxes.
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Words of both syntaxes, and text that has broken compilers before.
+const DICTIONARY: &[&str] = &[
+    "model ", "input ", "stem ", "defaults ", "head ", "init ", "zero_init_residual", "batch_norm ", "conv ", "pad ",
+    "bias", "no bias", "bn", "no bn", "relu", "maxpool 3x3/2 pad 1", "avgpool", "no pool", "ceil", "norm", "flatten",
+    "dropout 0.5", "in 512", "fc 10", "fc 512 -> 10", "softmax", "block ", "stride_on conv1", "stride_on v1.5",
+    "shortcut A", "shortcut B", "shortcut C", "shortcut identity", "projection bn bias", "groups 32",
+    "width_per_group 4", "basic", "bottleneck", "preact", "plain", "x3 /2", "[64, 64]", "[64, 64, 256]", " -> ", "×",
+    "→", ": ", "\"", "\\", "#", "\n", "\r\n", "\t", ",", "[", "]", "{", "}", "x", "/", "name: ", "input: [3, 32, 32]",
+    "stem:\n", "stages:\n", "  - stage: s\n", "    repeat: ", "    filters: ", "    stride: ", "    block: ",
+    "head: {pool: avg, classes: 10}", "pool: ~", "pool: ", "kind: max", "ceil_mode: true", "classes: ", "eps: ",
+    "momentum: ", "&a ", "*a", "<<: *a", "!!str ", "!!int ", "!!binary ", "---\n", "...\n", "? ", "| ", "> ", "'",
+    "- ", "null", "~", "true", "false", "yes", ".inf", ".nan", "0x10", "0o7", "1_000", "\u{feff}", "\u{202e}",
+    "\u{2066}", "\u{1b}[31m", "\0", "\u{85}", "\u{2028}", "```", "\n```\nfn main() {}\n```\n", "~~~", "\n\n    code\n",
+    "Vec", "Option", "Box", "Self", "r#type", "é", "日本", "🙂",
+];
+
+/// Numbers at the edges of every limit and integer type.
+const BOUNDARIES: &[&str] = &[
+    "0", "1", "-1", "2", "3", "63", "64", "65", "1023", "1024", "1025", "4095", "4096", "4097", "16384", "16385", "65536",
+    "65537", "1048576", "1048577", "2147483647", "2147483648", "4294967295", "4294967296", "9223372036854775807",
+    "9223372036854775808", "18446744073709551615", "18446744073709551616", "99999999999999999999999999", "1e400",
+    "1e-320", "-0", "0.0", "0.5", "1.0", "1e-5", "NaN", "inf", "-inf",
+];
+
+/// Bytes worth writing over another.
+const INTERESTING_BYTES: &[u8] =
+    b"\0\xff\x7f\x1b\r\n\t \"'\\:[]{},#-x/`~&*!|>?%@0123456789";
+
+fn mutate(rng: &mut Rng, input: &[u8], seeds: &[&Seed]) -> Vec<u8> {
+    let mut data = input.to_vec();
+    // One mutation half the time, so that many mutants still compile.
+    let rounds = if rng.below(2) == 0 { 1 } else { 2 + rng.below(3) };
+    for _ in 0..rounds {
+        let len = data.len();
+        match rng.below(10) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                data[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                data[i] = *rng.pick(INTERESTING_BYTES);
+            }
+            2 if len > 0 => {
+                let start = rng.below(len);
+                let end = (start + 1 + rng.below(64)).min(len);
+                data.drain(start..end);
+            }
+            3 if len > 0 => {
+                // Duplicate a chunk, sometimes many times (long lines, repeated options).
+                let start = rng.below(len);
+                let end = (start + 1 + rng.below(128)).min(len);
+                let chunk = data[start..end].to_vec();
+                let times = if rng.below(8) == 0 { 1 + rng.below(200) } else { 1 };
+                let at = rng.below(len + 1);
+                let insert: Vec<u8> = chunk.iter().copied().cycle().take(chunk.len() * times).collect();
+                data.splice(at..at, insert);
+            }
+            4 => {
+                // Splice: a prefix of this input and a suffix of another seed.
+                let other = &rng.pick(seeds).bytes;
+                let cut = rng.below(len + 1);
+                let from = rng.below(other.len() + 1);
+                data.truncate(cut);
+                data.extend_from_slice(&other[from..]);
+            }
+            5 | 6 => {
+                let word = rng.pick(DICTIONARY).as_bytes();
+                let at = if rng.below(2) == 0 { line_start(&data, rng.below(len + 1)) } else { rng.below(len + 1) };
+                data.splice(at..at, word.iter().copied());
+            }
+            7 => {
+                // Replace a run of digits with a boundary value.
+                let digits: Vec<usize> = (0..len).filter(|&i| data[i].is_ascii_digit() && (i == 0 || !data[i - 1].is_ascii_digit())).collect();
+                if digits.is_empty() {
+                    continue;
+                }
+                let start = *rng.pick(&digits);
+                let end = (start..len).find(|&i| !data[i].is_ascii_digit()).unwrap_or(len);
+                data.splice(start..end, rng.pick(BOUNDARIES).bytes());
+            }
+            8 if len > 0 => {
+                // Duplicate a whole line (stages, statements, keys).
+                let at = line_start(&data, rng.below(len));
+                let end = data[at..].iter().position(|&b| b == b'\n').map_or(len, |p| at + p + 1);
+                let line = data[at..end].to_vec();
+                let most = if rng.below(4) == 0 { 64 } else { 2 };
+                let times = 1 + rng.below(most);
+                for _ in 0..times {
+                    data.splice(end..end, line.iter().copied());
+                }
+            }
+            _ => {
+                // Swap two lines.
+                let a = line_start(&data, rng.below(len + 1));
+                let b = line_start(&data, rng.below(len + 1));
+                let (a, b) = (a.min(b), a.max(b));
+                if a == b {
+                    continue;
+                }
+                let a_end = data[a..].iter().position(|&x| x == b'\n').map_or(len, |p| a + p + 1).min(b);
+                let first = data[a..a_end].to_vec();
+                data.drain(a..a_end);
+                let b = b - first.len();
+                data.splice(b..b, first);
+            }
+        }
+        data.truncate(MAX_MUTANT_LEN);
+    }
+    data
+}
+
+fn line_start(data: &[u8], at: usize) -> usize {
+    data[..at.min(data.len())].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
+    install_panic_hook();
+    let timeout = Duration::from_secs(env_u64("RESNETC_FUZZ_TIMEOUT_SECS", DEFAULT_TIMEOUT_SECS));
+    let (current, done) = start_watchdog(timeout);
+    let started = Instant::now();
+
+    let seeds = read_seeds(&corpus_dir());
+    let regressions = read_seeds(&corpus_dir().join("regressions"));
+    assert!(seeds.len() >= 100, "the seed corpus is missing ({} seeds)", seeds.len());
+
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut tolerated: Vec<String> = Vec::new();
+    let mut outcomes = [0usize; 3];
+    let mut count = |r: &Run| {
+        if let Run::Finished(report) = r {
+            outcomes[match report.outcome {
+                Outcome::NotUtf8 => 0,
+                Outcome::Rejected { .. } => 1,
+                Outcome::Compiled => 2,
+            }] += 1;
+        }
+    };
+
+    // Every seed once, in its own syntax: none may fail.
+    for seed in &seeds {
+        for &syntax in &seed.syntaxes {
+            let path = format!("tests/fuzz-corpus/{}", seed.name);
+            let run = run_one(&current, &seed.name, &path, &seed.bytes, syntax);
+            count(&run);
+            for (_, what) in problems(&run) {
+                let saved = save_failure("seed", &seed.name, &seed.bytes);
+                failures.push(Failure { label: seed.name.clone(), what, saved, bytes: seed.bytes.clone() });
+            }
+        }
+    }
+
+    // Regression seeds: only those listed in KNOWN_FAILING may still fail.
+    for seed in &regressions {
+        let known = KNOWN_FAILING.iter().find(|(n, _)| *n == seed.name);
+        let mut failed = false;
+        for &syntax in &seed.syntaxes {
+            let path = format!("tests/fuzz-corpus/regressions/{}", seed.name);
+            let run = run_one(&current, &seed.name, &path, &seed.bytes, syntax);
+            count(&run);
+            for (_, what) in problems(&run) {
+                failed = true;
+                if known.is_some() {
+                    tolerated.push(format!("{}: {}", seed.name, first_line(&what)));
+                } else {
+                    let saved = save_failure("regression", &seed.name, &seed.bytes);
+                    failures.push(Failure { label: format!("regressions/{}", seed.name), what, saved, bytes: seed.bytes.clone() });
+                }
+            }
+        }
+        if let (Some((name, _)), false) = (known, failed) {
+            eprintln!("fuzz: regressions/{name} passes now: take it off KNOWN_FAILING");
+        }
+    }
+
+    // Mutants.
+    let iters = env_u64("RESNETC_FUZZ_ITERS", DEFAULT_ITERS);
+    let mut rng = Rng(0x5eed_0f_5eed ^ env_u64("RESNETC_FUZZ_SEED", 0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let pool: Vec<&Seed> = seeds.iter().chain(&regressions).collect();
+    for i in 0..iters {
+        let seed = *rng.pick(&pool);
+        let bytes = mutate(&mut rng, &seed.bytes, &pool);
+        let mut syntax = *rng.pick(&seed.syntaxes);
+        if rng.below(4) == 0 {
+            syntax = if syntax == Syntax::Yaml { Syntax::Dsl } else { Syntax::Yaml };
+        }
+        let label = format!("mutant {i} of {} ({})", seed.name, input_name(syntax));
+        let run = run_one(&current, &label, input_name(syntax), &bytes, syntax);
+        count(&run);
+        for (property, what) in problems(&run) {
+            let known = match property {
+                Some(p) => KNOWN_MUTANT_VIOLATIONS.iter().any(|(k, detail)| *k == p && what.contains(detail)),
+                None => KNOWN_MUTANT_PANICS.iter().any(|k| what.contains(k)),
+            };
+            let saved = save_failure(if property.is_some() { "violation" } else { "crash" }, input_name(syntax), &bytes);
+            if known {
+                tolerated.push(format!("{label}: {} (saved as {})", first_line(&what), saved.display()));
+            } else {
+                failures.push(Failure { label: label.clone(), what, saved, bytes: bytes.clone() });
+            }
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+
+    eprintln!(
+        "fuzz: {} seeds, {} regression seeds, {iters} mutants in {:.1?}: {} not UTF-8, {} rejected, {} compiled; {} known failures tolerated, {} new",
+        seeds.len(),
+        regressions.len(),
+        started.elapsed(),
+        outcomes[0],
+        outcomes[1],
+        outcomes[2],
+        tolerated.len(),
+        failures.len()
+    );
+    for t in tolerated.iter().take(KNOWN_SHOWN) {
+        eprintln!("  known: {t}");
+    }
+    if tolerated.len() > KNOWN_SHOWN {
+        eprintln!("  known: ... and {} more", tolerated.len() - KNOWN_SHOWN);
+    }
+    if !failures.is_empty() {
+        let shown: Vec<String> = failures.iter().take(usize::MAX).map(Failure::to_string).collect();
+        panic!("{} fuzz failure(s); the first {}:\n\n{}", failures.len(), shown.len(), shown.join("\n\n"));
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+#[test]
+fn the_mutator_is_deterministic_and_bounded() {
+    let seeds = read_seeds(&corpus_dir());
+    let pool: Vec<&Seed> = seeds.iter().collect();
+    let run = |seed: u64| {
+        let mut rng = Rng(seed);
+        (0..200)
+            .map(|_| {
+                let input = &rng.pick(&pool).bytes;
+                mutate(&mut rng, input, &pool)
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = run(7);
+    assert_eq!(a, run(7));
+    assert_ne!(a, run(8));
+    assert!(a.iter().all(|m| m.len() <= MAX_MUTANT_LEN));
+}
