@@ -29,9 +29,9 @@ const KNOWN_SHOWN: usize = 40;
 /// Mutants never grow past this many bytes.
 const MAX_MUTANT_LEN: usize = 64 * 1024;
 
-/// Regression seeds (in `tests/fuzz-corpus/regressions/`) that still fail, with why: their
-/// failure is tolerated and reported; one that passes is reported as ready to come off
-/// this list. Each fix empties its entries.
+/// Regression seeds (in `tests/fuzz-corpus/regressions/`), hostile paths and struct names
+/// that still fail, with why: their failure is tolerated and reported; one that passes is
+/// reported as ready to come off this list. Each fix removes its entries.
 const KNOWN_FAILING: &[(&str, &str)] = &[
     ("crash-fence-model-name.yaml", "a code fence in the model name becomes a doc-test of the generated module"),
     ("crash-fence-model-name.resnet", "a code fence in the model name becomes a doc-test of the generated module"),
@@ -50,6 +50,15 @@ const KNOWN_FAILING: &[(&str, &str)] = &[
     ("crash-prelude-name-vec.yaml", "a model named `Vec` shadows the prelude type the module uses"),
     ("crash-overflow-macs.resnet", "the MAC sum of a stage overflows u64: `attempt to add with overflow`"),
     ("crash-quadratic-diagnostics.resnet", "each diagnostic reprints the whole 3 KB line: 1.9 MB of diagnostics"),
+    // Paths and `--name` values of `hostile_paths_and_struct_names_put_nothing_into_the_module`.
+    ("path-newline", "the spec path goes unescaped into the header comment: a newline adds items"),
+    ("path-fence", "the spec path goes unescaped into the header comment and docs"),
+    ("path-bidi", "the spec path's bidi controls reach the module"),
+    ("path-cr", "the spec path's CR reaches the module"),
+    ("path-escape", "the spec path's terminal escapes reach the module"),
+    ("struct-name-Vec", "`--name Vec` shadows the prelude type the module uses"),
+    ("struct-name-Option", "`--name Option` shadows the prelude type the module uses"),
+    ("struct-name-Box", "`--name Box` shadows the prelude type the module uses"),
 ];
 
 /// Violations that mutants may show, for the known bugs behind them (the property, and a
@@ -529,4 +538,52 @@ fn the_mutator_is_deterministic_and_bounded() {
     assert_eq!(a, run(7));
     assert_ne!(a, run(8));
     assert!(a.iter().all(|m| m.len() <= MAX_MUTANT_LEN));
+}
+
+/// Paths `resnetc build PATH` may be given: each reaches the module's header and docs.
+const HOSTILE_PATHS: &[(&str, &str)] = &[
+    ("path-newline", "specs/x.yaml\npub fn injected() {}\n//"),
+    ("path-fence", "specs/x\n/// ```\n/// std::process::exit(1);\n/// ```\n.yaml"),
+    ("path-bidi", "specs/x\u{202e}lmay.yaml"),
+    ("path-cr", "specs/x\r.yaml"),
+    ("path-escape", "specs/x\u{1b}[2J.yaml"),
+    ("path-comment", "specs/*/ /* `x` \\ \".yaml"),
+];
+
+/// `--name` values that name a prelude type the module uses.
+const HOSTILE_STRUCT_NAMES: &[&str] = &["Vec", "Option", "Box", "String", "Result"];
+
+#[test]
+fn hostile_paths_and_struct_names_put_nothing_into_the_module() {
+    use resnetc::back::rust::{module_source, RustOptions};
+    use resnetc::fuzz::audit_generated_module;
+    let mut failures = Vec::new();
+    let mut check = |label: String, result: Result<(), Vec<String>>| match result {
+        Ok(()) => {
+            if KNOWN_FAILING.iter().any(|(n, _)| *n == label) {
+                eprintln!("fuzz: {label} passes now: take it off KNOWN_FAILING");
+            }
+        }
+        Err(problems) if KNOWN_FAILING.iter().any(|(n, _)| *n == label) => eprintln!("fuzz: known: {label}: {}", problems[0]),
+        Err(problems) => failures.push(format!("{label}: {}", problems.join("\n  "))),
+    };
+    let tiny = std::fs::read(corpus_dir().join("hostile-tiny.resnet")).expect("seed");
+    for (label, path) in HOSTILE_PATHS {
+        let report = exercise_named(path, &tiny, Syntax::Dsl);
+        assert_eq!(report.outcome, Outcome::Compiled, "{label}");
+        let result = match report.violations.iter().find(|v| v.property == Property::GeneratedModule) {
+            Some(v) => Err(vec![v.detail.clone()]),
+            None => Ok(()),
+        };
+        check(label.to_string(), result);
+    }
+    // Option and Box appear in modules with mixed shortcuts and per-stage projection BN.
+    let mixed = std::fs::read_to_string(corpus_dir().join("hostile-mixed-shortcuts.resnet")).expect("seed");
+    let file = resnetc::span::SourceFile::new("mixed.resnet", mixed, Syntax::Dsl);
+    let compiled = resnetc::compile(&file).expect("the seed compiles");
+    for name in HOSTILE_STRUCT_NAMES {
+        let opts = RustOptions { name: Some(name.to_string()), source: None };
+        check(format!("struct-name-{name}"), audit_generated_module(&module_source(&compiled, &opts), name));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
