@@ -131,10 +131,8 @@ pub fn exercise_both(data: &[u8]) -> [Report; 2] {
 /// generated module's header and docs, as `resnetc build PATH` puts it there).
 pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
     let mut violations = Vec::new();
-    // The CLI's `read_spec`: bytes that are not UTF-8 are an I/O error, reported by path.
+    // As the CLI's `read_spec`: bytes that are not UTF-8 are an I/O error, before any parsing.
     let Ok(text) = std::str::from_utf8(data) else {
-        let message = crate::cli::CliError::NotUtf8 { path: path.into() }.to_string();
-        debug_assert!(!message.is_empty());
         return Report { outcome: Outcome::NotUtf8, violations };
     };
     let file = SourceFile::new(path, text, syntax);
