@@ -1,8 +1,10 @@
 //! A bounded fuzz run on stable Rust: every seed of `tests/fuzz-corpus` (and of its
-//! `regressions/` folder) once, then mutants of them, each through every command's code
+//! `regressions/` folder) once, then mutants of them, then generated specs (well-formed,
+//! every option and hostile names drawn at random), each through every command's code
 //! path ([`resnetc::fuzz::exercise`]).
 //!
 //! - `RESNETC_FUZZ_ITERS`: number of mutants (default [`DEFAULT_ITERS`]);
+//! - `RESNETC_FUZZ_GENERATED`: number of generated specs (default [`DEFAULT_GENERATED`]);
 //! - `RESNETC_FUZZ_SEED`: changes the mutants (default 0: the same run every time);
 //! - `RESNETC_FUZZ_TIMEOUT_SECS`: one input running longer than this aborts the run with
 //!   the input printed (default [`DEFAULT_TIMEOUT_SECS`]).
@@ -21,11 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Mutants per run by default: about half a minute in a debug build on two cores.
-const DEFAULT_ITERS: u64 = 4000;
+const DEFAULT_ITERS: u64 = 2500;
+/// Generated specs per run by default.
+const DEFAULT_GENERATED: u64 = 600;
 /// One input taking longer than this is a hang.
 const DEFAULT_TIMEOUT_SECS: u64 = 10;
 /// Tolerated failures listed in the summary.
-const KNOWN_SHOWN: usize = 40;
+const KNOWN_SHOWN: usize = 400;
 /// Mutants never grow past this many bytes.
 const MAX_MUTANT_LEN: usize = 64 * 1024;
 
@@ -465,7 +469,7 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
         }
     }
 
-    // Mutants.
+    // Mutants of the seeds.
     let iters = env_u64("RESNETC_FUZZ_ITERS", DEFAULT_ITERS);
     let mut rng = Rng(0x5eed_5eed_5eed ^ env_u64("RESNETC_FUZZ_SEED", 0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let pool: Vec<&Seed> = seeds.iter().chain(&regressions).collect();
@@ -479,23 +483,25 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
         let label = format!("mutant {i} of {} ({})", seed.name, input_name(syntax));
         let run = run_one(&current, &label, input_name(syntax), &bytes, syntax);
         count(&run);
-        for (property, what) in problems(&run) {
-            let known = match property {
-                Some(p) => KNOWN_MUTANT_VIOLATIONS.iter().any(|(k, detail)| *k == p && what.contains(detail)),
-                None => KNOWN_MUTANT_PANICS.iter().any(|k| what.contains(k)),
-            };
-            let saved = save_failure(if property.is_some() { "violation" } else { "crash" }, input_name(syntax), &bytes);
-            if known {
-                tolerated.push(format!("{label}: {} (saved as {})", first_line(&what), saved.display()));
-            } else {
-                failures.push(Failure { label: label.clone(), what, saved, bytes: bytes.clone() });
-            }
-        }
+        judge(&label, &run, &bytes, syntax, &mut failures, &mut tolerated);
+    }
+
+    // Generated specs, a third of them mutated once.
+    let generated = env_u64("RESNETC_FUZZ_GENERATED", DEFAULT_GENERATED);
+    for i in 0..generated {
+        let spec = generate(&mut rng);
+        let syntax = if rng.below(2) == 0 { Syntax::Yaml } else { Syntax::Dsl };
+        let text = if syntax == Syntax::Yaml { spec.yaml() } else { spec.dsl() };
+        let bytes = if rng.below(3) == 0 { mutate(&mut rng, text.as_bytes(), &pool) } else { text.into_bytes() };
+        let label = format!("generated spec {i} ({})", input_name(syntax));
+        let run = run_one(&current, &label, input_name(syntax), &bytes, syntax);
+        count(&run);
+        judge(&label, &run, &bytes, syntax, &mut failures, &mut tolerated);
     }
     done.store(true, Ordering::Relaxed);
 
     eprintln!(
-        "fuzz: {} seeds, {} regression seeds, {iters} mutants in {:.1?}: {} not UTF-8, {} rejected, {} compiled; {} known failures tolerated, {} new",
+        "fuzz: {} seeds, {} regression seeds, {iters} mutants, {generated} generated specs in {:.1?}: {} not UTF-8, {} rejected, {} compiled; {} known failures tolerated, {} new",
         seeds.len(),
         regressions.len(),
         started.elapsed(),
@@ -514,6 +520,22 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
     if !failures.is_empty() {
         let shown: Vec<String> = failures.iter().take(usize::MAX).map(Failure::to_string).collect();
         panic!("{} fuzz failure(s); the first {}:\n\n{}", failures.len(), shown.len(), shown.join("\n\n"));
+    }
+}
+
+/// Sorts one mutant's or generated spec's problems into known (tolerated) and new.
+fn judge(label: &str, run: &Run, bytes: &[u8], syntax: Syntax, failures: &mut Vec<Failure>, tolerated: &mut Vec<String>) {
+    for (property, what) in problems(run) {
+        let known = match property {
+            Some(p) => KNOWN_MUTANT_VIOLATIONS.iter().any(|(k, detail)| *k == p && what.contains(detail)),
+            None => KNOWN_MUTANT_PANICS.iter().any(|k| what.contains(k)),
+        };
+        let saved = save_failure(if property.is_some() { "violation" } else { "crash" }, input_name(syntax), bytes);
+        if known {
+            tolerated.push(format!("{label}: {} (saved as {})", first_line(&what), saved.display()));
+        } else {
+            failures.push(Failure { label: label.to_string(), what, saved, bytes: bytes.to_vec() });
+        }
     }
 }
 
@@ -586,4 +608,288 @@ fn hostile_paths_and_struct_names_put_nothing_into_the_module() {
         check(format!("struct-name-{name}"), audit_generated_module(&module_source(&compiled, &opts), name));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Generated specs: well-formed in either syntax, with every option drawn at random and
+// names from a hostile list, so that most reach the back ends (random mutants mostly stop
+// at the parser).
+
+/// Names that must survive every printer and stay inert in the generated module.
+const NAMES: &[&str] = &[
+    "net", "resnet50", "ResNet-50 v1.5", "a.b-c_d", "x", "résnet-日本", "Self", "self", "r#type", "Vec", "Option", "Box",
+    "BasicBlock", "Downsample", "Shortcut", "conv2d", "tch", "std", "1st", "__", "a\"b", "a\\b", "a'b", "a: b", "- a",
+    "#a", "[a]", "{a}", "a,b", "a\tb", "a\nb", "```", "a\n```\nfn main() {}\n```\nb", "~~~", "a\n\n    indented\n",
+    "*/ /* // //!", "#![no_std]", "\u{202e}evil", "a\rb", "a\u{1b}[31mb", "a\0b", "\u{feff}a", "a\u{85}b", "   ",
+];
+
+/// A spec's settings, printed as YAML or DSL.
+struct Generated {
+    name: Option<&'static str>,
+    input: Option<[u64; 3]>,
+    stem: Option<(u64, u64, u64, u64, bool, bool, bool)>,
+    pool: Option<Option<(&'static str, u64, u64, u64, bool)>>,
+    defaults: Vec<(&'static str, String)>,
+    stages: Vec<GeneratedStage>,
+    head: Vec<(&'static str, String)>,
+    init: Option<&'static str>,
+    zero_init: Option<bool>,
+    batch_norm: Option<(&'static str, &'static str)>,
+}
+
+struct GeneratedStage {
+    name: Option<&'static str>,
+    kind: Option<&'static str>,
+    filters: Vec<u64>,
+    repeat: u64,
+    stride: u64,
+    options: Vec<(&'static str, String)>,
+}
+
+const KINDS: &[&str] = &["basic", "bottleneck", "preact_basic", "preact_bottleneck", "plain", "plain_bottleneck"];
+
+fn option(rng: &mut Rng) -> (&'static str, String) {
+    match rng.below(7) {
+        0 => ("block", rng.pick(KINDS).to_string()),
+        1 => ("stride_on", rng.pick(&["conv1", "conv2", "v1", "v1.5"]).to_string()),
+        2 => ("shortcut", rng.pick(&["A", "B", "C", "identity"]).to_string()),
+        3 => ("groups", rng.pick(&["1", "2", "4", "32"]).to_string()),
+        4 => ("width_per_group", rng.pick(&["4", "8", "64"]).to_string()),
+        5 => ("bias", rng.pick(&["true", "false"]).to_string()),
+        _ => ("projection", format!("{} {}", rng.pick(&["true", "false"]), rng.pick(&["true", "false"]))),
+    }
+}
+
+/// `n` options with distinct keys, none of them `block`.
+fn options(rng: &mut Rng, n: usize) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for _ in 0..n {
+        let o = option(rng);
+        if o.0 != "block" && !out.iter().any(|(k, _)| *k == o.0) {
+            out.push(o);
+        }
+    }
+    out
+}
+
+fn generate(rng: &mut Rng) -> Generated {
+    let maybe = |rng: &mut Rng| rng.below(3) != 0;
+    let side = *rng.pick(&[8, 16, 28, 32, 64, 224]);
+    let default_kind = (rng.below(3) == 0).then(|| *rng.pick(KINDS));
+    let n = rng.below(3);
+    let mut defaults = options(rng, n);
+    if let Some(k) = default_kind {
+        defaults.push(("block", k.to_string()));
+    }
+    let mut stages = Vec::new();
+    for _ in 0..1 + rng.below(4) {
+        let kind = (default_kind.is_none() || maybe(rng)).then(|| *rng.pick(KINDS));
+        let bottleneck = kind.or(default_kind).is_some_and(|k| k.contains("bottleneck"));
+        let base = *rng.pick(&[4u64, 8, 16, 32, 64]);
+        let filters = if bottleneck { vec![base, base, base * 4] } else { vec![base, base] };
+        let n = rng.below(3);
+        stages.push(GeneratedStage {
+            name: maybe(rng).then(|| *rng.pick(NAMES)),
+            kind,
+            filters,
+            repeat: 1 + rng.below(3) as u64,
+            stride: 1 + rng.below(2) as u64,
+            options: options(rng, n),
+        });
+    }
+    let mut head = Vec::new();
+    if maybe(rng) {
+        head.push(("pool", rng.pick(&["avg", "max", "flatten"]).to_string()));
+    }
+    if rng.below(4) == 0 {
+        head.push(("norm", rng.pick(&["true", "false"]).to_string()));
+    }
+    if rng.below(4) == 0 {
+        head.push(("dropout", rng.pick(&["0", "0.2", "0.5"]).to_string()));
+    }
+    if rng.below(4) == 0 {
+        head.push(("softmax", rng.pick(&["true", "false"]).to_string()));
+    }
+    head.push(("classes", rng.pick(&["1", "2", "10", "1000"]).to_string()));
+    Generated {
+        name: (rng.below(10) != 0).then(|| *rng.pick(NAMES)),
+        input: maybe(rng).then(|| [*rng.pick(&[1, 3]), side, side]),
+        stem: maybe(rng).then(|| {
+            let k = *rng.pick(&[1u64, 3, 7]);
+            (*rng.pick(&[8u64, 16, 64]), k, *rng.pick(&[1u64, 2]), k / 2, rng.below(2) == 0, rng.below(4) != 0, rng.below(4) != 0)
+        }),
+        pool: maybe(rng).then(|| {
+            (rng.below(3) != 0).then(|| (*rng.pick(&["max", "avg"]), *rng.pick(&[2u64, 3]), *rng.pick(&[1u64, 2]), rng.below(2) as u64, rng.below(3) == 0))
+        }),
+        defaults,
+        stages,
+        head,
+        init: (rng.below(3) == 0).then(|| *rng.pick(&["kaiming_normal", "xavier_uniform"])),
+        zero_init: (rng.below(3) == 0).then(|| rng.below(2) == 0),
+        batch_norm: (rng.below(4) == 0).then(|| (*rng.pick(&["1e-5", "0.001", "1e-3"]), *rng.pick(&["0.1", "0.01", "0.9"]))),
+    }
+}
+
+/// A double-quoted string in both syntaxes (`\"`, `\\`, `\n`, `\t`, `\r` escapes; YAML
+/// also reads `\0` and `\e`, the DSL keeps other characters as they are).
+fn quoted(s: &str, yaml: bool) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' if yaml => out.push_str("\\0"),
+            '\u{1b}' if yaml => out.push_str("\\e"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn dsl_option(k: &str, v: &str) -> String {
+    match k {
+        "bias" => if v == "true" { "bias".into() } else { "no bias".into() },
+        "projection" => {
+            let mut p = v.split(' ');
+            let bn = if p.next() == Some("true") { "bn" } else { "no bn" };
+            let bias = if p.next() == Some("true") { "bias" } else { "no bias" };
+            format!("projection {bn} {bias}")
+        }
+        _ => format!("{k} {v}"),
+    }
+}
+
+fn yaml_option(k: &str, v: &str) -> String {
+    match k {
+        "projection" => {
+            let mut p = v.split(' ');
+            format!("projection: {{bn: {}, bias: {}}}", p.next().unwrap_or("true"), p.next().unwrap_or("false"))
+        }
+        "block" | "stride_on" | "shortcut" => format!("{k}: {}", quoted(v, true)),
+        _ => format!("{k}: {v}"),
+    }
+}
+
+impl Generated {
+    fn dsl(&self) -> String {
+        let mut s = String::new();
+        if let Some(n) = self.name {
+            s += &format!("model {}\n", quoted(n, false));
+        }
+        if let Some([c, h, w]) = self.input {
+            s += &format!("input {c}x{h}x{w}\n");
+        }
+        let mut stem = Vec::new();
+        if let Some((f, k, st, p, bias, bn, relu)) = self.stem {
+            stem.push(format!("conv {k}x{k}/{st} pad {p} -> {f}{}", if bias { ", bias" } else { "" }));
+            stem.push(if bn { "bn" } else { "no bn" }.to_string());
+            stem.push(if relu { "relu" } else { "no relu" }.to_string());
+        }
+        match self.pool {
+            Some(Some((kind, k, st, p, ceil))) => stem.push(format!("{kind}pool {k}x{k}/{st} pad {p}{}", if ceil { " ceil" } else { "" })),
+            Some(None) => stem.push("no pool".into()),
+            None => {}
+        }
+        if !stem.is_empty() {
+            s += &format!("stem {}\n", stem.join(", "));
+        }
+        if !self.defaults.is_empty() {
+            let d: Vec<String> = self.defaults.iter().map(|(k, v)| dsl_option(k, v)).collect();
+            s += &format!("defaults {}\n", d.join(", "));
+        }
+        for st in &self.stages {
+            let name = st.name.map(|n| format!("{}: ", quoted(n, false))).unwrap_or_default();
+            let kind = st.kind.map(|k| format!("{k} ")).unwrap_or_default();
+            let f: Vec<String> = st.filters.iter().map(u64::to_string).collect();
+            let opts: String = st.options.iter().map(|(k, v)| format!(", {}", dsl_option(k, v))).collect();
+            s += &format!("{name}{kind}[{}] x{} /{}{opts}\n", f.join(", "), st.repeat, st.stride);
+        }
+        let head: Vec<String> = self
+            .head
+            .iter()
+            .map(|(k, v)| match (*k, v.as_str()) {
+                ("pool", "flatten") => "flatten".into(),
+                ("pool", p) => format!("{p}pool"),
+                ("norm", "true") => "norm".into(),
+                ("norm", _) => "no norm".into(),
+                ("softmax", "true") => "softmax".into(),
+                ("softmax", _) => "no softmax".into(),
+                ("classes", c) => format!("fc {c}"),
+                (k, v) => format!("{k} {v}"),
+            })
+            .collect();
+        s += &format!("head {}\n", head.join(", "));
+        if let Some(i) = self.init {
+            s += &format!("init {i}\n");
+        }
+        if let Some(z) = self.zero_init {
+            s += &format!("zero_init_residual {z}\n");
+        }
+        if let Some((e, m)) = self.batch_norm {
+            s += &format!("batch_norm eps {e} momentum {m}\n");
+        }
+        s
+    }
+
+    fn yaml(&self) -> String {
+        let mut s = String::new();
+        if let Some(n) = self.name {
+            s += &format!("name: {}\n", quoted(n, true));
+        }
+        if let Some([c, h, w]) = self.input {
+            s += &format!("input: [{c}, {h}, {w}]\n");
+        }
+        if self.stem.is_some() || self.pool.is_some() {
+            s += "stem:\n";
+            if let Some((f, k, st, p, bias, bn, relu)) = self.stem {
+                s += &format!("  conv: {{filters: {f}, kernel: {k}, stride: {st}, padding: {p}, bias: {bias}}}\n  bn: {bn}\n  relu: {relu}\n");
+            }
+            match self.pool {
+                Some(Some((kind, k, st, p, ceil))) => {
+                    s += &format!("  pool: {{kind: {kind}, kernel: {k}, stride: {st}, padding: {p}, ceil_mode: {ceil}}}\n")
+                }
+                Some(None) => s += "  pool: none\n",
+                None => {}
+            }
+        }
+        if !self.defaults.is_empty() {
+            s += "defaults:\n";
+            for (k, v) in &self.defaults {
+                s += &format!("  {}\n", yaml_option(k, v));
+            }
+        }
+        s += "stages:\n";
+        for st in &self.stages {
+            s += &format!("  - repeat: {}\n    stride: {}\n", st.repeat, st.stride);
+            let f: Vec<String> = st.filters.iter().map(u64::to_string).collect();
+            s += &format!("    filters: [{}]\n", f.join(", "));
+            if let Some(n) = st.name {
+                s += &format!("    stage: {}\n", quoted(n, true));
+            }
+            if let Some(k) = st.kind {
+                s += &format!("    block: {k}\n");
+            }
+            for (k, v) in &st.options {
+                s += &format!("    {}\n", yaml_option(k, v));
+            }
+        }
+        s += "head:\n";
+        for (k, v) in &self.head {
+            s += &format!("  {k}: {v}\n");
+        }
+        if let Some(i) = self.init {
+            s += &format!("init: {i}\n");
+        }
+        if let Some(z) = self.zero_init {
+            s += &format!("zero_init_residual: {z}\n");
+        }
+        if let Some((e, m)) = self.batch_norm {
+            s += &format!("batch_norm: {{eps: {e}, momentum: {m}}}\n");
+        }
+        s
+    }
 }
