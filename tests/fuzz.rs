@@ -628,7 +628,8 @@ struct Generated {
     name: Option<&'static str>,
     input: Option<[u64; 3]>,
     stem: Option<(u64, u64, u64, u64, bool, bool, bool)>,
-    pool: Option<Option<(&'static str, u64, u64, u64, bool)>>,
+    /// `None`: not written; `Some(None)`: `no pool`.
+    pool: Option<Option<GeneratedPool>>,
     defaults: Vec<(&'static str, String)>,
     stages: Vec<GeneratedStage>,
     head: Vec<(&'static str, String)>,
@@ -636,6 +637,9 @@ struct Generated {
     zero_init: Option<bool>,
     batch_norm: Option<(&'static str, &'static str)>,
 }
+
+/// Kind, kernel, stride, padding, ceil mode.
+type GeneratedPool = (&'static str, u64, u64, u64, bool);
 
 struct GeneratedStage {
     name: Option<&'static str>,
