@@ -28,6 +28,8 @@ pub mod cli;
 pub mod back;
 pub mod diag;
 pub mod front;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ir;
 pub mod lower;
 pub mod output;
