@@ -37,65 +37,19 @@ const MAX_MUTANT_LEN: usize = 64 * 1024;
 /// Regression seeds (in `tests/fuzz-corpus/regressions/`), hostile paths and struct names
 /// that still fail, with why: their failure is tolerated and reported; one that passes is
 /// reported as ready to come off this list. Each fix removes its entries.
-const KNOWN_FAILING: &[(&str, &str)] = &[
-    ("crash-fence-model-name.yaml", "a code fence in the model name becomes a doc-test of the generated module"),
-    ("crash-fence-model-name.resnet", "a code fence in the model name becomes a doc-test of the generated module"),
-    ("crash-fence-stage-name.yaml", "a code fence in a stage name becomes a doc-test of the generated module"),
-    ("crash-fence-stage-name.resnet", "a code fence in a stage name becomes a doc-test of the generated module"),
-    ("crash-bidi-model-name.yaml", "bidi controls of a name reach the tables, the DOT text and the module's docs"),
-    ("crash-bidi-stage-name.resnet", "bidi controls of a stage name reach the tables and the module's docs"),
-    ("crash-cr-model-name.yaml", "a CR in a name reaches the tables and makes the module unparsable (bare CR in a doc comment)"),
-    ("crash-cr-model-name.resnet", "a CR in a name reaches the tables and makes the module unparsable (bare CR in a doc comment)"),
-    ("crash-escape-model-name.yaml", "a terminal escape in a name reaches the tables, the DOT text and the module"),
-    ("crash-nul-model-name.yaml", "a NUL in a name reaches the tables, the DOT text and the module"),
-    ("crash-escape-in-diagnostics.resnet", "diagnostics print the spec's terminal escapes raw"),
-    ("crash-nul-in-diagnostics.yaml", "diagnostics print the spec's NUL bytes raw"),
-    ("crash-nul-in-diagnostics.resnet", "diagnostics print the spec's NUL bytes raw"),
-    ("crash-cr-line-endings-in-diagnostics.resnet", "diagnostics print a CR-only file's CRs raw"),
-    ("crash-control-char-in-yaml-diagnostics.yaml", "diagnostics print the spec's U+001A raw (found by libFuzzer)"),
-    ("crash-prelude-name-vec.yaml", "a model named `Vec` shadows the prelude type the module uses"),
-    ("crash-overflow-macs.resnet", "the MAC sum of a stage overflows u64: `attempt to add with overflow`"),
-    ("crash-quadratic-diagnostics.resnet", "each diagnostic reprints the whole 3 KB line: 1.9 MB of diagnostics"),
-    // Paths and `--name` values of `hostile_paths_and_struct_names_put_nothing_into_the_module`.
-    ("path-newline", "the spec path goes unescaped into the header comment: a newline adds items"),
-    ("path-fence", "the spec path goes unescaped into the header comment and docs"),
-    ("path-bidi", "the spec path's bidi controls reach the module"),
-    ("path-cr", "the spec path's CR reaches the module"),
-    ("path-escape", "the spec path's terminal escapes reach the module"),
-    ("struct-name-Vec", "`--name Vec` shadows the prelude type the module uses"),
-    ("struct-name-Option", "`--name Option` shadows the prelude type the module uses"),
-    ("struct-name-Box", "`--name Box` shadows the prelude type the module uses"),
-];
+const KNOWN_FAILING: &[(&str, &str)] = &[];
 
 /// Seeds left out of the mutation pool while diagnostics grow quadratically with a line's
 /// length: their mutants (a 20 KB line of 1,800 duplicated options) take 13 s and print
 /// 70 MB in a debug build, near the hang limit.
-const NOT_MUTATED: &[&str] = &["crash-quadratic-diagnostics.resnet", "hostile-duplicate-options-short.resnet"];
+const NOT_MUTATED: &[&str] = &[];
 
 /// Violations that mutants may show, for the known bugs behind them (the property, and a
 /// substring of its detail): counted and shown, not failed. Each fix removes its entries.
-const KNOWN_MUTANT_VIOLATIONS: &[(Property, &str)] = &[
-    // Control and bidi characters of the spec are printed raw in diagnostics.
-    (Property::DiagnosticsInert, ""),
-    // ... and names carry them into the tables and the DOT text.
-    (Property::OutputsInert, ""),
-    // ... and into the generated module, where a CR makes it unparsable.
-    (Property::GeneratedModule, "the module text holds"),
-    (Property::GeneratedModule, "the module does not parse"),
-    // A code fence in a model or stage name opens a doc-test.
-    (Property::GeneratedModule, "rustdoc would test"),
-    (Property::GeneratedModule, "indented code block"),
-    // A model named after a prelude type shadows it.
-    (Property::GeneratedModule, "also uses the prelude's"),
-    // Each diagnostic reprints its whole source line.
-    (Property::DiagnosticsBounded, ""),
-];
+const KNOWN_MUTANT_VIOLATIONS: &[(Property, &str)] = &[];
 
 /// Panic messages (substrings) that mutants may hit, for known bugs.
-const KNOWN_MUTANT_PANICS: &[&str] = &[
-    // Totals (MACs, parameters) are summed without checked arithmetic.
-    "with overflow",
-];
+const KNOWN_MUTANT_PANICS: &[&str] = &[];
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus")

@@ -22,7 +22,19 @@ impl Dot {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            // Other controls, bidi marks and separators from a spec's names are shown as
+            // `\u{1b}` (the backslash escaped, so Graphviz prints it as it is).
+            c if crate::diag::is_unprintable(c) => out.push_str(&format!("\\\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The whole network as a DOT digraph.

@@ -82,7 +82,8 @@ fn columns(out: &mut String, titles: [&str; 5], rows: &[[String; 5]], right: [bo
 
 fn header(out: &mut String, model: &Model, net: &Network) {
     let i = net.input;
-    let _ = writeln!(out, "{}: input [{}, {}, {}] -> output {}", model.name, i.c, i.h, i.w, shape_list(&net.output()));
+    // Names from the spec are shown with controls and bidi marks escaped (`\u{1b}`).
+    let _ = writeln!(out, "{}: input [{}, {}, {}] -> output {}", crate::diag::escape(&model.name), i.c, i.h, i.w, shape_list(&net.output()));
     let _ = writeln!(out, "{MACS_NOTE}");
     let _ = writeln!(out);
 }
@@ -127,7 +128,7 @@ pub fn stages(model: &Model, net: &Network) -> String {
     }
     for s in &net.stages {
         rows.push([
-            s.name.clone(),
+            crate::diag::escape(&s.name).into_owned(),
             format!("{}x{}", s.output.h, s.output.w),
             block_config(s),
             format!("x{}", s.repeat),
