@@ -189,8 +189,13 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
     // `build`: what `resnetc build PATH` prints.
     let opts = RustOptions { name: None, source: Some(path.to_string()) };
     let source = module_source(&compiled, &opts);
-    if let Err(problems) = audit_generated_module(&source, &opts.struct_name(&compiled)) {
+    let struct_name = opts.struct_name(&compiled);
+    if let Err(problems) = audit_generated_module(&source, &struct_name) {
         violations.push(Violation { property: Property::GeneratedModule, detail: problems.join("\n") });
+    }
+    // The back end's own audit, written apart from this one: both must accept the module.
+    if let Err(problem) = crate::back::rust::audit::audit_module(&source, &struct_name) {
+        violations.push(Violation { property: Property::GeneratedModule, detail: format!("back::rust::audit: {problem}") });
     }
     Report { outcome: Outcome::Compiled, violations }
 }
@@ -672,7 +677,11 @@ mod tests {
         bad(good.replacen("let conv1 =", "std::println!(\"hi\"); let conv1 =", 1), "calls the macro `println!`");
         bad(good.replacen("let conv1 =", "fn inner() {} let conv1 =", 1), "holds the keyword `fn`");
         bad(good.replacen("#[derive(Debug)]", "#[derive(Debug)] #[no_mangle]", 1), "#[no_mangle]");
-        bad(good.replace("ResNet18", "Vec"), "defines `Vec`");
+        // A module named `Vec` that used the prelude's `Vec` unqualified would not compile.
+        assert!(good.contains("::std::vec::Vec"), "the generator names Vec by its full path");
+        let shadowing = good.replace("ResNet18", "Vec").replace("::std::vec::Vec", "Vec");
+        let problems = audit_generated_module(&shadowing, "Vec").expect_err("must be rejected");
+        assert!(problems.iter().any(|p| p.contains("defines `Vec`")), "{problems:#?}");
         bad(good.replace("fn linear(", "fn linear_(").replace("linear(p", "linear_(p"), "unexpected fn `linear_`");
     }
 

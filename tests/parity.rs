@@ -10,6 +10,8 @@
 //! Run: `cargo test -j2 --features torch --test parity -- --nocapture` (prints the diffs).
 #![cfg(feature = "torch")]
 
+mod common;
+
 use proptest::prelude::*;
 use resnetc::ir::{
     BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Model, Pool, PoolKind, Projection, Shape, ShortcutOption, Stage,
@@ -33,14 +35,6 @@ fn parity_dir() -> PathBuf {
     std::env::var_os("RESNETC_PARITY_DIR").map(PathBuf::from).unwrap_or_else(|| manifest().join("target/parity"))
 }
 
-fn venv_python() -> PathBuf {
-    let home = std::env::var_os("RESNETC_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/resnetc")))
-        .expect("RESNETC_HOME or HOME must be set to find resnetc's venv");
-    home.join("venv/bin/python")
-}
-
 /// Generation runs one python at a time (tests run in parallel).
 static GENERATE: Mutex<()> = Mutex::new(());
 
@@ -52,7 +46,7 @@ fn reference(name: &str) -> (String, String) {
     if !(w.exists() && io.exists()) {
         let _lock = GENERATE.lock().unwrap_or_else(|e| e.into_inner());
         if !(w.exists() && io.exists()) {
-            let python = venv_python();
+            let python = common::venv_python();
             let status = std::process::Command::new(&python)
                 .arg(manifest().join("scripts/parity.py"))
                 .arg(&dir)

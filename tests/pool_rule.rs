@@ -11,8 +11,9 @@
 //! a tensor, but lives in the torch stage of the suite, where the venv exists.
 #![cfg(feature = "torch")]
 
+mod common;
+
 use resnetc::valid::shape::{pool_output_size, PoolError};
-use std::path::PathBuf;
 
 /// One line per configuration: `kind grad size kernel stride padding ceil verdict`, the
 /// verdict an output size, `pad` (padding over half the kernel), `small` (output below
@@ -43,14 +44,6 @@ for kind in ("max", "avg"):
                             print(kind, grad, size, k, s, p, ceil, verdict)
 "#;
 
-fn venv_python() -> PathBuf {
-    let home = std::env::var_os("RESNETC_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/resnetc")))
-        .expect("RESNETC_HOME or HOME must be set to find resnetc's venv");
-    home.join("venv/bin/python")
-}
-
 fn verdict(rule: Result<u64, PoolError>) -> String {
     match rule {
         Ok(n) => n.to_string(),
@@ -62,7 +55,7 @@ fn verdict(rule: Result<u64, PoolError>) -> String {
 
 #[test]
 fn pooling_output_sizes_agree_with_pytorch() {
-    let python = venv_python();
+    let python = common::venv_python();
     let out = std::process::Command::new(&python)
         .args(["-c", SCRIPT])
         .output()

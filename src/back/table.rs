@@ -11,6 +11,11 @@ pub const MACS_NOTE: &str =
 
 /// `12345678` -> `12,345,678`.
 pub fn thousands(n: u64) -> String {
+    grouped(u128::from(n))
+}
+
+/// [`thousands`] for totals that may exceed `u64` (the checker's limit messages).
+pub fn grouped(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {

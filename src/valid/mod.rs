@@ -914,7 +914,7 @@ impl Validator<'_> {
             (None, "fc") => (self.spans.get("head"), "the fully connected layer (fc)".to_string()),
             _ => (self.spans.get("head"), format!("the head ({name})")),
         };
-        let (max_params, max_macs) = (grouped(Limits::MAX_PARAMS.into()), grouped(Limits::MAX_MACS.into()));
+        let (max_params, max_macs) = (crate::back::table::grouped(Limits::MAX_PARAMS.into()), crate::back::table::grouped(Limits::MAX_MACS.into()));
         let what = match (params.is_some(), macs_over) {
             (true, true) => format!("{max_params} trainable parameters and {max_macs} MACs"),
             (true, false) => format!("{max_params} trainable parameters"),
@@ -922,10 +922,10 @@ impl Validator<'_> {
         };
         let mut label = Vec::new();
         if let Some((total, layer)) = params {
-            label.push(format!("{} parameters up to here, {} in {name}", grouped(total), grouped(layer)));
+            label.push(format!("{} parameters up to here, {} in {name}", crate::back::table::grouped(total), crate::back::table::grouped(layer)));
         }
         if let Some((total, layer)) = macs {
-            label.push(format!("{} MACs up to here, {} in {name}", grouped(total), grouped(layer)));
+            label.push(format!("{} MACs up to here, {} in {name}", crate::back::table::grouped(total), crate::back::table::grouped(layer)));
         }
         let help = if name == "fc" && flatten {
             format!(
@@ -957,7 +957,7 @@ impl Validator<'_> {
             }
         }
         let counted: Vec<String> =
-            by_stage.iter().filter(|(_, n)| *n > 0).map(|(part, n)| format!("{part} {}", grouped(*n))).collect();
+            by_stage.iter().filter(|(_, n)| *n > 0).map(|(part, n)| format!("{part} {}", crate::back::table::grouped(*n))).collect();
         let mut d = Diagnostic::error("E-limit", format!("{ctx} takes the model past {what}"))
             .with_primary(at, label.join("; "))
             .with_note(format!(
@@ -980,18 +980,6 @@ fn block_of(name: &str) -> Option<(usize, u64)> {
     Some((stage.parse::<usize>().ok()?.checked_sub(1)?, block.parse().ok()?))
 }
 
-/// `12345678` -> `12,345,678`, for totals that may exceed `u64`.
-fn grouped(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
 
 fn check_input(input: Shape, at: crate::span::Span) -> Result<(), Diagnostic> {
     let ok = (1..=Limits::MAX_CHANNELS).contains(&input.c)

@@ -27,3 +27,13 @@ pub fn shipped_specs() -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The python of resnetc's venv (`$RESNETC_HOME/venv`, default `~/.cache/resnetc/venv`),
+/// which `scripts/setup.sh` fills with PyTorch 2.11.0 and torchvision.
+pub fn venv_python() -> PathBuf {
+    let home = std::env::var_os("RESNETC_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/resnetc")))
+        .expect("RESNETC_HOME or HOME must be set to find resnetc's venv");
+    home.join("venv/bin/python")
+}
