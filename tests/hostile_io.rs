@@ -188,6 +188,16 @@ fn a_full_stdout_is_an_io_error() {
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("error: cannot write `<stdout>`"), "{args:?}: {}", stderr(&o));
     }
+    // clap's own output too: help and version into a full disk are I/O errors.
+    for args in [&["--help"][..], &["--version"], &["table", "--help"]] {
+        let o = resnetc().args(args).stdout(full.try_clone().unwrap()).output().expect("run");
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
+    }
+    let o = resnetc().arg("--help").output().expect("run");
+    assert_eq!(o.status.code(), Some(0));
+    let o = resnetc().arg("--no-such-flag").output().expect("run");
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

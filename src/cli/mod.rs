@@ -72,7 +72,21 @@ enum Command {
 
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` print to stdout and succeed; usage errors go to
+            // stderr with EXIT_USAGE. A closed pipe is quiet; a failed write is EXIT_IO.
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            return match e.print() {
+                Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe && !e.use_stderr() => {
+                    report_error(&CliError::Write { path: "<stdout>".into(), source: w });
+                    ExitCode::from(EXIT_IO)
+                }
+                _ => ExitCode::from(code),
+            };
+        }
+    };
     let result = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Table(a) => table::run(a),
