@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden numbers of the ResNet zoo (issue 10), measured on the live models.
+"""Golden numbers of the ResNet zoo, measured on the live models.
 
 For timm's resnet10t, resnet18d, resnet26d, resnet34d, resnet50c, resnet50d, resnet50s,
 seresnet50, resnetrs50, resnet50_gn, ecaresnet50d, resnetblur50 and resnetaa50
