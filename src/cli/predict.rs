@@ -116,8 +116,9 @@ fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
     let labels: Vec<String> = text.trim_end().lines().map(|l| printable(l.trim())).collect();
     if labels.len() < classes {
         return Err(CliError::msg(format!(
-            "`{path}` has {} class names but the network has {classes} classes",
-            labels.len()
+            "`{path}` has {} class name{} but the network has {classes} classes",
+            labels.len(),
+            if labels.len() == 1 { "" } else { "s" }
         )));
     }
     if labels.len() > classes {

@@ -180,13 +180,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         .map_err(|e| CliError::other(format!("training `{}` failed", args.spec), e))?;
     if let Some(last) = report.history.last() {
         outln!(
-            "loss {:.3}, train acc {:.3}, test acc {:.3}\n{:.1} examples/sec on {}; {} epochs in {:.1} s ({} this session)",
+            "loss {:.3}, train acc {:.3}, test acc {:.3}\n{:.1} examples/sec on {}; {} epoch{} in {:.1} s ({} this session)",
             last.train_loss,
             last.train_acc,
             last.test_acc,
             last.examples_per_sec,
             crate::runtime::device::device_name(device),
             report.history.len(),
+            if report.history.len() == 1 { "" } else { "s" },
             report.history.iter().map(|m| m.seconds).sum::<f64>(),
             report.history.len() - report.resumed_from,
         );
