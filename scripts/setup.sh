@@ -2,7 +2,8 @@
 # Installs what resnetc's libtorch runtime and its tests need, skipping what is present:
 #  - a Python venv with PyTorch 2.11.0 (the libtorch tch 0.24 links against), torchvision
 #    0.26 (parity tests) and safetensors, in $RESNETC_HOME (default ~/.cache/resnetc), kept
-#    outside the checkout so every clone on the machine shares it;
+#    outside the checkout so every clone on the machine shares it; timm 1.0.31 and Keras
+#    3.15.1 beside them (the zoo's golden numbers, tests/zoo.rs);
 #  - the `.libtorch` link that .cargo/config.toml points torch-sys at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,18 @@ if ! "$venv/bin/python" -c 'import torch, torchvision, safetensors; assert torch
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         torch==2.11.0 torchvision==0.26.0 safetensors==0.8.0 numpy
+fi
+
+# timm and Keras 3, the peers the zoo's golden numbers come from (scripts/zoo_reference.py,
+# tests/zoo.rs), beside torch without a second one: --no-deps, their small dependencies pinned
+# (filelock, fsspec and typing_extensions come with torch).
+if ! KERAS_BACKEND=torch "$venv/bin/python" -c 'import timm, keras; assert timm.__version__ == "1.0.31" and keras.__version__ == "3.15.1"' >/dev/null 2>&1; then
+    echo "== installing timm 1.0.31 and Keras 3.15.1 into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+        timm==1.0.31 keras==3.15.1 huggingface_hub==2.4.0 PyYAML==6.0.4 namex==0.1.0 optree==0.20.0 \
+        rich==15.0.0 h5py==3.16.0 ml_dtypes==0.6.0 packaging==26.4 absl-py==2.5.1 markdown-it-py==4.3.0 \
+        mdurl==0.1.2 Pygments==2.21.0 tqdm==4.70.1 requests==2.34.2 charset-normalizer==3.5.3 idna==3.20 \
+        urllib3==2.8.0 certifi==2026.10.19.post1
 fi
 
 torch_dir="$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
