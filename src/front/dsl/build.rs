@@ -10,7 +10,7 @@ use crate::ast::{
     BatchNormAst, BlockOptionsAst, ConvAst, Field, HeadAst, InputAst, PoolAst, ProjectionAst, SpecAst, StageAst,
     StemAst, StemPoolAst, UnknownKey,
 };
-use crate::diag::Diagnostic;
+use crate::diag::{did_you_mean, Diagnostic};
 use crate::span::{Span, Spanned};
 use pest::iterators::Pair;
 use pest::Parser;
@@ -31,16 +31,30 @@ pub struct Builder {
     diags: Vec<Diagnostic>,
     /// Where each statement other than a stage was first given.
     first: Vec<(Rule, Span)>,
+    /// Stage lines seen so far, parsed or not: a stage's index is its place in the file,
+    /// so that a broken stage line does not renumber the stages after it.
+    stage_lines: usize,
     /// Byte offset of the line being built.
     base: usize,
 }
 
 impl Builder {
     pub fn new() -> Self {
-        Builder { ast: SpecAst::default(), stages: Vec::new(), diags: Vec::new(), first: Vec::new(), base: 0 }
+        Builder {
+            ast: SpecAst::default(),
+            stages: Vec::new(),
+            diags: Vec::new(),
+            first: Vec::new(),
+            stage_lines: 0,
+            base: 0,
+        }
     }
 
     /// The AST, or every diagnostic in source order.
+    ///
+    /// Unknown keys are left in the AST for lowering to report beside its own findings.
+    /// When a line failed, lowering does not run (a missing or half-read statement would
+    /// only cause bogus "missing" and shape errors), so they are reported here instead.
     pub fn finish(mut self) -> Result<SpecAst, Vec<Diagnostic>> {
         if let (Some(first), Some(last)) = (self.stages.first(), self.stages.last()) {
             let span = first.span.to(last.span);
@@ -49,6 +63,7 @@ impl Builder {
         if self.diags.is_empty() {
             Ok(self.ast)
         } else {
+            self.diags.extend(self.ast.unknown.iter().map(unknown_key));
             self.diags.sort_by_key(|d| d.primary_span().map_or(usize::MAX, |s| s.start));
             Err(self.diags)
         }
@@ -70,23 +85,30 @@ impl Builder {
                     expected: STATEMENT_KEYS.to_vec(),
                 });
             }
-            LineKind::Statement(rule) => match ResnetParser::parse(rule, line.text) {
-                Err(e) => self.diags.push(syntax::diagnostic(&e, line.text, line.start, rule)),
-                Ok(mut pairs) => {
-                    // The entry rule's pair holds the statement, then EOI.
-                    if let Some(statement) = pairs.next().and_then(|line| line.into_inner().next()) {
-                        self.statement(rule, statement);
+            LineKind::Statement(rule) => {
+                let stage_index = self.stage_lines;
+                if rule == Rule::stage_line {
+                    self.stage_lines += 1;
+                }
+                match ResnetParser::parse(rule, line.text) {
+                    // The statement is dropped; the next line is read as usual.
+                    Err(e) => self.diags.push(syntax::diagnostic(&e, line.text, line.start, rule)),
+                    Ok(mut pairs) => {
+                        // The entry rule's pair holds the statement, then EOI.
+                        if let Some(statement) = pairs.next().and_then(|line| line.into_inner().next()) {
+                            self.statement(rule, statement, stage_index);
+                        }
                     }
                 }
-            },
+            }
         }
     }
 
-    fn statement(&mut self, rule: Rule, p: P<'_>) {
+    /// One parsed statement; `stage_index` is the stage's place in the file (for stages).
+    fn statement(&mut self, rule: Rule, p: P<'_>, stage_index: usize) {
         let span = self.span(&p);
         if rule == Rule::stage_line {
-            let index = self.stages.len();
-            let stage = self.stage(p, index);
+            let stage = self.stage(p, stage_index);
             self.stages.push(Spanned::new(stage, span));
             return;
         }
@@ -507,6 +529,21 @@ impl Builder {
             });
         }
     }
+}
+
+/// "unknown key `k` in SECTION", worded as lowering words it (`lower::Lowerer::unknown_key`)
+/// so that the message does not depend on whether another line failed (the test
+/// `unknown_keys_read_the_same_with_or_without_a_broken_line` holds the two together).
+fn unknown_key(u: &UnknownKey) -> Diagnostic {
+    let mut d = Diagnostic::error("E-unknown-key", format!("unknown key `{}` in {}", u.key.value, u.section))
+        .with_primary(u.key.span, "not a key of the spec language here");
+    if let Some(s) = did_you_mean(&u.key.value, u.expected.iter().copied()) {
+        d = d.with_help(format!("did you mean `{s}`?"));
+    }
+    if !u.expected.is_empty() {
+        d = d.with_note(format!("accepted here: {}", u.expected.join(", ")));
+    }
+    d
 }
 
 fn children<'i>(p: &P<'i>, rule: Rule) -> impl Iterator<Item = P<'i>> {

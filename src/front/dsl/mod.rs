@@ -4,7 +4,8 @@
 //! The language is line-oriented, so the text is split into lines and each line is parsed
 //! on its own with the rule its first word names (`lines.rs`). A broken line therefore
 //! costs one diagnostic and the next line is read as usual: several mistakes are reported
-//! in one run. `build.rs` turns each line's parse tree into AST pieces with byte spans into
+//! in one run. Keys the language does not know are kept in the AST for lowering to report;
+//! when a line is broken lowering does not run, and the front end reports them itself. `build.rs` turns each line's parse tree into AST pieces with byte spans into
 //! the whole file; `syntax.rs` turns pest's errors into readable diagnostics.
 //!
 //! Values are taken as written (`x-3` and `x99999999999` both reach [`crate::lower`],
@@ -50,7 +51,8 @@ pub const KERNEL_ERROR: &str = "E-dsl-kernel";
 pub const DUPLICATE_ERROR: &str = "E-duplicate";
 
 /// Parses a `.resnet` spec into the surface AST, or returns every problem found (syntax
-/// errors, one per broken line, duplicates and out-of-range numbers), in source order.
+/// errors, one per broken line, duplicates, out-of-range numbers and, since lowering will
+/// not see them, unknown keys), in source order.
 pub fn parse(file: &SourceFile) -> Result<SpecAst, Vec<Diagnostic>> {
     let mut builder = build::Builder::new();
     for line in lines::split(&file.text) {

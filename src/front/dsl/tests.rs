@@ -341,6 +341,65 @@ fn unknown_keys_reach_lowering_with_a_suggestion() {
 }
 
 #[test]
+fn unknown_keys_are_reported_even_when_another_line_fails() {
+    // Lowering does not run after a broken line, so the front end reports the unknown
+    // keys it would have reported: every problem of every line in one run.
+    let t = "\
+model m
+modle n
+conv2_x: basic [64, 64 x2
+conv3_x: basic [128, 128] x2 /2, shortcat B
+conv4_x: basic [256, 256] x2 //2
+head avgpool, fc 10, sofmax
+";
+    let diags = errors(t);
+    let got: Vec<(&str, Span)> = diags.iter().map(|d| (d.code, d.primary_span().unwrap())).collect();
+    assert_eq!(
+        got,
+        [
+            ("E-unknown-key", at(t, "modle", 0)),
+            (SYNTAX_ERROR, at(t, "x2", 0)),
+            ("E-unknown-key", at(t, "shortcat", 0)),
+            (SYNTAX_ERROR, Span::new(at(t, "//2", 0).start + 1, at(t, "//2", 0).start + 2)),
+            ("E-unknown-key", at(t, "sofmax", 0)),
+        ]
+    );
+    // The broken stage line still counts: `conv3_x` is the second stage.
+    assert_eq!(diags[2].message, "unknown key `shortcat` in stages[1]");
+    // Nothing that the broken lines would cause: no "missing", no shapes.
+    assert!(diags.iter().all(|d| d.code == SYNTAX_ERROR || d.code == "E-unknown-key"), "{diags:?}");
+}
+
+#[test]
+fn unknown_keys_read_the_same_with_or_without_a_broken_line() {
+    // Without a broken line lowering reports the key; with one, the front end does.
+    let good = "model m\ndefaults groupz 32\nbasic [64, 64] x2\n";
+    let by_lowering = crate::compile(&file(good)).expect_err("an unknown key is an error");
+    let by_lowering: Vec<_> = by_lowering.iter().filter(|d| d.code == "E-unknown-key").collect();
+    let broken = format!("{good}input 3x\n");
+    let by_front_end = errors(&broken);
+    let by_front_end: Vec<_> = by_front_end.iter().filter(|d| d.code == "E-unknown-key").collect();
+    assert_eq!(by_lowering.len(), 1);
+    assert_eq!(by_front_end, by_lowering);
+}
+
+#[test]
+fn many_broken_lines_stay_linear() {
+    // 1 MB of broken stage lines between stages with an unknown key: one diagnostic a line.
+    let lines = "conv2_x: basic [64, 64] x2, shortcat B\nconv3_x: basic [64, 64 x2\n";
+    let text = lines.repeat((1 << 20) / lines.len());
+    let start = std::time::Instant::now();
+    let diags = errors(&text);
+    let took = start.elapsed();
+    let lines = text.lines().count();
+    assert_eq!(diags.len(), lines);
+    assert_eq!(diags[0].code, "E-unknown-key");
+    assert_eq!(diags[1].code, SYNTAX_ERROR);
+    eprintln!("{lines} lines in {took:?}");
+    assert!(took < std::time::Duration::from_secs(20), "{lines} lines took {took:?}");
+}
+
+#[test]
 fn duplicates_point_at_the_first_one() {
     let t = "model a\ninput 3x32x32\nmodel b\nstem bn, no bn\nbasic [1, 1] x1, groups 2, groups 4\nhead fc 10 -> 10, in 5\n";
     let diags = errors(t);
