@@ -54,6 +54,22 @@ pub struct UnknownKey {
     pub expected: Vec<&'static str>,
 }
 
+impl UnknownKey {
+    /// "unknown key `k` in SECTION", with a suggestion and the accepted keys: one wording
+    /// whether lowering or the DSL front end (when another line failed) reports it.
+    pub fn diagnostic(&self) -> crate::diag::Diagnostic {
+        let mut d = crate::diag::Diagnostic::error("E-unknown-key", format!("unknown key `{}` in {}", self.key.value, self.section))
+            .with_primary(self.key.span, "not a key of the spec language here");
+        if let Some(s) = crate::diag::did_you_mean(&self.key.value, self.expected.iter().copied()) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        if !self.expected.is_empty() {
+            d = d.with_note(format!("accepted here: {}", self.expected.join(", ")));
+        }
+        d
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct InputAst {
     pub channels: Field<i64>,

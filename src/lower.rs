@@ -774,15 +774,7 @@ impl Lowerer {
     // ---- helpers ----------------------------------------------------------------
 
     fn unknown_key(&mut self, u: &ast::UnknownKey) {
-        let mut d = Diagnostic::error("E-unknown-key", format!("unknown key `{}` in {}", u.key.value, u.section))
-            .with_primary(u.key.span, "not a key of the spec language here");
-        if let Some(s) = did_you_mean(&u.key.value, u.expected.iter().copied()) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
-        if !u.expected.is_empty() {
-            d = d.with_note(format!("accepted here: {}", u.expected.join(", ")));
-        }
-        self.diags.push(d);
+        self.diags.push(u.diagnostic());
     }
 
     fn missing(&mut self, span: Span, key: &str, owner: &str, example: &str) {

@@ -10,7 +10,7 @@ use crate::ast::{
     BatchNormAst, BlockOptionsAst, ConvAst, Field, HeadAst, InputAst, PoolAst, ProjectionAst, SpecAst, StageAst,
     StemAst, StemPoolAst, UnknownKey,
 };
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::Diagnostic;
 use crate::span::{Span, Spanned};
 use pest::iterators::Pair;
 use pest::Parser;
@@ -63,7 +63,7 @@ impl Builder {
         if self.diags.is_empty() {
             Ok(self.ast)
         } else {
-            self.diags.extend(self.ast.unknown.iter().map(unknown_key));
+            self.diags.extend(self.ast.unknown.iter().map(crate::ast::UnknownKey::diagnostic));
             self.diags.sort_by_key(|d| d.primary_span().map_or(usize::MAX, |s| s.start));
             Err(self.diags)
         }
@@ -531,20 +531,6 @@ impl Builder {
     }
 }
 
-/// "unknown key `k` in SECTION", worded as lowering words it (`lower::Lowerer::unknown_key`)
-/// so that the message does not depend on whether another line failed (the test
-/// `unknown_keys_read_the_same_with_or_without_a_broken_line` holds the two together).
-fn unknown_key(u: &UnknownKey) -> Diagnostic {
-    let mut d = Diagnostic::error("E-unknown-key", format!("unknown key `{}` in {}", u.key.value, u.section))
-        .with_primary(u.key.span, "not a key of the spec language here");
-    if let Some(s) = did_you_mean(&u.key.value, u.expected.iter().copied()) {
-        d = d.with_help(format!("did you mean `{s}`?"));
-    }
-    if !u.expected.is_empty() {
-        d = d.with_note(format!("accepted here: {}", u.expected.join(", ")));
-    }
-    d
-}
 
 fn children<'i>(p: &P<'i>, rule: Rule) -> impl Iterator<Item = P<'i>> {
     p.clone().into_inner().filter(move |c| c.as_rule() == rule)
