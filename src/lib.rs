@@ -27,6 +27,7 @@ pub mod ast;
 pub mod cli;
 pub mod back;
 pub mod diag;
+pub mod files;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzz;

@@ -66,7 +66,7 @@ pub fn replace_with<E>(
                 "is a symbolic link{target}; give the path of the file itself to replace it"
             )));
         }
-        if let Some(kind) = crate::cli::not_regular(meta) {
+        if let Some(kind) = crate::files::not_regular(meta) {
             return Err(refuse(format!("is {kind}; resnetc writes only regular files")));
         }
         if protect.iter().any(|p| std::fs::metadata(p).is_ok_and(|m| same_file(&m, meta))) {

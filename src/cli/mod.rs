@@ -235,12 +235,12 @@ pub fn read_spec_text(path: &std::path::Path, shown: &str) -> Result<String, Cli
     let shown = || shown.to_string();
     let read_error = |source| CliError::Read { path: shown(), source };
     let meta = std::fs::metadata(path).map_err(read_error)?;
-    if let Some(kind) = not_regular(&meta) {
+    if let Some(kind) = crate::files::not_regular(&meta) {
         return Err(CliError::NotRegular { path: shown(), kind });
     }
-    let file = open_without_blocking(path).map_err(read_error)?;
+    let file = crate::files::open_without_blocking(path).map_err(read_error)?;
     // Look again at what was opened: the path may have changed in between.
-    if let Some(kind) = not_regular(&file.metadata().map_err(read_error)?) {
+    if let Some(kind) = crate::files::not_regular(&file.metadata().map_err(read_error)?) {
         return Err(CliError::NotRegular { path: shown(), kind });
     }
     let limit = Limits::MAX_SPEC_BYTES;
@@ -265,47 +265,6 @@ pub fn read_spec_text(path: &std::path::Path, shown: &str) -> Result<String, Cli
             byte: bytes[offset],
         }
     })
-}
-
-/// What a file is when it is not a regular file ("a directory", "a FIFO", ...).
-pub fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
-    let t = meta.file_type();
-    if t.is_file() {
-        return None;
-    }
-    if t.is_dir() {
-        return Some("a directory");
-    }
-    if t.is_symlink() {
-        return Some("a symbolic link");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return Some("a FIFO");
-        }
-        if t.is_char_device() || t.is_block_device() {
-            return Some("a device");
-        }
-        if t.is_socket() {
-            return Some("a socket");
-        }
-    }
-    Some("something other than a file")
-}
-
-/// Opens a file for reading; on Unix with `O_NONBLOCK`, so that a FIFO put in place of the
-/// spec after its type was checked cannot make the open wait for a writer.
-fn open_without_blocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    options.open(path)
 }
 
 /// Prints diagnostics to stderr, coloured when stderr is a terminal.

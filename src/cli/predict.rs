@@ -108,12 +108,12 @@ const MAX_LABELS_BYTES: u64 = 64 << 20;
 /// One class name per line (blank lines at the end ignored); there must be at least as
 /// many names as classes. The file must be UTF-8 text of at most [`MAX_LABELS_BYTES`].
 fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
-    let bytes = crate::runtime::files::read_bounded(std::path::Path::new(path), MAX_LABELS_BYTES)
+    let bytes = crate::files::read_bounded(std::path::Path::new(path), MAX_LABELS_BYTES)
         .map_err(|source| CliError::Read { path: path.into(), source })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         CliError::msg(format!("class-name file `{path}` is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
     })?;
-    let labels: Vec<String> = text.trim_end().lines().map(|l| printable(l.trim())).collect();
+    let labels: Vec<String> = text.trim_end().lines().map(|l| crate::diag::escape(l.trim()).into_owned()).collect();
     if labels.len() < classes {
         return Err(CliError::msg(format!(
             "`{path}` has {} class name{} but the network has {classes} classes",
@@ -127,8 +127,3 @@ fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
     Ok(labels)
 }
 
-/// `name` with control characters (terminal escapes, carriage returns) shown as `\u{..}`
-/// escapes, so that a class-name file cannot drive the terminal.
-fn printable(name: &str) -> String {
-    name.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
-}

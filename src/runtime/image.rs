@@ -152,7 +152,7 @@ impl ImageFormat {
 /// [`MAX_IMAGE_PIXELS`] pixels, before decoding.
 pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
     let err = |problem: String| ImageError { path: path.display().to_string(), problem };
-    let bytes = super::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
+    let bytes = crate::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
     if bytes.is_empty() {
         return Err(err("the file is empty (0 bytes)".into()));
     }

@@ -27,7 +27,6 @@
 //! ```
 
 pub mod device;
-pub mod files;
 pub mod image;
 pub mod infer;
 mod onednn;

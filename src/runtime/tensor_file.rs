@@ -9,7 +9,7 @@
 //! expect and read only the tensors they need ([`TensorFile::read`]), so memory is bounded
 //! by what the caller accepts, not by what the file claims.
 
-use super::files;
+use crate::files;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;

@@ -108,7 +108,7 @@ pub enum WeightsError {
     #[error("input tensor `{name}` in `{path}` does not fit the network: it {problem}")]
     Input { path: String, name: String, problem: String },
     /// The tensor of a `run` input is larger than [`MAX_INPUT_BYTES`].
-    #[error("input tensor `{name}` in `{path}` holds {bytes} bytes, more than the {} resnetc run reads at once; split the batch into several files", super::files::human(*max))]
+    #[error("input tensor `{name}` in `{path}` holds {bytes} bytes, more than the {} resnetc run reads at once; split the batch into several files", crate::files::human(*max))]
     InputTooLarge { path: String, name: String, bytes: u64, max: u64 },
     /// Copying, converting or writing a tensor failed in libtorch.
     #[error("libtorch failed on `{path}` while {context}")]
@@ -154,7 +154,7 @@ pub fn read_tensors(path: &str) -> Result<Vec<(String, Tensor)>, WeightsError> {
 /// header's `{`.
 pub(crate) fn looks_like_pickle(path: &str) -> bool {
     let mut head = [0u8; 9];
-    let Ok((mut f, _)) = super::files::open_regular(Path::new(path)) else { return false };
+    let Ok((mut f, _)) = crate::files::open_regular(Path::new(path)) else { return false };
     if f.read_exact(&mut head).is_err() || head[8] == b'{' {
         return false;
     }

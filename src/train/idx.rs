@@ -48,7 +48,7 @@ pub const MAX_IDX_BYTES: u64 = 4 << 30;
 /// length), so no memory is set aside for data the file does not hold; a gzipped file is
 /// decompressed as a stream and never beyond the size its header declares plus one byte.
 fn read_idx(path: &Path, magic: u32, kind: &'static str) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let (file, file_len) = crate::runtime::files::open_regular(path).map_err(|source| {
+    let (file, file_len) = crate::files::open_regular(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::Missing { path: path.to_path_buf() }
         } else {
@@ -92,7 +92,7 @@ fn read_idx(path: &Path, magic: u32, kind: &'static str) -> Result<(Vec<usize>, 
         return Err(bad_header(format!(
             "its header declares {data} bytes of data ({}), more than the {} resnetc reads",
             dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" x "),
-            crate::runtime::files::human(MAX_IDX_BYTES)
+            crate::files::human(MAX_IDX_BYTES)
         )));
     }
     let (data, expected) = (data as u64, header as u64 + data as u64);

@@ -14,7 +14,6 @@
 //! assert!(audit_module(&format!("{source}\npub fn injected() {{}}"), "ResNet18").is_err());
 //! ```
 
-use super::doc::{is_bidi_control, is_line_separator};
 use syn::visit::Visit;
 
 /// Why [`audit_module`] refused a module.
@@ -95,7 +94,7 @@ pub fn doc_code_blocks(file: &syn::File) -> usize {
 }
 
 fn is_forbidden(c: char) -> bool {
-    (c.is_control() && c != '\n') || is_line_separator(c) || is_bidi_control(c) || c == '\u{feff}'
+    crate::diag::is_unprintable(c) && c != '\n'
 }
 
 /// The generator's own type names.

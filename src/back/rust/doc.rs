@@ -32,10 +32,9 @@ pub fn doc_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut previous = None;
     for c in text.chars() {
-        let escape = c.is_control()
-            || is_line_separator(c)
-            || is_bidi_control(c)
-            || c == '\u{feff}'
+        // Controls, line separators, bidi marks and the BOM: what a terminal or rustc
+        // would take for something else.
+        let escape = crate::diag::is_unprintable(c)
             || matches!(c, '`' | '~' | '<')
             || (c == '/' && previous == Some('*'));
         if escape {
@@ -54,20 +53,20 @@ pub(super) fn doc_code(text: &str) -> String {
     format!("`{}`", doc_text(text))
 }
 
-/// Unicode's bidirectional formatting characters: they reorder how source text is shown
-/// (the "Trojan Source" attack; rustc denies them by default in comments and literals).
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// U+2028 and U+2029: line breaks to some editors and Markdown renderers, not to rustc.
-pub fn is_line_separator(c: char) -> bool {
-    matches!(c, '\u{2028}' | '\u{2029}')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Unicode's bidirectional formatting characters: they reorder how source text is shown
+    /// (the "Trojan Source" attack; rustc denies them by default in comments and literals).
+    fn is_bidi_control(c: char) -> bool {
+        matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+
+    /// U+2028 and U+2029: line breaks to some editors and Markdown renderers, not to rustc.
+    fn is_line_separator(c: char) -> bool {
+        matches!(c, '\u{2028}' | '\u{2029}')
+    }
 
     fn assert_inert(text: &str) {
         let out = doc_text(text);

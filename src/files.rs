@@ -1,7 +1,8 @@
-//! Opening the files the runtime commands read (weights, inputs, images, data sets,
-//! class names) without trusting them: only regular files are opened, so a FIFO cannot
-//! block a command and a device such as `/dev/zero` cannot feed it without end, and
-//! reads are bounded before any memory is set aside for them.
+//! Opening the files resnetc reads (specs, weights, inputs, images, data sets, class
+//! names) without trusting them: only regular files are opened, so a FIFO cannot block a
+//! command and a device such as `/dev/zero` cannot feed it without end, and reads are
+//! bounded before any memory is set aside for them. [`crate::output`] uses
+//! [`not_regular`] for the files it replaces.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -11,16 +12,15 @@ use std::path::Path;
 /// returns the file and its length in bytes. A directory, FIFO, socket or device is an
 /// error of kind `InvalidInput` saying what the path is.
 pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
-    let meta = std::fs::metadata(path)?;
-    let kind = describe(&meta.file_type());
-    if !meta.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("it is {kind}, not a regular file")));
+    let refuse = |kind| io::Error::new(io::ErrorKind::InvalidInput, format!("it is {kind}, not a regular file"));
+    if let Some(kind) = not_regular(&std::fs::metadata(path)?) {
+        return Err(refuse(kind));
     }
-    let file = File::open(path)?;
+    let file = open_without_blocking(path)?;
     // The path may have been replaced between the two calls: check what was opened.
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file".to_string()));
+    if let Some(kind) = not_regular(&meta) {
+        return Err(refuse(kind));
     }
     Ok((file, meta.len()))
 }
@@ -58,27 +58,45 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-fn describe(t: &std::fs::FileType) -> &'static str {
+/// What a file is when it is not a regular file ("a directory", "a FIFO", ...).
+pub fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("a directory");
+    }
+    if t.is_symlink() {
+        return Some("a symbolic link");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
         if t.is_fifo() {
-            return "a FIFO (named pipe)";
+            return Some("a FIFO");
         }
         if t.is_char_device() || t.is_block_device() {
-            return "a device";
+            return Some("a device");
         }
         if t.is_socket() {
-            return "a socket";
+            return Some("a socket");
         }
     }
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_file() {
-        "a regular file"
-    } else {
-        "not a regular file"
+    Some("something other than a file")
+}
+
+/// Opens a file for reading; on Unix with `O_NONBLOCK`, so that a FIFO put in place of the
+/// spec after its type was checked cannot make the open wait for a writer.
+pub fn open_without_blocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
     }
+    options.open(path)
 }
 
 #[cfg(test)]
