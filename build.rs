@@ -9,7 +9,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         // Resolve symlinks (.libtorch -> the venv) so the rpath stays valid from any checkout.
-        let dir = std::fs::canonicalize(&dir).map(|p| p.display().to_string()).unwrap_or(dir);
+        let dir = std::fs::canonicalize(&dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or(dir);
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
         if std::path::Path::new(&dir).join("libtorch_cuda.so").exists() {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");

@@ -58,8 +58,11 @@ impl UnknownKey {
     /// "unknown key `k` in SECTION", with a suggestion and the accepted keys: one wording
     /// whether lowering or the DSL front end (when another line failed) reports it.
     pub fn diagnostic(&self) -> crate::diag::Diagnostic {
-        let mut d = crate::diag::Diagnostic::error("E-unknown-key", format!("unknown key `{}` in {}", self.key.value, self.section))
-            .with_primary(self.key.span, "not a key of the spec language here");
+        let mut d = crate::diag::Diagnostic::error(
+            "E-unknown-key",
+            format!("unknown key `{}` in {}", self.key.value, self.section),
+        )
+        .with_primary(self.key.span, "not a key of the spec language here");
         if let Some(s) = crate::diag::did_you_mean(&self.key.value, self.expected.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }

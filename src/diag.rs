@@ -69,18 +69,29 @@ impl Diagnostic {
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     /// Adds the primary label (where the problem is).
     pub fn with_primary(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.labels.push(Label { span, message: message.into(), primary: true });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+            primary: true,
+        });
         self
     }
 
     /// Adds a secondary label (related context).
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.labels.push(Label { span, message: message.into(), primary: false });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+            primary: false,
+        });
         self
     }
 
@@ -110,7 +121,10 @@ pub fn has_errors(diags: &[Diagnostic]) -> bool {
 }
 
 /// "did you mean `x`?" for a misspelt keyword, if one candidate is close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(&word.to_ascii_lowercase(), c), c))
@@ -190,12 +204,25 @@ fn to_codespan(d: &Diagnostic, excerpt: &Excerpt) -> cr::Diagnostic<()> {
         .labels
         .iter()
         .map(|l| {
-            let style = if l.primary { cr::LabelStyle::Primary } else { cr::LabelStyle::Secondary };
-            cr::Label::new(style, (), excerpt.range_of(l.span)).with_message(printable_message(&l.message))
+            let style = if l.primary {
+                cr::LabelStyle::Primary
+            } else {
+                cr::LabelStyle::Secondary
+            };
+            cr::Label::new(style, (), excerpt.range_of(l.span))
+                .with_message(printable_message(&l.message))
         })
         .collect();
-    let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {}", printable_message(n))).collect();
-    notes.extend(d.help.iter().map(|h| format!("help: {}", printable_message(h))));
+    let mut notes: Vec<String> = d
+        .notes
+        .iter()
+        .map(|n| format!("note: {}", printable_message(n)))
+        .collect();
+    notes.extend(
+        d.help
+            .iter()
+            .map(|h| format!("help: {}", printable_message(h))),
+    );
     cr::Diagnostic::new(severity)
         .with_code(d.code)
         .with_message(printable_message(&d.message))
@@ -215,7 +242,10 @@ pub fn render(file: &SourceFile, diags: &[Diagnostic]) -> String {
 pub fn emit(file: &SourceFile, diags: &[Diagnostic], writer: &mut dyn termcolor::WriteColor) {
     // rustc's ASCII layout (`--> file:line:col`, `|` gutters): readable in any terminal,
     // log file or compiler error message.
-    let config = term::Config { chars: term::Chars::ascii(), ..term::Config::default() };
+    let config = term::Config {
+        chars: term::Chars::ascii(),
+        ..term::Config::default()
+    };
     let lines = LineIndex::new(&file.text);
     let name = cut(&escape(&file.name), MAX_MESSAGE_CHARS);
     for d in diags.iter().take(MAX_SHOWN) {
@@ -229,12 +259,22 @@ pub fn emit(file: &SourceFile, diags: &[Diagnostic], writer: &mut dyn termcolor:
         let warnings = rest.len() - errors;
         let mut counts = Vec::new();
         if errors > 0 {
-            counts.push(format!("{errors} more error{}", if errors == 1 { "" } else { "s" }));
+            counts.push(format!(
+                "{errors} more error{}",
+                if errors == 1 { "" } else { "s" }
+            ));
         }
         if warnings > 0 {
-            counts.push(format!("{warnings} more warning{}", if warnings == 1 { "" } else { "s" }));
+            counts.push(format!(
+                "{warnings} more warning{}",
+                if warnings == 1 { "" } else { "s" }
+            ));
         }
-        let _ = writeln!(writer, "... and {} (only the first {MAX_SHOWN} are shown)\n", counts.join(" and "));
+        let _ = writeln!(
+            writer,
+            "... and {} (only the first {MAX_SHOWN} are shown)\n",
+            counts.join(" and ")
+        );
     }
 }
 
@@ -245,19 +285,26 @@ struct LineIndex {
 
 impl LineIndex {
     fn new(text: &str) -> Self {
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         LineIndex { starts }
     }
 
     /// The 0-based line holding byte `offset`.
     fn line_of(&self, offset: usize) -> usize {
-        self.starts.partition_point(|&s| s <= offset).saturating_sub(1)
+        self.starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
     }
 
     /// A line's text without its line break (`\n` or `\r\n`).
     fn line<'t>(&self, text: &'t str, line: usize) -> (usize, &'t str) {
         let start = self.starts[line];
-        let end = self.starts.get(line + 1).map_or(text.len(), |&next| next - 1);
+        let end = self
+            .starts
+            .get(line + 1)
+            .map_or(text.len(), |&next| next - 1);
         let s = &text[start..end];
         (start, s.strip_suffix('\r').unwrap_or(s))
     }
@@ -290,7 +337,13 @@ struct ExcerptLine {
 }
 
 impl<'a> Excerpt<'a> {
-    fn new(name: &'a str, source: &str, lines: &LineIndex, d: &Diagnostic, config: &term::Config) -> Self {
+    fn new(
+        name: &'a str,
+        source: &str,
+        lines: &LineIndex,
+        d: &Diagnostic,
+        config: &term::Config,
+    ) -> Self {
         let len = source.len();
         let clamp = |o: usize| floor_boundary(source, o.min(len));
         // Lines to show: those codespan renders for each label (its first and last lines,
@@ -308,21 +361,38 @@ impl<'a> Excerpt<'a> {
             }
             // Positions are recorded as the label gives them, so that `range_of` finds them.
             points.entry(first).or_default().push(l.span.start);
-            points.entry(last).or_default().push(l.span.end.max(l.span.start));
+            points
+                .entry(last)
+                .or_default()
+                .push(l.span.end.max(l.span.start));
         }
         // codespan prints a single line left between two shown lines instead of a break.
-        let gaps: Vec<usize> = wanted.iter().zip(wanted.iter().skip(1)).filter(|(a, b)| **b == **a + 2).map(|(a, _)| a + 1).collect();
+        let gaps: Vec<usize> = wanted
+            .iter()
+            .zip(wanted.iter().skip(1))
+            .filter(|(a, b)| **b == **a + 2)
+            .map(|(a, _)| a + 1)
+            .collect();
         wanted.extend(gaps);
 
-        let mut excerpt =
-            Excerpt { name, text: String::new(), lines: Vec::new(), offsets: HashMap::new(), locations: HashMap::new() };
+        let mut excerpt = Excerpt {
+            name,
+            text: String::new(),
+            lines: Vec::new(),
+            offsets: HashMap::new(),
+            locations: HashMap::new(),
+        };
         let mut previous: Option<usize> = None;
         for line in wanted {
             if previous.is_some_and(|p| line > p + 1) {
                 // Two hidden lines: an index gap codespan shows as a break.
                 for _ in 0..2 {
                     let at = excerpt.text.len();
-                    excerpt.lines.push(ExcerptLine { number: line + 1, range: at..at, hidden: true });
+                    excerpt.lines.push(ExcerptLine {
+                        number: line + 1,
+                        range: at..at,
+                        hidden: true,
+                    });
                 }
             }
             previous = Some(line);
@@ -340,26 +410,37 @@ impl<'a> Excerpt<'a> {
     fn push_line(&mut self, source: &str, lines: &LineIndex, line: usize, at: &[usize]) {
         let (line_start, text) = lines.line(source, line);
         let within = |p: usize| floor_boundary(text, p.saturating_sub(line_start).min(text.len()));
-        let windows: Vec<Range<usize>> = if text.len() > MAX_LINE_CHARS && text.chars().nth(MAX_LINE_CHARS).is_some() {
-            let mut windows: Vec<Range<usize>> = Vec::new();
-            for &p in at {
-                let p = within(p);
-                let lo = text[..p].char_indices().rev().nth(WINDOW_CHARS - 1).map_or(0, |(i, _)| i);
-                let hi = text[p..].char_indices().nth(WINDOW_CHARS).map_or(text.len(), |(i, _)| p + i);
-                match windows.last_mut() {
-                    Some(last) if last.end >= lo => last.end = last.end.max(hi),
-                    _ => windows.push(lo..hi),
+        let windows: Vec<Range<usize>> =
+            if text.len() > MAX_LINE_CHARS && text.chars().nth(MAX_LINE_CHARS).is_some() {
+                let mut windows: Vec<Range<usize>> = Vec::new();
+                for &p in at {
+                    let p = within(p);
+                    let lo = text[..p]
+                        .char_indices()
+                        .rev()
+                        .nth(WINDOW_CHARS - 1)
+                        .map_or(0, |(i, _)| i);
+                    let hi = text[p..]
+                        .char_indices()
+                        .nth(WINDOW_CHARS)
+                        .map_or(text.len(), |(i, _)| p + i);
+                    match windows.last_mut() {
+                        Some(last) if last.end >= lo => last.end = last.end.max(hi),
+                        _ => windows.push(lo..hi),
+                    }
                 }
-            }
-            windows
-        } else {
-            let whole = 0..text.len();
-            vec![whole]
-        };
+                windows
+            } else {
+                let whole = 0..text.len();
+                vec![whole]
+            };
         let start = self.text.len();
         let mut points = at.iter().map(|&p| (p, within(p))).peekable();
         let mut done = 0;
-        for w in windows.iter().chain(std::iter::once(&(text.len()..text.len()))) {
+        for w in windows
+            .iter()
+            .chain(std::iter::once(&(text.len()..text.len())))
+        {
             if w.start > done {
                 // Positions in the part left out are shown at its `…`.
                 while let Some((p, rel)) = points.next_if(|&(_, rel)| rel < w.start) {
@@ -379,7 +460,11 @@ impl<'a> Excerpt<'a> {
         for (p, rel) in points {
             self.mark(p, line, text, rel);
         }
-        self.lines.push(ExcerptLine { number: line + 1, range: start..self.text.len(), hidden: false });
+        self.lines.push(ExcerptLine {
+            number: line + 1,
+            range: start..self.text.len(),
+            hidden: false,
+        });
         self.text.push('\n');
     }
 
@@ -389,14 +474,22 @@ impl<'a> Excerpt<'a> {
         let here = self.text.len();
         self.offsets.insert(offset, here);
         let column = line_text[..rel].chars().count() + 1;
-        self.locations.entry(here).or_insert(files::Location { line_number: line + 1, column_number: column });
+        self.locations.entry(here).or_insert(files::Location {
+            line_number: line + 1,
+            column_number: column,
+        });
     }
 
     /// A span of the spec as a range of `text`.
     fn range_of(&self, span: Span) -> Range<usize> {
         // Every label's ends were marked when the excerpt was built.
         let start = self.offsets.get(&span.start).copied().unwrap_or(0);
-        let end = self.offsets.get(&span.end.max(span.start)).copied().unwrap_or(start).max(start);
+        let end = self
+            .offsets
+            .get(&span.end.max(span.start))
+            .copied()
+            .unwrap_or(start)
+            .max(start);
         start..end
     }
 }
@@ -418,7 +511,10 @@ impl<'f> Files<'f> for Excerpt<'_> {
         self.lines
             .iter()
             .position(|l| !l.hidden && l.range.start <= byte_index && byte_index <= l.range.end)
-            .ok_or(files::Error::IndexTooLarge { given: byte_index, max: self.text.len() })
+            .ok_or(files::Error::IndexTooLarge {
+                given: byte_index,
+                max: self.text.len(),
+            })
     }
 
     fn line_number(&'f self, (): (), line_index: usize) -> Result<usize, files::Error> {
@@ -434,8 +530,14 @@ impl<'f> Files<'f> for Excerpt<'_> {
             Some(l) => Ok(*l),
             None => {
                 let line = self.line(self.line_index(id, byte_index)?)?;
-                let column = self.text.get(line.range.start..byte_index).map_or(0, |s| s.chars().count());
-                Ok(files::Location { line_number: line.number, column_number: column + 1 })
+                let column = self
+                    .text
+                    .get(line.range.start..byte_index)
+                    .map_or(0, |s| s.chars().count());
+                Ok(files::Location {
+                    line_number: line.number,
+                    column_number: column + 1,
+                })
             }
         }
     }
@@ -443,7 +545,10 @@ impl<'f> Files<'f> for Excerpt<'_> {
 
 impl Excerpt<'_> {
     fn line(&self, index: usize) -> Result<&ExcerptLine, files::Error> {
-        self.lines.get(index).ok_or(files::Error::LineTooLarge { given: index, max: self.lines.len().saturating_sub(1) })
+        self.lines.get(index).ok_or(files::Error::LineTooLarge {
+            given: index,
+            max: self.lines.len().saturating_sub(1),
+        })
     }
 }
 
@@ -461,7 +566,10 @@ mod tests {
 
     fn one(text: &str, span: Span) -> String {
         let file = SourceFile::new("x.resnet", text, Syntax::Dsl);
-        render(&file, &[Diagnostic::error("E-test", "bad").with_primary(span, "here")])
+        render(
+            &file,
+            &[Diagnostic::error("E-test", "bad").with_primary(span, "here")],
+        )
     }
 
     #[test]
@@ -470,9 +578,20 @@ mod tests {
         let out = one(&text, Span::new(5000, 5003));
         assert!(out.contains("--> x.resnet:1:5001"), "{out}");
         let shown = out.lines().find(|l| l.starts_with("1 |")).unwrap();
-        assert_eq!(shown, format!("1 | …{}BAD{}…", "a".repeat(WINDOW_CHARS), "b".repeat(WINDOW_CHARS)));
+        assert_eq!(
+            shown,
+            format!(
+                "1 | …{}BAD{}…",
+                "a".repeat(WINDOW_CHARS),
+                "b".repeat(WINDOW_CHARS)
+            )
+        );
         let carets = out.lines().find(|l| l.contains('^')).unwrap();
-        assert_eq!(carets.chars().position(|c| c == '^'), shown.chars().position(|c| c == 'B'), "{out}");
+        assert_eq!(
+            carets.chars().position(|c| c == '^'),
+            shown.chars().position(|c| c == 'B'),
+            "{out}"
+        );
     }
 
     #[test]
@@ -487,20 +606,32 @@ mod tests {
     fn labels_on_other_lines_keep_their_line_numbers() {
         let text = "a\nb\nc\nd\ne\nf\n";
         let file = SourceFile::new("x.resnet", text, Syntax::Dsl);
-        let d = Diagnostic::error("E-test", "bad").with_primary(Span::new(10, 11), "f").with_secondary(Span::new(2, 3), "b");
+        let d = Diagnostic::error("E-test", "bad")
+            .with_primary(Span::new(10, 11), "f")
+            .with_secondary(Span::new(2, 3), "b");
         let out = render(&file, &[d]);
         assert!(out.contains("--> x.resnet:6:1"), "{out}");
-        assert!(out.contains("2 | b") && out.contains("6 | f") && !out.contains("4 | d"), "{out}");
+        assert!(
+            out.contains("2 | b") && out.contains("6 | f") && !out.contains("4 | d"),
+            "{out}"
+        );
     }
 
     #[test]
     fn only_the_first_diagnostics_are_shown() {
         let file = SourceFile::new("x.resnet", "a\n", Syntax::Dsl);
-        let mut diags: Vec<Diagnostic> = (0..MAX_SHOWN + 3).map(|_| Diagnostic::error("E-test", "bad").with_primary(Span::new(0, 1), "a")).collect();
+        let mut diags: Vec<Diagnostic> = (0..MAX_SHOWN + 3)
+            .map(|_| Diagnostic::error("E-test", "bad").with_primary(Span::new(0, 1), "a"))
+            .collect();
         diags.push(Diagnostic::warning("W-test", "meh").with_primary(Span::new(0, 1), "a"));
         let out = render(&file, &diags);
         assert_eq!(out.matches("error[E-test]").count(), MAX_SHOWN);
-        assert!(out.contains(&format!("... and 3 more errors and 1 more warning (only the first {MAX_SHOWN} are shown)")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "... and 3 more errors and 1 more warning (only the first {MAX_SHOWN} are shown)"
+            )),
+            "{out}"
+        );
     }
 
     #[test]
@@ -514,17 +645,28 @@ mod tests {
 
     /// codespan's own rendering of the whole file, for comparison.
     fn plain_codespan(file: &SourceFile, d: &Diagnostic) -> String {
-        let files = codespan_reporting::files::SimpleFile::new(file.name.as_str(), file.text.as_str());
-        let config = term::Config { chars: term::Chars::ascii(), ..term::Config::default() };
+        let files =
+            codespan_reporting::files::SimpleFile::new(file.name.as_str(), file.text.as_str());
+        let config = term::Config {
+            chars: term::Chars::ascii(),
+            ..term::Config::default()
+        };
         let labels = d
             .labels
             .iter()
             .map(|l| {
-                let style = if l.primary { cr::LabelStyle::Primary } else { cr::LabelStyle::Secondary };
+                let style = if l.primary {
+                    cr::LabelStyle::Primary
+                } else {
+                    cr::LabelStyle::Secondary
+                };
                 cr::Label::new(style, (), l.span.range()).with_message(l.message.clone())
             })
             .collect();
-        let diagnostic = cr::Diagnostic::error().with_code(d.code).with_message(d.message.clone()).with_labels(labels);
+        let diagnostic = cr::Diagnostic::error()
+            .with_code(d.code)
+            .with_message(d.message.clone())
+            .with_labels(labels);
         let mut buffer = termcolor::Buffer::no_color();
         term::emit_to_write_style(&mut buffer, &config, &files, &diagnostic).unwrap();
         String::from_utf8(buffer.into_inner()).unwrap()
@@ -547,9 +689,18 @@ mod tests {
         for labels in cases {
             let mut d = Diagnostic::error("E-test", "bad");
             for (start, end, primary) in labels {
-                d.labels.push(Label { span: Span::new(start, end), message: "here".into(), primary });
+                d.labels.push(Label {
+                    span: Span::new(start, end),
+                    message: "here".into(),
+                    primary,
+                });
             }
-            assert_eq!(render(&file, std::slice::from_ref(&d)), plain_codespan(&file, &d), "{:?}", d.labels);
+            assert_eq!(
+                render(&file, std::slice::from_ref(&d)),
+                plain_codespan(&file, &d),
+                "{:?}",
+                d.labels
+            );
         }
     }
 
@@ -557,14 +708,21 @@ mod tests {
     fn a_label_over_half_a_million_lines_renders_a_few() {
         let text = "x\n".repeat(500_000);
         let file = SourceFile::new("x.resnet", text.as_str(), Syntax::Dsl);
-        let d = Diagnostic::error("E-test", "bad").with_primary(Span::new(0, text.len() - 1), "all");
+        let d =
+            Diagnostic::error("E-test", "bad").with_primary(Span::new(0, text.len() - 1), "all");
         let out = render(&file, &vec![d; MAX_SHOWN]);
-        assert!(out.contains("     1 | / x\n") && out.contains("500000 | | x\n"), "{out}");
+        assert!(
+            out.contains("     1 | / x\n") && out.contains("500000 | | x\n"),
+            "{out}"
+        );
         assert!(out.len() < 20_000, "{} bytes", out.len());
     }
 
     #[test]
     fn escape_keeping_layout_keeps_line_breaks_and_tabs() {
-        assert_eq!(escape_keeping_layout("a\tb\n\u{1b}[0m\u{202e}\0"), "a\tb\n\\u{1b}[0m\\u{202e}\\u{0}");
+        assert_eq!(
+            escape_keeping_layout("a\tb\n\u{1b}[0m\u{202e}\0"),
+            "a\tb\n\\u{1b}[0m\\u{202e}\\u{0}"
+        );
     }
 }

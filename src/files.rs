@@ -12,7 +12,12 @@ use std::path::Path;
 /// returns the file and its length in bytes. A directory, FIFO, socket or device is an
 /// error of kind `InvalidInput` saying what the path is.
 pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
-    let refuse = |kind| io::Error::new(io::ErrorKind::InvalidInput, format!("it is {kind}, not a regular file"));
+    let refuse = |kind| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {kind}, not a regular file"),
+        )
+    };
     if let Some(kind) = not_regular(&std::fs::metadata(path)?) {
         return Err(refuse(kind));
     }
@@ -42,7 +47,13 @@ pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 }
 
 fn too_large(len: u64, max: u64) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("it holds {len} bytes, more than the {} this command reads", human(max)))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "it holds {len} bytes, more than the {} this command reads",
+            human(max)
+        ),
+    )
 }
 
 /// `256 MiB`, `4 GiB`, or the plain number of bytes.

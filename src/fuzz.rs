@@ -35,7 +35,9 @@ pub const DIAGNOSTIC_BYTES_SLACK: usize = 1 << 20;
 
 /// The most bytes the rendered diagnostics of an `input_len`-byte spec may take.
 pub fn diagnostics_budget(input_len: usize) -> usize {
-    input_len.saturating_mul(DIAGNOSTIC_BYTES_PER_INPUT_BYTE).saturating_add(DIAGNOSTIC_BYTES_SLACK)
+    input_len
+        .saturating_mul(DIAGNOSTIC_BYTES_PER_INPUT_BYTE)
+        .saturating_add(DIAGNOSTIC_BYTES_SLACK)
 }
 
 /// A property the harness checks, named so that known failures can be listed by name.
@@ -133,7 +135,10 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
     let mut violations = Vec::new();
     // As the CLI's `read_spec`: bytes that are not UTF-8 are an I/O error, before any parsing.
     let Ok(text) = std::str::from_utf8(data) else {
-        return Report { outcome: Outcome::NotUtf8, violations };
+        return Report {
+            outcome: Outcome::NotUtf8,
+            violations,
+        };
     };
     let file = SourceFile::new(path, text, syntax);
     let compiled = match crate::compile(&file) {
@@ -143,11 +148,17 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
             if errors == 0 {
                 violations.push(Violation {
                     property: Property::ErrorWithoutDiagnostic,
-                    detail: format!("compile failed with {} diagnostics, none an error", diags.len()),
+                    detail: format!(
+                        "compile failed with {} diagnostics, none an error",
+                        diags.len()
+                    ),
                 });
             }
             check_diagnostics(&file, &diags, &mut violations);
-            return Report { outcome: Outcome::Rejected { errors }, violations };
+            return Report {
+                outcome: Outcome::Rejected { errors },
+                violations,
+            };
         }
     };
     check_diagnostics(&file, &compiled.warnings, &mut violations);
@@ -158,49 +169,88 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
     let stages = crate::back::table::stages(model, net);
     let json = serde_json::to_string_pretty(&crate::back::table::json(model, net));
     let dot = crate::back::dot::graph(model, net);
-    for (what, text) in [("table", &layers), ("table --stages", &stages), ("graph", &dot)] {
+    for (what, text) in [
+        ("table", &layers),
+        ("table --stages", &stages),
+        ("graph", &dot),
+    ] {
         if let Some(found) = first_unsafe_char(text) {
-            violations.push(Violation { property: Property::OutputsInert, detail: format!("`{what}` prints {found}") });
+            violations.push(Violation {
+                property: Property::OutputsInert,
+                detail: format!("`{what}` prints {found}"),
+            });
         }
     }
     if let Err(e) = json {
-        violations.push(Violation { property: Property::OutputsInert, detail: format!("`table --format json` failed: {e}") });
+        violations.push(Violation {
+            property: Property::OutputsInert,
+            detail: format!("`table --format json` failed: {e}"),
+        });
     }
     if let Some(line) = dot.lines().find(|l| !quotes_balanced(l)) {
-        violations.push(Violation { property: Property::DotWellFormed, detail: format!("unclosed string in DOT line {line:?}") });
+        violations.push(Violation {
+            property: Property::DotWellFormed,
+            detail: format!("unclosed string in DOT line {line:?}"),
+        });
     }
 
     // `fmt --to yaml|dsl`: each must compile back to the same model.
-    for (to, printed) in [(Syntax::Yaml, crate::back::yaml::print(model)), (Syntax::Dsl, crate::back::dsl::print(model))] {
+    for (to, printed) in [
+        (Syntax::Yaml, crate::back::yaml::print(model)),
+        (Syntax::Dsl, crate::back::dsl::print(model)),
+    ] {
         let again = SourceFile::new(input_name(to), printed, to);
         match crate::compile(&again) {
             Ok(back) if back.model == *model => {}
             Ok(back) => violations.push(Violation {
                 property: Property::RoundTrip,
-                detail: format!("`fmt --to {to:?}` compiles to a different model:\n{}\n{:?}\n!=\n{:?}", again.text, back.model, model),
+                detail: format!(
+                    "`fmt --to {to:?}` compiles to a different model:\n{}\n{:?}\n!=\n{:?}",
+                    again.text, back.model, model
+                ),
             }),
             Err(d) => violations.push(Violation {
                 property: Property::RoundTrip,
-                detail: format!("`fmt --to {to:?}` prints a spec that fails:\n{}\n{}", again.text, crate::diag::render(&again, &d)),
+                detail: format!(
+                    "`fmt --to {to:?}` prints a spec that fails:\n{}\n{}",
+                    again.text,
+                    crate::diag::render(&again, &d)
+                ),
             }),
         }
     }
 
     // `build`: what `resnetc build PATH` prints.
-    let opts = RustOptions { name: None, source: Some(path.to_string()) };
+    let opts = RustOptions {
+        name: None,
+        source: Some(path.to_string()),
+    };
     let source = module_source(&compiled, &opts);
     let struct_name = opts.struct_name(&compiled);
     if let Err(problems) = audit_generated_module(&source, &struct_name) {
-        violations.push(Violation { property: Property::GeneratedModule, detail: problems.join("\n") });
+        violations.push(Violation {
+            property: Property::GeneratedModule,
+            detail: problems.join("\n"),
+        });
     }
     // The back end's own audit, written apart from this one: both must accept the module.
     if let Err(problem) = crate::back::rust::audit::audit_module(&source, &struct_name) {
-        violations.push(Violation { property: Property::GeneratedModule, detail: format!("back::rust::audit: {problem}") });
+        violations.push(Violation {
+            property: Property::GeneratedModule,
+            detail: format!("back::rust::audit: {problem}"),
+        });
     }
-    Report { outcome: Outcome::Compiled, violations }
+    Report {
+        outcome: Outcome::Compiled,
+        violations,
+    }
 }
 
-fn check_diagnostics(file: &SourceFile, diags: &[crate::diag::Diagnostic], violations: &mut Vec<Violation>) {
+fn check_diagnostics(
+    file: &SourceFile,
+    diags: &[crate::diag::Diagnostic],
+    violations: &mut Vec<Violation>,
+) {
     if diags.is_empty() {
         return;
     }
@@ -218,7 +268,10 @@ fn check_diagnostics(file: &SourceFile, diags: &[crate::diag::Diagnostic], viola
         });
     }
     if let Some(found) = first_unsafe_char(&rendered) {
-        violations.push(Violation { property: Property::DiagnosticsInert, detail: format!("diagnostics print {found}") });
+        violations.push(Violation {
+            property: Property::DiagnosticsInert,
+            detail: format!("diagnostics print {found}"),
+        });
     }
 }
 
@@ -261,7 +314,14 @@ fn quotes_balanced(line: &str) -> bool {
 // The generated-module audit.
 
 /// Struct names of block kinds, as the Rust back end names them.
-const BLOCK_STRUCTS: &[&str] = &["BasicBlock", "Bottleneck", "PreActBlock", "PreActBottleneck", "PlainBlock", "PlainBottleneck"];
+const BLOCK_STRUCTS: &[&str] = &[
+    "BasicBlock",
+    "Bottleneck",
+    "PreActBlock",
+    "PreActBottleneck",
+    "PlainBlock",
+    "PlainBottleneck",
+];
 /// The projection shortcut's struct.
 const SHORTCUT_STRUCTS: &[&str] = &["Downsample"];
 /// The shortcut enums (option A or mixed shortcuts).
@@ -275,10 +335,27 @@ const MODULE_TRAIT: &str = ":: tch :: nn :: ModuleT";
 /// Outer attributes the generator writes besides docs.
 const ALLOWED_ATTRIBUTES: &[&str] = &["derive", "allow"];
 /// Keywords that start an item: none may appear inside a function body.
-const ITEM_KEYWORDS: &[&str] =
-    &["fn", "struct", "enum", "union", "impl", "trait", "mod", "use", "extern", "static", "const", "type", "macro_rules", "unsafe"];
+const ITEM_KEYWORDS: &[&str] = &[
+    "fn",
+    "struct",
+    "enum",
+    "union",
+    "impl",
+    "trait",
+    "mod",
+    "use",
+    "extern",
+    "static",
+    "const",
+    "type",
+    "macro_rules",
+    "unsafe",
+];
 /// Names of the Rust 2021 prelude that the generated code uses as the prelude's own.
-const PRELUDE_NAMES: &[&str] = &["Vec", "Option", "Box", "Some", "None", "Result", "Ok", "Err", "String", "Default", "Clone", "Copy"];
+const PRELUDE_NAMES: &[&str] = &[
+    "Vec", "Option", "Box", "Some", "None", "Result", "Ok", "Err", "String", "Default", "Clone",
+    "Copy",
+];
 
 /// Checks a module as `resnetc build` writes it for a model whose struct is
 /// `struct_name`. Returns every problem found:
@@ -309,7 +386,10 @@ pub fn audit_generated_module(source: &str, struct_name: &str) -> Result<(), Vec
         }
     };
     if !file.attrs.is_empty() {
-        problems.push(format!("the module has {} inner attribute(s)", file.attrs.len()));
+        problems.push(format!(
+            "the module has {} inner attribute(s)",
+            file.attrs.len()
+        ));
     }
     audit_items(&file, struct_name, &mut problems);
     let tokens = file.to_token_stream();
@@ -324,14 +404,19 @@ pub fn audit_generated_module(source: &str, struct_name: &str) -> Result<(), Vec
 
 /// `base`, or `{base}Inner` where the model's own name took `base` (the generator's rule).
 fn is_private_type(name: &str, bases: &[&str], struct_name: &str) -> bool {
-    bases.iter().any(|b| name == *b || (struct_name == *b && name == format!("{b}Inner")))
+    bases
+        .iter()
+        .any(|b| name == *b || (struct_name == *b && name == format!("{b}Inner")))
 }
 
 fn audit_attrs(attrs: &[syn::Attribute], what: &str, problems: &mut Vec<String>) {
     for a in attrs {
         let path = a.path().to_token_stream().to_string();
         if path != "doc" && !ALLOWED_ATTRIBUTES.contains(&path.as_str()) {
-            problems.push(format!("{what} has the attribute `#[{}]`", a.meta.to_token_stream()));
+            problems.push(format!(
+                "{what} has the attribute `#[{}]`",
+                a.meta.to_token_stream()
+            ));
         }
     }
 }
@@ -348,7 +433,10 @@ fn audit_items(file: &syn::File, struct_name: &str, problems: &mut Vec<String>) 
                 for f in &s.fields {
                     audit_attrs(&f.attrs, &format!("a field of `{name}`"), problems);
                 }
-                if name != struct_name && !is_private_type(&name, BLOCK_STRUCTS, struct_name) && !is_private_type(&name, SHORTCUT_STRUCTS, struct_name) {
+                if name != struct_name
+                    && !is_private_type(&name, BLOCK_STRUCTS, struct_name)
+                    && !is_private_type(&name, SHORTCUT_STRUCTS, struct_name)
+                {
                     problems.push(format!("unexpected struct `{name}`"));
                 }
                 if !s.generics.params.is_empty() {
@@ -382,7 +470,10 @@ fn audit_items(file: &syn::File, struct_name: &str, problems: &mut Vec<String>) 
             }
             syn::Item::Impl(i) => {
                 let self_ty = i.self_ty.to_token_stream().to_string();
-                let of_trait = i.trait_.as_ref().map(|(path, _)| path.to_token_stream().to_string());
+                let of_trait = i
+                    .trait_
+                    .as_ref()
+                    .map(|(path, _)| path.to_token_stream().to_string());
                 let what = match &of_trait {
                     Some(t) => format!("`impl {t} for {self_ty}`"),
                     None => format!("`impl {self_ty}`"),
@@ -399,27 +490,48 @@ fn audit_items(file: &syn::File, struct_name: &str, problems: &mut Vec<String>) 
                         syn::ImplItem::Fn(f) => {
                             let name = f.sig.ident.to_string();
                             audit_attrs(&f.attrs, &format!("`{self_ty}::{name}`"), problems);
-                            let expected = if of_trait.is_some() { "forward_t" } else { "new" };
+                            let expected = if of_trait.is_some() {
+                                "forward_t"
+                            } else {
+                                "new"
+                            };
                             if name != expected {
                                 problems.push(format!("unexpected fn `{name}` in {what}"));
                             }
                             audit_signature(&f.sig, &name, problems);
-                            audit_body(f.block.to_token_stream(), &format!("{self_ty}::{name}"), problems);
+                            audit_body(
+                                f.block.to_token_stream(),
+                                &format!("{self_ty}::{name}"),
+                                problems,
+                            );
                         }
                         syn::ImplItem::Const(c) => {
                             let name = c.ident.to_string();
                             audit_attrs(&c.attrs, &format!("`{self_ty}::{name}`"), problems);
-                            if of_trait.is_some() || self_ty != struct_name || !MODEL_CONSTS.contains(&name.as_str()) {
+                            if of_trait.is_some()
+                                || self_ty != struct_name
+                                || !MODEL_CONSTS.contains(&name.as_str())
+                            {
                                 problems.push(format!("unexpected const `{name}` in {what}"));
                             }
-                            audit_body(c.expr.to_token_stream(), &format!("{self_ty}::{name}"), problems);
+                            audit_body(
+                                c.expr.to_token_stream(),
+                                &format!("{self_ty}::{name}"),
+                                problems,
+                            );
                         }
-                        other => problems.push(format!("unexpected impl item in {what}: `{}`", short(other.to_token_stream()))),
+                        other => problems.push(format!(
+                            "unexpected impl item in {what}: `{}`",
+                            short(other.to_token_stream())
+                        )),
                     }
                 }
                 impls.push((self_ty, of_trait));
             }
-            other => problems.push(format!("unexpected item `{}`", short(other.to_token_stream()))),
+            other => problems.push(format!(
+                "unexpected item `{}`",
+                short(other.to_token_stream())
+            )),
         }
     }
     // Each name once; the model present; every impl for a type of the module.
@@ -437,10 +549,19 @@ fn audit_items(file: &syn::File, struct_name: &str, problems: &mut Vec<String>) 
     }
     for (self_ty, of_trait) in &impls {
         if !types.contains(self_ty) {
-            problems.push(format!("an impl for `{self_ty}`, which the module does not define"));
+            problems.push(format!(
+                "an impl for `{self_ty}`, which the module does not define"
+            ));
         }
-        let same = impls.iter().filter(|(s, t)| s == self_ty && t == of_trait).count();
-        let allowed = if of_trait.is_none() && self_ty == struct_name { 2 } else { 1 };
+        let same = impls
+            .iter()
+            .filter(|(s, t)| s == self_ty && t == of_trait)
+            .count();
+        let allowed = if of_trait.is_none() && self_ty == struct_name {
+            2
+        } else {
+            1
+        };
         if same > allowed {
             problems.push(format!("{same} impls of the same kind for `{self_ty}`"));
         }
@@ -448,8 +569,15 @@ fn audit_items(file: &syn::File, struct_name: &str, problems: &mut Vec<String>) 
 }
 
 fn audit_signature(sig: &syn::Signature, name: &str, problems: &mut Vec<String>) {
-    if !matches!(sig.safety, syn::Safety::Default) || sig.abi.is_some() || sig.asyncness.is_some() || sig.constness.is_some() || !sig.generics.params.is_empty() {
-        problems.push(format!("fn `{name}` is unsafe, extern, async, const or generic"));
+    if !matches!(sig.safety, syn::Safety::Default)
+        || sig.abi.is_some()
+        || sig.asyncness.is_some()
+        || sig.constness.is_some()
+        || !sig.generics.params.is_empty()
+    {
+        problems.push(format!(
+            "fn `{name}` is unsafe, extern, async, const or generic"
+        ));
     }
 }
 
@@ -514,12 +642,15 @@ fn audit_shadowing(file: &syn::File, tokens: TokenStream, problems: &mut Vec<Str
         if !defined.contains(&name) {
             continue;
         }
-        let is_colon = |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
+        let is_colon =
+            |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
         let qualified = i >= 2 && is_colon(flat.get(i - 1)) && is_colon(flat.get(i - 2));
         let generic = matches!(flat.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '<');
         let path = is_colon(flat.get(i + 1)) && is_colon(flat.get(i + 2));
         if !qualified && (generic || path) {
-            problems.push(format!("the module defines `{name}` and also uses the prelude's `{name}`"));
+            problems.push(format!(
+                "the module defines `{name}` and also uses the prelude's `{name}`"
+            ));
             return;
         }
     }
@@ -545,7 +676,8 @@ fn audit_docs(tokens: TokenStream, problems: &mut Vec<String>) {
     while i < tts.len() {
         if let TokenTree::Punct(p) = &tts[i] {
             if p.as_char() == '#' {
-                let bang = matches!(tts.get(i + 1), Some(TokenTree::Punct(q)) if q.as_char() == '!');
+                let bang =
+                    matches!(tts.get(i + 1), Some(TokenTree::Punct(q)) if q.as_char() == '!');
                 let at = i + 1 + usize::from(bang);
                 if let Some(TokenTree::Group(g)) = tts.get(at) {
                     if g.delimiter() == Delimiter::Bracket {
@@ -553,7 +685,10 @@ fn audit_docs(tokens: TokenStream, problems: &mut Vec<String>) {
                         if matches!(inner.first(), Some(TokenTree::Ident(d)) if d == "doc") {
                             match doc_literal(&inner) {
                                 Some(text) => unit.push(text),
-                                None => problems.push(format!("a doc attribute is not a string literal: `#[{}]`", short(g.stream()))),
+                                None => problems.push(format!(
+                                    "a doc attribute is not a string literal: `#[{}]`",
+                                    short(g.stream())
+                                )),
                             }
                         }
                         // Any attribute keeps the run open: rustdoc joins an item's docs.
@@ -578,7 +713,9 @@ fn audit_docs(tokens: TokenStream, problems: &mut Vec<String>) {
 
 /// The text of `doc = "..."`, if the attribute is exactly that.
 fn doc_literal(inner: &[TokenTree]) -> Option<String> {
-    let [_, TokenTree::Punct(eq), TokenTree::Literal(lit)] = inner else { return None };
+    let [_, TokenTree::Punct(eq), TokenTree::Literal(lit)] = inner else {
+        return None;
+    };
     if eq.as_char() != '=' {
         return None;
     }
@@ -590,7 +727,10 @@ fn doc_literal(inner: &[TokenTree]) -> Option<String> {
 
 /// Columns of leading whitespace (a tab counts 4, as CommonMark's tab stops do at most).
 fn indent_of(line: &str) -> usize {
-    line.chars().take_while(|c| *c == ' ' || *c == '\t').map(|c| if c == '\t' { 4 } else { 1 }).sum()
+    line.chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
 }
 
 /// The code blocks of one item's docs, read as rustdoc reads them: the fragments joined
@@ -599,7 +739,12 @@ fn indent_of(line: &str) -> usize {
 fn audit_doc_text(fragments: &[String], problems: &mut Vec<String>) {
     let joined = fragments.join("\n");
     let lines: Vec<&str> = joined.split('\n').collect();
-    let common = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| indent_of(l)).min().unwrap_or(0);
+    let common = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent_of(l))
+        .min()
+        .unwrap_or(0);
     let mut fence: Option<(char, usize)> = None;
     let mut prev_blank = true;
     for line in &lines {
@@ -618,11 +763,17 @@ fn audit_doc_text(fragments: &[String], problems: &mut Vec<String>) {
         if let (Some(c), true, true) = (fence_char, indent < 4, run >= 3) {
             let info = rest[run..].trim();
             if info != "text" {
-                problems.push(format!("a doc comment opens a code block rustdoc would test: {:?}", short_str(line)));
+                problems.push(format!(
+                    "a doc comment opens a code block rustdoc would test: {:?}",
+                    short_str(line)
+                ));
             }
             fence = Some((c, run));
         } else if indent >= 4 && prev_blank && !rest.trim().is_empty() {
-            problems.push(format!("a doc comment holds an indented code block: {:?}", short_str(line)));
+            problems.push(format!(
+                "a doc comment holds an indented code block: {:?}",
+                short_str(line)
+            ));
         }
         prev_blank = rest.trim().is_empty();
     }
@@ -650,11 +801,25 @@ mod tests {
 
     #[test]
     fn shipped_modules_pass_the_audit() {
-        for name in ["resnet18.yaml", "resnet50.resnet", "cifar-resnet20.yaml", "preact-resnet18.yaml", "plain34.yaml", "resnext50-32x4d.yaml"] {
+        for name in [
+            "resnet18.yaml",
+            "resnet50.resnet",
+            "cifar-resnet20.yaml",
+            "preact-resnet18.yaml",
+            "plain34.yaml",
+            "resnext50-32x4d.yaml",
+        ] {
             let (_, c) = shipped(name);
-            let opts = RustOptions { name: None, source: Some(format!("specs/{name}")) };
+            let opts = RustOptions {
+                name: None,
+                source: Some(format!("specs/{name}")),
+            };
             let source = module_source(&c, &opts);
-            assert_eq!(audit_generated_module(&source, &opts.struct_name(&c)), Ok(()), "{name}");
+            assert_eq!(
+                audit_generated_module(&source, &opts.struct_name(&c)),
+                Ok(()),
+                "{name}"
+            );
         }
     }
 
@@ -664,40 +829,91 @@ mod tests {
         let opts = RustOptions::default();
         let good = module_source(&c, &opts);
         let bad = |source: String, needle: &str| {
-            let problems = audit_generated_module(&source, "ResNet18").expect_err("must be rejected");
-            assert!(problems.iter().any(|p| p.contains(needle)), "{needle}: {problems:#?}");
+            let problems =
+                audit_generated_module(&source, "ResNet18").expect_err("must be rejected");
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {problems:#?}"
+            );
         };
-        bad(format!("{good}\npub fn injected() {{}}\n"), "unexpected fn `injected`");
+        bad(
+            format!("{good}\npub fn injected() {{}}\n"),
+            "unexpected fn `injected`",
+        );
         bad(format!("{good}\nuse std::fs;\n"), "unexpected item");
         bad(format!("/// ```\n/// std::fs::write(\"x\", \"y\").unwrap();\n/// ```\nfn zero_pad() {{}}\n{good}"), "rustdoc would test");
-        bad(format!("/// a\n///\n///     std::process::exit(1);\nfn zero_pad() {{}}\n{good}"), "indented code block");
+        bad(
+            format!("/// a\n///\n///     std::process::exit(1);\nfn zero_pad() {{}}\n{good}"),
+            "indented code block",
+        );
         bad(format!("/// ```text\n/// ok\n/// ```\n/// ~~~rust\n/// x\n/// ~~~\nfn zero_pad() {{}}\n{good}"), "rustdoc would test");
         bad(good.replacen("resnet18", "resnet\u{202E}18", 1), "U+202E");
         bad(good.replacen("resnet18", "resnet\r18", 1), "U+000D");
-        bad(good.replacen("let conv1 =", "std::println!(\"hi\"); let conv1 =", 1), "calls the macro `println!`");
-        bad(good.replacen("let conv1 =", "fn inner() {} let conv1 =", 1), "holds the keyword `fn`");
-        bad(good.replacen("#[derive(Debug)]", "#[derive(Debug)] #[no_mangle]", 1), "#[no_mangle]");
+        bad(
+            good.replacen("let conv1 =", "std::println!(\"hi\"); let conv1 =", 1),
+            "calls the macro `println!`",
+        );
+        bad(
+            good.replacen("let conv1 =", "fn inner() {} let conv1 =", 1),
+            "holds the keyword `fn`",
+        );
+        bad(
+            good.replacen("#[derive(Debug)]", "#[derive(Debug)] #[no_mangle]", 1),
+            "#[no_mangle]",
+        );
         // A module named `Vec` that used the prelude's `Vec` unqualified would not compile.
-        assert!(good.contains("::std::vec::Vec"), "the generator names Vec by its full path");
-        let shadowing = good.replace("ResNet18", "Vec").replace("::std::vec::Vec", "Vec");
+        assert!(
+            good.contains("::std::vec::Vec"),
+            "the generator names Vec by its full path"
+        );
+        let shadowing = good
+            .replace("ResNet18", "Vec")
+            .replace("::std::vec::Vec", "Vec");
         let problems = audit_generated_module(&shadowing, "Vec").expect_err("must be rejected");
-        assert!(problems.iter().any(|p| p.contains("defines `Vec`")), "{problems:#?}");
-        bad(good.replace("fn linear(", "fn linear_(").replace("linear(p", "linear_(p"), "unexpected fn `linear_`");
+        assert!(
+            problems.iter().any(|p| p.contains("defines `Vec`")),
+            "{problems:#?}"
+        );
+        bad(
+            good.replace("fn linear(", "fn linear_(")
+                .replace("linear(p", "linear_(p"),
+            "unexpected fn `linear_`",
+        );
     }
 
     #[test]
     fn doc_text_rules() {
         let problems = |docs: &[&str]| {
             let mut p = Vec::new();
-            audit_doc_text(&docs.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &mut p);
+            audit_doc_text(
+                &docs.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &mut p,
+            );
             p
         };
-        assert!(problems(&[" ```text", " ```rust", " ```"]).is_empty(), "an opener inside a text fence is text");
-        assert!(problems(&[" a", "     continued paragraph"]).is_empty(), "a lazy continuation is not code");
-        assert_eq!(problems(&[" ```text", " ```", " ```"]).len(), 1, "the second fence opens a doc-test");
+        assert!(
+            problems(&[" ```text", " ```rust", " ```"]).is_empty(),
+            "an opener inside a text fence is text"
+        );
+        assert!(
+            problems(&[" a", "     continued paragraph"]).is_empty(),
+            "a lazy continuation is not code"
+        );
+        assert_eq!(
+            problems(&[" ```text", " ```", " ```"]).len(),
+            1,
+            "the second fence opens a doc-test"
+        );
         assert_eq!(problems(&[" ~~~~", " code"]).len(), 1);
-        assert_eq!(problems(&[" text", "", "     code"]).len(), 1, "an indented block after a blank line");
-        assert!(problems(&["     all", "     indented"]).is_empty(), "common indentation is removed");
+        assert_eq!(
+            problems(&[" text", "", "     code"]).len(),
+            1,
+            "an indented block after a blank line"
+        );
+        assert!(
+            problems(&["     all", "     indented"]).is_empty(),
+            "common indentation is removed"
+        );
     }
 
     #[test]

@@ -44,9 +44,134 @@ pub struct Model {
     pub stages: Vec<Stage>,
     pub head: Head,
     pub init: Init,
-    /// torchvision's `zero_init_residual`: last BN weight of each block starts at 0.
+    /// torchvision's `zero_init_residual` (timm's `zero_init_last`): the last norm layer
+    /// of each residual block starts with weight 0.
     pub zero_init_residual: bool,
+    /// Hyper-parameters of every norm layer (GroupNorm uses `eps` only).
     pub batch_norm: BatchNorm,
+    /// The normalization layer everywhere (stem, blocks, projections, head).
+    pub norm: Norm,
+    /// timm's `drop_path_rate`: stochastic depth on the residual branch, rising linearly
+    /// from 0 at the first block to this rate at the last (training only).
+    pub drop_path_rate: f64,
+}
+
+/// Which normalization layer the network uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    /// `BatchNorm2d`: weight and bias, running mean and variance.
+    Batch,
+    /// `GroupNorm(groups, channels)`: weight and bias, no running statistics.
+    Group { groups: u64 },
+}
+
+impl Norm {
+    pub const KEYWORDS: &'static [&'static str] = &["batch", "group"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Norm::Batch => "batch",
+            Norm::Group { .. } => "group",
+        }
+    }
+
+    /// PyTorch's module class.
+    pub fn class(self) -> &'static str {
+        match self {
+            Norm::Batch => "BatchNorm2d",
+            Norm::Group { .. } => "GroupNorm",
+        }
+    }
+}
+
+/// Anti-aliased downsampling (timm's `aa_layer`): the strided layer runs at stride 1 and
+/// this layer does the downsampling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AntiAlias {
+    /// `BlurPool2d`: a fixed binomial 3x3 filter ([1, 2, 1] outer product / 16), reflect
+    /// padding, applied per channel with the stride.
+    Blur,
+    /// `AvgPool2d(2, stride)` (timm's `create_aa` with `nn.AvgPool2d`).
+    Avg,
+}
+
+impl AntiAlias {
+    pub const KEYWORDS: &'static [&'static str] = &["blur", "avg"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            AntiAlias::Blur => "blur",
+            AntiAlias::Avg => "avg",
+        }
+    }
+}
+
+/// Channel attention after the residual branch's last norm layer, as timm places it
+/// (module `se` of the block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attention {
+    /// Squeeze-and-excitation (timm's `SEModule`): global average, `fc1` 1x1 conv to
+    /// `hidden` channels with bias, ReLU, `fc2` 1x1 conv back with bias, sigmoid gate.
+    /// `hidden` = timm's `make_divisible(channels / reduction, divisor)`.
+    Se { reduction: u64, divisor: u64 },
+    /// Efficient channel attention (timm's `EcaModule`): global average, a `Conv1d` over
+    /// channels (no bias) with the adaptive odd kernel `max(3, t | 1)` where
+    /// `t = int(|log2(channels) + beta| / gamma)`, sigmoid gate.
+    Eca { gamma: u64, beta: u64 },
+}
+
+impl Attention {
+    pub const KEYWORDS: &'static [&'static str] = &["se", "eca"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Attention::Se { .. } => "se",
+            Attention::Eca { .. } => "eca",
+        }
+    }
+
+    /// SE's hidden channels for `channels` inputs: timm's
+    /// `make_divisible(channels / reduction, divisor, round_limit=0)`, i.e.
+    /// `max(divisor, int(v + divisor / 2) // divisor * divisor)` with `v = channels / reduction`,
+    /// in exact integer arithmetic.
+    pub fn se_hidden(channels: u64, reduction: u64, divisor: u64) -> u64 {
+        let (c, r, d) = (
+            u128::from(channels),
+            u128::from(reduction.max(1)),
+            u128::from(divisor.max(1)),
+        );
+        // int(c / r + d / 2) = floor((2c + d r) / (2r)).
+        let rounded = (2 * c + d * r) / (2 * r) / d * d;
+        u64::try_from(rounded.max(d)).unwrap_or(u64::MAX)
+    }
+
+    /// ECA's kernel for `channels` inputs, as timm computes it (`math.log(channels, 2)`).
+    pub fn eca_kernel(channels: u64, gamma: u64, beta: u64) -> u64 {
+        let t = (((channels.max(1) as f64).ln() / 2f64.ln() + beta as f64).abs()
+            / gamma.max(1) as f64) as u64;
+        let k = if t % 2 == 1 { t } else { t + 1 };
+        k.max(3)
+    }
+}
+
+/// Where a stage's stride goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrideAt {
+    /// The first block (the paper, torchvision, timm).
+    First,
+    /// The last block, whose identity shortcut is subsampled (Keras's ResNetV2).
+    Last,
+}
+
+impl StrideAt {
+    pub const KEYWORDS: &'static [&'static str] = &["first", "last"];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            StrideAt::First => "first",
+            StrideAt::Last => "last",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,7 +183,10 @@ pub struct BatchNorm {
 
 impl Default for BatchNorm {
     fn default() -> Self {
-        BatchNorm { eps: 1e-5, momentum: 0.1 }
+        BatchNorm {
+            eps: 1e-5,
+            momentum: 0.1,
+        }
     }
 }
 
@@ -118,15 +246,51 @@ pub struct Pool {
     pub stride: u64,
     pub padding: u64,
     pub ceil_mode: bool,
+    /// With anti-aliasing the pool runs at stride 1 and this layer strides (timm's
+    /// `resnetblur50`: `maxpool.0` MaxPool2d 3x3/1, `maxpool.1` BlurPool2d /2).
+    pub anti_alias: Option<AntiAlias>,
+}
+
+/// What follows the stem's convolutions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StemPool {
+    None,
+    Pool(Pool),
+    /// A strided convolution + norm + ReLU in place of the pooling (timm's
+    /// `replace_stem_pool`, ResNet-RS: `maxpool.0`, `maxpool.1`), optionally anti-aliased.
+    Conv {
+        conv: Conv,
+        anti_alias: Option<AntiAlias>,
+    },
+}
+
+impl StemPool {
+    pub fn is_none(&self) -> bool {
+        matches!(self, StemPool::None)
+    }
 }
 
 /// The paper's `conv1` (plus its pooling), torchvision's `conv1`/`bn1`/`relu`/`maxpool`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// With several convolutions (timm's deep stems) they are `conv1.0`, `conv1.3`, `conv1.6`,
+/// ... with a norm layer and ReLU between each two (`conv1.1`, `conv1.4`); `bn` and `relu`
+/// follow the last one.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stem {
-    pub conv: Conv,
+    /// At least one.
+    pub convs: Vec<Conv>,
     pub bn: bool,
     pub relu: bool,
-    pub pool: Option<Pool>,
+    pub pool: StemPool,
+}
+
+impl Stem {
+    /// The last convolution (its filters are the stem's output channels).
+    pub fn last_conv(&self) -> &Conv {
+        self.convs
+            .last()
+            .expect("a stem has at least one convolution")
+    }
 }
 
 /// Residual block kinds.
@@ -145,8 +309,14 @@ pub enum BlockKind {
 }
 
 impl BlockKind {
-    pub const KEYWORDS: &'static [&'static str] =
-        &["basic", "bottleneck", "preact_basic", "preact_bottleneck", "plain", "plain_bottleneck"];
+    pub const KEYWORDS: &'static [&'static str] = &[
+        "basic",
+        "bottleneck",
+        "preact_basic",
+        "preact_bottleneck",
+        "plain",
+        "plain_bottleneck",
+    ];
 
     pub fn keyword(self) -> &'static str {
         match self {
@@ -181,7 +351,10 @@ impl BlockKind {
     }
 
     pub fn is_bottleneck(self) -> bool {
-        matches!(self, BlockKind::Bottleneck | BlockKind::PreActBottleneck | BlockKind::PlainBottleneck)
+        matches!(
+            self,
+            BlockKind::Bottleneck | BlockKind::PreActBottleneck | BlockKind::PlainBottleneck
+        )
     }
 
     pub fn is_preact(self) -> bool {
@@ -246,13 +419,33 @@ impl ShortcutOption {
 pub struct Projection {
     pub bn: bool,
     pub bias: bool,
+    /// Kernel of the projection convolution (timm's `down_kernel_size`; padding keeps the
+    /// size, `kernel / 2`). A stride-1, undilated projection always uses 1, as in timm.
+    pub kernel: u64,
+    /// ResNet-D (timm's `avg_down`): an `AvgPool2d(2, stride, ceil_mode=True,
+    /// count_include_pad=False)` does the downsampling and the convolution has stride 1
+    /// (`downsample.0` pool, `.1` conv, `.2` norm; no pool at stride 1).
+    pub avg_pool: bool,
 }
 
-/// One stage: `repeat` blocks of one kind; only the first block strides.
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl Default for Projection {
+    fn default() -> Self {
+        Projection {
+            bn: true,
+            bias: false,
+            kernel: 1,
+            avg_pool: false,
+        }
+    }
+}
+
+/// One stage: `repeat` blocks of one kind; one block strides (the first, or the last with
+/// [`StrideAt::Last`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
     /// The paper's name (`conv3_x`); torchvision's module path is `layer{index+1}`.
     pub name: String,
+    /// The block preset; [`Stage::layout`] expands it into the block as data.
     pub block: BlockKind,
     pub repeat: u64,
     /// Output channels of each convolution in the block ([`BlockKind::arity`] entries).
@@ -263,13 +456,28 @@ pub struct Stage {
     pub projection: Projection,
     /// Groups of the 3x3 convolution (ResNeXt cardinality).
     pub groups: u64,
-    pub bias: bool,
+    /// Bias of each convolution of the block ([`BlockKind::arity`] entries).
+    pub bias: Vec<bool>,
+    /// Channel attention after the branch's last norm layer.
+    pub attention: Option<Attention>,
+    /// Anti-aliased downsampling in the strided block (`layerN.0.aa`).
+    pub anti_alias: Option<AntiAlias>,
+    /// Dilation of the blocks' spatial convolutions (torchvision's
+    /// `replace_stride_with_dilation`); the first block keeps the previous stage's dilation.
+    pub dilation: u64,
+    pub stride_at: StrideAt,
 }
 
 impl Stage {
     /// A stage with every other setting at its default ([`defaults`], torchvision's
     /// behaviour).
-    pub fn new(name: impl Into<String>, block: BlockKind, repeat: u64, filters: &[u64], stride: u64) -> Stage {
+    pub fn new(
+        name: impl Into<String>,
+        block: BlockKind,
+        repeat: u64,
+        filters: &[u64],
+        stride: u64,
+    ) -> Stage {
         Stage {
             name: name.into(),
             block,
@@ -280,7 +488,11 @@ impl Stage {
             shortcut: defaults::SHORTCUT,
             projection: defaults::projection(block),
             groups: defaults::GROUPS,
-            bias: defaults::BIAS,
+            bias: vec![defaults::BIAS; block.arity()],
+            attention: None,
+            anti_alias: None,
+            dilation: 1,
+            stride_at: StrideAt::First,
         }
     }
 
@@ -288,6 +500,134 @@ impl Stage {
     pub fn out_channels(&self) -> u64 {
         *self.filters.last().unwrap_or(&0)
     }
+
+    /// The stride of block `index` (0-based).
+    pub fn block_stride(&self, index: u64) -> u64 {
+        let strided = match self.stride_at {
+            StrideAt::First => index == 0,
+            StrideAt::Last => index + 1 == self.repeat,
+        };
+        if strided {
+            self.stride
+        } else {
+            1
+        }
+    }
+
+    /// Block `index` of this stage as data: the residual branch's convolutions in order
+    /// and where norm, activation, attention and anti-aliasing sit. `previous_dilation`
+    /// is the dilation the previous stage ended with (the first block keeps it, as in
+    /// torchvision and timm). This is the one place where the block presets are expanded.
+    pub fn layout(&self, index: u64, previous_dilation: u64) -> BlockLayout {
+        let stride = self.block_stride(index);
+        let dilation = if index == 0 {
+            previous_dilation
+        } else {
+            self.dilation
+        };
+        let kind = self.block;
+        let f = &self.filters;
+        let g = self.groups;
+        let bias = |i: usize| self.bias.get(i).copied().unwrap_or(defaults::BIAS);
+        let spatial = |filters, stride, d: u64, groups, bias| BranchConv {
+            filters,
+            kernel: 3,
+            stride,
+            padding: d,
+            dilation: d,
+            groups,
+            bias,
+        };
+        let pointwise = |filters, stride, bias| BranchConv {
+            filters,
+            kernel: 1,
+            stride,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+            bias,
+        };
+        // With anti-aliasing the strided convolution runs at stride 1 and the aa layer
+        // after its activation strides (timm: `use_aa = aa_layer and stride == 2`).
+        let aa = self.anti_alias.filter(|_| stride > 1);
+        let conv_stride = if aa.is_some() { 1 } else { stride };
+        let (convs, strided) = if kind.is_bottleneck() {
+            let on_first = self.stride_on == StrideOn::Conv1;
+            let (s1, s2) = if on_first {
+                (conv_stride, 1)
+            } else {
+                (1, conv_stride)
+            };
+            (
+                vec![
+                    pointwise(f[0], s1, bias(0)),
+                    spatial(f[1], s2, dilation, g, bias(1)),
+                    pointwise(f[2], 1, bias(2)),
+                ],
+                usize::from(!on_first),
+            )
+        } else {
+            // timm's BasicBlock: conv1 keeps the first dilation, conv2 has the stage's.
+            (
+                vec![
+                    spatial(f[0], conv_stride, dilation, g, bias(0)),
+                    spatial(f[1], 1, self.dilation, g, bias(1)),
+                ],
+                0,
+            )
+        };
+        BlockLayout {
+            order: if kind.is_preact() {
+                Order::Pre
+            } else {
+                Order::Post
+            },
+            convs,
+            residual: kind.has_shortcut(),
+            attention: self.attention,
+            anti_alias: aa.map(|kind| (kind, strided, stride)),
+            stride,
+        }
+    }
+}
+
+/// One convolution of a block's residual branch (`conv{i+1}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BranchConv {
+    pub filters: u64,
+    pub kernel: u64,
+    pub stride: u64,
+    pub padding: u64,
+    pub dilation: u64,
+    pub groups: u64,
+    pub bias: bool,
+}
+
+/// Where a block's norm layers and activations sit relative to its convolutions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// `conv_i -> norm_i -> ReLU`, the last ReLU after the addition (the paper).
+    Post,
+    /// `norm_i -> ReLU -> conv_i`, nothing after the addition ("Identity Mappings"); the
+    /// projection reads the pre-activated input.
+    Pre,
+}
+
+/// One residual block as data, from [`Stage::layout`]: what the checker, the runtime and
+/// the code generator follow, so that a new construct is one more field here and one
+/// more case in each of them, not a new block kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockLayout {
+    pub order: Order,
+    pub convs: Vec<BranchConv>,
+    /// False for plain blocks: no shortcut, no addition.
+    pub residual: bool,
+    /// After the last norm layer (post-activation) or the last convolution (pre-activation).
+    pub attention: Option<Attention>,
+    /// `(kind, i, stride)`: the anti-aliasing layer follows convolution `i`'s activation.
+    pub anti_alias: Option<(AntiAlias, usize, u64)>,
+    /// The block's stride (carried by a convolution or the anti-aliasing layer).
+    pub stride: u64,
 }
 
 /// How the head reduces the last feature map before the fully connected layer.
@@ -359,7 +699,11 @@ impl Limits {
 pub mod defaults {
     use super::*;
 
-    pub const INPUT: Shape = Shape { c: 3, h: 224, w: 224 };
+    pub const INPUT: Shape = Shape {
+        c: 3,
+        h: 224,
+        w: 224,
+    };
     pub const STEM_FILTERS: u64 = 64;
     pub const STEM_KERNEL: u64 = 7;
     pub const STEM_STRIDE: u64 = 2;
@@ -381,17 +725,33 @@ pub mod defaults {
     /// torchvision's stem: conv 7x7/2 pad 3, 64 filters, no bias; BN; ReLU; max-pool 3x3/2 pad 1.
     pub fn stem() -> Stem {
         Stem {
-            conv: Conv { filters: STEM_FILTERS, kernel: STEM_KERNEL, stride: STEM_STRIDE, padding: 3, bias: false },
+            convs: vec![Conv {
+                filters: STEM_FILTERS,
+                kernel: STEM_KERNEL,
+                stride: STEM_STRIDE,
+                padding: 3,
+                bias: false,
+            }],
             bn: true,
             relu: true,
-            pool: Some(Pool { kind: PoolKind::Max, kernel: POOL_KERNEL, stride: POOL_STRIDE, padding: 1, ceil_mode: false }),
+            pool: StemPool::Pool(Pool {
+                kind: PoolKind::Max,
+                kernel: POOL_KERNEL,
+                stride: POOL_STRIDE,
+                padding: 1,
+                ceil_mode: false,
+                anti_alias: None,
+            }),
         }
     }
 
     /// torchvision's projection (conv without bias, then BN); pre-activation blocks
     /// project with a bare convolution, as in "Identity Mappings".
     pub fn projection(block: BlockKind) -> Projection {
-        Projection { bn: !block.is_preact(), bias: false }
+        Projection {
+            bn: !block.is_preact(),
+            ..Projection::default()
+        }
     }
 
     /// The first stage keeps the size, every later one halves it.
@@ -447,6 +807,8 @@ pub(crate) mod fixtures {
             init: defaults::INIT,
             zero_init_residual: false,
             batch_norm: BatchNorm::default(),
+            norm: Norm::Batch,
+            drop_path_rate: 0.0,
         }
     }
 }

@@ -24,8 +24,8 @@
 //! ```
 
 pub mod ast;
-pub mod cli;
 pub mod back;
+pub mod cli;
 pub mod diag;
 pub mod files;
 pub mod front;
@@ -75,9 +75,12 @@ pub fn compile_with(file: &SourceFile, overrides: &Overrides) -> Result<Compiled
         // resnetc, reported as one rather than as "0 errors".
         if !diags.iter().any(Diagnostic::is_error) {
             diags.push(
-                Diagnostic::error("E-internal", "resnetc rejected this spec without saying why")
-                    .with_primary(span::Span::new(0, 0), "in this spec")
-                    .with_help("this is a bug of resnetc; please report it with the spec"),
+                Diagnostic::error(
+                    "E-internal",
+                    "resnetc rejected this spec without saying why",
+                )
+                .with_primary(span::Span::new(0, 0), "in this spec")
+                .with_help("this is a bug of resnetc; please report it with the spec"),
             );
         }
         diags
@@ -99,7 +102,12 @@ fn compile_stages(file: &SourceFile, overrides: &Overrides) -> Result<Compiled, 
     match valid::validate(&model, &spans) {
         Ok((network, warnings)) => {
             diags.extend(warnings);
-            Ok(Compiled { model, spans, network, warnings: diags })
+            Ok(Compiled {
+                model,
+                spans,
+                network,
+                warnings: diags,
+            })
         }
         Err(errors) => {
             diags.extend(errors);

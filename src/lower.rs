@@ -11,8 +11,8 @@
 use crate::ast::{self, Field, SpecAst, StemPoolAst};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::ir::{
-    defaults, BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Limits, Model, Pool, PoolKind, Projection, Shape,
-    ShortcutOption, Stage, Stem, StrideOn,
+    defaults, BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Limits, Model, Norm, Pool,
+    PoolKind, Projection, Shape, ShortcutOption, Stage, Stem, StemPool, StrideAt, StrideOn,
 };
 use crate::span::{Span, Spanned, Syntax};
 use std::collections::BTreeMap;
@@ -67,12 +67,23 @@ impl SpanTable {
 
 /// Lowers a parsed spec. On success returns the model, its spans and any warnings; on
 /// failure every error found.
-pub fn lower(ast: &SpecAst, syntax: Syntax) -> Result<(Model, SpanTable, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let mut cx = Lowerer { spans: SpanTable { doc: ast.span, syntax, map: BTreeMap::new() }, diags: Vec::new() };
+pub fn lower(
+    ast: &SpecAst,
+    syntax: Syntax,
+) -> Result<(Model, SpanTable, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut cx = Lowerer {
+        spans: SpanTable {
+            doc: ast.span,
+            syntax,
+            map: BTreeMap::new(),
+        },
+        diags: Vec::new(),
+    };
     let model = cx.model(ast);
     // A bad setting under `defaults` is seen by every stage that uses it: report it once.
     let mut seen = std::collections::HashSet::new();
-    cx.diags.retain(|d| seen.insert((d.code, d.primary_span(), d.message.clone())));
+    cx.diags
+        .retain(|d| seen.insert((d.code, d.primary_span(), d.message.clone())));
     if crate::diag::has_errors(&cx.diags) {
         Err(cx.diags)
     } else {
@@ -107,7 +118,10 @@ impl Lowerer {
                 self.diags.push(
                     Diagnostic::error("E-range", "the model name is empty")
                         .with_primary(n.span, "empty name")
-                        .with_help(format!("name the model, e.g. `{}`", self.spans.example("name: resnet50", "model resnet50"))),
+                        .with_help(format!(
+                            "name the model, e.g. `{}`",
+                            self.spans.example("name: resnet50", "model resnet50")
+                        )),
                 );
                 String::new()
             }
@@ -116,7 +130,10 @@ impl Lowerer {
                 n.value.clone()
             }
             None => {
-                let example = format!("`{}`", self.spans.example("name: resnet50", "model resnet50"));
+                let example = format!(
+                    "`{}`",
+                    self.spans.example("name: resnet50", "model resnet50")
+                );
                 self.missing(ast.span, "name", "the spec", &example);
                 String::new()
             }
@@ -140,7 +157,8 @@ impl Lowerer {
             }
             None => defaults::INIT,
         };
-        self.spans.record("zero_init_residual", &ast.zero_init_residual);
+        self.spans
+            .record("zero_init_residual", &ast.zero_init_residual);
         if let Some(z) = ast.zero_init_residual.as_ref().filter(|z| z.value) {
             if !stages.is_empty() && stages.iter().all(|s| !s.block.has_shortcut()) {
                 self.diags.push(
@@ -154,30 +172,76 @@ impl Lowerer {
                 );
             }
         }
-        let zero_init_residual = ast.zero_init_residual.as_ref().map_or(defaults::ZERO_INIT_RESIDUAL, |z| z.value);
+        let zero_init_residual = ast
+            .zero_init_residual
+            .as_ref()
+            .map_or(defaults::ZERO_INIT_RESIDUAL, |z| z.value);
         let batch_norm = self.batch_norm(ast.batch_norm.as_ref());
 
-        Model { name, input, stem, stages, head, init, zero_init_residual, batch_norm }
+        Model {
+            name,
+            input,
+            stem,
+            stages,
+            head,
+            init,
+            zero_init_residual,
+            batch_norm,
+            norm: Norm::Batch,
+            drop_path_rate: 0.0,
+        }
     }
 
     fn input(&mut self, input: Option<&Spanned<ast::InputAst>>) -> Shape {
-        let Some(input) = input else { return defaults::INPUT };
+        let Some(input) = input else {
+            return defaults::INPUT;
+        };
         self.spans.map.insert("input".into(), input.span);
         let i = &input.value;
-        let c = self.required_int(&i.channels, "input.channels", input.span, "`input`", "channels", 1, Limits::MAX_CHANNELS);
-        let h = self.required_int(&i.height, "input.height", input.span, "`input`", "height", 1, Limits::MAX_SIDE);
-        let w = self.required_int(&i.width, "input.width", input.span, "`input`", "width", 1, Limits::MAX_SIDE);
+        let c = self.required_int(
+            &i.channels,
+            "input.channels",
+            input.span,
+            "`input`",
+            "channels",
+            1,
+            Limits::MAX_CHANNELS,
+        );
+        let h = self.required_int(
+            &i.height,
+            "input.height",
+            input.span,
+            "`input`",
+            "height",
+            1,
+            Limits::MAX_SIDE,
+        );
+        let w = self.required_int(
+            &i.width,
+            "input.width",
+            input.span,
+            "`input`",
+            "width",
+            1,
+            Limits::MAX_SIDE,
+        );
         let (c, h, w) = (c.unwrap_or(1), h.unwrap_or(1), w.unwrap_or(1));
         if h * w > Limits::MAX_PIXELS {
             self.diags.push(
-                Diagnostic::error("E-limit", format!("input of {h}x{w} = {} pixels is too large", h * w))
-                    .with_primary(input.span, format!("more than {} pixels per channel", Limits::MAX_PIXELS))
-                    .with_note(format!(
-                        "resnetc accepts at most {} pixels ({}x{}) per image",
-                        Limits::MAX_PIXELS,
-                        1u64 << 13,
-                        1u64 << 13
-                    )),
+                Diagnostic::error(
+                    "E-limit",
+                    format!("input of {h}x{w} = {} pixels is too large", h * w),
+                )
+                .with_primary(
+                    input.span,
+                    format!("more than {} pixels per channel", Limits::MAX_PIXELS),
+                )
+                .with_note(format!(
+                    "resnetc accepts at most {} pixels ({}x{}) per image",
+                    Limits::MAX_PIXELS,
+                    1u64 << 13,
+                    1u64 << 13
+                )),
             );
         }
         Shape::new(c, h, w)
@@ -191,25 +255,31 @@ impl Lowerer {
         let conv = match &s.conv {
             Some(c) => {
                 self.spans.map.insert("stem.conv".into(), c.span);
-                self.conv(&c.value, "stem.conv", &default.conv)
+                self.conv(&c.value, "stem.conv", &default.convs[0])
             }
-            None => default.conv,
+            None => default.convs[0],
         };
         self.spans.record("stem.bn", &s.bn);
         self.spans.record("stem.relu", &s.relu);
         let pool = match &s.pool {
             None => default.pool,
-            Some(Spanned { value: StemPoolAst::None, span }) => {
+            Some(Spanned {
+                value: StemPoolAst::None,
+                span,
+            }) => {
                 self.spans.map.insert("stem.pool".into(), *span);
-                None
+                StemPool::None
             }
-            Some(Spanned { value: StemPoolAst::Pool(p), span }) => {
+            Some(Spanned {
+                value: StemPoolAst::Pool(p),
+                span,
+            }) => {
                 self.spans.map.insert("stem.pool".into(), *span);
-                Some(self.pool(p, "stem.pool"))
+                StemPool::Pool(self.pool(p, "stem.pool"))
             }
         };
         Stem {
-            conv,
+            convs: vec![conv],
             bn: s.bn.as_ref().map_or(default.bn, |b| b.value),
             relu: s.relu.as_ref().map_or(default.relu, |b| b.value),
             pool,
@@ -217,10 +287,34 @@ impl Lowerer {
     }
 
     fn conv(&mut self, c: &ast::ConvAst, path: &str, default: &Conv) -> Conv {
-        let filters = self.int(&c.filters, &format!("{path}.filters"), "filters", 1, Limits::MAX_CHANNELS);
-        let kernel = self.int(&c.kernel, &format!("{path}.kernel"), "kernel", 1, Limits::MAX_KERNEL);
-        let stride = self.int(&c.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
-        let padding = self.int(&c.padding, &format!("{path}.padding"), "padding", 0, Limits::MAX_PADDING);
+        let filters = self.int(
+            &c.filters,
+            &format!("{path}.filters"),
+            "filters",
+            1,
+            Limits::MAX_CHANNELS,
+        );
+        let kernel = self.int(
+            &c.kernel,
+            &format!("{path}.kernel"),
+            "kernel",
+            1,
+            Limits::MAX_KERNEL,
+        );
+        let stride = self.int(
+            &c.stride,
+            &format!("{path}.stride"),
+            "stride",
+            1,
+            Limits::MAX_STRIDE,
+        );
+        let padding = self.int(
+            &c.padding,
+            &format!("{path}.padding"),
+            "padding",
+            0,
+            Limits::MAX_PADDING,
+        );
         self.spans.record(&format!("{path}.bias"), &c.bias);
         let kernel = kernel.unwrap_or(default.kernel);
         Conv {
@@ -245,10 +339,29 @@ impl Lowerer {
             }
             None => PoolKind::Max,
         };
-        let kernel = self.int(&p.kernel, &format!("{path}.kernel"), "kernel", 1, Limits::MAX_KERNEL);
-        let stride = self.int(&p.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
-        let padding = self.int(&p.padding, &format!("{path}.padding"), "padding", 0, Limits::MAX_PADDING);
-        self.spans.record(&format!("{path}.ceil_mode"), &p.ceil_mode);
+        let kernel = self.int(
+            &p.kernel,
+            &format!("{path}.kernel"),
+            "kernel",
+            1,
+            Limits::MAX_KERNEL,
+        );
+        let stride = self.int(
+            &p.stride,
+            &format!("{path}.stride"),
+            "stride",
+            1,
+            Limits::MAX_STRIDE,
+        );
+        let padding = self.int(
+            &p.padding,
+            &format!("{path}.padding"),
+            "padding",
+            0,
+            Limits::MAX_PADDING,
+        );
+        self.spans
+            .record(&format!("{path}.ceil_mode"), &p.ceil_mode);
         let kernel = kernel.unwrap_or(defaults::POOL_KERNEL);
         Pool {
             kind,
@@ -256,6 +369,7 @@ impl Lowerer {
             stride: stride.unwrap_or(defaults::POOL_STRIDE),
             padding: padding.unwrap_or_else(|| defaults::padding(kernel)),
             ceil_mode: p.ceil_mode.as_ref().is_some_and(|c| c.value),
+            anti_alias: None,
         }
     }
 
@@ -263,7 +377,10 @@ impl Lowerer {
         let Some(stages) = &ast.stages else {
             let example = format!(
                 "at least one stage, e.g. `{}`",
-                self.spans.example("stages: [{block: basic, repeat: 2, filters: [64, 64]}]", "conv2_x: basic [64, 64] x2")
+                self.spans.example(
+                    "stages: [{block: basic, repeat: 2, filters: [64, 64]}]",
+                    "conv2_x: basic [64, 64] x2"
+                )
             );
             self.missing(ast.span, "stages", "the spec", &example);
             return Vec::new();
@@ -275,15 +392,24 @@ impl Lowerer {
                     .with_primary(stages.span, "empty list of stages")
                     .with_help(format!(
                         "add at least one stage, e.g. `{}`",
-                        self.spans.example("- {block: basic, repeat: 2, filters: [64, 64]}", "conv2_x: basic [64, 64] x2")
+                        self.spans.example(
+                            "- {block: basic, repeat: 2, filters: [64, 64]}",
+                            "conv2_x: basic [64, 64] x2"
+                        )
                     )),
             );
             return Vec::new();
         }
         if stages.value.len() > Limits::MAX_STAGES {
             self.diags.push(
-                Diagnostic::error("E-limit", format!("{} stages is too many", stages.value.len()))
-                    .with_primary(stages.span, format!("at most {} stages", Limits::MAX_STAGES)),
+                Diagnostic::error(
+                    "E-limit",
+                    format!("{} stages is too many", stages.value.len()),
+                )
+                .with_primary(
+                    stages.span,
+                    format!("at most {} stages", Limits::MAX_STAGES),
+                ),
             );
             return Vec::new();
         }
@@ -300,13 +426,21 @@ impl Lowerer {
             if let Some(first) = names.get(&lowered.name) {
                 let span = stage.value.name.as_ref().map_or(stage.span, |n| n.span);
                 self.diags.push(
-                    Diagnostic::error("E-duplicate", format!("two stages are named `{}`", lowered.name))
-                        .with_primary(span, "second stage with this name")
-                        .with_secondary(*first, "first defined here")
-                        .with_help("give each stage its own name (the paper's are conv2_x, conv3_x, ...)"),
+                    Diagnostic::error(
+                        "E-duplicate",
+                        format!("two stages are named `{}`", lowered.name),
+                    )
+                    .with_primary(span, "second stage with this name")
+                    .with_secondary(*first, "first defined here")
+                    .with_help(
+                        "give each stage its own name (the paper's are conv2_x, conv3_x, ...)",
+                    ),
                 );
             } else {
-                names.insert(lowered.name.clone(), stage.value.name.as_ref().map_or(stage.span, |n| n.span));
+                names.insert(
+                    lowered.name.clone(),
+                    stage.value.name.as_ref().map_or(stage.span, |n| n.span),
+                );
             }
             total_blocks = total_blocks.saturating_add(lowered.repeat);
             out.push(lowered);
@@ -316,20 +450,33 @@ impl Lowerer {
         }
         if total_blocks > Limits::MAX_BLOCKS {
             self.diags.push(
-                Diagnostic::error("E-limit", format!("{total_blocks} residual blocks in total is too many"))
-                    .with_primary(stages.span, format!("at most {} blocks", Limits::MAX_BLOCKS)),
+                Diagnostic::error(
+                    "E-limit",
+                    format!("{total_blocks} residual blocks in total is too many"),
+                )
+                .with_primary(
+                    stages.span,
+                    format!("at most {} blocks", Limits::MAX_BLOCKS),
+                ),
             );
         }
         out
     }
 
-    fn stage(&mut self, index: usize, stage: &Spanned<ast::StageAst>, model: Option<&ast::BlockOptionsAst>) -> Stage {
+    fn stage(
+        &mut self,
+        index: usize,
+        stage: &Spanned<ast::StageAst>,
+        model: Option<&ast::BlockOptionsAst>,
+    ) -> Stage {
         let path = format!("stages[{index}]");
         self.spans.map.insert(path.clone(), stage.span);
         let s = &stage.value;
         let name = match &s.name {
             Some(n) if n.value.trim().is_empty() => {
-                let example = self.spans.example("stage: conv2_x", "conv2_x: basic [64, 64] x2");
+                let example = self
+                    .spans
+                    .example("stage: conv2_x", "conv2_x: basic [64, 64] x2");
                 self.diags.push(
                     Diagnostic::error("E-range", "the stage name is empty")
                         .with_primary(n.span, if n.value.is_empty() { "empty name" } else { "only blanks" })
@@ -365,15 +512,36 @@ impl Lowerer {
             }
         };
 
-        let repeat = self.required_int(&s.repeat, &format!("{path}.repeat"), stage.span, &what, "repeat", 1, Limits::MAX_REPEAT);
-        let stride = self.int(&s.stride, &format!("{path}.stride"), "stride", 1, Limits::MAX_STRIDE);
+        let repeat = self.required_int(
+            &s.repeat,
+            &format!("{path}.repeat"),
+            stage.span,
+            &what,
+            "repeat",
+            1,
+            Limits::MAX_REPEAT,
+        );
+        let stride = self.int(
+            &s.stride,
+            &format!("{path}.stride"),
+            "stride",
+            1,
+            Limits::MAX_STRIDE,
+        );
 
         let filters = match &s.filters {
             None => {
-                let example = if block.arity() == 3 { "[64, 64, 256]" } else { "[64, 64]" };
+                let example = if block.arity() == 3 {
+                    "[64, 64, 256]"
+                } else {
+                    "[64, 64]"
+                };
                 let example = match self.spans.syntax {
                     Syntax::Yaml => format!("`filters: {example}`"),
-                    Syntax::Dsl => format!("the filters after the block kind: `{} {example} x2`", block.keyword()),
+                    Syntax::Dsl => format!(
+                        "the filters after the block kind: `{} {example} x2`",
+                        block.keyword()
+                    ),
                 };
                 self.missing(stage.span, "filters", &what, &example);
                 vec![1; block.arity()]
@@ -384,7 +552,10 @@ impl Lowerer {
                 for (i, v) in f.value.iter().enumerate() {
                     let p = format!("{path}.filters[{i}]");
                     self.spans.map.insert(p.clone(), v.span);
-                    values.push(self.check_range(v, "filters", 1, Limits::MAX_CHANNELS).unwrap_or(1));
+                    values.push(
+                        self.check_range(v, "filters", 1, Limits::MAX_CHANNELS)
+                            .unwrap_or(1),
+                    );
                 }
                 if values.len() != block.arity() {
                     self.arity_error(f, block, opts.block.map(|b| b.span), &name);
@@ -409,8 +580,17 @@ impl Lowerer {
         let default_projection = defaults::projection(block);
         let projection = match opts.projection {
             Some(p) => Projection {
-                bn: p.value.bn.as_ref().map_or(default_projection.bn, |b| b.value),
-                bias: p.value.bias.as_ref().map_or(default_projection.bias, |b| b.value),
+                bn: p
+                    .value
+                    .bn
+                    .as_ref()
+                    .map_or(default_projection.bn, |b| b.value),
+                bias: p
+                    .value
+                    .bias
+                    .as_ref()
+                    .map_or(default_projection.bias, |b| b.value),
+                ..default_projection
             },
             None => default_projection,
         };
@@ -418,19 +598,28 @@ impl Lowerer {
         // and otherwise (from `defaults`) stays at torchvision's default in the IR, so that
         // the printers never write it on such a stage.
         for setting in Setting::ALL {
-            let Some(span) = setting.own(&s.options) else { continue };
+            let Some(span) = setting.own(&s.options) else {
+                continue;
+            };
             if !setting.applies(block, shortcut) {
                 let d = Diagnostic::error(
                     "E-no-effect",
-                    format!("{what}: {}, so `{}` has no effect", setting.why_not(block, shortcut), setting.key()),
+                    format!(
+                        "{what}: {}, so `{}` has no effect",
+                        setting.why_not(block, shortcut),
+                        setting.key()
+                    ),
                 )
                 .with_primary(span, "has no effect here")
                 .with_help(setting.fix(block, shortcut));
                 let cause = match (setting, opts.shortcut) {
-                    (Setting::Projection, Some(k)) if block.has_shortcut() => {
-                        Some((k.span, format!("shortcut `{}` set here", shortcut.keyword())))
-                    }
-                    _ => opts.block.map(|b| (b.span, format!("block kind `{}` set here", block.keyword()))),
+                    (Setting::Projection, Some(k)) if block.has_shortcut() => Some((
+                        k.span,
+                        format!("shortcut `{}` set here", shortcut.keyword()),
+                    )),
+                    _ => opts
+                        .block
+                        .map(|b| (b.span, format!("block kind `{}` set here", block.keyword()))),
                 };
                 self.diags.push(match cause {
                     Some((span, label)) => d.with_secondary(span, label),
@@ -438,17 +627,38 @@ impl Lowerer {
                 });
             }
         }
-        let stride_on = if Setting::StrideOn.applies(block, shortcut) { stride_on } else { defaults::STRIDE_ON };
-        let projection = if Setting::Projection.applies(block, shortcut) { projection } else { default_projection };
-        let shortcut = if Setting::Shortcut.applies(block, shortcut) { shortcut } else { defaults::SHORTCUT };
+        let stride_on = if Setting::StrideOn.applies(block, shortcut) {
+            stride_on
+        } else {
+            defaults::STRIDE_ON
+        };
+        let projection = if Setting::Projection.applies(block, shortcut) {
+            projection
+        } else {
+            default_projection
+        };
+        let shortcut = if Setting::Shortcut.applies(block, shortcut) {
+            shortcut
+        } else {
+            defaults::SHORTCUT
+        };
         let groups = match opts.groups {
-            Some(g) => self.check_range(g, "groups", 1, Limits::MAX_CHANNELS).unwrap_or(1),
+            Some(g) => self
+                .check_range(g, "groups", 1, Limits::MAX_CHANNELS)
+                .unwrap_or(1),
             None => defaults::GROUPS,
         };
         if let Some(wpg) = opts.width_per_group {
             if let Some(w) = self.check_range(wpg, "width_per_group", 1, Limits::MAX_CHANNELS) {
                 let fspan = s.filters.as_ref().map_or(stage.span, |f| f.span);
-                self.check_width_per_group(&what, block, &filters, groups, Spanned::new(w, wpg.span), fspan);
+                self.check_width_per_group(
+                    &what,
+                    block,
+                    &filters,
+                    groups,
+                    Spanned::new(w, wpg.span),
+                    fspan,
+                );
             }
         }
         let bias = opts.bias.map_or(defaults::BIAS, |b| b.value);
@@ -463,7 +673,11 @@ impl Lowerer {
             shortcut,
             projection,
             groups,
-            bias,
+            bias: vec![bias; block.arity()],
+            attention: None,
+            anti_alias: None,
+            dilation: 1,
+            stride_at: StrideAt::First,
         }
     }
 
@@ -489,18 +703,48 @@ impl Lowerer {
         }
         let s = &mut self.spans;
         Options {
-            block: pick(s, format!("{path}.block"), &stage.block, model.map(|m| &m.block)),
-            stride_on: pick(s, format!("{path}.stride_on"), &stage.stride_on, model.map(|m| &m.stride_on)),
-            shortcut: pick(s, format!("{path}.shortcut"), &stage.shortcut, model.map(|m| &m.shortcut)),
-            projection: pick(s, format!("{path}.projection"), &stage.projection, model.map(|m| &m.projection)),
-            groups: pick(s, format!("{path}.groups"), &stage.groups, model.map(|m| &m.groups)),
+            block: pick(
+                s,
+                format!("{path}.block"),
+                &stage.block,
+                model.map(|m| &m.block),
+            ),
+            stride_on: pick(
+                s,
+                format!("{path}.stride_on"),
+                &stage.stride_on,
+                model.map(|m| &m.stride_on),
+            ),
+            shortcut: pick(
+                s,
+                format!("{path}.shortcut"),
+                &stage.shortcut,
+                model.map(|m| &m.shortcut),
+            ),
+            projection: pick(
+                s,
+                format!("{path}.projection"),
+                &stage.projection,
+                model.map(|m| &m.projection),
+            ),
+            groups: pick(
+                s,
+                format!("{path}.groups"),
+                &stage.groups,
+                model.map(|m| &m.groups),
+            ),
             width_per_group: pick(
                 s,
                 format!("{path}.width_per_group"),
                 &stage.width_per_group,
                 model.map(|m| &m.width_per_group),
             ),
-            bias: pick(s, format!("{path}.bias"), &stage.bias, model.map(|m| &m.bias)),
+            bias: pick(
+                s,
+                format!("{path}.bias"),
+                &stage.bias,
+                model.map(|m| &m.bias),
+            ),
         }
     }
 
@@ -528,15 +772,25 @@ impl Lowerer {
     ) {
         for setting in Setting::ALL {
             let Some(span) = setting.own(d) else { continue };
-            let mut inheriting =
-                stages.value.iter().zip(out).filter(|(ast, _)| setting.own(&ast.value.options).is_none()).peekable();
-            if inheriting.peek().is_none() || inheriting.any(|(_, s)| setting.applies(s.block, s.shortcut)) {
+            let mut inheriting = stages
+                .value
+                .iter()
+                .zip(out)
+                .filter(|(ast, _)| setting.own(&ast.value.options).is_none())
+                .peekable();
+            if inheriting.peek().is_none()
+                || inheriting.any(|(_, s)| setting.applies(s.block, s.shortcut))
+            {
                 continue;
             }
             self.diags.push(
                 Diagnostic::error(
                     "E-no-effect",
-                    format!("`{}` under `defaults` has no effect: {}", setting.key(), setting.unused_reason()),
+                    format!(
+                        "`{}` under `defaults` has no effect: {}",
+                        setting.key(),
+                        setting.unused_reason()
+                    ),
                 )
                 .with_primary(span, "reaches no stage it could change")
                 .with_note("`defaults` applies to every stage without its own setting")
@@ -545,7 +799,13 @@ impl Lowerer {
         }
     }
 
-    fn arity_error(&mut self, f: &Spanned<Vec<Spanned<i64>>>, block: BlockKind, block_span: Option<Span>, stage: &str) {
+    fn arity_error(
+        &mut self,
+        f: &Spanned<Vec<Spanned<i64>>>,
+        block: BlockKind,
+        block_span: Option<Span>,
+        stage: &str,
+    ) {
         let n = f.value.len();
         let want = block.arity();
         let help = match (want, n) {
@@ -564,9 +824,15 @@ impl Lowerer {
         };
         let mut d = Diagnostic::error(
             "E-arity",
-            format!("stage `{stage}`: a {} block takes {want} filters, found {n}", block.keyword()),
+            format!(
+                "stage `{stage}`: a {} block takes {want} filters, found {n}",
+                block.keyword()
+            ),
         )
-        .with_primary(f.span, format!("{n} filter{}", if n == 1 { "" } else { "s" }))
+        .with_primary(
+            f.span,
+            format!("{n} filter{}", if n == 1 { "" } else { "s" }),
+        )
         .with_help(help);
         if let Some(b) = block_span {
             d = d.with_secondary(b, format!("block kind `{}` set here", block.keyword()));
@@ -617,7 +883,10 @@ impl Lowerer {
             format!("{what}: width_per_group {w} does not match the {which} {grouped}"),
         )
         .with_primary(wpg.span, gives)
-        .with_secondary(filters_span, format!("the grouped convolution has {grouped} filters"));
+        .with_secondary(
+            filters_span,
+            format!("the grouped convolution has {grouped} filters"),
+        );
         match (planes, base_width) {
             (Some(p), Some(b)) if b != per_group => {
                 let planes_from = if expansion == 1 {
@@ -677,7 +946,11 @@ impl Lowerer {
         self.diags.push(d.with_help(help));
     }
 
-    fn head(&mut self, head: Option<&Spanned<ast::HeadAst>>, last_block: Option<BlockKind>) -> Head {
+    fn head(
+        &mut self,
+        head: Option<&Spanned<ast::HeadAst>>,
+        last_block: Option<BlockKind>,
+    ) -> Head {
         let default = defaults::head(last_block);
         let Some(head) = head else { return default };
         self.spans.map.insert("head".into(), head.span);
@@ -702,9 +975,15 @@ impl Lowerer {
                 self.spans.map.insert("head.dropout".into(), d.span);
                 if !(0.0..1.0).contains(&d.value) {
                     self.diags.push(
-                        Diagnostic::error("E-range", format!("dropout {} is not a probability below 1", decimal(d.value)))
-                            .with_primary(d.span, "must be at least 0 and below 1")
-                            .with_help(format!("use e.g. `{}`, or 0 for none", self.spans.example("dropout: 0.2", "dropout 0.2"))),
+                        Diagnostic::error(
+                            "E-range",
+                            format!("dropout {} is not a probability below 1", decimal(d.value)),
+                        )
+                        .with_primary(d.span, "must be at least 0 and below 1")
+                        .with_help(format!(
+                            "use e.g. `{}`, or 0 for none",
+                            self.spans.example("dropout: 0.2", "dropout 0.2")
+                        )),
                     );
                     0.0
                 } else {
@@ -713,8 +992,20 @@ impl Lowerer {
             }
             None => default.dropout,
         };
-        let in_features = self.int(&h.in_features, "head.in_features", "in_features", 1, 1 << 48);
-        let classes = self.int(&h.classes, "head.classes", "classes", 1, Limits::MAX_CLASSES);
+        let in_features = self.int(
+            &h.in_features,
+            "head.in_features",
+            "in_features",
+            1,
+            1 << 48,
+        );
+        let classes = self.int(
+            &h.classes,
+            "head.classes",
+            "classes",
+            1,
+            Limits::MAX_CLASSES,
+        );
         Head {
             norm: h.norm.as_ref().map_or(default.norm, |n| n.value),
             pool,
@@ -736,23 +1027,33 @@ impl Lowerer {
             // by the bare variance (or loses precision), whatever the spec says.
             let as_f32 = eps.value as f32;
             if eps.value > 0.0 && eps.value < 1.0 && as_f32 < f32::MIN_POSITIVE {
-                let becomes = if as_f32 == 0.0 { "0".to_string() } else { format!("the subnormal {as_f32:e}") };
+                let becomes = if as_f32 == 0.0 {
+                    "0".to_string()
+                } else {
+                    format!("the subnormal {as_f32:e}")
+                };
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm eps {} is too small for f32", decimal(eps.value)))
-                        .with_primary(eps.span, format!("becomes {becomes} in f32"))
-                        .with_note(format!(
-                            "the network computes in f32, whose smallest normal number is {:e}",
-                            f32::MIN_POSITIVE
-                        ))
-                        .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
+                    Diagnostic::error(
+                        "E-range",
+                        format!("batch-norm eps {} is too small for f32", decimal(eps.value)),
+                    )
+                    .with_primary(eps.span, format!("becomes {becomes} in f32"))
+                    .with_note(format!(
+                        "the network computes in f32, whose smallest normal number is {:e}",
+                        f32::MIN_POSITIVE
+                    ))
+                    .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
                 );
             } else if eps.value > 0.0 && eps.value < 1.0 {
                 out.eps = eps.value;
             } else {
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm eps {} is out of range", decimal(eps.value)))
-                        .with_primary(eps.span, "must be above 0 and below 1")
-                        .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
+                    Diagnostic::error(
+                        "E-range",
+                        format!("batch-norm eps {} is out of range", decimal(eps.value)),
+                    )
+                    .with_primary(eps.span, "must be above 0 and below 1")
+                    .with_help("PyTorch's default is 1e-5; Keras's ResNet50 uses 1.001e-5"),
                 );
             }
         }
@@ -762,9 +1063,12 @@ impl Lowerer {
                 out.momentum = m.value;
             } else {
                 self.diags.push(
-                    Diagnostic::error("E-range", format!("batch-norm momentum {} is out of range", decimal(m.value)))
-                        .with_primary(m.span, "must be between 0 and 1")
-                        .with_help("PyTorch convention: 0.1 (Keras's momentum 0.99 is 0.01 here)"),
+                    Diagnostic::error(
+                        "E-range",
+                        format!("batch-norm momentum {} is out of range", decimal(m.value)),
+                    )
+                    .with_primary(m.span, "must be between 0 and 1")
+                    .with_help("PyTorch convention: 0.1 (Keras's momentum 0.99 is 0.01 here)"),
                 );
             }
         }
@@ -805,7 +1109,14 @@ impl Lowerer {
         resolved
     }
 
-    fn int(&mut self, field: &Field<i64>, path: &str, what: &str, min: u64, max: u64) -> Option<u64> {
+    fn int(
+        &mut self,
+        field: &Field<i64>,
+        path: &str,
+        what: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
         let f = field.as_ref()?;
         self.spans.map.insert(path.to_string(), f.span);
         self.check_range(f, what, min, max)
@@ -824,7 +1135,9 @@ impl Lowerer {
     ) -> Option<u64> {
         if field.is_none() {
             let example = match (self.spans.syntax, what) {
-                (Syntax::Dsl, "repeat") => "the repeat count after the filters: `[64, 64] x2`".to_string(),
+                (Syntax::Dsl, "repeat") => {
+                    "the repeat count after the filters: `[64, 64] x2`".to_string()
+                }
                 (Syntax::Dsl, _) => "it to the `input` line: `input 3x224x224`".to_string(),
                 (Syntax::Yaml, _) => format!("`{what}: N`"),
             };
@@ -838,17 +1151,26 @@ impl Lowerer {
         let x = v.value;
         if x < 0 || (x as u64) < min {
             self.diags.push(
-                Diagnostic::error("E-range", format!("{what} must be at least {min}, found {x}"))
-                    .with_primary(v.span, format!("below {min}"))
-                    .with_help(format!("use a value from {min} to {max}")),
+                Diagnostic::error(
+                    "E-range",
+                    format!("{what} must be at least {min}, found {x}"),
+                )
+                .with_primary(v.span, format!("below {min}"))
+                .with_help(format!("use a value from {min} to {max}")),
             );
             return None;
         }
         if x as u64 > max {
             self.diags.push(
-                Diagnostic::error("E-limit", format!("{what} of {x} is beyond resnetc's limit of {max}"))
-                    .with_primary(v.span, format!("at most {max}"))
-                    .with_note("limits keep every spec cheap to check: nothing is allocated for it".to_string()),
+                Diagnostic::error(
+                    "E-limit",
+                    format!("{what} of {x} is beyond resnetc's limit of {max}"),
+                )
+                .with_primary(v.span, format!("at most {max}"))
+                .with_note(
+                    "limits keep every spec cheap to check: nothing is allocated for it"
+                        .to_string(),
+                ),
             );
             return None;
         }
@@ -902,11 +1224,16 @@ impl Setting {
     fn why_not(self, block: BlockKind, shortcut: ShortcutOption) -> String {
         let kind = block.keyword();
         match self {
-            Setting::StrideOn => format!("{} {kind} block has a single place for its stride", article(kind)),
+            Setting::StrideOn => format!(
+                "{} {kind} block has a single place for its stride",
+                article(kind)
+            ),
             Setting::Projection if block.has_shortcut() => {
                 format!("shortcut `{}` never projects", shortcut.keyword())
             }
-            Setting::Shortcut | Setting::Projection => format!("{} {kind} block has no shortcut", article(kind)),
+            Setting::Shortcut | Setting::Projection => {
+                format!("{} {kind} block has no shortcut", article(kind))
+            }
         }
     }
 
@@ -1014,7 +1341,10 @@ mod tests {
                     ast::StageAst {
                         repeat: Some(sp(2, 10)),
                         filters: Some(sp(vec![sp(64, 20), sp(64, 22)], 19)),
-                        options: ast::BlockOptionsAst { block: Some(sp("basic".into(), 30)), ..Default::default() },
+                        options: ast::BlockOptionsAst {
+                            block: Some(sp("basic".into(), 30)),
+                            ..Default::default()
+                        },
                         ..Default::default()
                     },
                     5,
@@ -1058,7 +1388,8 @@ mod tests {
     #[test]
     fn misspelt_keyword_gets_a_suggestion() {
         let mut ast = minimal();
-        ast.stages.as_mut().unwrap().value[0].value.options.block = Some(sp("botleneck".into(), 30));
+        ast.stages.as_mut().unwrap().value[0].value.options.block =
+            Some(sp("botleneck".into(), 30));
         let errs = lower(&ast, Syntax::Yaml).unwrap_err();
         let e = errs.iter().find(|d| d.code == "E-keyword").unwrap();
         assert_eq!(e.help, vec!["did you mean `bottleneck`?".to_string()]);

@@ -49,8 +49,18 @@ pub fn replace_with<E>(
     write: impl FnOnce(&mut File, &Path) -> Result<(), E>,
 ) -> Result<(), ReplaceError<E>> {
     let shown = || crate::diag::escape(&path.display().to_string()).into_owned();
-    let io_error = |source| ReplaceError::Output(OutputError::Io { path: shown(), source });
-    let refuse = |reason: String| ReplaceError::Output(OutputError::Refused { path: shown(), reason });
+    let io_error = |source| {
+        ReplaceError::Output(OutputError::Io {
+            path: shown(),
+            source,
+        })
+    };
+    let refuse = |reason: String| {
+        ReplaceError::Output(OutputError::Refused {
+            path: shown(),
+            reason,
+        })
+    };
 
     let existing = match std::fs::symlink_metadata(path) {
         Ok(meta) => Some(meta),
@@ -67,10 +77,17 @@ pub fn replace_with<E>(
             )));
         }
         if let Some(kind) = crate::files::not_regular(meta) {
-            return Err(refuse(format!("is {kind}; resnetc writes only regular files")));
+            return Err(refuse(format!(
+                "is {kind}; resnetc writes only regular files"
+            )));
         }
-        if protect.iter().any(|p| std::fs::metadata(p).is_ok_and(|m| same_file(&m, meta))) {
-            return Err(refuse("is the spec being compiled; write to another file".into()));
+        if protect
+            .iter()
+            .any(|p| std::fs::metadata(p).is_ok_and(|m| same_file(&m, meta)))
+        {
+            return Err(refuse(
+                "is the spec being compiled; write to another file".into(),
+            ));
         }
     }
 
@@ -78,7 +95,10 @@ pub fn replace_with<E>(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let (stem, suffix) = match name.rsplit_once('.') {
         Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".tmp.{e}")),
         _ => (name.clone(), ".tmp".to_string()),
@@ -117,7 +137,10 @@ pub fn write_bytes(path: &Path, protect: &[&Path], bytes: &[u8]) -> Result<(), O
     let shown = || crate::diag::escape(&path.display().to_string()).into_owned();
     replace_with(path, protect, |file, _| file.write_all(bytes)).map_err(|e| match e {
         ReplaceError::Output(e) => e,
-        ReplaceError::Write(source) => OutputError::Io { path: shown(), source },
+        ReplaceError::Write(source) => OutputError::Io {
+            path: shown(),
+            source,
+        },
     })
 }
 
@@ -167,7 +190,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o640
+            );
         }
         let mut seen_ext = None;
         let failed: Result<(), ReplaceError<&str>> = replace_with(&p, &[], |_, tmp| {
@@ -176,9 +202,21 @@ mod tests {
             Err("stopped")
         });
         assert!(matches!(failed, Err(ReplaceError::Write("stopped"))));
-        assert_eq!(seen_ext.as_deref(), Some("csv"), "the temporary file keeps the extension");
-        assert_eq!(std::fs::read(&p).unwrap(), b"two", "the old file survives a failed write");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        assert_eq!(
+            seen_ext.as_deref(),
+            Some("csv"),
+            "the temporary file keeps the extension"
+        );
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            b"two",
+            "the old file survives a failed write"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
     }
 
     #[test]
@@ -196,9 +234,15 @@ mod tests {
             std::os::unix::fs::symlink(&victim, &link).unwrap();
             assert!(refused(&link, &[]).starts_with("is a symbolic link"));
             let fifo = dir.path().join("fifo");
-            let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+            let made = std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap();
             assert!(made.success());
-            assert_eq!(refused(&fifo, &[]), "is a FIFO; resnetc writes only regular files");
+            assert_eq!(
+                refused(&fifo, &[]),
+                "is a FIFO; resnetc writes only regular files"
+            );
             // The same file by another name (a hard link) is still protected.
             let other = dir.path().join("other-name.txt");
             std::fs::hard_link(&victim, &other).unwrap();
@@ -206,7 +250,10 @@ mod tests {
         }
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
-        assert_eq!(refused(&sub, &[]), "is a directory; resnetc writes only regular files");
+        assert_eq!(
+            refused(&sub, &[]),
+            "is a directory; resnetc writes only regular files"
+        );
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
     }
 }

@@ -15,7 +15,10 @@ pub struct Span {
 impl Span {
     /// A span from `start` to `end` (clamped so that `end >= start`).
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end: end.max(start) }
+        Span {
+            start,
+            end: end.max(start),
+        }
     }
 
     /// The empty span at the very start of a file: used when nothing better is known.
@@ -84,7 +87,11 @@ impl SourceFile {
         if text.starts_with(BOM) {
             text.drain(..BOM.len_utf8());
         }
-        SourceFile { name: name.into(), text, syntax }
+        SourceFile {
+            name: name.into(),
+            text,
+            syntax,
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -102,7 +109,11 @@ impl SourceFile {
         let mut offset = 0;
         for (i, l) in self.text.split_inclusive('\n').enumerate() {
             if i + 1 == line {
-                let within: usize = l.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
+                let within: usize = l
+                    .chars()
+                    .take(col.saturating_sub(1))
+                    .map(char::len_utf8)
+                    .sum();
                 return offset + within;
             }
             offset += l.len();

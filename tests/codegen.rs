@@ -8,7 +8,10 @@ use resnetc::back::rust::{module_source, module_tokens, RustOptions};
 use std::process::Command;
 
 fn options(file: &resnetc::span::SourceFile) -> RustOptions {
-    RustOptions { name: None, source: Some(file.name.clone()) }
+    RustOptions {
+        name: None,
+        source: Some(file.name.clone()),
+    }
 }
 
 #[test]
@@ -26,22 +29,47 @@ fn generated_modules_parse_and_never_unwrap() {
         let file = common::load(&path);
         let compiled = resnetc::compile(&file).expect("a shipped spec is valid");
         let tokens = module_tokens(&compiled, &options(&file));
-        let items = syn::parse2::<syn::File>(tokens).unwrap_or_else(|e| panic!("{}: tokens: {e}", file.name));
+        let items = syn::parse2::<syn::File>(tokens)
+            .unwrap_or_else(|e| panic!("{}: tokens: {e}", file.name));
         assert!(!items.items.is_empty());
         let source = module_source(&compiled, &options(&file));
         syn::parse_file(&source).unwrap_or_else(|e| panic!("{}: source: {e}", file.name));
         for banned in ["unwrap", "expect(", "panic!", "unsafe", "use "] {
-            assert!(!source.contains(banned), "{}: generated code contains `{banned}`", file.name);
+            assert!(
+                !source.contains(banned),
+                "{}: generated code contains `{banned}`",
+                file.name
+            );
         }
         // Absolute paths only: every tch item is named `::tch::...`.
-        let relative_tch = source.match_indices("tch::").filter(|(i, _)| !source[..*i].ends_with("::")).count();
-        assert_eq!(relative_tch, 0, "{}: a `tch::` path without the leading `::`", file.name);
+        let relative_tch = source
+            .match_indices("tch::")
+            .filter(|(i, _)| !source[..*i].ends_with("::"))
+            .count();
+        assert_eq!(
+            relative_tch, 0,
+            "{}: a `tch::` path without the leading `::`",
+            file.name
+        );
         // The struct is named after the model, and carries its layer table.
         let name = resnetc::back::rust::struct_name(&compiled.model.name);
-        assert!(source.contains(&format!("pub struct {name} {{")), "{}", file.name);
-        assert!(source.contains(&format!("impl ::tch::nn::ModuleT for {name} {{")), "{}", file.name);
+        assert!(
+            source.contains(&format!("pub struct {name} {{")),
+            "{}",
+            file.name
+        );
+        assert!(
+            source.contains(&format!("impl ::tch::nn::ModuleT for {name} {{")),
+            "{}",
+            file.name
+        );
         for row in &compiled.network.layers {
-            assert!(source.contains(&format!("/// {} ", row.name)), "{}: table row {}", file.name, row.name);
+            assert!(
+                source.contains(&format!("/// {} ", row.name)),
+                "{}: table row {}",
+                file.name,
+                row.name
+            );
         }
     }
 }
@@ -50,17 +78,32 @@ fn generated_modules_parse_and_never_unwrap() {
 fn options_rename_the_struct() {
     let file = common::load(&common::root().join("specs/resnet18.yaml"));
     let compiled = resnetc::compile(&file).expect("valid");
-    let renamed = RustOptions { name: Some("Backbone".into()), source: None };
+    let renamed = RustOptions {
+        name: Some("Backbone".into()),
+        source: None,
+    };
     let source = module_source(&compiled, &renamed);
     assert!(source.contains("pub struct Backbone {"));
     assert!(!source.contains("ResNet18"));
     // A name that cannot name a struct falls back to the derived one rather than panic.
     for bad in ["fn", "Self", "r#type", "3D", "a-b", ""] {
-        let source = module_source(&compiled, &RustOptions { name: Some(bad.into()), source: None });
+        let source = module_source(
+            &compiled,
+            &RustOptions {
+                name: Some(bad.into()),
+                source: None,
+            },
+        );
         assert!(source.contains("pub struct ResNet18 {"), "{bad:?}");
     }
     // A model named like a generated helper type keeps its name; the helper steps aside.
-    let source = module_source(&compiled, &RustOptions { name: Some("BasicBlock".into()), source: None });
+    let source = module_source(
+        &compiled,
+        &RustOptions {
+            name: Some("BasicBlock".into()),
+            source: None,
+        },
+    );
     assert!(source.contains("pub struct BasicBlock {"));
     assert!(source.contains("pub struct BasicBlockInner {"));
     syn::parse_file(&source).expect("parses");
@@ -81,7 +124,11 @@ fn build_prints_or_writes_the_module() {
     let expected = module_source(&compiled, &options(&file));
 
     let out = resnetc(&["build", "specs/resnet50.yaml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 
     let dir = std::env::temp_dir().join(format!("resnetc-codegen-{}", std::process::id()));
@@ -89,14 +136,31 @@ fn build_prints_or_writes_the_module() {
     let target = dir.join("resnet50.rs");
     let target_str = target.to_str().expect("UTF-8 temp path");
     let out = resnetc(&["build", "specs/resnet50.yaml", "-o", target_str]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
     assert_eq!(std::fs::read_to_string(&target).expect("written"), expected);
     // Nothing but the module is left behind (the temporary file was renamed).
     assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1);
 
-    let out = resnetc(&["build", "specs/resnet50.yaml", "--name", "Backbone", "--classes", "10", "-o", target_str]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = resnetc(&[
+        "build",
+        "specs/resnet50.yaml",
+        "--name",
+        "Backbone",
+        "--classes",
+        "10",
+        "-o",
+        target_str,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written = std::fs::read_to_string(&target).expect("written");
     assert!(written.contains("pub struct Backbone {"));
     assert!(written.contains("pub const NUM_CLASSES: i64 = 10;"));
@@ -105,7 +169,10 @@ fn build_prints_or_writes_the_module() {
 
 #[test]
 fn build_reports_bad_specs_and_names() {
-    let out = resnetc(&["build", "tests/specs/invalid/identity-where-projection.yaml"]);
+    let out = resnetc(&[
+        "build",
+        "tests/specs/invalid/identity-where-projection.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("residual add shape mismatch"));
@@ -159,19 +226,28 @@ fn yaml_quoted(text: &str) -> String {
 /// `examples/macro-demo/specs/mixed-features.yaml` (every block kind and shortcut style)
 /// with the model and its stages renamed.
 fn mixed_features(model: &str, stage: &str) -> String {
-    let text = std::fs::read_to_string(common::root().join("examples/macro-demo/specs/mixed-features.yaml"))
-        .expect("examples/macro-demo/specs/mixed-features.yaml");
-    let mut out = text.replace("name: mixed-features", &format!("name: {}", yaml_quoted(model)));
+    let text = std::fs::read_to_string(
+        common::root().join("examples/macro-demo/specs/mixed-features.yaml"),
+    )
+    .expect("examples/macro-demo/specs/mixed-features.yaml");
+    let mut out = text.replace(
+        "name: mixed-features",
+        &format!("name: {}", yaml_quoted(model)),
+    );
     for (i, letter) in "abcdefg".chars().enumerate() {
         let name = format!("{stage}{i}");
-        out = out.replace(&format!("  - stage: {letter}\n"), &format!("  - stage: {}\n", yaml_quoted(&name)));
+        out = out.replace(
+            &format!("  - stage: {letter}\n"),
+            &format!("  - stage: {}\n", yaml_quoted(&name)),
+        );
     }
     out
 }
 
 fn compile_yaml(path: &str, text: String) -> resnetc::Compiled {
     let file = SourceFile::new(path, text, Syntax::Yaml);
-    resnetc::compile(&file).unwrap_or_else(|d| panic!("{path}: {}", resnetc::diag::render(&file, &d)))
+    resnetc::compile(&file)
+        .unwrap_or_else(|d| panic!("{path}: {}", resnetc::diag::render(&file, &d)))
 }
 
 fn audit_both(compiled: &resnetc::Compiled, opts: &RustOptions, what: &str) -> String {
@@ -184,8 +260,15 @@ fn audit_both(compiled: &resnetc::Compiled, opts: &RustOptions, what: &str) -> S
     let file = syn::parse_file(&source).expect("parses");
     assert_eq!(doc_code_blocks(&file), 0, "{what}");
     // Spec text shows up in comments only, escaped: no line of code carries it.
-    for line in source.lines().map(str::trim_start).filter(|l| !l.starts_with("//")) {
-        assert!(!line.contains("injected") && !line.contains("panic!"), "{what}: {line}");
+    for line in source
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with("//"))
+    {
+        assert!(
+            !line.contains("injected") && !line.contains("panic!"),
+            "{what}: {line}"
+        );
     }
     source
 }
@@ -194,11 +277,20 @@ fn audit_both(compiled: &resnetc::Compiled, opts: &RustOptions, what: &str) -> S
 fn hostile_model_and_stage_names_stay_in_their_docs() {
     for payload in PAYLOADS {
         let compiled = compile_yaml("hostile.yaml", mixed_features(payload, payload));
-        let opts = RustOptions { name: None, source: Some("hostile.yaml".into()) };
+        let opts = RustOptions {
+            name: None,
+            source: Some("hostile.yaml".into()),
+        };
         let source = audit_both(&compiled, &opts, payload);
         // The names are still shown, escaped.
-        assert!(!source.contains("```rust") && !source.contains("~~~"), "{payload:?}");
-        assert!(source.contains(r"\u{60}") || !payload.contains('`'), "{payload:?}");
+        assert!(
+            !source.contains("```rust") && !source.contains("~~~"),
+            "{payload:?}"
+        );
+        assert!(
+            source.contains(r"\u{60}") || !payload.contains('`'),
+            "{payload:?}"
+        );
     }
 }
 
@@ -213,20 +305,65 @@ fn hostile_paths_stay_in_the_header_comment() {
         "spec`.yaml\n```\npanic!()\n```",
         "\u{202e}lmay.ceps",
     ] {
-        let opts = RustOptions { name: None, source: Some(path.into()) };
+        let opts = RustOptions {
+            name: None,
+            source: Some(path.into()),
+        };
         let source = audit_both(&compiled, &opts, path);
         let header = source.lines().next().expect("a header line");
-        assert!(header.starts_with("// @generated by resnetc from `"), "{header}");
-        assert!(source.lines().nth(1).is_some_and(|l| l.starts_with("// Needs only")), "{path:?}:\n{source}");
+        assert!(
+            header.starts_with("// @generated by resnetc from `"),
+            "{header}"
+        );
+        assert!(
+            source
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("// Needs only")),
+            "{path:?}:\n{source}"
+        );
     }
 }
 
 /// Names of std, core and tch items the module uses, which a struct could shadow.
 const SHADOWING_NAMES: &[&str] = &[
-    "Vec", "Option", "Result", "Box", "String", "Tensor", "Path", "Default", "Some", "None", "Ok", "Err", "std",
-    "core", "tch", "nn", "Kind", "Init", "ModuleT", "Module", "Debug", "Clone", "Copy", "i64", "f64", "bool",
-    "Downsample", "Shortcut", "ShortcutKind", "BasicBlock", "Bottleneck", "PreActBlock", "conv2d", "linear", "p",
-    "xs", "train",
+    "Vec",
+    "Option",
+    "Result",
+    "Box",
+    "String",
+    "Tensor",
+    "Path",
+    "Default",
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "std",
+    "core",
+    "tch",
+    "nn",
+    "Kind",
+    "Init",
+    "ModuleT",
+    "Module",
+    "Debug",
+    "Clone",
+    "Copy",
+    "i64",
+    "f64",
+    "bool",
+    "Downsample",
+    "Shortcut",
+    "ShortcutKind",
+    "BasicBlock",
+    "Bottleneck",
+    "PreActBlock",
+    "conv2d",
+    "linear",
+    "p",
+    "xs",
+    "train",
 ];
 
 /// Every path in the module that starts with a std or tch name but not with `::`.
@@ -235,10 +372,21 @@ fn relative_std_paths(file: &syn::File, own: &str) -> Vec<String> {
     struct Paths<'a>(&'a str, Vec<String>);
     impl<'ast> Visit<'ast> for Paths<'_> {
         fn visit_path(&mut self, path: &'ast syn::Path) {
-            let first = path.segments.first().map(|s| s.ident.to_string()).unwrap_or_default();
-            let std_names = ["Vec", "Option", "Result", "Box", "String", "Default", "Tensor", "Path", "nn", "tch", "std", "core"];
-            if path.leading_colon.is_none() && first != self.0 && std_names.contains(&first.as_str()) {
-                self.1.push(quote::ToTokens::to_token_stream(path).to_string());
+            let first = path
+                .segments
+                .first()
+                .map(|s| s.ident.to_string())
+                .unwrap_or_default();
+            let std_names = [
+                "Vec", "Option", "Result", "Box", "String", "Default", "Tensor", "Path", "nn",
+                "tch", "std", "core",
+            ];
+            if path.leading_colon.is_none()
+                && first != self.0
+                && std_names.contains(&first.as_str())
+            {
+                self.1
+                    .push(quote::ToTokens::to_token_stream(path).to_string());
             }
             syn::visit::visit_path(self, path);
         }
@@ -252,11 +400,18 @@ fn relative_std_paths(file: &syn::File, own: &str) -> Vec<String> {
 fn std_and_tch_items_are_named_by_absolute_paths() {
     let compiled = compile_yaml("mixed.yaml", mixed_features("mixed", "s"));
     for name in ["Mixed"].iter().chain(SHADOWING_NAMES) {
-        let opts = RustOptions { name: Some((*name).into()), source: None };
+        let opts = RustOptions {
+            name: Some((*name).into()),
+            source: None,
+        };
         let source = audit_both(&compiled, &opts, name);
         assert!(source.contains(&format!("pub struct {name} {{")), "{name}");
         let file = syn::parse_file(&source).expect("parses");
-        assert_eq!(relative_std_paths(&file, name), Vec::<String>::new(), "{name}");
+        assert_eq!(
+            relative_std_paths(&file, name),
+            Vec::<String>::new(),
+            "{name}"
+        );
     }
 }
 
@@ -267,15 +422,28 @@ fn std_and_tch_items_are_named_by_absolute_paths() {
 fn stub_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("resnetc-codegen-rustc-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("resnetc-codegen-rustc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let out = Command::new(tool("RUSTC", "rustc"))
-            .args(["--edition", "2021", "--crate-type", "lib", "--crate-name", "tch", "-o"])
+            .args([
+                "--edition",
+                "2021",
+                "--crate-type",
+                "lib",
+                "--crate-name",
+                "tch",
+                "-o",
+            ])
             .arg(dir.join("libtch.rlib"))
             .arg(common::root().join("tests/codegen/tch_stub.rs"))
             .output()
             .expect("rustc runs");
-        assert!(out.status.success(), "the tch stand-in: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "the tch stand-in: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }
@@ -296,7 +464,8 @@ fn run_on_module(source: &str, crate_name: &str, doc_tests: bool) -> std::proces
         cmd
     } else {
         let mut cmd = Command::new(tool("RUSTC", "rustc"));
-        cmd.args(["--crate-type", "lib", "--emit", "metadata", "--out-dir"]).arg(dir);
+        cmd.args(["--crate-type", "lib", "--emit", "metadata", "--out-dir"])
+            .arg(dir);
         cmd
     };
     cmd.args(["--edition", "2021", "--crate-name", crate_name, "-L"])
@@ -315,11 +484,21 @@ fn modules_named_like_std_items_compile() {
     let compiled = compile_yaml("mixed.yaml", mixed_features("mixed", "s"));
     let mut source = String::new();
     for (i, name) in SHADOWING_NAMES.iter().enumerate() {
-        let module = module_source(&compiled, &RustOptions { name: Some((*name).into()), source: None });
+        let module = module_source(
+            &compiled,
+            &RustOptions {
+                name: Some((*name).into()),
+                source: None,
+            },
+        );
         source.push_str(&format!("pub mod m{i} {{\n{module}\n}}\n"));
     }
     let out = run_on_module(&source, "named", false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -329,10 +508,17 @@ fn shipped_modules_compile_against_the_stand_in() {
         let file = common::load(path);
         let compiled = resnetc::compile(&file).expect("a shipped spec is valid");
         let module = module_source(&compiled, &options(&file));
-        source.push_str(&format!("/// {}\npub mod m{i} {{\n{module}\n}}\n", file.name));
+        source.push_str(&format!(
+            "/// {}\npub mod m{i} {{\n{module}\n}}\n",
+            file.name
+        ));
     }
     let out = run_on_module(&source, "shipped", false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `rustdoc --test` on a module: Ok(number of doc tests) when they all passed.
@@ -361,8 +547,18 @@ fn no_doc_test_runs_from_a_hostile_spec() {
     let mut source = String::new();
     for (i, payload) in PAYLOADS.iter().enumerate() {
         let compiled = compile_yaml("hostile.yaml", mixed_features(payload, payload));
-        let opts = RustOptions { name: Some(format!("Hostile{i}")), source: Some((*payload).into()) };
-        source.push_str(&format!("pub mod m{i} {{\n{}\n}}\n", module_source(&compiled, &opts)));
+        let opts = RustOptions {
+            name: Some(format!("Hostile{i}")),
+            source: Some((*payload).into()),
+        };
+        source.push_str(&format!(
+            "pub mod m{i} {{\n{}\n}}\n",
+            module_source(&compiled, &opts)
+        ));
     }
-    assert_eq!(doc_tests(&source, "hostile"), Ok(0), "no doc test at all in the generated modules");
+    assert_eq!(
+        doc_tests(&source, "hostile"),
+        Ok(0),
+        "no doc test at all in the generated modules"
+    );
 }

@@ -57,11 +57,17 @@ fn corpus_dir() -> PathBuf {
 
 fn failures_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is `<target>/tmp`.
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap_or(Path::new("target")).join("fuzz-failures")
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new("target"))
+        .join("fuzz-failures")
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 /// One seed file: its name, bytes and the syntax its extension names (both if none).
@@ -81,12 +87,20 @@ fn read_seeds(dir: &Path) -> Vec<Seed> {
     paths
         .into_iter()
         .map(|p| {
-            let name = p.file_name().expect("a file name").to_string_lossy().into_owned();
+            let name = p
+                .file_name()
+                .expect("a file name")
+                .to_string_lossy()
+                .into_owned();
             let syntaxes = match Syntax::from_path(&name) {
                 Some(s) => vec![s],
                 None => vec![Syntax::Yaml, Syntax::Dsl],
             };
-            Seed { bytes: std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())), name, syntaxes }
+            Seed {
+                bytes: std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+                name,
+                syntaxes,
+            }
         })
         .collect()
 }
@@ -108,7 +122,10 @@ fn install_panic_hook() {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if CAPTURING.with(|c| *c.borrow()) {
-                let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                let location = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
                 let payload = info
                     .payload()
                     .downcast_ref::<&str>()
@@ -163,7 +180,8 @@ enum Run {
 }
 
 fn run_one(current: &Current, label: &str, path: &str, bytes: &[u8], syntax: Syntax) -> Run {
-    *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), label.to_string(), bytes.to_vec()));
+    *current.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((Instant::now(), label.to_string(), bytes.to_vec()));
     CAPTURING.with(|c| *c.borrow_mut() = true);
     let result = catch_unwind(AssertUnwindSafe(|| exercise_named(path, bytes, syntax)));
     CAPTURING.with(|c| *c.borrow_mut() = false);
@@ -176,7 +194,11 @@ fn run_one(current: &Current, label: &str, path: &str, bytes: &[u8], syntax: Syn
     }
     match result {
         Ok(report) => Run::Finished(report),
-        Err(_) => Run::Panicked(CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_else(|| "(no message)".into())),
+        Err(_) => Run::Panicked(
+            CAPTURED
+                .with(|c| c.borrow_mut().take())
+                .unwrap_or_else(|| "(no message)".into()),
+        ),
     }
 }
 
@@ -195,14 +217,23 @@ fn escaped(bytes: &[u8]) -> String {
 
 /// FNV-1a, to name a saved input by its content.
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn save_failure(kind: &str, label: &str, bytes: &[u8]) -> PathBuf {
     let dir = failures_dir();
-    let ext = if label.ends_with(".resnet") { "resnet" } else { "yaml" };
+    let ext = if label.ends_with(".resnet") {
+        "resnet"
+    } else {
+        "yaml"
+    };
     let path = dir.join(format!("{kind}-{:016x}.{ext}", fnv(bytes)));
-    if std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, bytes)).is_err() {
+    if std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, bytes))
+        .is_err()
+    {
         eprintln!("fuzz: cannot save {}", path.display());
     }
     path
@@ -223,7 +254,14 @@ impl std::fmt::Display for Failure {
             what.truncate(i);
             what.push_str(" ...");
         }
-        write!(f, "{}: {}\n  saved as {}\n  input: {}", self.label, what, self.saved.display(), escaped(&self.bytes))
+        write!(
+            f,
+            "{}: {}\n  saved as {}\n  input: {}",
+            self.label,
+            what,
+            self.saved.display(),
+            escaped(&self.bytes)
+        )
     }
 }
 
@@ -231,7 +269,11 @@ impl std::fmt::Display for Failure {
 fn problems(run: &Run) -> Vec<(Option<Property>, String)> {
     match run {
         Run::Panicked(msg) => vec![(None, format!("panicked: {msg}"))],
-        Run::Finished(r) => r.violations.iter().map(|v| (Some(v.property), v.to_string())).collect(),
+        Run::Finished(r) => r
+            .violations
+            .iter()
+            .map(|v| (Some(v.property), v.to_string()))
+            .collect(),
     }
 }
 
@@ -262,36 +304,181 @@ impl Rng {
 
 /// Words of both syntaxes, and text that has broken compilers before.
 const DICTIONARY: &[&str] = &[
-    "model ", "input ", "stem ", "defaults ", "head ", "init ", "zero_init_residual", "batch_norm ", "conv ", "pad ",
-    "bias", "no bias", "bn", "no bn", "relu", "maxpool 3x3/2 pad 1", "avgpool", "no pool", "ceil", "norm", "flatten",
-    "dropout 0.5", "in 512", "fc 10", "fc 512 -> 10", "softmax", "block ", "stride_on conv1", "stride_on v1.5",
-    "shortcut A", "shortcut B", "shortcut C", "shortcut identity", "projection bn bias", "groups 32",
-    "width_per_group 4", "basic", "bottleneck", "preact", "plain", "x3 /2", "[64, 64]", "[64, 64, 256]", " -> ", "×",
-    "→", ": ", "\"", "\\", "#", "\n", "\r\n", "\t", ",", "[", "]", "{", "}", "x", "/", "name: ", "input: [3, 32, 32]",
-    "stem:\n", "stages:\n", "  - stage: s\n", "    repeat: ", "    filters: ", "    stride: ", "    block: ",
-    "head: {pool: avg, classes: 10}", "pool: ~", "pool: ", "kind: max", "ceil_mode: true", "classes: ", "eps: ",
-    "momentum: ", "&a ", "*a", "<<: *a", "!!str ", "!!int ", "!!binary ", "---\n", "...\n", "? ", "| ", "> ", "'",
-    "- ", "null", "~", "true", "false", "yes", ".inf", ".nan", "0x10", "0o7", "1_000", "\u{feff}", "\u{202e}",
-    "\u{2066}", "\u{1b}[31m", "\0", "\u{85}", "\u{2028}", "```", "\n```\nfn main() {}\n```\n", "~~~", "\n\n    code\n",
-    "Vec", "Option", "Box", "Self", "r#type", "é", "日本", "🙂",
+    "model ",
+    "input ",
+    "stem ",
+    "defaults ",
+    "head ",
+    "init ",
+    "zero_init_residual",
+    "batch_norm ",
+    "conv ",
+    "pad ",
+    "bias",
+    "no bias",
+    "bn",
+    "no bn",
+    "relu",
+    "maxpool 3x3/2 pad 1",
+    "avgpool",
+    "no pool",
+    "ceil",
+    "norm",
+    "flatten",
+    "dropout 0.5",
+    "in 512",
+    "fc 10",
+    "fc 512 -> 10",
+    "softmax",
+    "block ",
+    "stride_on conv1",
+    "stride_on v1.5",
+    "shortcut A",
+    "shortcut B",
+    "shortcut C",
+    "shortcut identity",
+    "projection bn bias",
+    "groups 32",
+    "width_per_group 4",
+    "basic",
+    "bottleneck",
+    "preact",
+    "plain",
+    "x3 /2",
+    "[64, 64]",
+    "[64, 64, 256]",
+    " -> ",
+    "×",
+    "→",
+    ": ",
+    "\"",
+    "\\",
+    "#",
+    "\n",
+    "\r\n",
+    "\t",
+    ",",
+    "[",
+    "]",
+    "{",
+    "}",
+    "x",
+    "/",
+    "name: ",
+    "input: [3, 32, 32]",
+    "stem:\n",
+    "stages:\n",
+    "  - stage: s\n",
+    "    repeat: ",
+    "    filters: ",
+    "    stride: ",
+    "    block: ",
+    "head: {pool: avg, classes: 10}",
+    "pool: ~",
+    "pool: ",
+    "kind: max",
+    "ceil_mode: true",
+    "classes: ",
+    "eps: ",
+    "momentum: ",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "!!str ",
+    "!!int ",
+    "!!binary ",
+    "---\n",
+    "...\n",
+    "? ",
+    "| ",
+    "> ",
+    "'",
+    "- ",
+    "null",
+    "~",
+    "true",
+    "false",
+    "yes",
+    ".inf",
+    ".nan",
+    "0x10",
+    "0o7",
+    "1_000",
+    "\u{feff}",
+    "\u{202e}",
+    "\u{2066}",
+    "\u{1b}[31m",
+    "\0",
+    "\u{85}",
+    "\u{2028}",
+    "```",
+    "\n```\nfn main() {}\n```\n",
+    "~~~",
+    "\n\n    code\n",
+    "Vec",
+    "Option",
+    "Box",
+    "Self",
+    "r#type",
+    "é",
+    "日本",
+    "🙂",
 ];
 
 /// Numbers at the edges of every limit and integer type.
 const BOUNDARIES: &[&str] = &[
-    "0", "1", "-1", "2", "3", "63", "64", "65", "1023", "1024", "1025", "4095", "4096", "4097", "16384", "16385", "65536",
-    "65537", "1048576", "1048577", "2147483647", "2147483648", "4294967295", "4294967296", "9223372036854775807",
-    "9223372036854775808", "18446744073709551615", "18446744073709551616", "99999999999999999999999999", "1e400",
-    "1e-320", "-0", "0.0", "0.5", "1.0", "1e-5", "NaN", "inf", "-inf",
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "63",
+    "64",
+    "65",
+    "1023",
+    "1024",
+    "1025",
+    "4095",
+    "4096",
+    "4097",
+    "16384",
+    "16385",
+    "65536",
+    "65537",
+    "1048576",
+    "1048577",
+    "2147483647",
+    "2147483648",
+    "4294967295",
+    "4294967296",
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999999",
+    "1e400",
+    "1e-320",
+    "-0",
+    "0.0",
+    "0.5",
+    "1.0",
+    "1e-5",
+    "NaN",
+    "inf",
+    "-inf",
 ];
 
 /// Bytes worth writing over another.
-const INTERESTING_BYTES: &[u8] =
-    b"\0\xff\x7f\x1b\r\n\t \"'\\:[]{},#-x/`~&*!|>?%@0123456789";
+const INTERESTING_BYTES: &[u8] = b"\0\xff\x7f\x1b\r\n\t \"'\\:[]{},#-x/`~&*!|>?%@0123456789";
 
 fn mutate(rng: &mut Rng, input: &[u8], seeds: &[&Seed]) -> Vec<u8> {
     let mut data = input.to_vec();
     // One mutation half the time, so that many mutants still compile.
-    let rounds = if rng.below(2) == 0 { 1 } else { 2 + rng.below(3) };
+    let rounds = if rng.below(2) == 0 {
+        1
+    } else {
+        2 + rng.below(3)
+    };
     for _ in 0..rounds {
         let len = data.len();
         match rng.below(10) {
@@ -313,9 +500,18 @@ fn mutate(rng: &mut Rng, input: &[u8], seeds: &[&Seed]) -> Vec<u8> {
                 let start = rng.below(len);
                 let end = (start + 1 + rng.below(128)).min(len);
                 let chunk = data[start..end].to_vec();
-                let times = if rng.below(8) == 0 { 1 + rng.below(64) } else { 1 };
+                let times = if rng.below(8) == 0 {
+                    1 + rng.below(64)
+                } else {
+                    1
+                };
                 let at = rng.below(len + 1);
-                let insert: Vec<u8> = chunk.iter().copied().cycle().take(chunk.len() * times).collect();
+                let insert: Vec<u8> = chunk
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(chunk.len() * times)
+                    .collect();
                 data.splice(at..at, insert);
             }
             4 => {
@@ -328,23 +524,36 @@ fn mutate(rng: &mut Rng, input: &[u8], seeds: &[&Seed]) -> Vec<u8> {
             }
             5 | 6 => {
                 let word = rng.pick(DICTIONARY).as_bytes();
-                let at = if rng.below(2) == 0 { line_start(&data, rng.below(len + 1)) } else { rng.below(len + 1) };
+                let at = if rng.below(2) == 0 {
+                    line_start(&data, rng.below(len + 1))
+                } else {
+                    rng.below(len + 1)
+                };
                 data.splice(at..at, word.iter().copied());
             }
             7 => {
                 // Replace a run of digits with a boundary value.
-                let digits: Vec<usize> = (0..len).filter(|&i| data[i].is_ascii_digit() && (i == 0 || !data[i - 1].is_ascii_digit())).collect();
+                let digits: Vec<usize> = (0..len)
+                    .filter(|&i| {
+                        data[i].is_ascii_digit() && (i == 0 || !data[i - 1].is_ascii_digit())
+                    })
+                    .collect();
                 if digits.is_empty() {
                     continue;
                 }
                 let start = *rng.pick(&digits);
-                let end = (start..len).find(|&i| !data[i].is_ascii_digit()).unwrap_or(len);
+                let end = (start..len)
+                    .find(|&i| !data[i].is_ascii_digit())
+                    .unwrap_or(len);
                 data.splice(start..end, rng.pick(BOUNDARIES).bytes());
             }
             8 if len > 0 => {
                 // Duplicate a whole line (stages, statements, keys).
                 let at = line_start(&data, rng.below(len));
-                let end = data[at..].iter().position(|&b| b == b'\n').map_or(len, |p| at + p + 1);
+                let end = data[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(len, |p| at + p + 1);
                 let line = data[at..end].to_vec();
                 let most = if rng.below(4) == 0 { 64 } else { 2 };
                 let times = 1 + rng.below(most);
@@ -360,7 +569,11 @@ fn mutate(rng: &mut Rng, input: &[u8], seeds: &[&Seed]) -> Vec<u8> {
                 if a == b {
                     continue;
                 }
-                let a_end = data[a..].iter().position(|&x| x == b'\n').map_or(len, |p| a + p + 1).min(b);
+                let a_end = data[a..]
+                    .iter()
+                    .position(|&x| x == b'\n')
+                    .map_or(len, |p| a + p + 1)
+                    .min(b);
                 let first = data[a..a_end].to_vec();
                 data.drain(a..a_end);
                 let b = b - first.len();
@@ -373,7 +586,10 @@ fn mutate(rng: &mut Rng, input: &[u8], seeds: &[&Seed]) -> Vec<u8> {
 }
 
 fn line_start(data: &[u8], at: usize) -> usize {
-    data[..at.min(data.len())].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+    data[..at.min(data.len())]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,7 +604,11 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
 
     let seeds = read_seeds(&corpus_dir());
     let regressions = read_seeds(&corpus_dir().join("regressions"));
-    assert!(seeds.len() >= 100, "the seed corpus is missing ({} seeds)", seeds.len());
+    assert!(
+        seeds.len() >= 100,
+        "the seed corpus is missing ({} seeds)",
+        seeds.len()
+    );
 
     let mut failures: Vec<Failure> = Vec::new();
     let mut tolerated: Vec<String> = Vec::new();
@@ -411,7 +631,12 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
             count(&run);
             for (_, what) in problems(&run) {
                 let saved = save_failure("seed", &seed.name, &seed.bytes);
-                failures.push(Failure { label: seed.name.clone(), what, saved, bytes: seed.bytes.clone() });
+                failures.push(Failure {
+                    label: seed.name.clone(),
+                    what,
+                    saved,
+                    bytes: seed.bytes.clone(),
+                });
             }
         }
     }
@@ -430,7 +655,12 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
                     tolerated.push(format!("{}: {}", seed.name, first_line(&what)));
                 } else {
                     let saved = save_failure("regression", &seed.name, &seed.bytes);
-                    failures.push(Failure { label: format!("regressions/{}", seed.name), what, saved, bytes: seed.bytes.clone() });
+                    failures.push(Failure {
+                        label: format!("regressions/{}", seed.name),
+                        what,
+                        saved,
+                        bytes: seed.bytes.clone(),
+                    });
                 }
             }
         }
@@ -441,14 +671,23 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
 
     // Mutants of the seeds.
     let iters = env_u64("RESNETC_FUZZ_ITERS", DEFAULT_ITERS);
-    let mut rng = Rng(0x5eed_5eed_5eed ^ env_u64("RESNETC_FUZZ_SEED", 0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let pool: Vec<&Seed> = seeds.iter().chain(&regressions).filter(|s| !NOT_MUTATED.contains(&s.name.as_str())).collect();
+    let mut rng =
+        Rng(0x5eed_5eed_5eed ^ env_u64("RESNETC_FUZZ_SEED", 0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let pool: Vec<&Seed> = seeds
+        .iter()
+        .chain(&regressions)
+        .filter(|s| !NOT_MUTATED.contains(&s.name.as_str()))
+        .collect();
     for i in 0..iters {
         let seed = *rng.pick(&pool);
         let bytes = mutate(&mut rng, &seed.bytes, &pool);
         let mut syntax = *rng.pick(&seed.syntaxes);
         if rng.below(4) == 0 {
-            syntax = if syntax == Syntax::Yaml { Syntax::Dsl } else { Syntax::Yaml };
+            syntax = if syntax == Syntax::Yaml {
+                Syntax::Dsl
+            } else {
+                Syntax::Yaml
+            };
         }
         let label = format!("mutant {i} of {} ({})", seed.name, input_name(syntax));
         let run = run_one(&current, &label, input_name(syntax), &bytes, syntax);
@@ -460,9 +699,21 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
     let generated = env_u64("RESNETC_FUZZ_GENERATED", DEFAULT_GENERATED);
     for i in 0..generated {
         let spec = generate(&mut rng);
-        let syntax = if rng.below(2) == 0 { Syntax::Yaml } else { Syntax::Dsl };
-        let text = if syntax == Syntax::Yaml { spec.yaml() } else { spec.dsl() };
-        let bytes = if rng.below(3) == 0 { mutate(&mut rng, text.as_bytes(), &pool) } else { text.into_bytes() };
+        let syntax = if rng.below(2) == 0 {
+            Syntax::Yaml
+        } else {
+            Syntax::Dsl
+        };
+        let text = if syntax == Syntax::Yaml {
+            spec.yaml()
+        } else {
+            spec.dsl()
+        };
+        let bytes = if rng.below(3) == 0 {
+            mutate(&mut rng, text.as_bytes(), &pool)
+        } else {
+            text.into_bytes()
+        };
         let label = format!("generated spec {i} ({})", input_name(syntax));
         let run = run_one(&current, &label, input_name(syntax), &bytes, syntax);
         count(&run);
@@ -491,23 +742,58 @@ fn every_seed_and_a_bounded_number_of_mutants_keep_every_property() {
         eprintln!("  known: ... and {} more", tolerated.len() - KNOWN_SHOWN);
     }
     if !failures.is_empty() {
-        let shown: Vec<String> = failures.iter().take(usize::MAX).map(Failure::to_string).collect();
-        panic!("{} fuzz failure(s); the first {}:\n\n{}", failures.len(), shown.len(), shown.join("\n\n"));
+        let shown: Vec<String> = failures
+            .iter()
+            .take(usize::MAX)
+            .map(Failure::to_string)
+            .collect();
+        panic!(
+            "{} fuzz failure(s); the first {}:\n\n{}",
+            failures.len(),
+            shown.len(),
+            shown.join("\n\n")
+        );
     }
 }
 
 /// Sorts one mutant's or generated spec's problems into known (tolerated) and new.
-fn judge(label: &str, run: &Run, bytes: &[u8], syntax: Syntax, failures: &mut Vec<Failure>, tolerated: &mut Vec<String>) {
+fn judge(
+    label: &str,
+    run: &Run,
+    bytes: &[u8],
+    syntax: Syntax,
+    failures: &mut Vec<Failure>,
+    tolerated: &mut Vec<String>,
+) {
     for (property, what) in problems(run) {
         let known = match property {
-            Some(p) => KNOWN_MUTANT_VIOLATIONS.iter().any(|(k, detail)| *k == p && what.contains(detail)),
+            Some(p) => KNOWN_MUTANT_VIOLATIONS
+                .iter()
+                .any(|(k, detail)| *k == p && what.contains(detail)),
             None => KNOWN_MUTANT_PANICS.iter().any(|k| what.contains(k)),
         };
-        let saved = save_failure(if property.is_some() { "violation" } else { "crash" }, input_name(syntax), bytes);
+        let saved = save_failure(
+            if property.is_some() {
+                "violation"
+            } else {
+                "crash"
+            },
+            input_name(syntax),
+            bytes,
+        );
         if known {
-            tolerated.push(format!("{label}: {} (saved as {})", first_line(&what), saved.display()));
+            tolerated.push(format!(
+                "{label}: {} (saved as {})",
+                first_line(&what),
+                saved.display()
+            ));
         } else {
-            failures.push(Failure { label: label.to_string(), what, saved, bytes: bytes.to_vec() });
+            failures.push(Failure {
+                label: label.to_string(),
+                what,
+                saved,
+                bytes: bytes.to_vec(),
+            });
         }
     }
 }
@@ -538,7 +824,10 @@ fn the_mutator_is_deterministic_and_bounded() {
 /// Paths `resnetc build PATH` may be given: each reaches the module's header and docs.
 const HOSTILE_PATHS: &[(&str, &str)] = &[
     ("path-newline", "specs/x.yaml\npub fn injected() {}\n//"),
-    ("path-fence", "specs/x\n/// ```\n/// std::process::exit(1);\n/// ```\n.yaml"),
+    (
+        "path-fence",
+        "specs/x\n/// ```\n/// std::process::exit(1);\n/// ```\n.yaml",
+    ),
     ("path-bidi", "specs/x\u{202e}lmay.yaml"),
     ("path-cr", "specs/x\r.yaml"),
     ("path-escape", "specs/x\u{1b}[2J.yaml"),
@@ -559,26 +848,39 @@ fn hostile_paths_and_struct_names_put_nothing_into_the_module() {
                 eprintln!("fuzz: {label} passes now: take it off KNOWN_FAILING");
             }
         }
-        Err(problems) if KNOWN_FAILING.iter().any(|(n, _)| *n == label) => eprintln!("fuzz: known: {label}: {}", problems[0]),
+        Err(problems) if KNOWN_FAILING.iter().any(|(n, _)| *n == label) => {
+            eprintln!("fuzz: known: {label}: {}", problems[0])
+        }
         Err(problems) => failures.push(format!("{label}: {}", problems.join("\n  "))),
     };
     let tiny = std::fs::read(corpus_dir().join("hostile-tiny.resnet")).expect("seed");
     for (label, path) in HOSTILE_PATHS {
         let report = exercise_named(path, &tiny, Syntax::Dsl);
         assert_eq!(report.outcome, Outcome::Compiled, "{label}");
-        let result = match report.violations.iter().find(|v| v.property == Property::GeneratedModule) {
+        let result = match report
+            .violations
+            .iter()
+            .find(|v| v.property == Property::GeneratedModule)
+        {
             Some(v) => Err(vec![v.detail.clone()]),
             None => Ok(()),
         };
         check(label.to_string(), result);
     }
     // Option and Box appear in modules with mixed shortcuts and per-stage projection BN.
-    let mixed = std::fs::read_to_string(corpus_dir().join("hostile-mixed-shortcuts.resnet")).expect("seed");
+    let mixed =
+        std::fs::read_to_string(corpus_dir().join("hostile-mixed-shortcuts.resnet")).expect("seed");
     let file = resnetc::span::SourceFile::new("mixed.resnet", mixed, Syntax::Dsl);
     let compiled = resnetc::compile(&file).expect("the seed compiles");
     for name in HOSTILE_STRUCT_NAMES {
-        let opts = RustOptions { name: Some(name.to_string()), source: None };
-        check(format!("struct-name-{name}"), audit_generated_module(&module_source(&compiled, &opts), name));
+        let opts = RustOptions {
+            name: Some(name.to_string()),
+            source: None,
+        };
+        check(
+            format!("struct-name-{name}"),
+            audit_generated_module(&module_source(&compiled, &opts), name),
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -590,10 +892,50 @@ fn hostile_paths_and_struct_names_put_nothing_into_the_module() {
 
 /// Names that must survive every printer and stay inert in the generated module.
 const NAMES: &[&str] = &[
-    "net", "resnet50", "ResNet-50 v1.5", "a.b-c_d", "x", "résnet-日本", "Self", "self", "r#type", "Vec", "Option", "Box",
-    "BasicBlock", "Downsample", "Shortcut", "conv2d", "tch", "std", "1st", "__", "a\"b", "a\\b", "a'b", "a: b", "- a",
-    "#a", "[a]", "{a}", "a,b", "a\tb", "a\nb", "```", "a\n```\nfn main() {}\n```\nb", "~~~", "a\n\n    indented\n",
-    "*/ /* // //!", "#![no_std]", "\u{202e}evil", "a\rb", "a\u{1b}[31mb", "a\0b", "\u{feff}a", "a\u{85}b", "   ",
+    "net",
+    "resnet50",
+    "ResNet-50 v1.5",
+    "a.b-c_d",
+    "x",
+    "résnet-日本",
+    "Self",
+    "self",
+    "r#type",
+    "Vec",
+    "Option",
+    "Box",
+    "BasicBlock",
+    "Downsample",
+    "Shortcut",
+    "conv2d",
+    "tch",
+    "std",
+    "1st",
+    "__",
+    "a\"b",
+    "a\\b",
+    "a'b",
+    "a: b",
+    "- a",
+    "#a",
+    "[a]",
+    "{a}",
+    "a,b",
+    "a\tb",
+    "a\nb",
+    "```",
+    "a\n```\nfn main() {}\n```\nb",
+    "~~~",
+    "a\n\n    indented\n",
+    "*/ /* // //!",
+    "#![no_std]",
+    "\u{202e}evil",
+    "a\rb",
+    "a\u{1b}[31mb",
+    "a\0b",
+    "\u{feff}a",
+    "a\u{85}b",
+    "   ",
 ];
 
 /// A spec's settings, printed as YAML or DSL.
@@ -623,17 +965,37 @@ struct GeneratedStage {
     options: Vec<(&'static str, String)>,
 }
 
-const KINDS: &[&str] = &["basic", "bottleneck", "preact_basic", "preact_bottleneck", "plain", "plain_bottleneck"];
+const KINDS: &[&str] = &[
+    "basic",
+    "bottleneck",
+    "preact_basic",
+    "preact_bottleneck",
+    "plain",
+    "plain_bottleneck",
+];
 
 fn option(rng: &mut Rng) -> (&'static str, String) {
     match rng.below(7) {
         0 => ("block", rng.pick(KINDS).to_string()),
-        1 => ("stride_on", rng.pick(&["conv1", "conv2", "v1", "v1.5"]).to_string()),
-        2 => ("shortcut", rng.pick(&["A", "B", "C", "identity"]).to_string()),
+        1 => (
+            "stride_on",
+            rng.pick(&["conv1", "conv2", "v1", "v1.5"]).to_string(),
+        ),
+        2 => (
+            "shortcut",
+            rng.pick(&["A", "B", "C", "identity"]).to_string(),
+        ),
         3 => ("groups", rng.pick(&["1", "2", "4", "32"]).to_string()),
         4 => ("width_per_group", rng.pick(&["4", "8", "64"]).to_string()),
         5 => ("bias", rng.pick(&["true", "false"]).to_string()),
-        _ => ("projection", format!("{} {}", rng.pick(&["true", "false"]), rng.pick(&["true", "false"]))),
+        _ => (
+            "projection",
+            format!(
+                "{} {}",
+                rng.pick(&["true", "false"]),
+                rng.pick(&["true", "false"])
+            ),
+        ),
     }
 }
 
@@ -661,9 +1023,15 @@ fn generate(rng: &mut Rng) -> Generated {
     let mut stages = Vec::new();
     for _ in 0..1 + rng.below(4) {
         let kind = (default_kind.is_none() || maybe(rng)).then(|| *rng.pick(KINDS));
-        let bottleneck = kind.or(default_kind).is_some_and(|k| k.contains("bottleneck"));
+        let bottleneck = kind
+            .or(default_kind)
+            .is_some_and(|k| k.contains("bottleneck"));
         let base = *rng.pick(&[4u64, 8, 16, 32, 64]);
-        let filters = if bottleneck { vec![base, base, base * 4] } else { vec![base, base] };
+        let filters = if bottleneck {
+            vec![base, base, base * 4]
+        } else {
+            vec![base, base]
+        };
         let n = rng.below(3);
         stages.push(GeneratedStage {
             name: maybe(rng).then(|| *rng.pick(NAMES)),
@@ -693,17 +1061,38 @@ fn generate(rng: &mut Rng) -> Generated {
         input: maybe(rng).then(|| [*rng.pick(&[1, 3]), side, side]),
         stem: maybe(rng).then(|| {
             let k = *rng.pick(&[1u64, 3, 7]);
-            (*rng.pick(&[8u64, 16, 64]), k, *rng.pick(&[1u64, 2]), k / 2, rng.below(2) == 0, rng.below(4) != 0, rng.below(4) != 0)
+            (
+                *rng.pick(&[8u64, 16, 64]),
+                k,
+                *rng.pick(&[1u64, 2]),
+                k / 2,
+                rng.below(2) == 0,
+                rng.below(4) != 0,
+                rng.below(4) != 0,
+            )
         }),
         pool: maybe(rng).then(|| {
-            (rng.below(3) != 0).then(|| (*rng.pick(&["max", "avg"]), *rng.pick(&[2u64, 3]), *rng.pick(&[1u64, 2]), rng.below(2) as u64, rng.below(3) == 0))
+            (rng.below(3) != 0).then(|| {
+                (
+                    *rng.pick(&["max", "avg"]),
+                    *rng.pick(&[2u64, 3]),
+                    *rng.pick(&[1u64, 2]),
+                    rng.below(2) as u64,
+                    rng.below(3) == 0,
+                )
+            })
         }),
         defaults,
         stages,
         head,
         init: (rng.below(3) == 0).then(|| *rng.pick(&["kaiming_normal", "xavier_uniform"])),
         zero_init: (rng.below(3) == 0).then(|| rng.below(2) == 0),
-        batch_norm: (rng.below(4) == 0).then(|| (*rng.pick(&["1e-5", "0.001", "1e-3"]), *rng.pick(&["0.1", "0.01", "0.9"]))),
+        batch_norm: (rng.below(4) == 0).then(|| {
+            (
+                *rng.pick(&["1e-5", "0.001", "1e-3"]),
+                *rng.pick(&["0.1", "0.01", "0.9"]),
+            )
+        }),
     }
 }
 
@@ -729,11 +1118,25 @@ fn quoted(s: &str, yaml: bool) -> String {
 
 fn dsl_option(k: &str, v: &str) -> String {
     match k {
-        "bias" => if v == "true" { "bias".into() } else { "no bias".into() },
+        "bias" => {
+            if v == "true" {
+                "bias".into()
+            } else {
+                "no bias".into()
+            }
+        }
         "projection" => {
             let mut p = v.split(' ');
-            let bn = if p.next() == Some("true") { "bn" } else { "no bn" };
-            let bias = if p.next() == Some("true") { "bias" } else { "no bias" };
+            let bn = if p.next() == Some("true") {
+                "bn"
+            } else {
+                "no bn"
+            };
+            let bias = if p.next() == Some("true") {
+                "bias"
+            } else {
+                "no bias"
+            };
             format!("projection {bn} {bias}")
         }
         _ => format!("{k} {v}"),
@@ -744,7 +1147,11 @@ fn yaml_option(k: &str, v: &str) -> String {
     match k {
         "projection" => {
             let mut p = v.split(' ');
-            format!("projection: {{bn: {}, bias: {}}}", p.next().unwrap_or("true"), p.next().unwrap_or("false"))
+            format!(
+                "projection: {{bn: {}, bias: {}}}",
+                p.next().unwrap_or("true"),
+                p.next().unwrap_or("false")
+            )
         }
         "block" | "stride_on" | "shortcut" => format!("{k}: {}", quoted(v, true)),
         _ => format!("{k}: {v}"),
@@ -762,12 +1169,18 @@ impl Generated {
         }
         let mut stem = Vec::new();
         if let Some((f, k, st, p, bias, bn, relu)) = self.stem {
-            stem.push(format!("conv {k}x{k}/{st} pad {p} -> {f}{}", if bias { ", bias" } else { "" }));
+            stem.push(format!(
+                "conv {k}x{k}/{st} pad {p} -> {f}{}",
+                if bias { ", bias" } else { "" }
+            ));
             stem.push(if bn { "bn" } else { "no bn" }.to_string());
             stem.push(if relu { "relu" } else { "no relu" }.to_string());
         }
         match self.pool {
-            Some(Some((kind, k, st, p, ceil))) => stem.push(format!("{kind}pool {k}x{k}/{st} pad {p}{}", if ceil { " ceil" } else { "" })),
+            Some(Some((kind, k, st, p, ceil))) => stem.push(format!(
+                "{kind}pool {k}x{k}/{st} pad {p}{}",
+                if ceil { " ceil" } else { "" }
+            )),
             Some(None) => stem.push("no pool".into()),
             None => {}
         }
@@ -775,15 +1188,31 @@ impl Generated {
             s += &format!("stem {}\n", stem.join(", "));
         }
         if !self.defaults.is_empty() {
-            let d: Vec<String> = self.defaults.iter().map(|(k, v)| dsl_option(k, v)).collect();
+            let d: Vec<String> = self
+                .defaults
+                .iter()
+                .map(|(k, v)| dsl_option(k, v))
+                .collect();
             s += &format!("defaults {}\n", d.join(", "));
         }
         for st in &self.stages {
-            let name = st.name.map(|n| format!("{}: ", quoted(n, false))).unwrap_or_default();
+            let name = st
+                .name
+                .map(|n| format!("{}: ", quoted(n, false)))
+                .unwrap_or_default();
             let kind = st.kind.map(|k| format!("{k} ")).unwrap_or_default();
             let f: Vec<String> = st.filters.iter().map(u64::to_string).collect();
-            let opts: String = st.options.iter().map(|(k, v)| format!(", {}", dsl_option(k, v))).collect();
-            s += &format!("{name}{kind}[{}] x{} /{}{opts}\n", f.join(", "), st.repeat, st.stride);
+            let opts: String = st
+                .options
+                .iter()
+                .map(|(k, v)| format!(", {}", dsl_option(k, v)))
+                .collect();
+            s += &format!(
+                "{name}{kind}[{}] x{} /{}{opts}\n",
+                f.join(", "),
+                st.repeat,
+                st.stride
+            );
         }
         let head: Vec<String> = self
             .head
@@ -876,26 +1305,50 @@ impl Generated {
 /// prints what each does and how long it takes; without the variable it does nothing.
 #[test]
 fn replay() {
-    let Ok(target) = std::env::var("RESNETC_FUZZ_REPLAY") else { return };
+    let Ok(target) = std::env::var("RESNETC_FUZZ_REPLAY") else {
+        return;
+    };
     install_panic_hook();
-    let (current, done) = start_watchdog(Duration::from_secs(env_u64("RESNETC_FUZZ_TIMEOUT_SECS", DEFAULT_TIMEOUT_SECS)));
+    let (current, done) = start_watchdog(Duration::from_secs(env_u64(
+        "RESNETC_FUZZ_TIMEOUT_SECS",
+        DEFAULT_TIMEOUT_SECS,
+    )));
     let target = PathBuf::from(target);
     let seeds = if target.is_dir() {
         read_seeds(&target)
     } else {
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let syntaxes = Syntax::from_path(&name).map_or(vec![Syntax::Yaml, Syntax::Dsl], |s| vec![s]);
-        vec![Seed { bytes: std::fs::read(&target).unwrap_or_else(|e| panic!("{}: {e}", target.display())), name, syntaxes }]
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let syntaxes =
+            Syntax::from_path(&name).map_or(vec![Syntax::Yaml, Syntax::Dsl], |s| vec![s]);
+        vec![Seed {
+            bytes: std::fs::read(&target).unwrap_or_else(|e| panic!("{}: {e}", target.display())),
+            name,
+            syntaxes,
+        }]
     };
     for seed in &seeds {
         for &syntax in &seed.syntaxes {
             let start = Instant::now();
-            let run = run_one(&current, &seed.name, input_name(syntax), &seed.bytes, syntax);
+            let run = run_one(
+                &current,
+                &seed.name,
+                input_name(syntax),
+                &seed.bytes,
+                syntax,
+            );
             let outcome = match &run {
                 Run::Finished(r) => format!("{:?}", r.outcome),
                 Run::Panicked(_) => "panic".into(),
             };
-            eprintln!("{} ({syntax:?}, {} bytes): {outcome} in {:.1?}", seed.name, seed.bytes.len(), start.elapsed());
+            eprintln!(
+                "{} ({syntax:?}, {} bytes): {outcome} in {:.1?}",
+                seed.name,
+                seed.bytes.len(),
+                start.elapsed()
+            );
             for (_, what) in problems(&run) {
                 eprintln!("  {}", first_line(&what));
             }

@@ -14,7 +14,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const TINY_DSL: &str = "model tiny\ninput 3x32x32\nbasic [16, 16] x3\n";
-const TINY_YAML: &str = "name: tiny\ninput: [3, 32, 32]\nstages:\n  - {block: basic, filters: [16, 16], repeat: 3}\n";
+const TINY_YAML: &str =
+    "name: tiny\ninput: [3, 32, 32]\nstages:\n  - {block: basic, filters: [16, 16], repeat: 3}\n";
 
 fn resnetc() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_resnetc"));
@@ -26,7 +27,12 @@ fn resnetc() -> Command {
 /// after a minute (a blocked open or read) is killed and fails the test rather than
 /// hanging the suite.
 fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn resnetc");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn resnetc");
     let reader = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut v = Vec::new();
@@ -48,7 +54,11 @@ fn run(cmd: &mut Command) -> Output {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Output { status, stdout: out.join().expect("stdout reader"), stderr: err.join().expect("stderr reader") }
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
 }
 
 fn stderr(o: &Output) -> String {
@@ -65,7 +75,11 @@ fn tmp() -> tempfile::TempDir {
 }
 
 fn mkfifo(path: &Path) {
-    let ok = Command::new("mkfifo").arg(path).status().expect("run mkfifo").success();
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo")
+        .success();
     assert!(ok, "mkfifo {}", path.display());
 }
 
@@ -88,7 +102,11 @@ fn a_fifo_as_spec_is_refused_without_opening_it() {
         mkfifo(&fifo);
         let o = check(&fifo);
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-        assert!(stderr(&o).contains("is a FIFO, not a regular file"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("is a FIFO, not a regular file"),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -99,7 +117,11 @@ fn a_directory_as_spec_is_refused() {
     std::fs::create_dir(&d).unwrap();
     let o = check(&d);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a directory, not a regular file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a directory, not a regular file"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[cfg(unix)]
@@ -110,7 +132,11 @@ fn an_endless_device_as_spec_is_refused() {
     std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
     let o = check(&link);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a device, not a regular file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a device, not a regular file"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -124,12 +150,22 @@ fn both_syntaxes_share_one_size_limit() {
         text.push_str(&"x".repeat(limit - text.len()));
         let at_limit = write(&dir.path().join(name), &text);
         let o = check(&at_limit);
-        assert_eq!(o.status.code(), Some(0), "{name} at the limit: {}", stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{name} at the limit: {}",
+            stderr(&o)
+        );
         // One byte more is not.
         text.push('x');
         let over = write(&dir.path().join(name), &text);
         let o = check(&over);
-        assert_eq!(o.status.code(), Some(3), "{name} over the limit: {}", stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{name} over the limit: {}",
+            stderr(&o)
+        );
         assert!(stderr(&o).contains(&message), "{}", stderr(&o));
     }
 }
@@ -137,10 +173,17 @@ fn both_syntaxes_share_one_size_limit() {
 #[test]
 fn non_utf8_spec_names_the_first_bad_byte() {
     let dir = tmp();
-    let path = write(&dir.path().join("bad.resnet"), b"model tiny\ninput 3x32x32\n# caf\xc3\xa9 \xff\n");
+    let path = write(
+        &dir.path().join("bad.resnet"),
+        b"model tiny\ninput 3x32x32\n# caf\xc3\xa9 \xff\n",
+    );
     let o = check(&path);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is not UTF-8 text: byte 0xff at offset 33 (line 3, column 8)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not UTF-8 text: byte 0xff at offset 33 (line 3, column 8)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -167,7 +210,12 @@ const PRINTING: &[&[&str]] = &[
 #[test]
 fn a_closed_stdout_ends_quietly() {
     for args in PRINTING {
-        let mut child = resnetc().args(*args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut child = resnetc()
+            .args(*args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
         // Close the reading end before resnetc writes: every write then fails with EPIPE.
         drop(child.stdout.take());
         let o = child.wait_with_output().expect("wait");
@@ -183,14 +231,26 @@ fn a_full_stdout_is_an_io_error() {
         return; // no /dev/full on this system
     };
     for args in PRINTING {
-        let o = resnetc().args(*args).stdout(full.try_clone().unwrap()).output().expect("run");
+        let o = resnetc()
+            .args(*args)
+            .stdout(full.try_clone().unwrap())
+            .output()
+            .expect("run");
         no_panic(&o);
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains("error: cannot write `<stdout>`"), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("error: cannot write `<stdout>`"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
     }
     // clap's own output too: help and version into a full disk are I/O errors.
     for args in [&["--help"][..], &["--version"], &["table", "--help"]] {
-        let o = resnetc().args(args).stdout(full.try_clone().unwrap()).output().expect("run");
+        let o = resnetc()
+            .args(args)
+            .stdout(full.try_clone().unwrap())
+            .output()
+            .expect("run");
         no_panic(&o);
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
     }
@@ -206,13 +266,30 @@ fn a_failing_stderr_changes_nothing_but_the_message() {
         return;
     };
     let cases: &[(&[&str], i32)] = &[
-        (&["check", "tests/specs/invalid/several-independent-errors.yaml"], 1),
-        (&["table", "tests/specs/invalid/several-independent-errors.yaml"], 1),
+        (
+            &[
+                "check",
+                "tests/specs/invalid/several-independent-errors.yaml",
+            ],
+            1,
+        ),
+        (
+            &[
+                "table",
+                "tests/specs/invalid/several-independent-errors.yaml",
+            ],
+            1,
+        ),
         (&["table", "specs/nope.yaml"], 3),
         (&["check", "specs/resnet18.yaml"], 0),
     ];
     for (args, code) in cases {
-        let o = resnetc().args(*args).stdout(Stdio::null()).stderr(full.try_clone().unwrap()).output().expect("run");
+        let o = resnetc()
+            .args(*args)
+            .stdout(Stdio::null())
+            .stderr(full.try_clone().unwrap())
+            .output()
+            .expect("run");
         assert_eq!(o.status.code(), Some(*code), "{args:?}");
     }
 }
@@ -248,8 +325,10 @@ fn build_output_replaces_a_file_and_keeps_its_mode() {
         assert_eq!(mode, 0o640);
     }
     // No temporary file is left behind.
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, ["model.rs", "tiny.yaml"]);
 }
@@ -262,7 +341,11 @@ fn build_output_refuses_a_directory() {
     std::fs::create_dir(&out).unwrap();
     let o = build_to(&spec, &out);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a directory; resnetc writes only regular files"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a directory; resnetc writes only regular files"),
+        "{}",
+        stderr(&o)
+    );
     assert!(out.is_dir());
 }
 
@@ -274,7 +357,11 @@ fn build_output_refuses_a_fifo_without_blocking() {
     mkfifo(&out);
     let o = build_to(&spec, &out);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a FIFO; resnetc writes only regular files"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a FIFO; resnetc writes only regular files"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[cfg(unix)]
@@ -288,9 +375,19 @@ fn build_output_refuses_symbolic_links() {
     std::os::unix::fs::symlink("/dev/null", &to_device).unwrap();
     let o = build_to(&spec, &to_device);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a symbolic link (to `/dev/null`)"), "{}", stderr(&o));
-    assert!(std::fs::symlink_metadata(&to_device).unwrap().file_type().is_symlink());
-    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert!(
+        stderr(&o).contains("is a symbolic link (to `/dev/null`)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(std::fs::symlink_metadata(&to_device)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
     // To a regular file: neither the link nor the file it names changes.
     let victim = write(&dir.path().join("victim.txt"), "precious");
     let link = dir.path().join("model.rs");
@@ -298,7 +395,10 @@ fn build_output_refuses_symbolic_links() {
     let o = build_to(&spec, &link);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -311,8 +411,18 @@ fn build_output_never_overwrites_the_spec() {
     std::fs::hard_link(&spec, &hard_link).unwrap();
     for out in [spec.clone(), sub.join("../tiny.yaml"), hard_link] {
         let o = build_to(&spec, &out);
-        assert_eq!(o.status.code(), Some(3), "{}: {}", out.display(), stderr(&o));
-        assert!(stderr(&o).contains("is the spec being compiled"), "{}", stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{}: {}",
+            out.display(),
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("is the spec being compiled"),
+            "{}",
+            stderr(&o)
+        );
         assert_eq!(std::fs::read_to_string(&spec).unwrap(), TINY_YAML);
     }
 }
@@ -332,13 +442,22 @@ fn build_output_into_a_missing_folder_is_an_io_error() {
 fn a_long_line_of_duplicates_prints_a_bounded_report() {
     let dir = tmp();
     // 1,000 duplicated options on one 9 KB line: 999 errors, each on that line.
-    let text = format!("model m\ninput 3x32x32\ndefaults basic{}\nconv2_x: basic [16, 16] x2\n", ", no bias".repeat(1000));
+    let text = format!(
+        "model m\ninput 3x32x32\ndefaults basic{}\nconv2_x: basic [16, 16] x2\n",
+        ", no bias".repeat(1000)
+    );
     let path = write(&dir.path().join("dup.resnet"), text);
     let o = check(&path);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("... and 949 more errors (only the first 50 are shown)"), "{err}");
-    assert!(err.contains("error: `") && err.contains("` has 999 errors"), "{err}");
+    assert!(
+        err.contains("... and 949 more errors (only the first 50 are shown)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: `") && err.contains("` has 999 errors"),
+        "{err}"
+    );
     assert_eq!(err.matches("error[E-duplicate]").count(), 50);
     // 50 short excerpts: about 26 KB, where the whole line each time was 9 MB.
     assert!(o.stderr.len() < 64 * 1024, "{} bytes", o.stderr.len());
@@ -349,20 +468,41 @@ fn a_long_yaml_line_prints_a_window_of_it() {
     let dir = tmp();
     // 0.9 MB on one line: 60 stages with 15,000-character names, each misspelling its block
     // kind. Each of the 60 errors used to print the whole line.
-    let stages: Vec<String> =
-        (0..60).map(|i| format!("{{stage: s{i}{}, block: basik, filters: [16, 16], repeat: 1}}", "x".repeat(15_000))).collect();
-    let text = format!("name: m\ninput: [3, 32, 32]\nstages: [{}]\n", stages.join(", "));
+    let stages: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                "{{stage: s{i}{}, block: basik, filters: [16, 16], repeat: 1}}",
+                "x".repeat(15_000)
+            )
+        })
+        .collect();
+    let text = format!(
+        "name: m\ninput: [3, 32, 32]\nstages: [{}]\n",
+        stages.join(", ")
+    );
     assert!(text.len() > 900_000 && text.len() < Limits::MAX_SPEC_BYTES);
     let path = write(&dir.path().join("long.yaml"), text);
     let o = check(&path);
     no_panic(&o);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert_eq!(err.matches("error[E-keyword]: unknown block kind `basik`").count(), 50, "{err}");
-    assert!(err.contains("... and 10 more errors (only the first 50 are shown)"), "{err}");
+    assert_eq!(
+        err.matches("error[E-keyword]: unknown block kind `basik`")
+            .count(),
+        50,
+        "{err}"
+    );
+    assert!(
+        err.contains("... and 10 more errors (only the first 50 are shown)"),
+        "{err}"
+    );
     assert!(o.stderr.len() < 64 * 1024, "{} bytes", o.stderr.len());
     for line in err.lines() {
-        assert!(line.chars().count() < 400, "a line of {} characters", line.chars().count());
+        assert!(
+            line.chars().count() < 400,
+            "a line of {} characters",
+            line.chars().count()
+        );
     }
 }
 
@@ -370,44 +510,80 @@ fn a_long_yaml_line_prints_a_window_of_it() {
 
 #[test]
 fn control_characters_from_a_spec_are_escaped_in_messages() {
-    for fixture in ["tests/specs/invalid/dsl-control-characters.resnet", "tests/specs/invalid/yaml-control-characters.yaml"] {
+    for fixture in [
+        "tests/specs/invalid/dsl-control-characters.resnet",
+        "tests/specs/invalid/yaml-control-characters.yaml",
+    ] {
         let o = check(Path::new(fixture));
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         let err = stderr(&o);
         assert!(err.contains("\\u{1b}"), "{err}");
-        assert!(!err.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}'), "{err:?}");
+        assert!(
+            !err.chars()
+                .any(|c| c.is_control() && c != '\n' || c == '\u{202e}'),
+            "{err:?}"
+        );
     }
     // A path and a model name with controls in them, in `check`'s own lines.
     let dir = tmp();
-    let path = write(&dir.path().join("a\u{1b}[2Jb.resnet"), "model \"n\\t\u{1b}]0;x\u{7}\"\ninput 3x32x32\nbasic [16, 16] x3\n");
+    let path = write(
+        &dir.path().join("a\u{1b}[2Jb.resnet"),
+        "model \"n\\t\u{1b}]0;x\u{7}\"\ninput 3x32x32\nbasic [16, 16] x3\n",
+    );
     let o = check(&path);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("a\\u{1b}[2Jb.resnet: n\\u{9}\\u{1b}]0;x\\u{7} (3 blocks)"), "{out}");
+    assert!(
+        out.contains("a\\u{1b}[2Jb.resnet: n\\u{9}\\u{1b}]0;x\\u{7} (3 blocks)"),
+        "{out}"
+    );
     let o = check(&dir.path().join("gone\u{1b}[31m.yaml"));
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("gone\\u{1b}[31m.yaml"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("gone\\u{1b}[31m.yaml"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains('\u{1b}'), "{}", stderr(&o));
 }
 
 #[test]
 fn control_characters_from_names_are_escaped_in_every_output() {
     let dir = tmp();
-    let path = write(&dir.path().join("red.resnet"), "model \"a\u{1b}[31mred\u{202e}\"\ninput 3x32x32\nbasic [16, 16] x3\n");
+    let path = write(
+        &dir.path().join("red.resnet"),
+        "model \"a\u{1b}[31mred\u{202e}\"\ninput 3x32x32\nbasic [16, 16] x3\n",
+    );
     // Into a pipe: tables and graphs show names escaped; `fmt` writes escapes both syntaxes read.
-    for args in [&["table"][..], &["table", "--stages"], &["graph"], &["fmt", "--to", "yaml"], &["fmt", "--to", "dsl"]] {
+    for args in [
+        &["table"][..],
+        &["table", "--stages"],
+        &["graph"],
+        &["fmt", "--to", "yaml"],
+        &["fmt", "--to", "dsl"],
+    ] {
         let o = run(resnetc().args(args).arg(&path));
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
         let out = String::from_utf8_lossy(&o.stdout);
-        assert!(!out.contains('\u{1b}') && !out.contains('\u{202e}'), "{args:?}: {out:?}");
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{202e}'),
+            "{args:?}: {out:?}"
+        );
     }
     let o = run(resnetc().arg("table").arg(&path));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("a\\u{1b}[31mred\\u{202e}: input"));
     // On a terminal (util-linux `script`, part of Debian's essential bsdutils, gives resnetc
     // one) whatever is written goes through the same escaping.
-    let command = format!("{} table '{}'", env!("CARGO_BIN_EXE_resnetc"), path.display());
+    let command = format!(
+        "{} table '{}'",
+        env!("CARGO_BIN_EXE_resnetc"),
+        path.display()
+    );
     let o = run(Command::new("script").args(["-qec", &command, "/dev/null"]));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.starts_with("a\\u{1b}[31mred\\u{202e}: input"), "{out:?}");
+    assert!(
+        out.starts_with("a\\u{1b}[31mred\\u{202e}: input"),
+        "{out:?}"
+    );
     assert!(!out.contains('\u{1b}'), "{out:?}");
 }

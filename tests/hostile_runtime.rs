@@ -38,7 +38,10 @@ struct Outcome {
 /// Runs resnetc with `args` (and `env`), killing it after 120 s: a hang fails the test.
 fn resnetc_env(args: &[&str], env: &[(&str, &Path)]) -> Outcome {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_resnetc"));
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -72,9 +75,17 @@ fn resnetc(args: &[&str]) -> Outcome {
 fn assert_refused(out: &Outcome, file: &str, words: &[&str]) {
     assert!(!out.stderr.contains("panicked"), "panic:\n{}", out.stderr);
     assert_eq!(out.code, Some(3), "exit status (stderr:\n{})", out.stderr);
-    assert!(out.stderr.contains(file), "the message does not name `{file}`:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(file),
+        "the message does not name `{file}`:\n{}",
+        out.stderr
+    );
     for w in words {
-        assert!(out.stderr.contains(w), "the message lacks `{w}`:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(w),
+            "the message lacks `{w}`:\n{}",
+            out.stderr
+        );
     }
 }
 
@@ -96,7 +107,10 @@ fn safetensors(entries: &[(&str, &str, &[u64], &[u8])]) -> Vec<u8> {
 
 /// A safetensors header alone, for a file whose data is supplied by extending it sparsely.
 fn header_only(name: &str, dtype: &str, shape: &[u64], bytes: u64) -> Vec<u8> {
-    let header = serde_json::to_vec(&serde_json::json!({name: {"dtype": dtype, "shape": shape, "data_offsets": [0, bytes]}})).unwrap();
+    let header = serde_json::to_vec(
+        &serde_json::json!({name: {"dtype": dtype, "shape": shape, "data_offsets": [0, bytes]}}),
+    )
+    .unwrap();
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
     out.extend(header);
     out
@@ -112,13 +126,16 @@ fn sparse(dir: &Path, name: &str, header: &[u8], data: u64) -> String {
 }
 
 fn f32_bytes(n: usize) -> Vec<u8> {
-    (0..n).flat_map(|i| (i as f32 * 0.01).to_le_bytes()).collect()
+    (0..n)
+        .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
+        .collect()
 }
 
 /// The tiny spec and valid weights for it, written by the library.
 fn tiny_model(dir: &Path, spec: &str) -> (String, String) {
     let spec_path = write(dir, "tiny.resnet", spec);
-    let file = resnetc::span::SourceFile::new("tiny.resnet", spec.to_string(), resnetc::span::Syntax::Dsl);
+    let file =
+        resnetc::span::SourceFile::new("tiny.resnet", spec.to_string(), resnetc::span::Syntax::Dsl);
     let compiled = resnetc::compile(&file).expect("the tiny spec is valid");
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _net = resnetc::runtime::ResNet::new(&vs.root(), &compiled).unwrap();
@@ -128,17 +145,35 @@ fn tiny_model(dir: &Path, spec: &str) -> (String, String) {
 }
 
 fn valid_input(dir: &Path) -> String {
-    write(dir, "x.safetensors", safetensors(&[("x", "F32", &[2, 3, 8, 8], &f32_bytes(2 * 3 * 8 * 8))]))
+    write(
+        dir,
+        "x.safetensors",
+        safetensors(&[("x", "F32", &[2, 3, 8, 8], &f32_bytes(2 * 3 * 8 * 8))]),
+    )
 }
 
 /// `resnetc run` on the tiny network with these weights and input files.
 fn run(spec: &str, weights: &str, input: &str, dir: &Path) -> Outcome {
     let out = dir.join("y.safetensors").display().to_string();
-    resnetc(&["run", spec, "--weights", weights, "--input", input, "-o", &out, "--device", "cpu"])
+    resnetc(&[
+        "run",
+        spec,
+        "--weights",
+        weights,
+        "--input",
+        input,
+        "-o",
+        &out,
+        "--device",
+        "cpu",
+    ])
 }
 
 fn mkfifo(path: &Path) -> bool {
-    Command::new("mkfifo").arg(path).status().is_ok_and(|s| s.success())
+    Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 // ---------------------------------------------------------------- weights (run) ----
@@ -158,9 +193,17 @@ fn weights_truncated() {
     let (spec, w) = tiny_model(&dir, TINY);
     let bytes = std::fs::read(&w).unwrap();
     let cut = write(&dir, "cut.safetensors", &bytes[..bytes.len() / 2]);
-    assert_refused(&run(&spec, &cut, &valid_input(&dir), &dir), &cut, &["truncated"]);
+    assert_refused(
+        &run(&spec, &cut, &valid_input(&dir), &dir),
+        &cut,
+        &["truncated"],
+    );
     let tiny = write(&dir, "tiny.safetensors", &bytes[..5]);
-    assert_refused(&run(&spec, &tiny, &valid_input(&dir), &dir), &tiny, &["fewer than the 8"]);
+    assert_refused(
+        &run(&spec, &tiny, &valid_input(&dir), &dir),
+        &tiny,
+        &["fewer than the 8"],
+    );
 }
 
 #[test]
@@ -170,7 +213,11 @@ fn weights_header_length_of_2_pow_63() {
     let mut bytes = std::fs::read(&w).unwrap();
     bytes[..8].copy_from_slice(&(1u64 << 63).to_le_bytes());
     let bad = write(&dir, "huge-header.safetensors", bytes);
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["header length", "9223372036854775808"]);
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["header length", "9223372036854775808"],
+    );
 }
 
 #[test]
@@ -180,7 +227,11 @@ fn weights_header_longer_than_the_file() {
     let mut bytes = 1000u64.to_le_bytes().to_vec();
     bytes.extend(b"{\"a\":");
     let bad = write(&dir, "short.safetensors", bytes);
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["truncated", "1000 bytes"]);
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["truncated", "1000 bytes"],
+    );
 }
 
 #[test]
@@ -190,7 +241,11 @@ fn weights_claiming_more_data_than_the_file_holds() {
     let mut bytes = header_only("conv1.weight", "F32", &[1 << 20, 1 << 20], 4 << 40);
     bytes.extend([0u8; 64]);
     let bad = write(&dir, "claims.safetensors", bytes);
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["truncated", "conv1.weight"]);
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["truncated", "conv1.weight"],
+    );
 }
 
 #[test]
@@ -198,8 +253,17 @@ fn weights_with_a_huge_tensor_in_a_sparse_file_are_refused_before_reading() {
     let dir = scratch("w-sparse");
     let (spec, _) = tiny_model(&dir, TINY);
     // 16 GiB that a reader of the whole file would allocate; the header alone refuses it.
-    let bad = sparse(&dir, "sparse.safetensors", &header_only("conv1.weight", "F32", &[1 << 32], 16 << 30), 16 << 30);
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["conv1.weight", "[4294967296] f32"]);
+    let bad = sparse(
+        &dir,
+        "sparse.safetensors",
+        &header_only("conv1.weight", "F32", &[1 << 32], 16 << 30),
+        16 << 30,
+    );
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["conv1.weight", "[4294967296] f32"],
+    );
 }
 
 #[test]
@@ -207,23 +271,47 @@ fn weights_zero_bytes_and_text_named_safetensors() {
     let dir = scratch("w-text");
     let (spec, _) = tiny_model(&dir, TINY);
     let empty = write(&dir, "empty.safetensors", b"");
-    assert_refused(&run(&spec, &empty, &valid_input(&dir), &dir), &empty, &["0 bytes"]);
-    let text = write(&dir, "text.safetensors", b"these are not the weights you are looking for\n");
-    assert_refused(&run(&spec, &text, &valid_input(&dir), &dir), &text, &["not a valid safetensors file"]);
+    assert_refused(
+        &run(&spec, &empty, &valid_input(&dir), &dir),
+        &empty,
+        &["0 bytes"],
+    );
+    let text = write(
+        &dir,
+        "text.safetensors",
+        b"these are not the weights you are looking for\n",
+    );
+    assert_refused(
+        &run(&spec, &text, &valid_input(&dir), &dir),
+        &text,
+        &["not a valid safetensors file"],
+    );
     let json = write(&dir, "json.safetensors", {
         let mut b = 7u64.to_le_bytes().to_vec();
         b.extend(b"[1,2,3]");
         b
     });
-    assert_refused(&run(&spec, &json, &valid_input(&dir), &dir), &json, &["not a JSON object"]);
+    assert_refused(
+        &run(&spec, &json, &valid_input(&dir), &dir),
+        &json,
+        &["not a JSON object"],
+    );
 }
 
 #[test]
 fn weights_pickled_checkpoint() {
     let dir = scratch("w-pickle");
     let (spec, _) = tiny_model(&dir, TINY);
-    let zip = write(&dir, "model.safetensors", b"PK\x03\x04\x14\x00\x00\x00\x08\x00archive/data.pkl");
-    assert_refused(&run(&spec, &zip, &valid_input(&dir), &dir), &zip, &["pickled PyTorch checkpoint"]);
+    let zip = write(
+        &dir,
+        "model.safetensors",
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00archive/data.pkl",
+    );
+    assert_refused(
+        &run(&spec, &zip, &valid_input(&dir), &dir),
+        &zip,
+        &["pickled PyTorch checkpoint"],
+    );
 }
 
 #[test]
@@ -232,20 +320,51 @@ fn weights_of_integer_dtype_or_wrong_shape() {
     let (spec, w) = tiny_model(&dir, TINY);
     // Every tensor as i64: refused (f32 variables take only floating-point tensors).
     let tensors = resnetc::runtime::weights::read_tensors(&w).unwrap();
-    let ints: Vec<(String, tch::Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.to_kind(tch::Kind::Int64))).collect();
+    let ints: Vec<(String, tch::Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_kind(tch::Kind::Int64)))
+        .collect();
     let int_path = dir.join("ints.safetensors").display().to_string();
     resnetc::runtime::weights::write_tensors(&int_path, &ints).unwrap();
-    assert_refused(&run(&spec, &int_path, &valid_input(&dir), &dir), &int_path, &["fc.weight: network [3, 4] f32, file [3, 4] i64"]);
+    assert_refused(
+        &run(&spec, &int_path, &valid_input(&dir), &dir),
+        &int_path,
+        &["fc.weight: network [3, 4] f32, file [3, 4] i64"],
+    );
     // fc.weight transposed.
-    let shaped: Vec<(String, tch::Tensor)> =
-        tensors.iter().map(|(n, t)| (n.clone(), if n == "fc.weight" { t.tr().contiguous() } else { t.shallow_clone() })).collect();
+    let shaped: Vec<(String, tch::Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                if n == "fc.weight" {
+                    t.tr().contiguous()
+                } else {
+                    t.shallow_clone()
+                },
+            )
+        })
+        .collect();
     let shape_path = dir.join("shape.safetensors").display().to_string();
     resnetc::runtime::weights::write_tensors(&shape_path, &shaped).unwrap();
-    assert_refused(&run(&spec, &shape_path, &valid_input(&dir), &dir), &shape_path, &["fc.weight: network [3, 4] f32, file [4, 3] f32"]);
+    assert_refused(
+        &run(&spec, &shape_path, &valid_input(&dir), &dir),
+        &shape_path,
+        &["fc.weight: network [3, 4] f32, file [4, 3] f32"],
+    );
     // f64 weights convert, as PyTorch's load_state_dict does.
     let doubles: Vec<(String, tch::Tensor)> = tensors
         .iter()
-        .map(|(n, t)| (n.clone(), if t.is_floating_point() { t.to_kind(tch::Kind::Double) } else { t.shallow_clone() }))
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                if t.is_floating_point() {
+                    t.to_kind(tch::Kind::Double)
+                } else {
+                    t.shallow_clone()
+                },
+            )
+        })
         .collect();
     let f64_path = dir.join("f64.safetensors").display().to_string();
     resnetc::runtime::weights::write_tensors(&f64_path, &doubles).unwrap();
@@ -257,8 +376,16 @@ fn weights_of_integer_dtype_or_wrong_shape() {
 fn weights_of_a_dtype_libtorch_lacks() {
     let dir = scratch("w-f8");
     let (spec, _) = tiny_model(&dir, TINY);
-    let bad = write(&dir, "f8.safetensors", safetensors(&[("fc.bias", "F8_E4M3", &[3], &[0, 0, 0])]));
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["fc.bias", "F8_E4M3"]);
+    let bad = write(
+        &dir,
+        "f8.safetensors",
+        safetensors(&[("fc.bias", "F8_E4M3", &[3], &[0, 0, 0])]),
+    );
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["fc.bias", "F8_E4M3"],
+    );
 }
 
 #[test]
@@ -274,13 +401,29 @@ fn weights_with_overlapping_or_trailing_data() {
     bytes.extend(header);
     bytes.extend([0u8; 16]);
     let bad = write(&dir, "overlap.safetensors", bytes);
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["gap or overlap"]);
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["gap or overlap"],
+    );
     let mut trailing = safetensors(&[("fc.bias", "F32", &[3], &f32_bytes(3))]);
     trailing.extend(b"junk");
     let bad = write(&dir, "trailing.safetensors", trailing);
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["4 bytes follow"]);
-    let bad = write(&dir, "bad-count.safetensors", safetensors(&[("fc.bias", "F32", &[4], &f32_bytes(3))]));
-    assert_refused(&run(&spec, &bad, &valid_input(&dir), &dir), &bad, &["needs 16 bytes", "span 12 bytes"]);
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["4 bytes follow"],
+    );
+    let bad = write(
+        &dir,
+        "bad-count.safetensors",
+        safetensors(&[("fc.bias", "F32", &[4], &f32_bytes(3))]),
+    );
+    assert_refused(
+        &run(&spec, &bad, &valid_input(&dir), &dir),
+        &bad,
+        &["needs 16 bytes", "span 12 bytes"],
+    );
 }
 
 #[test]
@@ -290,14 +433,26 @@ fn weights_that_are_a_fifo_a_device_or_a_directory() {
     let fifo = dir.join("fifo.safetensors");
     if mkfifo(&fifo) {
         let fifo = fifo.display().to_string();
-        assert_refused(&run(&spec, &fifo, &valid_input(&dir), &dir), &fifo, &["FIFO"]);
+        assert_refused(
+            &run(&spec, &fifo, &valid_input(&dir), &dir),
+            &fifo,
+            &["FIFO"],
+        );
     }
     #[cfg(unix)]
-    assert_refused(&run(&spec, "/dev/zero", &valid_input(&dir), &dir), "/dev/zero", &["a device"]);
+    assert_refused(
+        &run(&spec, "/dev/zero", &valid_input(&dir), &dir),
+        "/dev/zero",
+        &["a device"],
+    );
     let sub = dir.join("folder.safetensors");
     std::fs::create_dir_all(&sub).unwrap();
     let sub = sub.display().to_string();
-    assert_refused(&run(&spec, &sub, &valid_input(&dir), &dir), &sub, &["a directory"]);
+    assert_refused(
+        &run(&spec, &sub, &valid_input(&dir), &dir),
+        &sub,
+        &["a directory"],
+    );
 }
 
 #[test]
@@ -307,10 +462,31 @@ fn weights_for_predict_and_bench() {
     let bytes = std::fs::read(&w).unwrap();
     let cut = write(&dir, "cut.safetensors", &bytes[..bytes.len() - 7]);
     let img = dir.join("ok.png");
-    tch::vision::image::save(&tch::Tensor::zeros([3, 8, 8], (tch::Kind::Uint8, tch::Device::Cpu)), &img).unwrap();
-    let out = resnetc(&["predict", &spec, "--weights", &cut, img.to_str().unwrap(), "--device", "cpu"]);
+    tch::vision::image::save(
+        &tch::Tensor::zeros([3, 8, 8], (tch::Kind::Uint8, tch::Device::Cpu)),
+        &img,
+    )
+    .unwrap();
+    let out = resnetc(&[
+        "predict",
+        &spec,
+        "--weights",
+        &cut,
+        img.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     assert_refused(&out, &cut, &["truncated"]);
-    let out = resnetc(&["bench", &spec, "--weights", &cut, "--device", "cpu", "--iters", "1"]);
+    let out = resnetc(&[
+        "bench",
+        &spec,
+        "--weights",
+        &cut,
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+    ]);
     assert_refused(&out, &cut, &["truncated"]);
 }
 
@@ -320,22 +496,57 @@ fn weights_for_predict_and_bench() {
 fn input_of_integer_dtype() {
     let dir = scratch("x-i64");
     let (spec, w) = tiny_model(&dir, TINY);
-    let x = write(&dir, "x.safetensors", safetensors(&[("x", "I64", &[1, 3, 8, 8], &[0u8; 8 * 192])]));
-    assert_refused(&run(&spec, &w, &x, &dir), &x, &["dtype i64", "floating-point"]);
+    let x = write(
+        &dir,
+        "x.safetensors",
+        safetensors(&[("x", "I64", &[1, 3, 8, 8], &[0u8; 8 * 192])]),
+    );
+    assert_refused(
+        &run(&spec, &w, &x, &dir),
+        &x,
+        &["dtype i64", "floating-point"],
+    );
 }
 
 #[test]
 fn input_of_wrong_rank_channels_or_empty_batch() {
     let dir = scratch("x-shape");
     let (spec, w) = tiny_model(&dir, TINY);
-    let x = write(&dir, "rank3.safetensors", safetensors(&[("x", "F32", &[3, 8, 8], &f32_bytes(192))]));
-    assert_refused(&run(&spec, &w, &x, &dir), &x, &["shape [3, 8, 8]", "[N, 3, H, W]"]);
-    let x = write(&dir, "c5.safetensors", safetensors(&[("x", "F32", &[1, 5, 8, 8], &f32_bytes(320))]));
+    let x = write(
+        &dir,
+        "rank3.safetensors",
+        safetensors(&[("x", "F32", &[3, 8, 8], &f32_bytes(192))]),
+    );
+    assert_refused(
+        &run(&spec, &w, &x, &dir),
+        &x,
+        &["shape [3, 8, 8]", "[N, 3, H, W]"],
+    );
+    let x = write(
+        &dir,
+        "c5.safetensors",
+        safetensors(&[("x", "F32", &[1, 5, 8, 8], &f32_bytes(320))]),
+    );
     assert_refused(&run(&spec, &w, &x, &dir), &x, &["shape [1, 5, 8, 8]"]);
-    let x = write(&dir, "n0.safetensors", safetensors(&[("x", "F32", &[0, 3, 8, 8], &[])]));
+    let x = write(
+        &dir,
+        "n0.safetensors",
+        safetensors(&[("x", "F32", &[0, 3, 8, 8], &[])]),
+    );
     assert_refused(&run(&spec, &w, &x, &dir), &x, &["shape [0, 3, 8, 8]"]);
-    let x = write(&dir, "two.safetensors", safetensors(&[("a", "F32", &[1], &f32_bytes(1)), ("b", "F32", &[1], &f32_bytes(1))]));
-    assert_refused(&run(&spec, &w, &x, &dir), &x, &["exactly one tensor, found 2"]);
+    let x = write(
+        &dir,
+        "two.safetensors",
+        safetensors(&[
+            ("a", "F32", &[1], &f32_bytes(1)),
+            ("b", "F32", &[1], &f32_bytes(1)),
+        ]),
+    );
+    assert_refused(
+        &run(&spec, &w, &x, &dir),
+        &x,
+        &["exactly one tensor, found 2"],
+    );
 }
 
 #[test]
@@ -353,14 +564,33 @@ fn input_over_the_size_limit_is_refused_before_reading() {
     let (spec, w) = tiny_model(&dir, TINY);
     // 2^22 images of 3x8x8 f32: 3 GiB, in a sparse file.
     let bytes = (1u64 << 22) * 192 * 4;
-    let x = sparse(&dir, "huge.safetensors", &header_only("x", "F32", &[1 << 22, 3, 8, 8], bytes), bytes);
-    assert_refused(&run(&spec, &w, &x, &dir), &x, &["more than the 1 GiB", "split the batch"]);
+    let x = sparse(
+        &dir,
+        "huge.safetensors",
+        &header_only("x", "F32", &[1 << 22, 3, 8, 8], bytes),
+        bytes,
+    );
+    assert_refused(
+        &run(&spec, &w, &x, &dir),
+        &x,
+        &["more than the 1 GiB", "split the batch"],
+    );
 }
 
 // -------------------------------------------------------------- predict images ----
 
 fn predict(spec: &str, w: &str, image: &str) -> Outcome {
-    resnetc(&["predict", spec, "--weights", w, image, "--device", "cpu", "--top", "1"])
+    resnetc(&[
+        "predict",
+        spec,
+        "--weights",
+        w,
+        image,
+        "--device",
+        "cpu",
+        "--top",
+        "1",
+    ])
 }
 
 /// A PNG file whose IHDR declares `w` x `h` pixels, with a little compressed data.
@@ -391,7 +621,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -399,7 +633,10 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 fn save_image(dir: &Path, name: &str) -> String {
     let p = dir.join(name);
-    let t = tch::Tensor::arange(3 * 16 * 16, (tch::Kind::Int64, tch::Device::Cpu)).remainder(251).to_kind(tch::Kind::Uint8).view([3, 16, 16]);
+    let t = tch::Tensor::arange(3 * 16 * 16, (tch::Kind::Int64, tch::Device::Cpu))
+        .remainder(251)
+        .to_kind(tch::Kind::Uint8)
+        .view([3, 16, 16]);
     tch::vision::image::save(&t, &p).unwrap();
     p.display().to_string()
 }
@@ -421,9 +658,17 @@ fn image_text_file_named_png() {
     let dir = scratch("img-text");
     let (spec, w) = tiny_model(&dir, TINY);
     let p = write(&dir, "cat.png", "this is a cat, honestly\n");
-    assert_refused(&predict(&spec, &w, &p), &p, &["not a PNG image", "`this is "]);
+    assert_refused(
+        &predict(&spec, &w, &p),
+        &p,
+        &["not a PNG image", "`this is "],
+    );
     let p = write(&dir, "cat.webp", "RIFF....WEBPVP8 ");
-    assert_refused(&predict(&spec, &w, &p), &p, &["not an image in a format resnetc reads"]);
+    assert_refused(
+        &predict(&spec, &w, &p),
+        &p,
+        &["not an image in a format resnetc reads"],
+    );
 }
 
 #[test]
@@ -441,7 +686,11 @@ fn image_truncated_png_and_jpeg() {
     for (name, cut_name) in [("ok.png", "cut.png"), ("ok.jpg", "cut.jpg")] {
         let bytes = std::fs::read(save_image(&dir, name)).unwrap();
         let p = write(&dir, cut_name, &bytes[..bytes.len() / 2]);
-        assert_refused(&predict(&spec, &w, &p), &p, &["cannot decode", "stb_image", "truncated or corrupt"]);
+        assert_refused(
+            &predict(&spec, &w, &p),
+            &p,
+            &["cannot decode", "stb_image", "truncated or corrupt"],
+        );
         let p = write(&dir, &format!("header-{cut_name}"), &bytes[..10]);
         assert_refused(&predict(&spec, &w, &p), &p, &["header is truncated"]);
     }
@@ -452,7 +701,11 @@ fn image_declaring_huge_dimensions_is_refused_before_decoding() {
     let dir = scratch("img-huge");
     let (spec, w) = tiny_model(&dir, TINY);
     let p = write(&dir, "huge.png", png_header(100_000, 100_000));
-    assert_refused(&predict(&spec, &w, &p), &p, &["declares 100000x100000 pixels", "scale the image down"]);
+    assert_refused(
+        &predict(&spec, &w, &p),
+        &p,
+        &["declares 100000x100000 pixels", "scale the image down"],
+    );
     // Under stb_image's own limit, over resnetc's.
     let p = write(&dir, "big.png", png_header(9000, 9000));
     assert_refused(&predict(&spec, &w, &p), &p, &["declares 9000x9000 pixels"]);
@@ -466,7 +719,11 @@ fn image_whose_content_differs_from_its_extension() {
     let (spec, w) = tiny_model(&dir, TINY);
     let jpeg = std::fs::read(save_image(&dir, "ok.jpg")).unwrap();
     let p = write(&dir, "photo.png", jpeg);
-    assert_refused(&predict(&spec, &w, &p), &p, &["holds a JPEG image, not PNG", "rename it to .jpg"]);
+    assert_refused(
+        &predict(&spec, &w, &p),
+        &p,
+        &["holds a JPEG image, not PNG", "rename it to .jpg"],
+    );
 }
 
 #[test]
@@ -491,15 +748,45 @@ fn class_names_file_hostile() {
     let img = save_image(&dir, "ok.png");
     #[cfg(unix)]
     {
-        let out = resnetc(&["predict", &spec, "--weights", &w, &img, "--device", "cpu", "--labels", "/dev/zero"]);
+        let out = resnetc(&[
+            "predict",
+            &spec,
+            "--weights",
+            &w,
+            &img,
+            "--device",
+            "cpu",
+            "--labels",
+            "/dev/zero",
+        ]);
         assert_refused(&out, "/dev/zero", &["a device"]);
     }
     let bad = write(&dir, "labels.txt", b"cat\n\xff\xfe\ndog\n");
-    let out = resnetc(&["predict", &spec, "--weights", &w, &img, "--device", "cpu", "--labels", &bad]);
+    let out = resnetc(&[
+        "predict",
+        &spec,
+        "--weights",
+        &w,
+        &img,
+        "--device",
+        "cpu",
+        "--labels",
+        &bad,
+    ]);
     assert_refused(&out, &bad, &["not UTF-8"]);
     // Terminal escapes in names are shown escaped.
     let esc = write(&dir, "escapes.txt", "a\x1b[2Jb\nc\nd\n");
-    let out = resnetc(&["predict", &spec, "--weights", &w, &img, "--device", "cpu", "--labels", &esc]);
+    let out = resnetc(&[
+        "predict",
+        &spec,
+        "--weights",
+        &w,
+        &img,
+        "--device",
+        "cpu",
+        "--labels",
+        &esc,
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!out.stdout.contains('\x1b'), "{:?}", out.stdout);
 }
@@ -524,7 +811,19 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// `resnetc eval` on Fashion-MNIST under `home` (only the test files are read).
 fn eval_fmnist(home: &Path, spec: &str, w: &str) -> Outcome {
-    resnetc_env(&["eval", spec, "--weights", w, "--data", "fashion-mnist", "--device", "cpu"], &[("RESNETC_HOME", home)])
+    resnetc_env(
+        &[
+            "eval",
+            spec,
+            "--weights",
+            w,
+            "--data",
+            "fashion-mnist",
+            "--device",
+            "cpu",
+        ],
+        &[("RESNETC_HOME", home)],
+    )
 }
 
 /// A Fashion-MNIST folder under `home` with the given test files.
@@ -541,8 +840,17 @@ fn fmnist_dir(home: &Path, images: &[u8], labels: &[u8], gz: bool) -> (String, S
 fn idx_header_claiming_a_huge_count() {
     let home = scratch("idx-huge");
     let (spec, w) = tiny_model(&home, TINY_GREY);
-    let (images, _) = fmnist_dir(&home, &idx(0x803, &[u32::MAX, 28, 28], &[0; 784]), &idx(0x801, &[1], &[0]), false);
-    assert_refused(&eval_fmnist(&home, &spec, &w), &images, &["unusable IDX header", "more than the 4 GiB"]);
+    let (images, _) = fmnist_dir(
+        &home,
+        &idx(0x803, &[u32::MAX, 28, 28], &[0; 784]),
+        &idx(0x801, &[1], &[0]),
+        false,
+    );
+    assert_refused(
+        &eval_fmnist(&home, &spec, &w),
+        &images,
+        &["unusable IDX header", "more than the 4 GiB"],
+    );
 }
 
 #[test]
@@ -550,7 +858,12 @@ fn idx_gzipped_header_claiming_more_than_the_stream_holds() {
     let home = scratch("idx-gz");
     let (spec, w) = tiny_model(&home, TINY_GREY);
     // 3 GiB declared, 784 bytes present: read as a stream, nothing reserved up front.
-    let (images, _) = fmnist_dir(&home, &gzip(&idx(0x803, &[4_000_000, 28, 28], &[0; 784])), &gzip(&idx(0x801, &[1], &[0])), true);
+    let (images, _) = fmnist_dir(
+        &home,
+        &gzip(&idx(0x803, &[4_000_000, 28, 28], &[0; 784])),
+        &gzip(&idx(0x801, &[1], &[0])),
+        true,
+    );
     assert_refused(&eval_fmnist(&home, &spec, &w), &images, &["truncated"]);
 }
 
@@ -558,9 +871,23 @@ fn idx_gzipped_header_claiming_more_than_the_stream_holds() {
 fn idx_truncated_or_of_empty_images() {
     let home = scratch("idx-trunc");
     let (spec, w) = tiny_model(&home, TINY_GREY);
-    let (images, _) = fmnist_dir(&home, &idx(0x803, &[3, 28, 28], &[0; 784]), &idx(0x801, &[3], &[0, 1, 2]), false);
-    assert_refused(&eval_fmnist(&home, &spec, &w), &images, &["truncated", &(16 + 3 * 784).to_string()]);
-    let (images, _) = fmnist_dir(&home, &idx(0x803, &[3, 0, 28], &[]), &idx(0x801, &[3], &[0, 1, 2]), false);
+    let (images, _) = fmnist_dir(
+        &home,
+        &idx(0x803, &[3, 28, 28], &[0; 784]),
+        &idx(0x801, &[3], &[0, 1, 2]),
+        false,
+    );
+    assert_refused(
+        &eval_fmnist(&home, &spec, &w),
+        &images,
+        &["truncated", &(16 + 3 * 784).to_string()],
+    );
+    let (images, _) = fmnist_dir(
+        &home,
+        &idx(0x803, &[3, 0, 28], &[]),
+        &idx(0x801, &[3], &[0, 1, 2]),
+        false,
+    );
     assert_refused(&eval_fmnist(&home, &spec, &w), &images, &["0x28"]);
 }
 
@@ -568,8 +895,17 @@ fn idx_truncated_or_of_empty_images() {
 fn idx_that_is_text_or_a_fifo() {
     let home = scratch("idx-text");
     let (spec, w) = tiny_model(&home, TINY_GREY);
-    let (images, _) = fmnist_dir(&home, b"<html>404 Not Found</html>", &idx(0x801, &[1], &[0]), false);
-    assert_refused(&eval_fmnist(&home, &spec, &w), &images, &["not an IDX images file"]);
+    let (images, _) = fmnist_dir(
+        &home,
+        b"<html>404 Not Found</html>",
+        &idx(0x801, &[1], &[0]),
+        false,
+    );
+    assert_refused(
+        &eval_fmnist(&home, &spec, &w),
+        &images,
+        &["not an IDX images file"],
+    );
     std::fs::remove_file(&images).unwrap();
     if mkfifo(Path::new(&images)) {
         assert_refused(&eval_fmnist(&home, &spec, &w), &images, &["FIFO"]);
@@ -589,7 +925,16 @@ fn image_folder_with_a_text_file_named_png() {
     }
     // The tenth image of each class is held out for testing.
     let bad = write(&data.join("dog"), "9.png", "not a dog");
-    let out = resnetc(&["eval", &spec, "--weights", &w, "--data", data.to_str().unwrap(), "--device", "cpu"]);
+    let out = resnetc(&[
+        "eval",
+        &spec,
+        "--weights",
+        &w,
+        "--data",
+        data.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     assert_refused(&out, &bad, &["not a PNG image"]);
 }
 
@@ -599,20 +944,57 @@ fn image_folder_with_a_text_file_named_png() {
 fn eval_weights_truncated_garbage_or_of_wrong_dtype() {
     let home = scratch("eval-w");
     let (spec, w) = tiny_model(&home, TINY_GREY);
-    fmnist_dir(&home, &idx(0x803, &[2, 28, 28], &[0; 2 * 784]), &idx(0x801, &[2], &[0, 1]), false);
+    fmnist_dir(
+        &home,
+        &idx(0x803, &[2, 28, 28], &[0; 2 * 784]),
+        &idx(0x801, &[2], &[0, 1]),
+        false,
+    );
     let ok = eval_fmnist(&home, &spec, &w);
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     let bytes = std::fs::read(&w).unwrap();
     let cut = write(&home, "cut.safetensors", &bytes[..bytes.len() / 3]);
     assert_refused(&eval_fmnist(&home, &spec, &cut), &cut, &["truncated"]);
     let text = write(&home, "text.safetensors", "garbage");
-    assert_refused(&eval_fmnist(&home, &spec, &text), &text, &["fewer than the 8"]);
-    let huge = sparse(&home, "sparse.safetensors", &header_only("conv1.weight", "F32", &[1 << 32], 16 << 30), 16 << 30);
-    assert_refused(&eval_fmnist(&home, &spec, &huge), &huge, &["conv1.weight", "[4294967296] f32, expected [4, 1, 3, 3] f32"]);
-    let zip = write(&home, "model.pth", b"PK\x03\x04\x14\x00\x00\x00\x08\x00archive/data.pkl");
-    assert_refused(&eval_fmnist(&home, &spec, &zip), &zip, &["pickled PyTorch checkpoint"]);
-    let ints = write(&home, "ints.safetensors", safetensors(&[("conv1.weight", "I32", &[4, 1, 3, 3], &[0u8; 144])]));
-    assert_refused(&eval_fmnist(&home, &spec, &ints), &ints, &["i32, expected [4, 1, 3, 3] f32"]);
+    assert_refused(
+        &eval_fmnist(&home, &spec, &text),
+        &text,
+        &["fewer than the 8"],
+    );
+    let huge = sparse(
+        &home,
+        "sparse.safetensors",
+        &header_only("conv1.weight", "F32", &[1 << 32], 16 << 30),
+        16 << 30,
+    );
+    assert_refused(
+        &eval_fmnist(&home, &spec, &huge),
+        &huge,
+        &[
+            "conv1.weight",
+            "[4294967296] f32, expected [4, 1, 3, 3] f32",
+        ],
+    );
+    let zip = write(
+        &home,
+        "model.pth",
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00archive/data.pkl",
+    );
+    assert_refused(
+        &eval_fmnist(&home, &spec, &zip),
+        &zip,
+        &["pickled PyTorch checkpoint"],
+    );
+    let ints = write(
+        &home,
+        "ints.safetensors",
+        safetensors(&[("conv1.weight", "I32", &[4, 1, 3, 3], &[0u8; 144])]),
+    );
+    assert_refused(
+        &eval_fmnist(&home, &spec, &ints),
+        &ints,
+        &["i32, expected [4, 1, 3, 3] f32"],
+    );
 }
 
 #[test]
@@ -622,14 +1004,40 @@ fn resume_from_a_truncated_or_garbage_checkpoint() {
     let dir = home.join("data/fashion-mnist");
     std::fs::create_dir_all(&dir).unwrap();
     let pixels: Vec<u8> = (0..4 * 784).map(|i| (i % 251) as u8).collect();
-    write(&dir, "train-images-idx3-ubyte", idx(0x803, &[4, 28, 28], &pixels));
-    write(&dir, "train-labels-idx1-ubyte", idx(0x801, &[4], &[0, 1, 2, 3]));
-    write(&dir, "t10k-images-idx3-ubyte", idx(0x803, &[2, 28, 28], &pixels[..2 * 784]));
+    write(
+        &dir,
+        "train-images-idx3-ubyte",
+        idx(0x803, &[4, 28, 28], &pixels),
+    );
+    write(
+        &dir,
+        "train-labels-idx1-ubyte",
+        idx(0x801, &[4], &[0, 1, 2, 3]),
+    );
+    write(
+        &dir,
+        "t10k-images-idx3-ubyte",
+        idx(0x803, &[2, 28, 28], &pixels[..2 * 784]),
+    );
     write(&dir, "t10k-labels-idx1-ubyte", idx(0x801, &[2], &[0, 1]));
     let run_dir = home.join("run");
     let train = |epochs: &str| {
         resnetc_env(
-            &["train", &spec, "--data", "fashion-mnist", "--out", run_dir.to_str().unwrap(), "--epochs", epochs, "--batch-size", "2", "--device", "cpu", "--resume"],
+            &[
+                "train",
+                &spec,
+                "--data",
+                "fashion-mnist",
+                "--out",
+                run_dir.to_str().unwrap(),
+                "--epochs",
+                epochs,
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+                "--resume",
+            ],
             &[("RESNETC_HOME", &home)],
         )
     };
@@ -645,14 +1053,27 @@ fn resume_from_a_truncated_or_garbage_checkpoint() {
     // A checkpoint whose run.history claims more epochs than run.epoch says.
     let mut entries: Vec<(String, tch::Tensor)> = Vec::new();
     {
-        let ok = resnetc::runtime::tensor_file::TensorFile::open(Path::new(&write(&home, "ok-ckpt.safetensors", &bytes))).unwrap();
+        let ok = resnetc::runtime::tensor_file::TensorFile::open(Path::new(&write(
+            &home,
+            "ok-ckpt.safetensors",
+            &bytes,
+        )))
+        .unwrap();
         for (n, t) in ok.read_all().unwrap() {
-            let t = if n == "run.history" { tch::Tensor::zeros([1000, 6], (tch::Kind::Double, tch::Device::Cpu)) } else { t };
+            let t = if n == "run.history" {
+                tch::Tensor::zeros([1000, 6], (tch::Kind::Double, tch::Device::Cpu))
+            } else {
+                t
+            };
             entries.push((n, t));
         }
     }
     tch::Tensor::write_safetensors(&entries, &ckpt).unwrap();
-    assert_refused(&train("2"), &ckpt_name, &["run.history", "[1000, 6] f64, expected [1, 6] f64"]);
+    assert_refused(
+        &train("2"),
+        &ckpt_name,
+        &["run.history", "[1000, 6] f64, expected [1, 6] f64"],
+    );
 }
 
 // ------------------------------------------------------------------ bench peak ----
@@ -661,7 +1082,20 @@ fn resume_from_a_truncated_or_garbage_checkpoint() {
 fn bench_never_reports_more_than_the_peak() {
     let dir = scratch("bench");
     let (spec, _) = tiny_model(&dir, TINY);
-    let out = resnetc(&["bench", &spec, "--device", "cpu", "--iters", "3", "--warmup", "1", "--threads", "1", "--format", "json"]);
+    let out = resnetc(&[
+        "bench",
+        &spec,
+        "--device",
+        "cpu",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
     let peak = v["peak_gflops"].as_f64().expect("a CPU peak");
@@ -669,6 +1103,9 @@ fn bench_never_reports_more_than_the_peak() {
     assert!(peak.is_finite() && peak > 0.0, "{v}");
     assert!((0.0..=1.0).contains(&fraction), "{v}");
     let assumption = v["peak_assumption"].as_str().unwrap();
-    assert!(assumption.contains("measured") || assumption.contains("max clock"), "{assumption}");
+    assert!(
+        assumption.contains("measured") || assumption.contains("max clock"),
+        "{assumption}"
+    );
     assert!(!assumption.contains("cpu MHz"), "{assumption}");
 }

@@ -14,8 +14,8 @@ mod common;
 
 use proptest::prelude::*;
 use resnetc::ir::{
-    BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Model, Pool, PoolKind, Projection, Shape, ShortcutOption, Stage,
-    Stem, StrideOn,
+    BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Model, Norm, Pool, PoolKind, Projection,
+    Shape, ShortcutOption, Stage, Stem, StemPool, StrideOn,
 };
 use resnetc::runtime::weights::{self, LoadMode};
 use resnetc::runtime::{InferenceModel, InferenceOptions, MemoryFormat, ResNet};
@@ -32,7 +32,9 @@ fn manifest() -> &'static Path {
 }
 
 fn parity_dir() -> PathBuf {
-    std::env::var_os("RESNETC_PARITY_DIR").map(PathBuf::from).unwrap_or_else(|| manifest().join("target/parity"))
+    std::env::var_os("RESNETC_PARITY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest().join("target/parity"))
 }
 
 /// Generation runs one python at a time (tests run in parallel).
@@ -52,7 +54,12 @@ fn reference(name: &str) -> (String, String) {
                 .arg(&dir)
                 .args(["--only", name])
                 .status()
-                .unwrap_or_else(|e| panic!("cannot run {} (run ./scripts/setup.sh first): {e}", python.display()));
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot run {} (run ./scripts/setup.sh first): {e}",
+                        python.display()
+                    )
+                });
             assert!(status.success(), "scripts/parity.py failed for {name}");
         }
     }
@@ -63,17 +70,29 @@ fn compile_spec(spec: &str, input: Option<Shape>) -> Compiled {
     let path = manifest().join("specs").join(spec);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let file = SourceFile::new(path.display().to_string(), text, Syntax::Yaml);
-    resnetc::compile_with(&file, &Overrides { input, ..Default::default() })
-        .unwrap_or_else(|d| panic!("{spec} does not compile: {d:?}"))
+    resnetc::compile_with(
+        &file,
+        &Overrides {
+            input,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|d| panic!("{spec} does not compile: {d:?}"))
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size(), "output shapes differ");
-    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[])
+    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
+        .abs()
+        .max()
+        .double_value(&[])
 }
 
 fn io_tensor(io: &[(String, Tensor)], name: &str) -> Tensor {
-    io.iter().find(|(n, _)| n == name).map(|(_, t)| t.shallow_clone()).unwrap_or_else(|| panic!("io file lacks `{name}`"))
+    io.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t.shallow_clone())
+        .unwrap_or_else(|| panic!("io file lacks `{name}`"))
 }
 
 fn check_model(name: &str, spec: &str) {
@@ -85,25 +104,76 @@ fn check_model(name: &str, spec: &str) {
     let compiled = compile_spec(spec, Some(input));
     let vs = nn::VarStore::new(Device::Cpu);
     let net = ResNet::new(&vs.root(), &compiled).expect("network");
-    let report = weights::load(&vs, &weights_path, LoadMode::Strict).unwrap_or_else(|e| panic!("{e}"));
+    let report =
+        weights::load(&vs, &weights_path, LoadMode::Strict).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.is_exact());
-    assert_eq!(report.loaded.len(), vs.variables().len(), "every variable (and num_batches_tracked) loads");
+    assert_eq!(
+        report.loaded.len(),
+        vs.variables().len(),
+        "every variable (and num_batches_tracked) loads"
+    );
 
     let eval_ref = io_tensor(&io, "logits_eval");
     let mut lines = Vec::new();
     let mut check = |what: &str, y: Tensor, reference: &Tensor| {
         let d = max_abs_diff(&y, reference);
         lines.push(format!("{what} {d:.2e}"));
-        assert!(d <= TOLERANCE, "{name} {what}: max abs diff {d:e} > {TOLERANCE:e}");
+        assert!(
+            d <= TOLERANCE,
+            "{name} {what}: max abs diff {d:e} > {TOLERANCE:e}"
+        );
     };
-    check("eval", net.f_logits_t(&x, false).expect("eval forward"), &eval_ref);
+    check(
+        "eval",
+        net.f_logits_t(&x, false).expect("eval forward"),
+        &eval_ref,
+    );
     let passes = [
-        ("fold+nchw+fused", InferenceOptions { memory_format: MemoryFormat::Contiguous, ..Default::default() }),
-        ("fold+nhwc+fused", InferenceOptions { memory_format: MemoryFormat::ChannelsLast, ..Default::default() }),
-        ("nofold+nhwc+fused", InferenceOptions { memory_format: MemoryFormat::ChannelsLast, fold_bn: false, ..Default::default() }),
-        ("fold+nhwc", InferenceOptions { memory_format: MemoryFormat::ChannelsLast, fuse: false, ..Default::default() }),
-        ("fold+mkldnn", InferenceOptions { memory_format: MemoryFormat::Mkldnn, ..Default::default() }),
-        ("nofold+mkldnn", InferenceOptions { memory_format: MemoryFormat::Mkldnn, fold_bn: false, ..Default::default() }),
+        (
+            "fold+nchw+fused",
+            InferenceOptions {
+                memory_format: MemoryFormat::Contiguous,
+                ..Default::default()
+            },
+        ),
+        (
+            "fold+nhwc+fused",
+            InferenceOptions {
+                memory_format: MemoryFormat::ChannelsLast,
+                ..Default::default()
+            },
+        ),
+        (
+            "nofold+nhwc+fused",
+            InferenceOptions {
+                memory_format: MemoryFormat::ChannelsLast,
+                fold_bn: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "fold+nhwc",
+            InferenceOptions {
+                memory_format: MemoryFormat::ChannelsLast,
+                fuse: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "fold+mkldnn",
+            InferenceOptions {
+                memory_format: MemoryFormat::Mkldnn,
+                ..Default::default()
+            },
+        ),
+        (
+            "nofold+mkldnn",
+            InferenceOptions {
+                memory_format: MemoryFormat::Mkldnn,
+                fold_bn: false,
+                ..Default::default()
+            },
+        ),
         ("no passes", InferenceOptions::none()),
     ];
     for (what, opts) in passes {
@@ -111,7 +181,11 @@ fn check_model(name: &str, spec: &str) {
         check(what, fast.logits(&x).expect("inference forward"), &eval_ref);
     }
     // Last: training mode updates the running statistics.
-    check("train", net.f_logits_t(&x, true).expect("train forward"), &io_tensor(&io, "logits_train"));
+    check(
+        "train",
+        net.f_logits_t(&x, true).expect("train forward"),
+        &io_tensor(&io, "logits_train"),
+    );
     eprintln!("parity {name:<16} max abs diff: {}", lines.join(", "));
 }
 
@@ -170,14 +244,30 @@ fn run_command_writes_the_reference_logits() {
     let run = |extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_resnetc"))
             .current_dir(manifest())
-            .args(["run", "specs/article-pytorch.yaml", "--weights", &weights_path, "--input", &x_path, "-o", &y_path])
+            .args([
+                "run",
+                "specs/article-pytorch.yaml",
+                "--weights",
+                &weights_path,
+                "--input",
+                &x_path,
+                "-o",
+                &y_path,
+            ])
             .args(["--device", "cpu"])
             .args(extra)
             .output()
             .expect("resnetc runs");
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    for (extra, reference) in [(&[][..], "logits_eval"), (&["--no-cudnn"][..], "logits_eval"), (&["--train-mode"][..], "logits_train")] {
+    for (extra, reference) in [
+        (&[][..], "logits_eval"),
+        (&["--no-cudnn"][..], "logits_eval"),
+        (&["--train-mode"][..], "logits_train"),
+    ] {
         let (code, stderr) = run(extra);
         assert_eq!(code, Some(0), "resnetc run {extra:?}: {stderr}");
         let (name, y) = weights::read_tensors(&y_path).unwrap().remove(0);
@@ -186,7 +276,14 @@ fn run_command_writes_the_reference_logits() {
         assert!(d <= TOLERANCE, "resnetc run {extra:?}: max abs diff {d:e}");
     }
     // Three channels where the spec takes one.
-    weights::write_tensors(&x_path, &[("images".into(), Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)))]).unwrap();
+    weights::write_tensors(
+        &x_path,
+        &[(
+            "images".into(),
+            Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)),
+        )],
+    )
+    .unwrap();
     let (code, stderr) = run(&[]);
     assert_ne!(code, Some(0));
     assert!(stderr.contains("does not fit the network"), "{stderr}");
@@ -202,12 +299,18 @@ fn predict_command_prints_the_top_classes() {
     let dir = std::env::temp_dir().join(format!("resnetc-predict-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A 300x260 picture with some structure: a gradient and a bright square.
-    let img = (Tensor::arange(300 * 260 * 3, (Kind::Float, Device::Cpu)).view([3, 260, 300]) * 0.37).remainder(255.0);
+    let img = (Tensor::arange(300 * 260 * 3, (Kind::Float, Device::Cpu)).view([3, 260, 300])
+        * 0.37)
+        .remainder(255.0);
     let _ = img.narrow(1, 60, 80).narrow(2, 100, 80).fill_(250.0);
     let png = dir.join("picture.png").display().to_string();
     tch::vision::image::save(&img.to_kind(Kind::Uint8), &png).unwrap();
     let labels = dir.join("labels.txt");
-    std::fs::write(&labels, (0..1000).map(|i| format!("name{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &labels,
+        (0..1000).map(|i| format!("name{i}\n")).collect::<String>(),
+    )
+    .unwrap();
 
     // The random network's softmax is nearly flat (about 0.2% each); a sharper head makes
     // the order of the top five stable against the inference passes' rounding.
@@ -223,16 +326,31 @@ fn predict_command_prints_the_top_classes() {
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_resnetc"))
         .current_dir(manifest())
-        .args(["predict", "specs/resnet18.yaml", "--weights", &sharp, "--device", "cpu", "--labels"])
+        .args([
+            "predict",
+            "specs/resnet18.yaml",
+            "--weights",
+            &sharp,
+            "--device",
+            "cpu",
+            "--labels",
+        ])
         .arg(&labels)
         .arg(&png)
         .output()
         .expect("resnetc runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("{stdout}");
 
-    let x = resnetc::runtime::image::Preprocess::imagenet(compiled.network.input).load(&png).unwrap().unsqueeze(0);
+    let x = resnetc::runtime::image::Preprocess::imagenet(compiled.network.input)
+        .load(&png)
+        .unwrap()
+        .unsqueeze(0);
     let probs = net.f_logits_t(&x, false).unwrap().softmax(-1, Kind::Float);
     let (top_p, top_i) = probs.topk(5, -1, true, true);
     let lines: Vec<&str> = stdout.lines().collect();
@@ -246,8 +364,19 @@ fn predict_command_prints_the_top_classes() {
         assert_eq!(words.len(), 5, "{stdout}");
         assert_eq!(words[0], format!("{}.", j + 1));
         let printed: f64 = words[1].trim_end_matches('%').parse().unwrap();
-        assert!((printed - p).abs() <= 0.0051, "{printed} vs {p:.4}\n{stdout}");
-        assert_eq!(words[2..], ["class".to_string(), class.to_string(), format!("name{class}")], "{stdout}");
+        assert!(
+            (printed - p).abs() <= 0.0051,
+            "{printed} vs {p:.4}\n{stdout}"
+        );
+        assert_eq!(
+            words[2..],
+            [
+                "class".to_string(),
+                class.to_string(),
+                format!("name{class}")
+            ],
+            "{stdout}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -264,29 +393,56 @@ fn weights_round_trip_and_mismatch_report() {
     let path = dir.join("r18.safetensors").display().to_string();
     weights::save(&vs, &path).expect("save");
     let saved = weights::read_tensors(&path).unwrap();
-    assert_eq!(saved.len(), 122, "torchvision's resnet18 state_dict has 122 keys");
+    assert_eq!(
+        saved.len(),
+        122,
+        "torchvision's resnet18 state_dict has 122 keys"
+    );
 
     let vs2 = nn::VarStore::new(Device::Cpu);
     let _net2 = ResNet::new(&vs2.root(), &compiled).expect("network");
     weights::load(&vs2, &path, LoadMode::Strict).expect("strict load of a saved file");
     let a = vs.variables();
     for (k, v) in vs2.variables() {
-        assert!(max_abs_diff(&v.to_kind(Kind::Double), &a[&k].to_kind(Kind::Double)) == 0.0, "{k}");
+        assert!(
+            max_abs_diff(&v.to_kind(Kind::Double), &a[&k].to_kind(Kind::Double)) == 0.0,
+            "{k}"
+        );
     }
 
     // A 10-class head, a stray key, a missing key: strict reports all of them at once.
     let ten = compiled_with_classes(10);
     let vs3 = nn::VarStore::new(Device::Cpu);
     let _net3 = ResNet::new(&vs3.root(), &ten).expect("network");
-    let mut tensors: Vec<(String, Tensor)> = saved.into_iter().filter(|(n, _)| n != "layer1.0.conv1.weight").collect();
-    tensors.push(("extra.weight".into(), Tensor::zeros([3], (Kind::Float, Device::Cpu))));
-    let err = weights::load_tensors(&vs3, "test", tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(), LoadMode::Strict)
-        .unwrap_err()
-        .to_string();
-    for needle in ["layer1.0.conv1.weight", "extra.weight", "fc.weight: network [10, 512]", "fc.bias"] {
+    let mut tensors: Vec<(String, Tensor)> = saved
+        .into_iter()
+        .filter(|(n, _)| n != "layer1.0.conv1.weight")
+        .collect();
+    tensors.push((
+        "extra.weight".into(),
+        Tensor::zeros([3], (Kind::Float, Device::Cpu)),
+    ));
+    let err = weights::load_tensors(
+        &vs3,
+        "test",
+        tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect(),
+        LoadMode::Strict,
+    )
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "layer1.0.conv1.weight",
+        "extra.weight",
+        "fc.weight: network [10, 512]",
+        "fc.bias",
+    ] {
         assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
     }
-    let report = weights::load_tensors(&vs3, "test", tensors, LoadMode::Partial).expect("partial load");
+    let report =
+        weights::load_tensors(&vs3, "test", tensors, LoadMode::Partial).expect("partial load");
     assert_eq!(report.missing, vec!["layer1.0.conv1.weight".to_string()]);
     assert_eq!(report.unexpected, vec!["extra.weight".to_string()]);
     assert_eq!(report.mismatched.len(), 2);
@@ -296,8 +452,19 @@ fn weights_round_trip_and_mismatch_report() {
 
 fn compiled_with_classes(classes: u64) -> Compiled {
     let path = manifest().join("specs/resnet18.yaml");
-    let file = SourceFile::new(path.display().to_string(), std::fs::read_to_string(&path).unwrap(), Syntax::Yaml);
-    resnetc::compile_with(&file, &Overrides { classes: Some(classes), ..Default::default() }).unwrap()
+    let file = SourceFile::new(
+        path.display().to_string(),
+        std::fs::read_to_string(&path).unwrap(),
+        Syntax::Yaml,
+    );
+    resnetc::compile_with(
+        &file,
+        &Overrides {
+            classes: Some(classes),
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 /// Pickled checkpoints are refused without being read.
@@ -350,68 +517,122 @@ fn arb_stage() -> impl Strategy<Value = Stage> {
         prop_oneof![Just(1u64), Just(2), Just(4)],
         any::<bool>(),
     )
-        .prop_map(|(block, repeat, f, stride, v1, shortcut, (pbn, pbias), groups, bias)| Stage {
-            name: String::new(),
-            block,
-            repeat,
-            filters: f[..block.arity()].to_vec(),
-            stride,
-            stride_on: if v1 { StrideOn::Conv1 } else { StrideOn::Conv2 },
-            shortcut,
-            projection: Projection { bn: pbn, bias: pbias },
-            groups,
-            bias,
-        })
+        .prop_map(
+            |(block, repeat, f, stride, v1, shortcut, (pbn, pbias), groups, bias)| Stage {
+                name: String::new(),
+                block,
+                repeat,
+                filters: f[..block.arity()].to_vec(),
+                stride,
+                stride_on: if v1 { StrideOn::Conv1 } else { StrideOn::Conv2 },
+                shortcut,
+                projection: Projection {
+                    bn: pbn,
+                    bias: pbias,
+                    ..Projection::default()
+                },
+                groups,
+                bias: vec![bias; block.arity()],
+                ..Stage::new("", block, repeat, &f[..block.arity()], stride)
+            },
+        )
 }
 
 fn arb_model() -> impl Strategy<Value = Model> {
-    let input = (prop_oneof![Just(1u64), Just(3), Just(4)], 6u64..=40, 6u64..=40);
+    let input = (
+        prop_oneof![Just(1u64), Just(3), Just(4)],
+        6u64..=40,
+        6u64..=40,
+    );
     let stem = (
         arb_channels(),
         prop_oneof![Just(1u64), Just(3), Just(5), Just(7)],
         1u64..=2,
         any::<bool>(),
         (any::<bool>(), any::<bool>(), any::<bool>()),
-        proptest::option::of((any::<bool>(), 2u64..=3, 1u64..=2, any::<bool>(), any::<bool>())),
+        proptest::option::of((
+            any::<bool>(),
+            2u64..=3,
+            1u64..=2,
+            any::<bool>(),
+            any::<bool>(),
+        )),
     );
-    let head = (any::<bool>(), 0u8..3, any::<bool>(), 1u64..=10, any::<bool>());
+    let head = (
+        any::<bool>(),
+        0u8..3,
+        any::<bool>(),
+        1u64..=10,
+        any::<bool>(),
+    );
     let misc = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
-    (input, stem, proptest::collection::vec(arb_stage(), 1..=3), head, misc).prop_map(
-        |((c, h, w), (sf, sk, ss, spad, (sbias, sbn, srelu), pool), mut stages, (norm, pool_kind, dropout, classes, softmax), (xavier, zero, eps, mom))| {
-            for (i, s) in stages.iter_mut().enumerate() {
-                s.name = format!("conv{}_x", i + 2);
-            }
-            let last = stages.last().map(|s| s.block);
-            Model {
-                name: "prop".into(),
-                input: Shape::new(c, h, w),
-                stem: Stem {
-                    conv: Conv { filters: sf, kernel: sk, stride: ss, padding: if spad { sk / 2 } else { 0 }, bias: sbias },
-                    bn: sbn,
-                    relu: srelu,
-                    pool: pool.map(|(max, k, s, p, ceil)| Pool {
-                        kind: if max { PoolKind::Max } else { PoolKind::Avg },
-                        kernel: k,
-                        stride: s,
-                        padding: if p { k / 2 } else { 0 },
-                        ceil_mode: ceil,
-                    }),
-                },
-                stages,
-                head: Head {
-                    norm: norm || last.is_some_and(BlockKind::is_preact),
-                    pool: [HeadPool::Avg, HeadPool::Max, HeadPool::Flatten][pool_kind as usize],
-                    dropout: if dropout { 0.5 } else { 0.0 },
-                    in_features: None,
-                    classes,
-                    softmax,
-                },
-                init: if xavier { Init::XavierUniform } else { Init::KaimingNormal },
-                zero_init_residual: zero,
-                batch_norm: BatchNorm { eps: if eps { 1e-3 } else { 1e-5 }, momentum: if mom { 0.01 } else { 0.1 } },
-            }
-        },
+    (
+        input,
+        stem,
+        proptest::collection::vec(arb_stage(), 1..=3),
+        head,
+        misc,
     )
+        .prop_map(
+            |(
+                (c, h, w),
+                (sf, sk, ss, spad, (sbias, sbn, srelu), pool),
+                mut stages,
+                (norm, pool_kind, dropout, classes, softmax),
+                (xavier, zero, eps, mom),
+            )| {
+                for (i, s) in stages.iter_mut().enumerate() {
+                    s.name = format!("conv{}_x", i + 2);
+                }
+                let last = stages.last().map(|s| s.block);
+                Model {
+                    name: "prop".into(),
+                    input: Shape::new(c, h, w),
+                    stem: Stem {
+                        convs: vec![Conv {
+                            filters: sf,
+                            kernel: sk,
+                            stride: ss,
+                            padding: if spad { sk / 2 } else { 0 },
+                            bias: sbias,
+                        }],
+                        bn: sbn,
+                        relu: srelu,
+                        pool: pool.map_or(StemPool::None, |(max, k, s, p, ceil)| {
+                            StemPool::Pool(Pool {
+                                kind: if max { PoolKind::Max } else { PoolKind::Avg },
+                                kernel: k,
+                                stride: s,
+                                padding: if p { k / 2 } else { 0 },
+                                ceil_mode: ceil,
+                                anti_alias: None,
+                            })
+                        }),
+                    },
+                    stages,
+                    head: Head {
+                        norm: norm || last.is_some_and(BlockKind::is_preact),
+                        pool: [HeadPool::Avg, HeadPool::Max, HeadPool::Flatten][pool_kind as usize],
+                        dropout: if dropout { 0.5 } else { 0.0 },
+                        in_features: None,
+                        classes,
+                        softmax,
+                    },
+                    init: if xavier {
+                        Init::XavierUniform
+                    } else {
+                        Init::KaimingNormal
+                    },
+                    zero_init_residual: zero,
+                    batch_norm: BatchNorm {
+                        eps: if eps { 1e-3 } else { 1e-5 },
+                        momentum: if mom { 0.01 } else { 0.1 },
+                    },
+                    norm: Norm::Batch,
+                    drop_path_rate: 0.0,
+                }
+            },
+        )
 }
 
 proptest! {
@@ -433,14 +654,7 @@ proptest! {
         // Variables: names, numels, totals.
         let vars = vs.variables();
         let mut expected = std::collections::BTreeMap::new();
-        let mut convs = vec![&net_plan.stem.conv];
-        for b in &net_plan.blocks {
-            convs.extend(b.convs.iter());
-            if let resnetc::valid::ShortcutPlan::Projection { conv, .. } = &b.shortcut {
-                convs.push(conv);
-            }
-        }
-        for c in convs {
+        for c in net_plan.convs() {
             expected.insert(format!("{}.weight", c.name), c.out_channels * (c.in_channels / c.groups) * c.kernel * c.kernel);
             if c.bias {
                 expected.insert(format!("{}.bias", c.name), c.out_channels);

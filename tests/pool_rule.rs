@@ -59,9 +59,18 @@ fn pooling_output_sizes_agree_with_pytorch() {
     let out = std::process::Command::new(&python)
         .args(["-c", SCRIPT])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run ./scripts/setup.sh first): {e}", python.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (run ./scripts/setup.sh first): {e}",
+                python.display()
+            )
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the PyTorch grid failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the PyTorch grid failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut compared = 0;
     let mut accepted = 0;
@@ -72,7 +81,13 @@ fn pooling_output_sizes_agree_with_pytorch() {
             panic!("unexpected line from the PyTorch grid: {line:?}");
         };
         let num = |f: &str| f.parse::<u64>().unwrap_or_else(|e| panic!("{line:?}: {e}"));
-        let ours = verdict(pool_output_size(num(size), num(k), num(s), num(p), ceil == "1"));
+        let ours = verdict(pool_output_size(
+            num(size),
+            num(k),
+            num(s),
+            num(p),
+            ceil == "1",
+        ));
         compared += 1;
         accepted += usize::from(torch.parse::<u64>().is_ok());
         if ours != torch {
@@ -80,8 +95,20 @@ fn pooling_output_sizes_agree_with_pytorch() {
         }
     }
     // 2 kinds x 2 grad modes x 9 sizes x 4 kernels x 3 strides x 3 paddings x 2 ceil modes.
-    assert_eq!(compared, 2 * 2 * 9 * 4 * 3 * 3 * 2, "the grid is incomplete:\n{stdout}");
-    assert!(accepted > 0 && accepted < compared, "the grid should hold both verdicts");
-    assert!(mismatches.is_empty(), "{} of {compared} configurations differ from PyTorch:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert_eq!(
+        compared,
+        2 * 2 * 9 * 4 * 3 * 3 * 2,
+        "the grid is incomplete:\n{stdout}"
+    );
+    assert!(
+        accepted > 0 && accepted < compared,
+        "the grid should hold both verdicts"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} configurations differ from PyTorch:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
     eprintln!("{compared} configurations agree with PyTorch ({accepted} accepted)");
 }

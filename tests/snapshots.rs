@@ -28,13 +28,22 @@ fn diagnostics_of_invalid_specs() {
     insta::glob!("specs/invalid/*.{yaml,resnet}", |path| {
         let file = common::load(path);
         let diags = match resnetc::compile(&file) {
-            Ok(c) => panic!("{} compiled but should not ({} warnings)", file.name, c.warnings.len()),
+            Ok(c) => panic!(
+                "{} compiled but should not ({} warnings)",
+                file.name,
+                c.warnings.len()
+            ),
             Err(d) => d,
         };
         assert!(resnetc::diag::has_errors(&diags), "{}: no error", file.name);
         // Every error points into the file.
         for d in diags.iter().filter(|d| d.is_error()) {
-            assert!(d.primary_span().is_some(), "{}: `{}` has no location", file.name, d.message);
+            assert!(
+                d.primary_span().is_some(),
+                "{}: `{}` has no location",
+                file.name,
+                d.message
+            );
         }
         insta::assert_snapshot!(render(&file, &diags));
     });

@@ -3,13 +3,17 @@
 //! ~/.cache/resnetc/data).
 #![cfg(feature = "torch")]
 
-use resnetc::train::{self, metrics, DataError, DataSource, Dataset, Schedule, Split, TrainError, TrainOptions};
+use resnetc::train::{
+    self, metrics, DataError, DataSource, Dataset, Schedule, Split, TrainError, TrainOptions,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 fn compiled(spec: &str) -> resnetc::Compiled {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs").join(spec);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("specs")
+        .join(spec);
     let text = std::fs::read_to_string(&path).unwrap();
     let file = resnetc::span::SourceFile::new(spec, text, resnetc::span::Syntax::Yaml);
     resnetc::compile(&file).expect("a shipped spec is valid")
@@ -17,7 +21,8 @@ fn compiled(spec: &str) -> resnetc::Compiled {
 
 /// A fresh, empty folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("resnetc-train-test-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("resnetc-train-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -26,11 +31,14 @@ fn scratch(name: &str) -> PathBuf {
 fn fashion_mnist(limit_train: usize, limit_test: usize) -> (Arc<Dataset>, Arc<Dataset>) {
     let source: DataSource = "fashion-mnist".parse().unwrap();
     let load = |split, limit| {
-        source.load(split, Some(limit), (28, 28), 1).unwrap_or_else(|e| {
-            panic!("Fashion-MNIST is needed (run scripts/fetch-data.sh): {e}")
-        })
+        source
+            .load(split, Some(limit), (28, 28), 1)
+            .unwrap_or_else(|e| panic!("Fashion-MNIST is needed (run scripts/fetch-data.sh): {e}"))
     };
-    (Arc::new(load(Split::Train, limit_train)), Arc::new(load(Split::Test, limit_test)))
+    (
+        Arc::new(load(Split::Train, limit_train)),
+        Arc::new(load(Split::Test, limit_test)),
+    )
 }
 
 /// Training tests run one at a time: two cores are all there is, and each test's speed
@@ -42,7 +50,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn quiet(out: &Path) -> TrainOptions {
-    TrainOptions { progress: false, summary: false, spec: "fmnist-resnet20".into(), data: "fashion-mnist".into(), ..TrainOptions::new(out) }
+    TrainOptions {
+        progress: false,
+        summary: false,
+        spec: "fmnist-resnet20".into(),
+        data: "fashion-mnist".into(),
+        ..TrainOptions::new(out)
+    }
 }
 
 #[test]
@@ -52,15 +66,27 @@ fn one_epoch_on_2000_images_beats_chance_and_writes_reports() {
     let out = scratch("learn");
     // 63 steps, enough for BN's running statistics (momentum 0.1) to settle for testing.
     // PyTorch eager reaches about 0.51 test accuracy with these settings (resnetc 0.55).
-    let opts = TrainOptions { epochs: 1, batch_size: 32, momentum: 0.9, lr: 0.02, ..quiet(&out) };
+    let opts = TrainOptions {
+        epochs: 1,
+        batch_size: 32,
+        momentum: 0.9,
+        lr: 0.02,
+        ..quiet(&out)
+    };
     let c = compiled("fmnist-resnet20.yaml");
     let report = train::train_spec(&c, train_set, test_set, &opts).unwrap();
     let m = report.history[0];
-    assert!(m.test_acc > 0.35, "one epoch on 2000 images should beat chance (0.10) widely: {m:?}");
+    assert!(
+        m.test_acc > 0.35,
+        "one epoch on 2000 images should beat chance (0.10) widely: {m:?}"
+    );
     assert!(m.train_loss.is_finite() && m.examples_per_sec > 0.0);
 
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    assert!(csv.starts_with("epoch,train_loss,train_acc,test_acc,examples_per_sec,seconds\n"), "{csv}");
+    assert!(
+        csv.starts_with("epoch,train_loss,train_acc,test_acc,examples_per_sec,seconds\n"),
+        "{csv}"
+    );
     let rows = metrics::parse_csv(&csv).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].epoch, 1);
@@ -68,7 +94,10 @@ fn one_epoch_on_2000_images_beats_chance_and_writes_reports() {
     let png = std::fs::read(out.join("curves.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // IHDR: width and height, big-endian, at bytes 16..24.
-    let (w, h) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    let (w, h) = (
+        u32::from_be_bytes(png[16..20].try_into().unwrap()),
+        u32::from_be_bytes(png[20..24].try_into().unwrap()),
+    );
     assert!(w >= 320 && h >= 200, "{w}x{h}");
     let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -79,27 +108,52 @@ fn one_epoch_on_2000_images_beats_chance_and_writes_reports() {
     // The weights carry torchvision's names and load back for `resnetc eval`.
     let weights = tch::Tensor::read_safetensors(out.join("weights.safetensors")).unwrap();
     let names: Vec<&str> = weights.iter().map(|(n, _)| n.as_str()).collect();
-    for n in ["conv1.weight", "bn1.running_var", "layer3.2.bn2.bias", "fc.weight"] {
-        assert!(names.contains(&n), "weights.safetensors lacks `{n}`: {names:?}");
+    for n in [
+        "conv1.weight",
+        "bn1.running_var",
+        "layer3.2.bn2.bias",
+        "fc.weight",
+    ] {
+        assert!(
+            names.contains(&n),
+            "weights.safetensors lacks `{n}`: {names:?}"
+        );
     }
     let eval = Command::new(env!("CARGO_BIN_EXE_resnetc"))
-        .args(["eval", "specs/fmnist-resnet20.yaml", "--data", "fashion-mnist", "--limit-test", "300", "--device", "cpu"])
+        .args([
+            "eval",
+            "specs/fmnist-resnet20.yaml",
+            "--data",
+            "fashion-mnist",
+            "--limit-test",
+            "300",
+            "--device",
+            "cpu",
+        ])
         .arg("--weights")
         .arg(out.join("weights.safetensors"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&eval.stdout);
-    assert!(eval.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&eval.stderr));
+    assert!(
+        eval.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
     assert!(stdout.starts_with("test accuracy 0."), "{stdout}");
     for class in ["T-shirt/top", "Ankle boot", "recall"] {
         assert!(stdout.contains(class), "{stdout}");
     }
 
     // Training into a finished run without --resume is refused; nothing is overwritten.
-    let again = train::train_spec(&c, fashion_mnist(10, 10).0, fashion_mnist(10, 10).1, &opts).unwrap_err();
+    let again =
+        train::train_spec(&c, fashion_mnist(10, 10).0, fashion_mnist(10, 10).1, &opts).unwrap_err();
     assert!(matches!(again, TrainError::RunExists { .. }), "{again}");
-    assert_eq!(std::fs::read_to_string(out.join("metrics.csv")).unwrap(), csv);
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.csv")).unwrap(),
+        csv
+    );
 }
 
 /// Two epochs straight, or one epoch, a new process state, and `--resume` to two: the
@@ -121,36 +175,74 @@ fn resume_reproduces_the_uninterrupted_run() {
         ..quiet(out)
     };
     let straight = scratch("straight");
-    let full = train::train_spec(&c, train_set.clone(), test_set.clone(), &settings(&straight, 2)).unwrap();
+    let full = train::train_spec(
+        &c,
+        train_set.clone(),
+        test_set.clone(),
+        &settings(&straight, 2),
+    )
+    .unwrap();
 
     let split = scratch("split");
     // Interrupted after epoch 1 of 2 (the schedule plans for 2).
-    let first =
-        train::train_spec(&c, train_set.clone(), test_set.clone(), &TrainOptions { stop_after: Some(1), ..settings(&split, 2) })
-            .unwrap();
+    let first = train::train_spec(
+        &c,
+        train_set.clone(),
+        test_set.clone(),
+        &TrainOptions {
+            stop_after: Some(1),
+            ..settings(&split, 2)
+        },
+    )
+    .unwrap();
     assert_eq!(first.history.len(), 1);
-    let resumed =
-        train::train_spec(&c, train_set.clone(), test_set.clone(), &TrainOptions { resume: true, ..settings(&split, 2) }).unwrap();
+    let resumed = train::train_spec(
+        &c,
+        train_set.clone(),
+        test_set.clone(),
+        &TrainOptions {
+            resume: true,
+            ..settings(&split, 2)
+        },
+    )
+    .unwrap();
     assert_eq!(resumed.resumed_from, 1);
     assert_eq!(resumed.history.len(), 2);
     for (a, b) in full.history.iter().zip(&resumed.history) {
-        assert_eq!((a.epoch, a.train_loss, a.train_acc, a.test_acc), (b.epoch, b.train_loss, b.train_acc, b.test_acc));
+        assert_eq!(
+            (a.epoch, a.train_loss, a.train_acc, a.test_acc),
+            (b.epoch, b.train_loss, b.train_acc, b.test_acc)
+        );
     }
     let columns = |dir: &Path| -> Vec<String> {
         let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-        text.lines().map(|l| l.split(',').take(4).collect::<Vec<_>>().join(",")).collect()
+        text.lines()
+            .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+            .collect()
     };
     assert_eq!(columns(&straight), columns(&split));
     let a = tch::Tensor::read_safetensors(straight.join("weights.safetensors")).unwrap();
     let b: std::collections::HashMap<_, _> =
-        tch::Tensor::read_safetensors(split.join("weights.safetensors")).unwrap().into_iter().collect();
+        tch::Tensor::read_safetensors(split.join("weights.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
     for (name, t) in &a {
         assert!(t.equal(&b[name]), "`{name}` differs after resume");
     }
 
     // Resuming with other settings is refused, naming them.
-    let err = train::train_spec(&c, train_set, test_set, &TrainOptions { resume: true, lr: 0.2, ..settings(&split, 3) })
-        .unwrap_err();
+    let err = train::train_spec(
+        &c,
+        train_set,
+        test_set,
+        &TrainOptions {
+            resume: true,
+            lr: 0.2,
+            ..settings(&split, 3)
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("lr: 0.1 -> 0.2"), "{err}");
 }
 
@@ -172,15 +264,26 @@ fn corrupt_or_truncated_data_files_are_reported() {
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
     // Test split: 3 images promised, 2 present.
-    write("t10k-images-idx3-ubyte", &idx(0x803, &[3, 28, 28], &[0; 2 * 784]));
+    write(
+        "t10k-images-idx3-ubyte",
+        &idx(0x803, &[3, 28, 28], &[0; 2 * 784]),
+    );
     write("t10k-labels-idx1-ubyte", &idx(0x801, &[3], &[0, 1, 2]));
     // Train split: labels file with an images magic number.
-    write("train-images-idx3-ubyte", &idx(0x803, &[1, 28, 28], &[0; 784]));
+    write(
+        "train-images-idx3-ubyte",
+        &idx(0x803, &[1, 28, 28], &[0; 784]),
+    );
     write("train-labels-idx1-ubyte", &idx(0x803, &[1, 1, 1], &[0]));
-    let source = DataSource::FashionMnist { root: home.join("data") };
+    let source = DataSource::FashionMnist {
+        root: home.join("data"),
+    };
 
     let err = source.load(Split::Test, None, (28, 28), 1).unwrap_err();
-    assert!(matches!(err, DataError::Truncated { expected, found, .. } if expected == 16 + 3 * 784 && found == 16 + 2 * 784), "{err}");
+    assert!(
+        matches!(err, DataError::Truncated { expected, found, .. } if expected == 16 + 3 * 784 && found == 16 + 2 * 784),
+        "{err}"
+    );
     assert_eq!(
         err.to_string(),
         format!(
@@ -189,15 +292,35 @@ fn corrupt_or_truncated_data_files_are_reported() {
         )
     );
     let err = source.load(Split::Train, None, (28, 28), 1).unwrap_err();
-    assert!(err.to_string().contains("is not an IDX labels file: magic number 0x00000803, expected 0x00000801"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is not an IDX labels file: magic number 0x00000803, expected 0x00000801"),
+        "{err}"
+    );
 
     // Missing files name the fetch script.
-    let err = DataSource::Mnist { root: home.join("data") }.load(Split::Test, None, (28, 28), 1).unwrap_err();
-    assert!(matches!(err, DataError::Missing { .. }) && err.to_string().contains("scripts/fetch-data.sh"), "{err}");
+    let err = DataSource::Mnist {
+        root: home.join("data"),
+    }
+    .load(Split::Test, None, (28, 28), 1)
+    .unwrap_err();
+    assert!(
+        matches!(err, DataError::Missing { .. })
+            && err.to_string().contains("scripts/fetch-data.sh"),
+        "{err}"
+    );
 
     // The CLI prints the cause and exits with the I/O status.
     let out = Command::new(env!("CARGO_BIN_EXE_resnetc"))
-        .args(["train", "specs/fmnist-resnet20.yaml", "--data", "fashion-mnist", "--device", "cpu", "--out"])
+        .args([
+            "train",
+            "specs/fmnist-resnet20.yaml",
+            "--data",
+            "fashion-mnist",
+            "--device",
+            "cpu",
+            "--out",
+        ])
         .arg(home.join("run"))
         .env("RESNETC_HOME", &home)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -205,9 +328,18 @@ fn corrupt_or_truncated_data_files_are_reported() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("cannot load the training set of fashion-mnist"), "{stderr}");
-    assert!(stderr.contains("train-labels-idx1-ubyte` is not an IDX labels file"), "{stderr}");
-    assert!(!home.join("run").exists(), "nothing is written when the data cannot be read");
+    assert!(
+        stderr.contains("cannot load the training set of fashion-mnist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("train-labels-idx1-ubyte` is not an IDX labels file"),
+        "{stderr}"
+    );
+    assert!(
+        !home.join("run").exists(),
+        "nothing is written when the data cannot be read"
+    );
 }
 
 /// An image folder: one subfolder per class; every tenth image is held out for testing.
@@ -217,7 +349,11 @@ fn image_folders_load_resized_with_class_names() {
     for (c, class) in ["cat", "dog"].iter().enumerate() {
         std::fs::create_dir_all(dir.join(class)).unwrap();
         for i in 0..10 {
-            let img = tch::Tensor::full([3, 12, 16], (c * 100 + i * 10) as i64, (tch::Kind::Uint8, tch::Device::Cpu));
+            let img = tch::Tensor::full(
+                [3, 12, 16],
+                (c * 100 + i * 10) as i64,
+                (tch::Kind::Uint8, tch::Device::Cpu),
+            );
             tch::vision::image::save(&img, dir.join(class).join(format!("{i:02}.png"))).unwrap();
         }
     }
@@ -227,11 +363,16 @@ fn image_folders_load_resized_with_class_names() {
     let test_set = source.load(Split::Test, None, (8, 8), 1).unwrap();
     assert_eq!(train_set.classes, vec!["cat", "dog"]);
     assert_eq!((train_set.len(), test_set.len()), (18, 2));
-    assert_eq!((train_set.channels, train_set.height, train_set.width), (3, 8, 8));
+    assert_eq!(
+        (train_set.channels, train_set.height, train_set.width),
+        (3, 8, 8)
+    );
     assert_eq!(test_set.channels, 1);
     assert_eq!(test_set.labels, vec![0, 1]);
     assert_eq!(test_set.image(1)[0], 190, "dog 09 is grey 190");
     let empty = scratch("empty-folder");
-    let err = DataSource::Folder(empty.clone()).load(Split::Train, None, (8, 8), 3).unwrap_err();
+    let err = DataSource::Folder(empty.clone())
+        .load(Split::Train, None, (8, 8), 3)
+        .unwrap_err();
     assert!(matches!(err, DataError::NoClasses { .. }), "{err}");
 }

@@ -39,11 +39,24 @@ fn golden_files_are_what_the_live_models_report() {
         .arg(fresh.path())
         .env("KERAS_BACKEND", "torch")
         .status()
-        .expect("run scripts/zoo_reference.py with the venv's python (./scripts/setup.sh installs it)");
-    assert!(status.success(), "scripts/zoo_reference.py failed: {status}");
+        .expect(
+            "run scripts/zoo_reference.py with the venv's python (./scripts/setup.sh installs it)",
+        );
+    assert!(
+        status.success(),
+        "scripts/zoo_reference.py failed: {status}"
+    );
     let names = files(&committed);
-    assert_eq!(names.len(), 20, "13 timm, 6 Keras and 1 torchvision model: {names:?}");
-    assert_eq!(files(fresh.path()), names, "the script writes the same set of files");
+    assert_eq!(
+        names.len(),
+        20,
+        "13 timm, 6 Keras and 1 torchvision model: {names:?}"
+    );
+    assert_eq!(
+        files(fresh.path()),
+        names,
+        "the script writes the same set of files"
+    );
     for name in &names {
         let want = std::fs::read_to_string(committed.join(name)).expect("committed file");
         let got = std::fs::read_to_string(fresh.path().join(name)).expect("fresh file");

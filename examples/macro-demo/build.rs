@@ -9,7 +9,9 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        let dir = std::fs::canonicalize(&dir).map(|p| p.display().to_string()).unwrap_or(dir);
+        let dir = std::fs::canonicalize(&dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or(dir);
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
 
@@ -30,9 +32,19 @@ fn main() {
             let file = SourceFile::new(name.clone(), text, syntax);
             let compiled = resnetc::compile(&file)
                 .unwrap_or_else(|diags| panic!("{}", resnetc::diag::render(&file, &diags)));
-            let source = module_source(&compiled, &RustOptions { name: None, source: Some(name) });
-            let stem = path.file_stem().and_then(|s| s.to_str()).expect("UTF-8 file name");
-            std::fs::write(Path::new(&out_dir).join(format!("{stem}.rs")), source).expect("write to OUT_DIR");
+            let source = module_source(
+                &compiled,
+                &RustOptions {
+                    name: None,
+                    source: Some(name),
+                },
+            );
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("UTF-8 file name");
+            std::fs::write(Path::new(&out_dir).join(format!("{stem}.rs")), source)
+                .expect("write to OUT_DIR");
         }
     }
 }

@@ -49,14 +49,24 @@ pub fn parse(args: TokenStream) -> syn::Result<Args> {
                 .map_err(|e| syn::Error::new(lit.span(), format!("`input`: {e}")))?;
             input = Some(shape);
         } else {
-            let name = meta.path.get_ident().map_or_else(|| "this".to_string(), |i| format!("`{i}`"));
+            let name = meta
+                .path
+                .get_ident()
+                .map_or_else(|| "this".to_string(), |i| format!("`{i}`"));
             return Err(meta.error(format!("unknown argument {name}; {EXPECTED}")));
         }
         Ok(())
     });
     parser.parse2(args)?;
     let spec = spec.ok_or_else(|| {
-        syn::Error::new(Span::call_site(), "missing `spec = \"...\"`: the path of a .yaml, .yml or .resnet spec")
+        syn::Error::new(
+            Span::call_site(),
+            "missing `spec = \"...\"`: the path of a .yaml, .yml or .resnet spec",
+        )
     })?;
-    Ok(Args { spec, classes, input })
+    Ok(Args {
+        spec,
+        classes,
+        input,
+    })
 }

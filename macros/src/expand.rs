@@ -42,7 +42,10 @@ struct Failure {
 
 impl Failure {
     fn new(error: syn::Error) -> Self {
-        Failure { error, include: None }
+        Failure {
+            error,
+            include: None,
+        }
     }
 }
 
@@ -65,7 +68,10 @@ fn wrong_item(item: &Item) -> syn::Error {
         Item::Impl(i) => ("an impl block", i.self_ty.to_token_stream()),
         other => ("this item", other.to_token_stream()),
     };
-    syn::Error::new_spanned(tokens, format!("#[resnet] goes on a unit struct such as `pub struct ResNet50;`, not on {what}"))
+    syn::Error::new_spanned(
+        tokens,
+        format!("#[resnet] goes on a unit struct such as `pub struct ResNet50;`, not on {what}"),
+    )
 }
 
 fn expand_struct(args: TokenStream, item: ItemStruct) -> Result<TokenStream, Failure> {
@@ -74,19 +80,44 @@ fn expand_struct(args: TokenStream, item: ItemStruct) -> Result<TokenStream, Fai
     let args = attr::parse(args)?;
     let name = item.ident.to_string();
     if !is_type_name(&name) {
-        return Err(syn::Error::new_spanned(&item.ident, "#[resnet] needs a plain identifier as the struct's name").into());
+        return Err(syn::Error::new_spanned(
+            &item.ident,
+            "#[resnet] needs a plain identifier as the struct's name",
+        )
+        .into());
     }
 
     let spec = &args.spec;
     let (path, base) = resolve(spec)?;
-    let include = path.to_str().map(|p| quote!(const _: &str = ::core::include_str!(#p);));
+    let include = path.to_str().map(|p| {
+        quote!(
+            const _: &str = ::core::include_str!(#p);
+        )
+    });
     let file = read(spec, &path, base.as_deref())?;
-    let overrides = Overrides { input: args.input, classes: args.classes, name: None };
+    let overrides = Overrides {
+        input: args.input,
+        classes: args.classes,
+        name: None,
+    };
     let compiled = resnetc::compile_with(&file, &overrides).map_err(|diags| Failure {
         error: syn::Error::new(spec.span(), spec_errors(&file, diags)),
         include: include.clone(),
     })?;
-    let tokens = module_tokens(&compiled, &RustOptions { name: Some(name), source: Some(spec.value()) });
+    if let Some(what) = resnetc::back::rust::unsupported(&compiled.network) {
+        let message = format!("the Rust back end does not generate {what} yet");
+        return Err(Failure {
+            error: syn::Error::new(spec.span(), message),
+            include,
+        });
+    }
+    let tokens = module_tokens(
+        &compiled,
+        &RustOptions {
+            name: Some(name),
+            source: Some(spec.value()),
+        },
+    );
 
     let ident = &item.ident;
     let vis = &item.vis;
@@ -109,7 +140,11 @@ fn expand_struct(args: TokenStream, item: ItemStruct) -> Result<TokenStream, Fai
 
 /// `#[resnet]` replaces a unit struct without generics.
 fn check_shape(item: &ItemStruct) -> syn::Result<()> {
-    let hint = format!("write a unit struct: `{}struct {};`", vis_prefix(item), item.ident);
+    let hint = format!(
+        "write a unit struct: `{}struct {};`",
+        vis_prefix(item),
+        item.ident
+    );
     match &item.fields {
         Fields::Unit => {}
         fields => {
@@ -120,7 +155,10 @@ fn check_shape(item: &ItemStruct) -> syn::Result<()> {
         }
     }
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        return Err(syn::Error::new_spanned(&item.generics, format!("#[resnet] structs take no generics; {hint}")));
+        return Err(syn::Error::new_spanned(
+            &item.generics,
+            format!("#[resnet] structs take no generics; {hint}"),
+        ));
     }
     Ok(())
 }
@@ -146,14 +184,21 @@ struct Attrs<'a> {
 
 impl<'a> Attrs<'a> {
     fn sort(attrs: &'a [Attribute]) -> syn::Result<Self> {
-        let mut sorted = Attrs { docs: Vec::new(), cfgs: Vec::new(), lints: Vec::new() };
+        let mut sorted = Attrs {
+            docs: Vec::new(),
+            cfgs: Vec::new(),
+            lints: Vec::new(),
+        };
         for attr in attrs {
             let path = attr.path();
             if path.is_ident("doc") {
                 sorted.docs.push(attr);
             } else if path.is_ident("cfg") || path.is_ident("cfg_attr") {
                 sorted.cfgs.push(attr);
-            } else if ["allow", "warn", "deny", "forbid", "expect"].iter().any(|l| path.is_ident(l)) {
+            } else if ["allow", "warn", "deny", "forbid", "expect"]
+                .iter()
+                .any(|l| path.is_ident(l))
+            {
                 sorted.lints.push(attr);
             } else {
                 return Err(syn::Error::new_spanned(
@@ -171,7 +216,10 @@ impl<'a> Attrs<'a> {
 fn resolve(spec: &LitStr) -> syn::Result<(PathBuf, Option<PathBuf>)> {
     let written = spec.value();
     if Syntax::from_path(&written).is_none() {
-        return Err(syn::Error::new(spec.span(), format!("`{written}`: unknown spec extension; use .yaml, .yml or .resnet")));
+        return Err(syn::Error::new(
+            spec.span(),
+            format!("`{written}`: unknown spec extension; use .yaml, .yml or .resnet"),
+        ));
     }
     let path = Path::new(&written);
     if path.is_absolute() {
@@ -223,7 +271,10 @@ fn spec_errors(file: &SourceFile, mut diags: Vec<Diagnostic>) -> String {
     let rendered = resnetc::diag::render(file, &diags);
     let rendered = rendered.trim_end();
     let (first, rest) = rendered.split_once('\n').unwrap_or((rendered, ""));
-    let first = match first.strip_prefix("error[").and_then(|s| s.split_once("]: ")) {
+    let first = match first
+        .strip_prefix("error[")
+        .and_then(|s| s.split_once("]: "))
+    {
         Some((code, title)) => format!("{title} [{code}]"),
         None => first.to_string(),
     };
@@ -244,13 +295,28 @@ mod tests {
 
     #[test]
     fn expands_to_the_generator_output_in_a_private_module() {
-        let out = expand_str(quote!(spec = "../specs/resnet18.yaml"), quote!(pub struct ResNet18;));
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/resnet18.yaml")).expect("spec");
+        let out = expand_str(
+            quote!(spec = "../specs/resnet18.yaml"),
+            quote!(
+                pub struct ResNet18;
+            ),
+        );
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../specs/resnet18.yaml"
+        ))
+        .expect("spec");
         let file = SourceFile::new("../specs/resnet18.yaml", text, Syntax::Yaml);
         let compiled = resnetc::compile(&file).expect("valid");
-        let opts = RustOptions { name: Some("ResNet18".into()), source: Some("../specs/resnet18.yaml".into()) };
+        let opts = RustOptions {
+            name: Some("ResNet18".into()),
+            source: Some("../specs/resnet18.yaml".into()),
+        };
         let generated = module_tokens(&compiled, &opts).to_string();
-        assert!(out.contains(&generated), "the expansion holds the module `resnetc build` writes");
+        assert!(
+            out.contains(&generated),
+            "the expansion holds the module `resnetc build` writes"
+        );
         assert!(out.contains("mod __resnet_ResNet18"));
         assert!(out.contains("pub use __resnet_ResNet18 :: ResNet18"));
         assert!(out.contains("include_str !"));
@@ -260,18 +326,35 @@ mod tests {
     #[test]
     fn errors_expand_to_one_compile_error_and_the_stub() {
         let cases = [
-            (quote!(spec = "../specs/does-not-exist.yaml"), "cannot read spec"),
-            (quote!(spec = "../specs/resnet18.yaml", depth = 18), "unknown argument `depth`"),
-            (quote!(spec = "../tests/specs/invalid/identity-where-projection.yaml"), "residual add shape mismatch"),
+            (
+                quote!(spec = "../specs/does-not-exist.yaml"),
+                "cannot read spec",
+            ),
+            (
+                quote!(spec = "../specs/resnet18.yaml", depth = 18),
+                "unknown argument `depth`",
+            ),
+            (
+                quote!(spec = "../tests/specs/invalid/identity-where-projection.yaml"),
+                "residual add shape mismatch",
+            ),
             (quote!(classes = 10), "missing `spec"),
             (quote!(spec = 18), "expected string literal"),
         ];
         for (args, message) in cases {
-            let out = expand_str(args, quote!(pub struct Net;));
+            let out = expand_str(
+                args,
+                quote!(
+                    pub struct Net;
+                ),
+            );
             assert_eq!(out.matches("compile_error").count(), 1, "{out}");
             assert!(out.contains(message), "{message}: {out}");
             assert!(out.ends_with("pub struct Net ;"), "{out}");
-            assert!(!out.contains(":: tch"), "the stub never mentions tch: {out}");
+            assert!(
+                !out.contains(":: tch"),
+                "the stub never mentions tch: {out}"
+            );
         }
     }
 
@@ -283,7 +366,10 @@ mod tests {
         std::fs::create_dir_all(&folder).expect("a folder named like a spec");
         let fifo = dir.join("fifo.resnet");
         let _ = std::fs::remove_file(&fifo);
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
         assert!(made.success());
         let large = dir.join("large.resnet");
         std::fs::write(&large, vec![b'#'; resnetc::ir::Limits::MAX_SPEC_BYTES + 1]).expect("write");
@@ -295,10 +381,18 @@ mod tests {
         ];
         for (path, message) in cases {
             let path = path.to_str().expect("a UTF-8 temp dir");
-            let out = expand_str(quote!(spec = #path), quote!(pub struct Net;));
+            let out = expand_str(
+                quote!(spec = #path),
+                quote!(
+                    pub struct Net;
+                ),
+            );
             assert_eq!(out.matches("compile_error").count(), 1, "{out}");
             assert!(out.contains(message), "{message}: {out}");
-            assert!(!out.contains("include_str"), "a file that was not read is not included: {out}");
+            assert!(
+                !out.contains("include_str"),
+                "a file that was not read is not included: {out}"
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -307,7 +401,9 @@ mod tests {
     fn a_bad_spec_is_still_tracked_for_rebuilds() {
         let out = expand_str(
             quote!(spec = "../tests/specs/invalid/identity-where-projection.yaml"),
-            quote!(struct Net;),
+            quote!(
+                struct Net;
+            ),
         );
         assert!(out.contains("include_str !"), "{out}");
     }
@@ -318,7 +414,8 @@ mod tests {
     #[test]
     fn hostile_spec_and_shadowing_names_compile_without_doc_tests() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let dir = std::env::temp_dir().join(format!("resnetc-macros-hostile-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("resnetc-macros-hostile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let rustc = |args: &[&str], file: &std::path::Path, tool: &str| {
             std::process::Command::new(tool)
@@ -330,13 +427,42 @@ mod tests {
                 .output()
                 .expect("rustc/rustdoc runs")
         };
-        let out = rustc(&["--crate-type", "lib", "--crate-name", "tch", "--out-dir", dir.to_str().expect("UTF-8")], &root.join("tests/codegen/tch_stub.rs"), "rustc");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = rustc(
+            &[
+                "--crate-type",
+                "lib",
+                "--crate-name",
+                "tch",
+                "--out-dir",
+                dir.to_str().expect("UTF-8"),
+            ],
+            &root.join("tests/codegen/tch_stub.rs"),
+            "rustc",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         let mut crate_source = String::new();
-        for name in ["Vec", "Option", "Box", "Tensor", "Default", "Some", "i64", "conv2d", "linear", "Downsample"] {
+        for name in [
+            "Vec",
+            "Option",
+            "Box",
+            "Tensor",
+            "Default",
+            "Some",
+            "i64",
+            "conv2d",
+            "linear",
+            "Downsample",
+        ] {
             let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
-            let out = expand(quote!(spec = "../examples/macro-demo/specs/hostile.yaml"), quote!(pub struct #ident;));
+            let out = expand(
+                quote!(spec = "../examples/macro-demo/specs/hostile.yaml"),
+                quote!(pub struct #ident;),
+            );
             let out = out.to_string();
             // (The spec's payload mentions `compile_error!`, as text inside a doc.)
             assert!(!out.contains(":: compile_error"), "{out}");
@@ -346,11 +472,34 @@ mod tests {
         std::fs::write(&file, crate_source).expect("write");
         let tch = format!("tch={}", dir.join("libtch.rlib").display());
         let args = ["--crate-name", "hostile", "--extern", &tch];
-        let out = rustc(&[&args[..], &["--crate-type", "lib", "--emit", "metadata", "-A", "warnings"]].concat(), &file, "rustc");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = rustc(
+            &[
+                &args[..],
+                &[
+                    "--crate-type",
+                    "lib",
+                    "--emit",
+                    "metadata",
+                    "-A",
+                    "warnings",
+                ],
+            ]
+            .concat(),
+            &file,
+            "rustc",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = rustc(&[&args[..], &["--test"]].concat(), &file, "rustdoc");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains("running 0 tests"), "{stdout}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -358,7 +507,11 @@ mod tests {
     #[test]
     fn keeps_docs_cfg_and_lints() {
         let out = expand_str(
-            quote!(spec = "../specs/resnet18.yaml", classes = 10, input = "1x28x28"),
+            quote!(
+                spec = "../specs/resnet18.yaml",
+                classes = 10,
+                input = "1x28x28"
+            ),
             quote! {
                 /// Docs.
                 #[cfg(not(any()))]
@@ -367,9 +520,15 @@ mod tests {
             },
         );
         assert!(!out.contains("compile_error"), "{out}");
-        assert!(out.contains("pub (crate) use __resnet_Small :: Small"), "{out}");
+        assert!(
+            out.contains("pub (crate) use __resnet_Small :: Small"),
+            "{out}"
+        );
         assert!(out.contains("NUM_CLASSES : i64 = 10"), "{out}");
-        assert!(out.contains("INPUT_SHAPE : [i64 ; 3] = [1 , 28 , 28]"), "{out}");
+        assert!(
+            out.contains("INPUT_SHAPE : [i64 ; 3] = [1 , 28 , 28]"),
+            "{out}"
+        );
         assert_eq!(out.matches("cfg (not (any ()))").count(), 2, "{out}");
     }
 }
@@ -386,12 +545,20 @@ mod timing {
         let mut times: Vec<f64> = (0..31)
             .map(|_| {
                 let start = std::time::Instant::now();
-                let out = expand(quote!(spec = "../specs/resnet152.yaml"), quote!(pub struct ResNet152;));
+                let out = expand(
+                    quote!(spec = "../specs/resnet152.yaml"),
+                    quote!(
+                        pub struct ResNet152;
+                    ),
+                );
                 assert!(!out.is_empty());
                 start.elapsed().as_secs_f64() * 1e3
             })
             .collect();
         times.sort_by(f64::total_cmp);
-        println!("#[resnet] expansion of resnet152: median {:.1} ms, min {:.1} ms", times[15], times[0]);
+        println!(
+            "#[resnet] expansion of resnet152: median {:.1} ms, min {:.1} ms",
+            times[15], times[0]
+        );
     }
 }

@@ -44,7 +44,8 @@ use proc_macro::TokenStream;
 /// Expands a unit struct into the network of a resnetc spec; see the crate documentation.
 #[proc_macro_attribute]
 pub fn resnet(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (args, item): (proc_macro2::TokenStream, proc_macro2::TokenStream) = (args.into(), item.into());
+    let (args, item): (proc_macro2::TokenStream, proc_macro2::TokenStream) =
+        (args.into(), item.into());
     let stub = item.clone();
     // Every error is reported as a compile error; a panic would be a bug in resnetc, and
     // still becomes one error (plus the stub) rather than a crashed macro.

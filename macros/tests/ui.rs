@@ -15,8 +15,13 @@ fn ui() {
 /// the compiling crate's root (CARGO_MANIFEST_DIR), so the fixtures go there: the UI
 /// tests then name them as a user would, `spec = "specs/tiny.yaml"`.
 fn place_fixture_specs() {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("CARGO_TARGET_TMPDIR is <target>/tmp");
-    let project = target.join("tests").join("trybuild").join(env!("CARGO_PKG_NAME"));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is <target>/tmp");
+    let project = target
+        .join("tests")
+        .join("trybuild")
+        .join(env!("CARGO_PKG_NAME"));
     let dest = project.join("specs");
     std::fs::create_dir_all(&dest).expect("trybuild project directory");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/specs");

@@ -3,8 +3,9 @@
 //! Each residual block is a cluster; the shortcut is drawn as its own edge into the
 //! block's addition, so identity and projection shortcuts are visible at a glance.
 
+use crate::ir::Norm;
 use crate::ir::{Model, Shape};
-use crate::valid::{BlockPlan, Network, ShortcutPlan};
+use crate::valid::{AttentionKind, BlockPlan, Layer, Network, ShortcutPlan};
 use std::fmt::Write;
 
 struct Dot {
@@ -17,7 +18,11 @@ impl Dot {
     }
 
     fn edge(&mut self, from: &str, to: &str, shape: Shape, extra: &str) {
-        let _ = writeln!(self.out, "  \"{from}\" -> \"{to}\" [label=\"{} x {} x {}\"{extra}];", shape.c, shape.h, shape.w);
+        let _ = writeln!(
+            self.out,
+            "  \"{from}\" -> \"{to}\" [label=\"{} x {} x {}\"{extra}];",
+            shape.c, shape.h, shape.w
+        );
     }
 }
 
@@ -30,7 +35,9 @@ fn escape(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             // Other controls, bidi marks and separators from a spec's names are shown as
             // `\u{1b}` (the backslash escaped, so Graphviz prints it as it is).
-            c if crate::diag::is_unprintable(c) => out.push_str(&format!("\\\\u{{{:x}}}", u32::from(c))),
+            c if crate::diag::is_unprintable(c) => {
+                out.push_str(&format!("\\\\u{{{:x}}}", u32::from(c)))
+            }
             c => out.push(c),
         }
     }
@@ -44,23 +51,7 @@ pub fn graph(model: &Model, net: &Network) -> String {
     let _ = writeln!(d.out, "  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];");
     d.node("input", &format!("input\n{}", net.input), ", shape=oval");
 
-    let stem = &net.stem;
-    let c = &stem.conv;
-    d.node("conv1", &format!("conv1\n{}x{}/{}, {}", c.kernel, c.kernel, c.stride, c.out_channels), "");
-    d.edge("input", "conv1", net.input, "");
-    let mut last = "conv1".to_string();
-    let mut shape = c.output;
-    if let Some(bn) = &stem.bn {
-        d.node(&bn.name, &format!("{}\nBN{}", bn.name, if stem.relu { " + ReLU" } else { "" }), "");
-        d.edge(&last, &bn.name, shape, "");
-        last = bn.name.clone();
-    }
-    if let Some(p) = &stem.pool {
-        d.node(&p.name, &format!("{}\n{}x{}/{}", p.name, p.pool.kernel, p.pool.kernel, p.pool.stride), "");
-        d.edge(&last, &p.name, shape, "");
-        last = p.name.clone();
-        shape = p.output;
-    }
+    let (mut last, mut shape) = chain(&mut d, &net.stem.layers, "input", net.input, "");
 
     for b in &net.blocks {
         let (out, out_shape) = block(&mut d, b, &last, shape);
@@ -77,72 +68,134 @@ pub fn graph(model: &Model, net: &Network) -> String {
     let pool = h.pool.keyword();
     d.node("pool", &format!("{pool} pool"), "");
     d.edge(&last, "pool", shape, "");
-    d.node("fc", &format!("fc\n{} -> {}{}", h.fc.in_features, h.fc.out_features, if h.softmax { ", softmax" } else { "" }), "");
+    d.node(
+        "fc",
+        &format!(
+            "fc\n{} -> {}{}",
+            h.fc.in_features,
+            h.fc.out_features,
+            if h.softmax { ", softmax" } else { "" }
+        ),
+        "",
+    );
     d.edge("pool", "fc", h.pooled, "");
-    d.node("output", &format!("output\n[{}]", h.fc.out_features), ", shape=oval");
-    let _ = writeln!(d.out, "  \"fc\" -> \"output\" [label=\"{}\"];", h.fc.out_features);
+    d.node(
+        "output",
+        &format!("output\n[{}]", h.fc.out_features),
+        ", shape=oval",
+    );
+    let _ = writeln!(
+        d.out,
+        "  \"fc\" -> \"output\" [label=\"{}\"];",
+        h.fc.out_features
+    );
     d.out.push_str("}\n");
     d.out
 }
 
+/// What a node shows under the layer's name.
+fn describe(l: &Layer) -> String {
+    match l {
+        Layer::Conv(c) => {
+            let g = if c.groups > 1 {
+                format!(", g{}", c.groups)
+            } else {
+                String::new()
+            };
+            let dil = if c.dilation > 1 {
+                format!(", d{}", c.dilation)
+            } else {
+                String::new()
+            };
+            format!(
+                "{}x{}/{}, {}{g}{dil}",
+                c.kernel, c.kernel, c.stride, c.out_channels
+            )
+        }
+        Layer::Norm(n) => {
+            let norm = match n.norm {
+                Norm::Batch => "BN".to_string(),
+                Norm::Group { groups } => format!("GN {groups}"),
+            };
+            format!("{norm}{}", if n.relu { " + ReLU" } else { "" })
+        }
+        Layer::Relu { .. } => "ReLU".into(),
+        Layer::Pool(p) => format!("{}x{}/{}", p.pool.kernel, p.pool.kernel, p.pool.stride),
+        Layer::Blur(b) => format!("blur 3x3/{}", b.stride),
+        Layer::Attention(a) => match a.kind {
+            AttentionKind::Se { hidden } => format!("SE {0} -> {hidden} -> {0}", a.channels),
+            AttentionKind::Eca { kernel } => format!("ECA k{kernel}"),
+        },
+        Layer::Subsample {
+            stride,
+            extra_channels: 0,
+            ..
+        } => format!("subsample /{stride}"),
+        Layer::Subsample {
+            stride,
+            extra_channels,
+            ..
+        } => format!("subsample /{stride}\nzero-pad +{extra_channels}ch"),
+        Layer::DropPath { rate, .. } => format!("drop path {rate}"),
+    }
+}
+
+/// Draws `layers` one after the other from node `from`; returns the last node and shape.
+fn chain(d: &mut Dot, layers: &[Layer], from: &str, shape: Shape, style: &str) -> (String, Shape) {
+    let mut last = from.to_string();
+    let mut shape = shape;
+    for l in layers {
+        let extra = if matches!(l, Layer::Subsample { .. }) {
+            format!("{style}, style=dashed")
+        } else {
+            style.to_string()
+        };
+        d.node(
+            l.name(),
+            &format!("{}\n{}", short(l.name()), describe(l)),
+            &extra,
+        );
+        d.edge(&last, l.name(), shape, &extra);
+        last = l.name().to_string();
+        shape = l.output();
+    }
+    (last, shape)
+}
+
 /// Draws one block; returns its output node and shape.
 fn block(d: &mut Dot, b: &BlockPlan, input: &str, in_shape: Shape) -> (String, Shape) {
-    let _ = writeln!(d.out, "  subgraph \"cluster_{}\" {{\n    label=\"{}\"; style=rounded; color=gray;", b.name, b.name);
-    let mut last = input.to_string();
-    let mut shape = in_shape;
-    let preact = b.kind.is_preact();
-    for (i, conv) in b.convs.iter().enumerate() {
-        let bn = b.bns.get(i);
-        if preact {
-            if let Some(bn) = bn {
-                d.node(&bn.name, &format!("{}\nBN + ReLU", short(&bn.name)), "");
-                d.edge(&last, &bn.name, shape, "");
-                last = bn.name.clone();
-            }
-        }
-        let g = if conv.groups > 1 { format!(", g{}", conv.groups) } else { String::new() };
-        d.node(&conv.name, &format!("{}\n{}x{}/{}, {}{g}", short(&conv.name), conv.kernel, conv.kernel, conv.stride, conv.out_channels), "");
-        d.edge(&last, &conv.name, shape, "");
-        last = conv.name.clone();
-        shape = conv.output;
-        if !preact {
-            if let Some(bn) = bn {
-                let relu = if i + 1 < b.convs.len() { " + ReLU" } else { "" };
-                d.node(&bn.name, &format!("{}\nBN{relu}", short(&bn.name)), "");
-                d.edge(&last, &bn.name, shape, "");
-                last = bn.name.clone();
-            }
-        }
-    }
+    let _ = writeln!(
+        d.out,
+        "  subgraph \"cluster_{}\" {{\n    label=\"{}\"; style=rounded; color=gray;",
+        b.name, b.name
+    );
+    let (pre, pre_shape) = chain(d, &b.pre, input, in_shape, "");
+    let (last, shape) = chain(d, &b.branch, &pre, pre_shape, "");
     let add = format!("{}.add", b.name);
     match &b.shortcut {
         ShortcutPlan::None => {
             d.node(&add, "ReLU", ", shape=circle");
             d.edge(&last, &add, shape, "");
         }
-        sc => {
-            let label = if preact { "+" } else { "+ ReLU" };
+        ShortcutPlan::Path { from_pre, layers } => {
+            let label = if b.relu_after_add { "+ ReLU" } else { "+" };
             d.node(&add, label, ", shape=circle");
             d.edge(&last, &add, shape, "");
-            match sc {
-                ShortcutPlan::Projection { conv, bn } => {
-                    d.node(&conv.name, &format!("{}\n1x1/{}, {}", short(&conv.name), conv.stride, conv.out_channels), ", color=blue");
-                    d.edge(input, &conv.name, in_shape, ", color=blue");
-                    let mut from = conv.name.clone();
-                    if let Some(bn) = bn {
-                        d.node(&bn.name, &format!("{}\nBN", short(&bn.name)), ", color=blue");
-                        d.edge(&from, &bn.name, conv.output, ", color=blue");
-                        from = bn.name.clone();
-                    }
-                    d.edge(&from, &add, b.output, ", color=blue");
-                }
-                ShortcutPlan::ZeroPad { stride, extra_channels } => {
-                    let pad = format!("{}.shortcut", b.name);
-                    d.node(&pad, &format!("subsample /{stride}\nzero-pad +{extra_channels}ch"), ", color=blue, style=dashed");
-                    d.edge(input, &pad, in_shape, ", color=blue, style=dashed");
-                    d.edge(&pad, &add, b.output, ", color=blue, style=dashed");
-                }
-                _ => d.edge(input, &add, in_shape, ", style=dashed"),
+            if layers.is_empty() {
+                d.edge(input, &add, in_shape, ", style=dashed");
+            } else {
+                let (from, from_shape) = if *from_pre {
+                    (pre.as_str(), pre_shape)
+                } else {
+                    (input, in_shape)
+                };
+                let (end, _) = chain(d, layers, from, from_shape, ", color=blue");
+                let style = if matches!(layers[..], [Layer::Subsample { .. }]) {
+                    ", color=blue, style=dashed"
+                } else {
+                    ", color=blue"
+                };
+                d.edge(&end, &add, b.output, style);
             }
         }
     }

@@ -11,29 +11,23 @@
 //!     name: "tiny".into(),
 //!     input: Shape::new(3, 32, 32),
 //!     stem: defaults::stem(),
-//!     stages: vec![Stage {
-//!         name: "conv2_x".into(),
-//!         block: BlockKind::Basic,
-//!         repeat: 2,
-//!         filters: vec![64, 64],
-//!         stride: 1,
-//!         stride_on: defaults::STRIDE_ON,
-//!         shortcut: defaults::SHORTCUT,
-//!         projection: defaults::projection(BlockKind::Basic),
-//!         groups: 1,
-//!         bias: false,
-//!     }],
+//!     stages: vec![Stage::new("conv2_x", BlockKind::Basic, 2, &[64, 64], 1)],
 //!     head: Head { classes: 10, ..defaults::head(Some(BlockKind::Basic)) },
 //!     init: Init::KaimingNormal,
 //!     zero_init_residual: false,
 //!     batch_norm: BatchNorm::default(),
+//!     norm: Norm::Batch,
+//!     drop_path_rate: 0.0,
 //! };
 //! let text = resnetc::back::dsl::print(&model);
 //! assert!(text.contains("conv2_x: basic [64, 64] x2 /1\n"));
 //! assert!(text.contains("head fc 10\n"));
 //! ```
 
-use crate::ir::{defaults, BatchNorm, Conv, Head, HeadPool, Model, Pool, PoolKind, Projection, Stage, Stem};
+use crate::ir::{
+    defaults, BatchNorm, Conv, Head, HeadPool, Model, Pool, PoolKind, Projection, Stage, Stem,
+    StemPool,
+};
 use std::fmt::Write;
 
 /// The spec text for `model`; parsing it back yields an equal [`Model`].
@@ -67,7 +61,11 @@ pub fn print(model: &Model) -> String {
         out.push('\n');
     }
 
-    let _ = writeln!(out, "head {}", head(&model.head, model.stages.last().map(|s| s.block)));
+    let _ = writeln!(
+        out,
+        "head {}",
+        head(&model.head, model.stages.last().map(|s| s.block))
+    );
     if model.init != defaults::INIT {
         let _ = writeln!(out, "init {}", model.init.keyword());
     }
@@ -76,25 +74,34 @@ pub fn print(model: &Model) -> String {
     }
     if model.batch_norm != BatchNorm::default() {
         let bn = model.batch_norm;
-        let _ = writeln!(out, "batch_norm eps {} momentum {}", float(bn.eps), float(bn.momentum));
+        let _ = writeln!(
+            out,
+            "batch_norm eps {} momentum {}",
+            float(bn.eps),
+            float(bn.momentum)
+        );
     }
     out
 }
 
 fn stem(s: &Stem) -> String {
-    let mut parts = vec![conv(&s.conv)];
+    let mut parts = vec![conv(&s.convs[0])];
     parts.push(if s.bn { "bn" } else { "no bn" }.to_string());
     parts.push(if s.relu { "relu" } else { "no relu" }.to_string());
     parts.push(match &s.pool {
-        Some(p) => pool(p),
-        None => "no pool".to_string(),
+        StemPool::Pool(p) => pool(p),
+        StemPool::None => "no pool".to_string(),
+        StemPool::Conv { conv: c, .. } => conv(c),
     });
     parts.join(", ")
 }
 
 fn conv(c: &Conv) -> String {
     let bias = if c.bias { " bias" } else { "" };
-    format!("conv {0}x{0}/{1} pad {2}{bias} -> {3}", c.kernel, c.stride, c.padding, c.filters)
+    format!(
+        "conv {0}x{0}/{1} pad {2}{bias} -> {3}",
+        c.kernel, c.stride, c.padding, c.filters
+    )
 }
 
 fn pool(p: &Pool) -> String {
@@ -103,7 +110,10 @@ fn pool(p: &Pool) -> String {
         PoolKind::Avg => "avgpool",
     };
     let ceil = if p.ceil_mode { " ceil" } else { "" };
-    format!("{kind} {0}x{0}/{1} pad {2}{ceil}", p.kernel, p.stride, p.padding)
+    format!(
+        "{kind} {0}x{0}/{1} pad {2}{ceil}",
+        p.kernel, p.stride, p.padding
+    )
 }
 
 fn head(h: &Head, last_block: Option<crate::ir::BlockKind>) -> String {
@@ -145,12 +155,40 @@ struct OptionPlan {
 
 impl OptionPlan {
     fn new(stages: &[Stage]) -> Self {
-        let mut plan = OptionPlan { shared: Vec::new(), per_stage: vec![Vec::new(); stages.len()] };
-        plan.place(stages, |s| s.stride_on, |_| defaults::STRIDE_ON, |v| format!("stride_on {}", v.keyword()));
-        plan.place(stages, |s| s.shortcut, |_| defaults::SHORTCUT, |v| format!("shortcut {}", v.keyword()));
-        plan.place(stages, |s| s.projection, |s| defaults::projection(s.block), projection);
-        plan.place(stages, |s| s.groups, |_| defaults::GROUPS, |v| format!("groups {v}"));
-        plan.place(stages, |s| s.bias, |_| defaults::BIAS, |v| if v { "bias" } else { "no bias" }.to_string());
+        let mut plan = OptionPlan {
+            shared: Vec::new(),
+            per_stage: vec![Vec::new(); stages.len()],
+        };
+        plan.place(
+            stages,
+            |s| s.stride_on,
+            |_| defaults::STRIDE_ON,
+            |v| format!("stride_on {}", v.keyword()),
+        );
+        plan.place(
+            stages,
+            |s| s.shortcut,
+            |_| defaults::SHORTCUT,
+            |v| format!("shortcut {}", v.keyword()),
+        );
+        plan.place(
+            stages,
+            |s| s.projection,
+            |s| defaults::projection(s.block),
+            projection,
+        );
+        plan.place(
+            stages,
+            |s| s.groups,
+            |_| defaults::GROUPS,
+            |v| format!("groups {v}"),
+        );
+        plan.place(
+            stages,
+            |s| s.bias.iter().all(|b| *b),
+            |_| defaults::BIAS,
+            |v| if v { "bias" } else { "no bias" }.to_string(),
+        );
         plan
     }
 
@@ -161,7 +199,9 @@ impl OptionPlan {
         default: impl Fn(&Stage) -> T,
         text: impl Fn(T) -> String,
     ) {
-        let Some(first) = stages.first().map(&value) else { return };
+        let Some(first) = stages.first().map(&value) else {
+            return;
+        };
         if stages.iter().all(|s| value(s) == default(s)) {
             return;
         }
@@ -191,7 +231,9 @@ fn float(x: f64) -> String {
 /// A name as the grammar reads it: bare when it is made of letters, digits, `_`, `.` and
 /// `-`, quoted otherwise.
 fn name(n: &str) -> String {
-    let bare = !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let bare = !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if bare {
         return n.to_string();
     }
@@ -204,7 +246,9 @@ fn name(n: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             // Controls, bidi marks and separators as `\u{..}`: the file shows what it holds.
-            c if crate::diag::is_unprintable(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if crate::diag::is_unprintable(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+            }
             c => out.push(c),
         }
     }
@@ -230,19 +274,36 @@ mod tests {
         m.name = "my \"odd\" net\\1".into();
         m.input = Shape::new(1, 28, 30);
         m.stem = Stem {
-            conv: Conv { filters: 16, kernel: 3, stride: 1, padding: 0, bias: true },
+            convs: vec![Conv {
+                filters: 16,
+                kernel: 3,
+                stride: 1,
+                padding: 0,
+                bias: true,
+            }],
             bn: false,
             relu: false,
-            pool: Some(Pool { kind: PoolKind::Avg, kernel: 2, stride: 2, padding: 0, ceil_mode: true }),
+            pool: StemPool::Pool(Pool {
+                kind: PoolKind::Avg,
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+                ceil_mode: true,
+                anti_alias: None,
+            }),
         };
         m.stages[0].block = BlockKind::PreActBottleneck;
-        m.stages[0].projection = Projection { bn: true, bias: true };
+        m.stages[0].projection = Projection {
+            bn: true,
+            bias: true,
+            ..Projection::default()
+        };
         m.stages[1].shortcut = ShortcutOption::C;
         m.stages[1].name = "stage two".into();
         for s in &mut m.stages {
             s.stride_on = StrideOn::Conv1;
             s.groups = 32;
-            s.bias = true;
+            s.bias = vec![true; s.block.arity()];
         }
         m.head = Head {
             norm: true,
@@ -254,7 +315,10 @@ mod tests {
         };
         m.init = Init::XavierUniform;
         m.zero_init_residual = true;
-        m.batch_norm = BatchNorm { eps: 1.001e-5, momentum: 0.01 };
+        m.batch_norm = BatchNorm {
+            eps: 1.001e-5,
+            momentum: 0.01,
+        };
         m
     }
 
@@ -277,23 +341,50 @@ mod tests {
     #[test]
     fn prints_every_setting_away_from_the_defaults() {
         let text = print(&unusual());
-        assert!(text.starts_with("# my \"odd\" net\\1\nmodel \"my \\\"odd\\\" net\\\\1\"\ninput 1x28x30\n"), "{text}");
         assert!(
-            text.contains("stem conv 3x3/1 pad 0 bias -> 16, no bn, no relu, avgpool 2x2/2 pad 0 ceil\n"),
+            text.starts_with(
+                "# my \"odd\" net\\1\nmodel \"my \\\"odd\\\" net\\\\1\"\ninput 1x28x30\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("defaults stride_on conv1, groups 32, bias\n"), "{text}");
-        assert!(text.contains("conv2_x: preact_bottleneck [64, 64, 256] x3 /1, projection bn bias\n"), "{text}");
-        assert!(text.contains("\"stage two\": bottleneck [128, 128, 512] x4 /2, shortcut C\n"), "{text}");
-        assert!(text.contains("head norm, flatten, dropout 0.30000000000000004, fc 2048 -> 10, softmax\n"), "{text}");
-        assert!(text.contains("init xavier_uniform\nzero_init_residual true\nbatch_norm eps 1.001e-5 momentum 0.01\n"));
+        assert!(
+            text.contains(
+                "stem conv 3x3/1 pad 0 bias -> 16, no bn, no relu, avgpool 2x2/2 pad 0 ceil\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("defaults stride_on conv1, groups 32, bias\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("conv2_x: preact_bottleneck [64, 64, 256] x3 /1, projection bn bias\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"stage two\": bottleneck [128, 128, 512] x4 /2, shortcut C\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "head norm, flatten, dropout 0.30000000000000004, fc 2048 -> 10, softmax\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "init xavier_uniform\nzero_init_residual true\nbatch_norm eps 1.001e-5 momentum 0.01\n"
+        ));
     }
 
     #[test]
     fn shared_projection_goes_on_the_defaults_line() {
         let mut m = resnet50();
         for s in &mut m.stages {
-            s.projection = Projection { bn: false, bias: true };
+            s.projection = Projection {
+                bn: false,
+                bias: true,
+                ..Projection::default()
+            };
         }
         assert!(print(&m).contains("defaults projection no bn bias\n"));
     }
@@ -303,20 +394,35 @@ mod tests {
         for model in [resnet50(), unusual()] {
             let text = print(&model);
             let file = SourceFile::new("printed.resnet", text.clone(), Syntax::Dsl);
-            let ast = crate::front::dsl::parse(&file).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+            let ast = crate::front::dsl::parse(&file)
+                .unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
             assert_eq!(ast.name.map(|n| n.value), Some(model.name.clone()));
             let stages = ast.stages.map(|s| s.value).unwrap_or_default();
             assert_eq!(stages.len(), model.stages.len());
             for (s, m) in stages.iter().zip(&model.stages) {
-                assert_eq!(s.value.name.as_ref().map(|n| n.value.as_str()), Some(m.name.as_str()));
-                let filters: Vec<i64> = s.value.filters.iter().flat_map(|f| f.value.iter().map(|x| x.value)).collect();
-                assert_eq!(filters, m.filters.iter().map(|&f| f as i64).collect::<Vec<_>>());
+                assert_eq!(
+                    s.value.name.as_ref().map(|n| n.value.as_str()),
+                    Some(m.name.as_str())
+                );
+                let filters: Vec<i64> = s
+                    .value
+                    .filters
+                    .iter()
+                    .flat_map(|f| f.value.iter().map(|x| x.value))
+                    .collect();
+                assert_eq!(
+                    filters,
+                    m.filters.iter().map(|&f| f as i64).collect::<Vec<_>>()
+                );
             }
             let bn = ast.batch_norm.map(|b| b.value);
             if model.batch_norm != BatchNorm::default() {
                 let bn = bn.expect("batch_norm line");
                 assert_eq!(bn.eps.map(|e| e.value), Some(model.batch_norm.eps));
-                assert_eq!(bn.momentum.map(|m| m.value), Some(model.batch_norm.momentum));
+                assert_eq!(
+                    bn.momentum.map(|m| m.value),
+                    Some(model.batch_norm.momentum)
+                );
             }
             if let Some(head) = ast.head.map(|h| h.value) {
                 if let Some(d) = head.dropout {
@@ -331,9 +437,10 @@ mod tests {
         for model in [resnet50(), unusual()] {
             let text = print(&model);
             let file = SourceFile::new("printed.resnet", text, Syntax::Dsl);
-            let ast = crate::front::dsl::parse(&file).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
-            let (back, _, _) =
-                crate::lower::lower(&ast, crate::span::Syntax::Dsl).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+            let ast = crate::front::dsl::parse(&file)
+                .unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+            let (back, _, _) = crate::lower::lower(&ast, crate::span::Syntax::Dsl)
+                .unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
             assert_eq!(back, model, "{}", file.text);
         }
     }

@@ -2,7 +2,7 @@
 //! (`--stages`), and the same data as JSON (`--format json`).
 
 use crate::ir::{BlockKind, HeadPool, Model};
-use crate::valid::{Network, StageSummary};
+use crate::valid::{Layer, Network, StageSummary};
 use std::fmt::Write;
 
 /// The convention every table states in its header.
@@ -44,19 +44,39 @@ pub fn layers(model: &Model, net: &Network) -> String {
                 r.name.clone(),
                 r.op.clone(),
                 shape_list(&r.output),
-                if r.params > 0 { thousands(r.params) } else { "-".into() },
-                if r.macs > 0 { thousands(r.macs) } else { "-".into() },
+                if r.params > 0 {
+                    thousands(r.params)
+                } else {
+                    "-".into()
+                },
+                if r.macs > 0 {
+                    thousands(r.macs)
+                } else {
+                    "-".into()
+                },
             ]
         })
         .collect();
     let titles = ["layer", "op", "output", "params", "MACs"];
-    columns(&mut out, titles, &rows, [false, false, false, true, true], true);
+    columns(
+        &mut out,
+        titles,
+        &rows,
+        [false, false, false, true, true],
+        true,
+    );
     totals(&mut out, net);
     out
 }
 
 /// Writes aligned columns: a title row, an optional rule under it and after the rows.
-fn columns(out: &mut String, titles: [&str; 5], rows: &[[String; 5]], right: [bool; 5], rules: bool) {
+fn columns(
+    out: &mut String,
+    titles: [&str; 5],
+    rows: &[[String; 5]],
+    right: [bool; 5],
+    rules: bool,
+) {
     let mut widths = titles.map(str::len);
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -68,7 +88,13 @@ fn columns(out: &mut String, titles: [&str; 5], rows: &[[String; 5]], right: [bo
             .iter()
             .zip(widths)
             .zip(right)
-            .map(|((c, w), r)| if r { format!("{c:>w$}") } else { format!("{c:<w$}") })
+            .map(|((c, w), r)| {
+                if r {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
             .collect();
         let _ = writeln!(out, "{}", padded.join("  ").trim_end());
     };
@@ -88,17 +114,41 @@ fn columns(out: &mut String, titles: [&str; 5], rows: &[[String; 5]], right: [bo
 fn header(out: &mut String, model: &Model, net: &Network) {
     let i = net.input;
     // Names from the spec are shown with controls and bidi marks escaped (`\u{1b}`).
-    let _ = writeln!(out, "{}: input [{}, {}, {}] -> output {}", crate::diag::escape(&model.name), i.c, i.h, i.w, shape_list(&net.output()));
+    let _ = writeln!(
+        out,
+        "{}: input [{}, {}, {}] -> output {}",
+        crate::diag::escape(&model.name),
+        i.c,
+        i.h,
+        i.w,
+        shape_list(&net.output())
+    );
     let _ = writeln!(out, "{MACS_NOTE}");
     let _ = writeln!(out);
 }
 
 fn totals(out: &mut String, net: &Network) {
     let t = &net.totals;
-    let w = thousands(t.macs).len().max(thousands(t.trainable_params).len());
-    let _ = writeln!(out, "trainable params      {:>w$}", thousands(t.trainable_params));
-    let _ = writeln!(out, "non-trainable params  {:>w$}  (BN running mean and variance)", thousands(t.non_trainable_params));
-    let _ = writeln!(out, "MACs                  {:>w$}  ({:.2} GMACs, {:.2} GFLOPs)", thousands(t.macs), t.macs as f64 / 1e9, 2.0 * t.macs as f64 / 1e9);
+    let w = thousands(t.macs)
+        .len()
+        .max(thousands(t.trainable_params).len());
+    let _ = writeln!(
+        out,
+        "trainable params      {:>w$}",
+        thousands(t.trainable_params)
+    );
+    let _ = writeln!(
+        out,
+        "non-trainable params  {:>w$}  (BN running mean and variance)",
+        thousands(t.non_trainable_params)
+    );
+    let _ = writeln!(
+        out,
+        "MACs                  {:>w$}  ({:.2} GMACs, {:.2} GFLOPs)",
+        thousands(t.macs),
+        t.macs as f64 / 1e9,
+        2.0 * t.macs as f64 / 1e9
+    );
 }
 
 /// The paper's Table 1: stem, one row per stage, head.
@@ -106,29 +156,41 @@ pub fn stages(model: &Model, net: &Network) -> String {
     let mut out = String::new();
     header(&mut out, model, net);
     let mut rows: Vec<[String; 5]> = Vec::new();
-    let stem = &net.stem;
-    let c = &stem.conv;
-    let stem_macs: u64 = c.macs();
-    rows.push([
-        "conv1".into(),
-        format!("{}x{}", c.output.h, c.output.w),
-        format!("{}x{}, {}, stride {}", c.kernel, c.kernel, c.out_channels, c.stride),
-        String::new(),
-        thousands(stem_macs),
-    ]);
-    if let Some(p) = &stem.pool {
-        rows.push([
-            String::new(),
-            format!("{}x{}", p.output.h, p.output.w),
-            format!(
-                "{}x{} {} pool, stride {}",
-                p.pool.kernel,
-                p.pool.kernel,
-                p.pool.kind.keyword(),
-                p.pool.stride
+    for l in &net.stem.layers {
+        let first = rows.is_empty();
+        let label = if first {
+            "conv1".to_string()
+        } else {
+            String::new()
+        };
+        let o = l.output();
+        let (config, macs) = match l {
+            Layer::Conv(c) => (
+                format!(
+                    "{}x{}, {}, stride {}",
+                    c.kernel, c.kernel, c.out_channels, c.stride
+                ),
+                thousands(c.macs()),
             ),
+            Layer::Pool(p) => (
+                format!(
+                    "{}x{} {} pool, stride {}",
+                    p.pool.kernel,
+                    p.pool.kernel,
+                    p.pool.kind.keyword(),
+                    p.pool.stride
+                ),
+                String::new(),
+            ),
+            Layer::Blur(b) => (format!("3x3 blur pool, stride {}", b.stride), String::new()),
+            _ => continue,
+        };
+        rows.push([
+            label,
+            format!("{}x{}", o.h, o.w),
+            config,
             String::new(),
-            String::new(),
+            macs,
         ]);
     }
     for s in &net.stages {
@@ -149,13 +211,23 @@ pub fn stages(model: &Model, net: &Network) -> String {
     rows.push([
         "head".into(),
         format!("{}x{}", h.pooled.h, h.pooled.w),
-        format!("{pool}, {}-d fc{}", h.fc.out_features, if h.softmax { ", softmax" } else { "" }),
+        format!(
+            "{pool}, {}-d fc{}",
+            h.fc.out_features,
+            if h.softmax { ", softmax" } else { "" }
+        ),
         String::new(),
         thousands(h.fc.macs()),
     ]);
 
     let titles = ["stage", "output", "block", "", "MACs"];
-    columns(&mut out, titles, &rows, [false, false, false, false, true], false);
+    columns(
+        &mut out,
+        titles,
+        &rows,
+        [false, false, false, false, true],
+        false,
+    );
     let _ = writeln!(out);
     totals(&mut out, net);
     out
@@ -180,7 +252,11 @@ pub fn block_config(s: &StageSummary) -> String {
     } else {
         String::new()
     };
-    let stride = if s.stride > 1 { format!(", /{}", s.stride) } else { String::new() };
+    let stride = if s.stride > 1 {
+        format!(", /{}", s.stride)
+    } else {
+        String::new()
+    };
     format!("{convs}{kind}{groups}{stride}")
 }
 

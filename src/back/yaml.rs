@@ -13,29 +13,20 @@
 //!     name: "tiny".into(),
 //!     input: Shape::new(3, 32, 32),
 //!     stem: defaults::stem(),
-//!     stages: vec![Stage {
-//!         name: "conv2_x".into(),
-//!         block: BlockKind::Basic,
-//!         repeat: 2,
-//!         filters: vec![16, 16],
-//!         stride: 1,
-//!         stride_on: defaults::STRIDE_ON,
-//!         shortcut: defaults::SHORTCUT,
-//!         projection: defaults::projection(BlockKind::Basic),
-//!         groups: 1,
-//!         bias: false,
-//!     }],
+//!     stages: vec![Stage::new("conv2_x", BlockKind::Basic, 2, &[16, 16], 1)],
 //!     head: Head { classes: 10, ..defaults::head(Some(BlockKind::Basic)) },
 //!     init: Init::KaimingNormal,
 //!     zero_init_residual: false,
 //!     batch_norm: BatchNorm::default(),
+//!     norm: Norm::Batch,
+//!     drop_path_rate: 0.0,
 //! };
 //! let text = resnetc::back::yaml::print(&model);
 //! assert!(text.contains("filters: [16, 16]"));
 //! assert!(text.contains("defaults:\n  block: basic\n"));
 //! ```
 
-use crate::ir::{defaults, BatchNorm, Conv, Model, Pool, Projection, Stage};
+use crate::ir::{defaults, BatchNorm, Conv, Model, Pool, Projection, Stage, StemPool};
 use std::fmt::Write;
 
 /// The spec text for `model`; parsing it back yields an equal [`Model`].
@@ -44,18 +35,25 @@ pub fn print(model: &Model) -> String {
     // `write!` into a `String` cannot fail; the results are ignored throughout.
     let _ = writeln!(out, "# {}", comment_text(&model.name));
     let _ = writeln!(out, "name: {}", string(&model.name));
-    let _ = writeln!(out, "input: [{}, {}, {}]", model.input.c, model.input.h, model.input.w);
+    let _ = writeln!(
+        out,
+        "input: [{}, {}, {}]",
+        model.input.c, model.input.h, model.input.w
+    );
 
     let stem = &model.stem;
     out.push_str("stem:\n");
-    let _ = writeln!(out, "  conv: {}", conv(&stem.conv));
+    let _ = writeln!(out, "  conv: {}", conv(&stem.convs[0]));
     let _ = writeln!(out, "  bn: {}", stem.bn);
     let _ = writeln!(out, "  relu: {}", stem.relu);
     match &stem.pool {
-        Some(p) => {
+        StemPool::Pool(p) => {
             let _ = writeln!(out, "  pool: {}", pool(p));
         }
-        None => out.push_str("  pool: none\n"),
+        StemPool::None => out.push_str("  pool: none\n"),
+        StemPool::Conv { conv: c, .. } => {
+            let _ = writeln!(out, "  pool: {}", conv(c));
+        }
     }
 
     let options = block_options(&model.stages);
@@ -154,11 +152,31 @@ fn block_options(stages: &[Stage]) -> BlockOptions {
     // (key, value as written, whether the value is what lowering would pick anyway)
     let table: [OptionRow; 6] = [
         ("block", |s| s.block.keyword().to_owned(), |_| false),
-        ("stride_on", |s| s.stride_on.keyword().to_owned(), |s| s.stride_on == defaults::STRIDE_ON),
-        ("shortcut", |s| s.shortcut.keyword().to_owned(), |s| s.shortcut == defaults::SHORTCUT),
-        ("projection", |s| projection(&s.projection), |s| s.projection == defaults::projection(s.block)),
-        ("groups", |s| s.groups.to_string(), |s| s.groups == defaults::GROUPS),
-        ("bias", |s| s.bias.to_string(), |s| s.bias == defaults::BIAS),
+        (
+            "stride_on",
+            |s| s.stride_on.keyword().to_owned(),
+            |s| s.stride_on == defaults::STRIDE_ON,
+        ),
+        (
+            "shortcut",
+            |s| s.shortcut.keyword().to_owned(),
+            |s| s.shortcut == defaults::SHORTCUT,
+        ),
+        (
+            "projection",
+            |s| projection(&s.projection),
+            |s| s.projection == defaults::projection(s.block),
+        ),
+        (
+            "groups",
+            |s| s.groups.to_string(),
+            |s| s.groups == defaults::GROUPS,
+        ),
+        (
+            "bias",
+            |s| s.bias.iter().all(|b| *b).to_string(),
+            |s| s.bias.iter().all(|b| *b == defaults::BIAS),
+        ),
     ];
     let mut shared = Vec::new();
     let mut per_stage = vec![Vec::new(); stages.len()];
@@ -189,7 +207,11 @@ fn float(x: f64) -> String {
         return ".nan".to_owned();
     }
     if x.is_infinite() {
-        return if x > 0.0 { ".inf".to_owned() } else { "-.inf".to_owned() };
+        return if x > 0.0 {
+            ".inf".to_owned()
+        } else {
+            "-.inf".to_owned()
+        };
     }
     let s = format!("{x:?}");
     if s.contains('.') {
@@ -236,9 +258,13 @@ fn string(s: &str) -> String {
 /// as a boolean or null.
 fn is_plain_safe(s: &str) -> bool {
     let mut chars = s.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    const SPECIAL: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null", "none", "nan", "inf"];
+    const SPECIAL: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "none", "nan", "inf",
+    ];
     first_ok && rest_ok && !SPECIAL.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
 
@@ -259,18 +285,26 @@ mod tests {
         let mut m = resnet50();
         m.name = "odd: \"name\"\n#1".into();
         m.input = Shape::new(1, 28, 30);
-        m.stem.conv.bias = true;
-        m.stem.pool = None;
+        m.stem.convs[0].bias = true;
+        m.stem.pool = StemPool::None;
         m.stages[0].block = BlockKind::PreActBottleneck;
         m.stages[0].name = "true".into();
         m.stages[1].stride_on = StrideOn::Conv1;
         m.stages[1].shortcut = ShortcutOption::C;
-        m.stages[2].projection = Projection { bn: false, bias: true };
-        m.stages[0].projection = Projection { bn: true, bias: false };
+        m.stages[2].projection = Projection {
+            bn: false,
+            bias: true,
+            ..Projection::default()
+        };
+        m.stages[0].projection = Projection {
+            bn: true,
+            bias: false,
+            ..Projection::default()
+        };
         m.stages[3].groups = 32;
         m.stages[3].stride = 1;
         for s in &mut m.stages {
-            s.bias = true;
+            s.bias = vec![true; s.block.arity()];
         }
         m.head = Head {
             norm: true,
@@ -282,7 +316,10 @@ mod tests {
         };
         m.init = Init::XavierUniform;
         m.zero_init_residual = true;
-        m.batch_norm = BatchNorm { eps: 1.001e-5, momentum: 0.01 };
+        m.batch_norm = BatchNorm {
+            eps: 1.001e-5,
+            momentum: 0.01,
+        };
         m
     }
 
@@ -290,11 +327,17 @@ mod tests {
         let file = SourceFile::new("printed.yaml", text, Syntax::Yaml);
         let ast = match crate::front::yaml::parse(&file) {
             Ok(ast) => ast,
-            Err(d) => panic!("printed spec does not parse:\n{}\n{text}", crate::diag::render(&file, &d)),
+            Err(d) => panic!(
+                "printed spec does not parse:\n{}\n{text}",
+                crate::diag::render(&file, &d)
+            ),
         };
         match crate::lower::lower(&ast, crate::span::Syntax::Yaml) {
             Ok((model, _, _)) => model,
-            Err(d) => panic!("printed spec does not lower:\n{}\n{text}", crate::diag::render(&file, &d)),
+            Err(d) => panic!(
+                "printed spec does not lower:\n{}\n{text}",
+                crate::diag::render(&file, &d)
+            ),
         }
     }
 
@@ -343,13 +386,25 @@ head:
         assert!(text.contains("defaults:\n  bias: true\n"), "{text}");
         assert!(text.contains("    block: preact_bottleneck\n"), "{text}");
         assert!(text.contains("    stride_on: conv1\n"), "{text}");
-        assert!(text.contains("batch_norm: {eps: 1.001e-5, momentum: 0.01}"), "{text}");
+        assert!(
+            text.contains("batch_norm: {eps: 1.001e-5, momentum: 0.01}"),
+            "{text}"
+        );
         assert_eq!(reparse(&text), model);
     }
 
     #[test]
     fn floats_read_back_exactly() {
-        for x in [0.0, 1e-5, 1.001e-5, 0.1 + 0.2, 1e20, 5e-324, 123456789.0, 0.5] {
+        for x in [
+            0.0,
+            1e-5,
+            1.001e-5,
+            0.1 + 0.2,
+            1e20,
+            5e-324,
+            123456789.0,
+            0.5,
+        ] {
             let s = float(x);
             assert!(s.contains('.'), "{s}");
             let back: f64 = serde_saphyr::from_str(&s).expect("a YAML float");

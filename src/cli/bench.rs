@@ -9,7 +9,7 @@
 //! that peak (kernels that multiply less than 2 x MACs, such as Winograd convolutions,
 //! or a clock that rose after the measurement) is reported as 100% with a note.
 
-use super::{outln};
+use super::outln;
 use super::run::{build_network, compile, DeviceArgs, PassArgs};
 use super::CliError;
 use crate::ir::Shape;
@@ -52,7 +52,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    let overrides = Overrides { input: args.input, ..Default::default() };
+    let overrides = Overrides {
+        input: args.input,
+        ..Default::default()
+    };
     let Some(compiled) = compile(&args.spec, &overrides)? else {
         return Ok(ExitCode::from(super::EXIT_SPEC));
     };
@@ -64,12 +67,16 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let net = build_network(&compiled, device, args.weights.as_deref(), false)?;
     let input = compiled.network.input;
     tch::manual_seed(0);
-    let x = Tensor::f_randn([args.batch, input.c as i64, input.h as i64, input.w as i64], (Kind::Float, device))
-        .map_err(ctx("cannot allocate the input batch"))?;
+    let x = Tensor::f_randn(
+        [args.batch, input.c as i64, input.h as i64, input.w as i64],
+        (Kind::Float, device),
+    )
+    .map_err(ctx("cannot allocate the input batch"))?;
 
     let opts = args.passes.options(dtype, true);
     let start = Instant::now();
-    let fast = InferenceModel::new(&net, opts.clone()).map_err(ctx("cannot prepare the network"))?;
+    let fast =
+        InferenceModel::new(&net, opts.clone()).map_err(ctx("cannot prepare the network"))?;
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
@@ -95,14 +102,21 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let images_per_sec = args.batch as f64 / secs;
     let macs = compiled.network.totals.macs;
     let gflops = 2.0 * macs as f64 * args.batch as f64 / secs / 1e9;
-    let peak = if device == Device::Cpu { peak::cpu_peak(threads.max(1) as usize) } else { None };
+    let peak = if device == Device::Cpu {
+        peak::cpu_peak(threads.max(1) as usize)
+    } else {
+        None
+    };
     let fraction = peak.as_ref().map(|p| peak_fraction(gflops, p.gflops));
     let report = fast.report();
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     if args.format == "json" {
-        let candidates: serde_json::Map<String, serde_json::Value> =
-            report.candidates.iter().map(|(l, d)| (l.clone(), serde_json::json!(ms(*d)))).collect();
+        let candidates: serde_json::Map<String, serde_json::Value> = report
+            .candidates
+            .iter()
+            .map(|(l, d)| (l.clone(), serde_json::json!(ms(*d))))
+            .collect();
         let v = serde_json::json!({
             "spec": args.spec,
             "model": compiled.model.name,
@@ -157,16 +171,26 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         device::device_name(device),
         if threads == 1 { "" } else { "s" }
     );
-    let layout = report.layout.map_or("-".to_string(), |l| format!("{l}{}", if report.fused { ", fused kernels" } else { "" }));
+    let layout = report.layout.map_or("-".to_string(), |l| {
+        format!("{l}{}", if report.fused { ", fused kernels" } else { "" })
+    });
     let measured = if report.candidates.is_empty() {
         String::new()
     } else {
-        let c: Vec<String> = report.candidates.iter().map(|(l, d)| format!("{l} {:.1} ms", ms(*d))).collect();
+        let c: Vec<String> = report
+            .candidates
+            .iter()
+            .map(|(l, d)| format!("{l} {:.1} ms", ms(*d)))
+            .collect();
         format!(" (measured: {})", c.join(", "))
     };
     outln!(
         "  passes: {}{}, layout {layout}{measured}",
-        if opts.fold_bn { format!("BN folded into {} convs", report.folded) } else { "no BN folding".into() },
+        if opts.fold_bn {
+            format!("BN folded into {} convs", report.folded)
+        } else {
+            "no BN folding".into()
+        },
         if opts.no_grad { ", no-grad" } else { "" },
     );
     outln!(
@@ -191,7 +215,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         gflops
     );
     if let (Some(p), Some((f, note))) = (peak, fraction) {
-        outln!("  CPU peak: {:.1} GFLOP/s ({}); {:.1}% of peak", p.gflops, p.assumption, 100.0 * f);
+        outln!(
+            "  CPU peak: {:.1} GFLOP/s ({}); {:.1}% of peak",
+            p.gflops,
+            p.assumption,
+            100.0 * f
+        );
         if let Some(note) = note {
             outln!("  note: {note}");
         }
@@ -200,7 +229,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
 }
 
 /// `map_err` adapter: a CLI error saying `what`, caused by the error.
-fn ctx<E: Into<Box<dyn std::error::Error + Send + Sync>>>(what: &'static str) -> impl FnOnce(E) -> CliError {
+fn ctx<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    what: &'static str,
+) -> impl FnOnce(E) -> CliError {
     move |e| CliError::other(what, e)
 }
 

@@ -29,7 +29,13 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let Some((_, compiled)) = compile_or_report(&args.spec, &args.overrides.overrides())? else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
-    let opts = RustOptions { name: args.name, source: Some(args.spec.clone()) };
+    if let Some(what) = crate::back::rust::unsupported(&compiled.network) {
+        return Err(CliError::msg(format!("{}: the Rust back end does not generate {what} yet; `resnetc run` executes it on libtorch", args.spec)));
+    }
+    let opts = RustOptions {
+        name: args.name,
+        source: Some(args.spec.clone()),
+    };
     let source = module_source(&compiled, &opts);
     match &args.output {
         Some(path) => write_module(path, Path::new(&args.spec), source.as_bytes())?,

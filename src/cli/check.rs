@@ -1,5 +1,8 @@
 //! `resnetc check SPEC...`
-use super::{print_diagnostics, read_spec, report_error, say, write_stdout, CliError, OverrideArgs, EXIT_IO, EXIT_SPEC};
+use super::{
+    print_diagnostics, read_spec, report_error, say, write_stdout, CliError, OverrideArgs, EXIT_IO,
+    EXIT_SPEC,
+};
 use crate::diag::escape;
 use std::process::ExitCode;
 
@@ -47,7 +50,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             Err(diags) => {
                 print_diagnostics(&file, &diags);
                 let n = diags.iter().filter(|d| d.is_error()).count();
-                say!("error: `{}` has {n} error{}", escape(path), if n == 1 { "" } else { "s" });
+                say!(
+                    "error: `{}` has {n} error{}",
+                    escape(path),
+                    if n == 1 { "" } else { "s" }
+                );
                 failed += 1;
             }
         }

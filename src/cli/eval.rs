@@ -1,6 +1,6 @@
 //! `resnetc eval SPEC --weights W --data fashion-mnist|mnist|DIR [...]`: test accuracy and
 //! the confusion matrix with class names.
-use super::{outln};
+use super::outln;
 use super::train::{load_split, prepare};
 use super::{CliError, EXIT_SPEC};
 use crate::train::loader::Prep;
@@ -40,10 +40,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let load = |c: &crate::Compiled| load_split(&args.data, Split::Test, args.limit_test, c);
-    let Some((compiled, test_set)) = prepare(&args.spec, args.resize, load, |d| d.classes.len())? else {
+    let Some((compiled, test_set)) = prepare(&args.spec, args.resize, load, |d| d.classes.len())?
+    else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
-    let device = crate::runtime::parse_device(&args.device).map_err(|e| CliError::other("bad --device", e))?;
+    let device = crate::runtime::parse_device(&args.device)
+        .map_err(|e| CliError::other("bad --device", e))?;
     if let Some(n) = args.threads {
         tch::set_num_threads(i32::from(n));
     }

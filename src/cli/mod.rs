@@ -1,18 +1,18 @@
 //! The `resnetc` command line: one module per subcommand, diagnostics printed here.
 
-mod build;
-mod check;
-mod fmt;
-mod graph;
-mod table;
 #[cfg(feature = "torch")]
 mod bench;
+mod build;
+mod check;
 #[cfg(feature = "torch")]
 mod eval;
+mod fmt;
+mod graph;
 #[cfg(feature = "torch")]
 mod predict;
 #[cfg(feature = "torch")]
 mod run;
+mod table;
 #[cfg(feature = "torch")]
 mod train;
 
@@ -80,7 +80,10 @@ pub fn run() -> ExitCode {
             let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
             return match e.print() {
                 Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe && !e.use_stderr() => {
-                    report_error(&CliError::Write { path: "<stdout>".into(), source: w });
+                    report_error(&CliError::Write {
+                        path: "<stdout>".into(),
+                        source: w,
+                    });
                     ExitCode::from(EXIT_IO)
                 }
                 _ => ExitCode::from(code),
@@ -163,9 +166,19 @@ pub fn report_error(e: &CliError) {
 pub fn write_stdout(text: &str) -> Result<(), CliError> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    let text = if stdout.is_terminal() { diag::escape_keeping_layout(text) } else { text.into() };
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Write { path: "<stdout>".into(), source: e }),
+    let text = if stdout.is_terminal() {
+        diag::escape_keeping_layout(text)
+    } else {
+        text.into()
+    };
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Write {
+            path: "<stdout>".into(),
+            source: e,
+        }),
         _ => Ok(()),
     }
 }
@@ -185,7 +198,13 @@ pub enum CliError {
     TooLarge { path: String, limit: usize },
     /// `offset` counts bytes from 0, as `cmp` and hex dumps do; `line` and `column` from 1.
     #[error("`{path}` is not UTF-8 text: byte 0x{byte:02x} at offset {offset} (line {line}, column {column})")]
-    NotUtf8 { path: String, offset: usize, line: usize, column: usize, byte: u8 },
+    NotUtf8 {
+        path: String,
+        offset: usize,
+        line: usize,
+        column: usize,
+        byte: u8,
+    },
     #[error("`{path}`: unknown spec extension; use .yaml, .yml or .resnet")]
     Extension { path: String },
     #[error("cannot write `{path}`")]
@@ -205,13 +224,22 @@ pub enum CliError {
 
 impl CliError {
     /// A failure described by `message`, caused by `source`.
-    pub fn other(message: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        CliError::Other { message: message.into(), source: Some(source.into()) }
+    pub fn other(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        CliError::Other {
+            message: message.into(),
+            source: Some(source.into()),
+        }
     }
 
     /// A failure with no underlying cause.
     pub fn msg(message: impl Into<String>) -> Self {
-        CliError::Other { message: message.into(), source: None }
+        CliError::Other {
+            message: message.into(),
+            source: None,
+        }
     }
 }
 
@@ -221,7 +249,9 @@ impl CliError {
 /// opened, so nothing blocks), and at most [`Limits::MAX_SPEC_BYTES`] of it, in either syntax.
 pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
     let shown = diag::escape(path).into_owned();
-    let syntax = Syntax::from_path(path).ok_or_else(|| CliError::Extension { path: shown.clone() })?;
+    let syntax = Syntax::from_path(path).ok_or_else(|| CliError::Extension {
+        path: shown.clone(),
+    })?;
     let text = read_spec_text(std::path::Path::new(path), &shown)?;
     Ok(SourceFile::new(path, text, syntax))
 }
@@ -233,22 +263,36 @@ pub fn read_spec(path: &str) -> Result<SourceFile, CliError> {
 pub fn read_spec_text(path: &std::path::Path, shown: &str) -> Result<String, CliError> {
     use std::io::Read as _;
     let shown = || shown.to_string();
-    let read_error = |source| CliError::Read { path: shown(), source };
+    let read_error = |source| CliError::Read {
+        path: shown(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(read_error)?;
     if let Some(kind) = crate::files::not_regular(&meta) {
-        return Err(CliError::NotRegular { path: shown(), kind });
+        return Err(CliError::NotRegular {
+            path: shown(),
+            kind,
+        });
     }
     let file = crate::files::open_without_blocking(path).map_err(read_error)?;
     // Look again at what was opened: the path may have changed in between.
     if let Some(kind) = crate::files::not_regular(&file.metadata().map_err(read_error)?) {
-        return Err(CliError::NotRegular { path: shown(), kind });
+        return Err(CliError::NotRegular {
+            path: shown(),
+            kind,
+        });
     }
     let limit = Limits::MAX_SPEC_BYTES;
     let mut bytes = Vec::new();
     // One byte more than the limit tells a file at the limit from a larger one.
-    file.take(limit as u64 + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
     if bytes.len() > limit {
-        return Err(CliError::TooLarge { path: shown(), limit });
+        return Err(CliError::TooLarge {
+            path: shown(),
+            limit,
+        });
     }
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
@@ -272,13 +316,20 @@ pub fn print_diagnostics(file: &SourceFile, diags: &[Diagnostic]) {
     if diags.is_empty() {
         return;
     }
-    let choice = if std::io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
+    let choice = if std::io::stderr().is_terminal() {
+        ColorChoice::Auto
+    } else {
+        ColorChoice::Never
+    };
     let mut stderr = StandardStream::stderr(choice);
     diag::emit(file, diags, &mut stderr);
 }
 
 /// Compiles one spec for a printing command: diagnostics to stderr; `None` on errors.
-pub fn compile_or_report(path: &str, overrides: &Overrides) -> Result<Option<(SourceFile, Compiled)>, CliError> {
+pub fn compile_or_report(
+    path: &str,
+    overrides: &Overrides,
+) -> Result<Option<(SourceFile, Compiled)>, CliError> {
     let file = read_spec(path)?;
     match crate::compile_with(&file, overrides) {
         Ok(c) => {
@@ -288,7 +339,11 @@ pub fn compile_or_report(path: &str, overrides: &Overrides) -> Result<Option<(So
         Err(diags) => {
             print_diagnostics(&file, &diags);
             let n = diags.iter().filter(|d| d.is_error()).count();
-            say!("error: could not compile `{}` due to {n} previous error{}", diag::escape(path), if n == 1 { "" } else { "s" });
+            say!(
+                "error: could not compile `{}` due to {n} previous error{}",
+                diag::escape(path),
+                if n == 1 { "" } else { "s" }
+            );
             Ok(None)
         }
     }
@@ -301,7 +356,10 @@ pub fn parse_shape(s: &str) -> Result<Shape, String> {
         return Err(format!("expected CxHxW such as 3x224x224, found `{s}`"));
     };
     let num = |p: &str, what: &str, max: u64| -> Result<u64, String> {
-        let v: u64 = p.trim().parse().map_err(|_| format!("{what} `{p}` is not a positive integer"))?;
+        let v: u64 = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("{what} `{p}` is not a positive integer"))?;
         if v == 0 || v > max {
             return Err(format!("{what} {v} is outside 1..={max}"));
         }
@@ -313,7 +371,12 @@ pub fn parse_shape(s: &str) -> Result<Shape, String> {
         num(w, "width", Limits::MAX_SIDE)?,
     );
     if shape.h * shape.w > Limits::MAX_PIXELS {
-        return Err(format!("{}x{} is more than {} pixels", shape.h, shape.w, Limits::MAX_PIXELS));
+        return Err(format!(
+            "{}x{} is more than {} pixels",
+            shape.h,
+            shape.w,
+            Limits::MAX_PIXELS
+        ));
     }
     Ok(shape)
 }
@@ -331,6 +394,10 @@ pub struct OverrideArgs {
 
 impl OverrideArgs {
     pub fn overrides(&self) -> Overrides {
-        Overrides { input: self.input, classes: self.classes, name: None }
+        Overrides {
+            input: self.input,
+            classes: self.classes,
+            name: None,
+        }
     }
 }

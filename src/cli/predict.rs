@@ -1,8 +1,8 @@
 //! `resnetc predict`: classify images, top-5 classes with probabilities.
 
-use super::{outln, say};
 use super::run::{build_network, compile, DeviceArgs, PassArgs};
 use super::CliError;
+use super::{outln, say};
 use crate::runtime::image::Preprocess;
 use crate::runtime::InferenceModel;
 use crate::Overrides;
@@ -62,7 +62,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if let Some(s) = &args.std {
         pre.std = s.clone();
     }
-    pre.check().map_err(|m| CliError::msg(format!("cannot preprocess images for `{}`: {m}", args.spec)))?;
+    pre.check()
+        .map_err(|m| CliError::msg(format!("cannot preprocess images for `{}`: {m}", args.spec)))?;
 
     let classes = compiled.network.head.fc.out_features as usize;
     let labels = match &args.labels {
@@ -81,20 +82,28 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             // The error names the file and what is wrong with it.
             batch.push(pre.load(path).map_err(|e| CliError::msg(e.to_string()))?);
         }
-        let x = Tensor::f_stack(&batch, 0).map_err(|e| CliError::other("cannot batch the images", e))?;
-        let logits = fast.logits(&x).map_err(|e| CliError::other("forward pass failed", e))?;
+        let x = Tensor::f_stack(&batch, 0)
+            .map_err(|e| CliError::other("cannot batch the images", e))?;
+        let logits = fast
+            .logits(&x)
+            .map_err(|e| CliError::other("forward pass failed", e))?;
         let probs = logits
             .f_to_kind(Kind::Float)
             .and_then(|l| l.f_softmax(-1, Kind::Float))
             .and_then(|p| p.f_to_device(tch::Device::Cpu))
             .map_err(|e| CliError::other("softmax failed", e))?;
-        let (top_p, top_i) = probs.f_topk(k as i64, -1, true, true).map_err(|e| CliError::other("top-k failed", e))?;
+        let (top_p, top_i) = probs
+            .f_topk(k as i64, -1, true, true)
+            .map_err(|e| CliError::other("top-k failed", e))?;
         for (row, path) in chunk.iter().enumerate() {
             outln!("{path}");
             for j in 0..k {
                 let p = top_p.double_value(&[row as i64, j as i64]);
                 let class = top_i.int64_value(&[row as i64, j as i64]);
-                let name = labels.as_ref().and_then(|l| l.get(class as usize)).map_or(String::new(), |n| format!("  {n}"));
+                let name = labels
+                    .as_ref()
+                    .and_then(|l| l.get(class as usize))
+                    .map_or(String::new(), |n| format!("  {n}"));
                 outln!("  {:>2}. {:>6.2}%  class {class}{name}", j + 1, 100.0 * p);
             }
         }
@@ -108,12 +117,23 @@ const MAX_LABELS_BYTES: u64 = 64 << 20;
 /// One class name per line (blank lines at the end ignored); there must be at least as
 /// many names as classes. The file must be UTF-8 text of at most [`MAX_LABELS_BYTES`].
 fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
-    let bytes = crate::files::read_bounded(std::path::Path::new(path), MAX_LABELS_BYTES)
-        .map_err(|source| CliError::Read { path: path.into(), source })?;
+    let bytes = crate::files::read_bounded(std::path::Path::new(path), MAX_LABELS_BYTES).map_err(
+        |source| CliError::Read {
+            path: path.into(),
+            source,
+        },
+    )?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        CliError::msg(format!("class-name file `{path}` is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+        CliError::msg(format!(
+            "class-name file `{path}` is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
     })?;
-    let labels: Vec<String> = text.trim_end().lines().map(|l| crate::diag::escape(l.trim()).into_owned()).collect();
+    let labels: Vec<String> = text
+        .trim_end()
+        .lines()
+        .map(|l| crate::diag::escape(l.trim()).into_owned())
+        .collect();
     if labels.len() < classes {
         return Err(CliError::msg(format!(
             "`{path}` has {} class name{} but the network has {classes} classes",
@@ -126,4 +146,3 @@ fn read_labels(path: &str, classes: usize) -> Result<Vec<String>, CliError> {
     }
     Ok(labels)
 }
-

@@ -3,7 +3,7 @@
 //! Also holds what `predict` and `bench` share: building a network on a device with its
 //! weights, and the switches of the inference passes.
 
-use super::{say};
+use super::say;
 use super::CliError;
 use crate::runtime::weights::{self, LoadMode};
 use crate::runtime::{device, DType, InferenceModel, InferenceOptions, MemoryFormat, ResNet};
@@ -59,9 +59,12 @@ impl DeviceArgs {
     /// The parsed device and dtype, checked against each other; turns cuDNN off for the
     /// process if `--no-cudnn` was given.
     pub fn resolve(&self) -> Result<(Device, DType), CliError> {
-        let device = device::parse_device(&self.device).map_err(|e| CliError::other("bad --device", e))?;
+        let device =
+            device::parse_device(&self.device).map_err(|e| CliError::other("bad --device", e))?;
         let dtype = DType::parse(&self.dtype).map_err(|e| CliError::other("bad --dtype", e))?;
-        dtype.check_device(device).map_err(|e| CliError::other("bad --dtype", e))?;
+        dtype
+            .check_device(device)
+            .map_err(|e| CliError::other("bad --dtype", e))?;
         if self.no_cudnn {
             tch::Cuda::set_user_enabled_cudnn(false);
         }
@@ -103,7 +106,10 @@ impl PassArgs {
     /// The options; `measure` says whether `auto` may measure layouts on the first call.
     pub fn options(&self, dtype: DType, measure: bool) -> InferenceOptions {
         if self.no_passes {
-            return InferenceOptions { dtype, ..InferenceOptions::none() };
+            return InferenceOptions {
+                dtype,
+                ..InferenceOptions::none()
+            };
         }
         InferenceOptions {
             fold_bn: !self.no_fold_bn,
@@ -122,14 +128,29 @@ impl PassArgs {
 /// Builds `compiled`'s network on `device` and loads `weights` (strict unless `partial`);
 /// prints what partial loading skipped. (The network keeps its variables alive; the
 /// store itself is not needed afterwards.)
-pub fn build_network(compiled: &Compiled, device: Device, weights: Option<&str>, partial: bool) -> Result<ResNet, CliError> {
+pub fn build_network(
+    compiled: &Compiled,
+    device: Device,
+    weights: Option<&str>,
+    partial: bool,
+) -> Result<ResNet, CliError> {
     let vs = VarStore::new(device);
-    let net = ResNet::new(&vs.root(), compiled).map_err(|e| CliError::other("cannot build the network", e))?;
+    let net = ResNet::new(&vs.root(), compiled)
+        .map_err(|e| CliError::other("cannot build the network", e))?;
     if let Some(path) = weights {
-        let mode = if partial { LoadMode::Partial } else { LoadMode::Strict };
-        let report = weights::load(&vs, path, mode).map_err(|e| CliError::other(format!("cannot load weights `{path}`"), e))?;
+        let mode = if partial {
+            LoadMode::Partial
+        } else {
+            LoadMode::Strict
+        };
+        let report = weights::load(&vs, path, mode)
+            .map_err(|e| CliError::other(format!("cannot load weights `{path}`"), e))?;
         if !report.is_exact() {
-            say!("warning: loaded {} of {} variables from `{path}`; skipped:\n{report}", report.loaded.len(), vs.variables().len());
+            say!(
+                "warning: loaded {} of {} variables from `{path}`; skipped:\n{report}",
+                report.loaded.len(),
+                vs.variables().len()
+            );
         }
     }
     Ok(net)
@@ -147,30 +168,54 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let (device, dtype) = args.device.resolve()?;
     let net = build_network(&compiled, device, Some(&args.weights), args.partial)?;
     let channels = compiled.network.input.c as i64;
-    let (name, x) = weights::read_input(&args.input, channels).map_err(|e| CliError::other(format!("cannot read the input `{}`", args.input), e))?;
-    let bad_input = |e| CliError::other(format!("input tensor `{name}` in `{}` does not fit the network", args.input), e);
+    let (name, x) = weights::read_input(&args.input, channels)
+        .map_err(|e| CliError::other(format!("cannot read the input `{}`", args.input), e))?;
+    let bad_input = |e| {
+        CliError::other(
+            format!(
+                "input tensor `{name}` in `{}` does not fit the network",
+                args.input
+            ),
+            e,
+        )
+    };
     net.check_input(&x).map_err(bad_input)?;
 
     let (logits, how) = if args.train_mode {
         if dtype != DType::F32 {
             return Err(CliError::msg("--train-mode runs in f32; drop --dtype"));
         }
-        (net.f_logits_t(&x, true).map_err(bad_input)?, "train mode".to_string())
+        (
+            net.f_logits_t(&x, true).map_err(bad_input)?,
+            "train mode".to_string(),
+        )
     } else {
         // One call: no point measuring layouts.
         let opts = args.passes.options(dtype, false);
-        let fast = InferenceModel::new(&net, opts).map_err(|e| CliError::other("cannot prepare the network", e))?;
+        let fast = InferenceModel::new(&net, opts)
+            .map_err(|e| CliError::other("cannot prepare the network", e))?;
         let logits = fast.logits(&x).map_err(bad_input)?;
         let report = fast.report();
-        let layout = report.layout.map_or("-".to_string(), |l| format!("{l}{}", if report.fused { "+fused" } else { "" }));
-        (logits, format!("eval mode, {dtype}, layout {layout}, {} BN folded", fast.report().folded))
+        let layout = report.layout.map_or("-".to_string(), |l| {
+            format!("{l}{}", if report.fused { "+fused" } else { "" })
+        });
+        (
+            logits,
+            format!(
+                "eval mode, {dtype}, layout {layout}, {} BN folded",
+                fast.report().folded
+            ),
+        )
     };
     let mut out = vec![("logits".to_string(), logits.shallow_clone())];
     if net.has_softmax() {
-        let probs = logits.f_softmax(-1, tch::Kind::Float).map_err(|e| CliError::other("softmax failed", e))?;
+        let probs = logits
+            .f_softmax(-1, tch::Kind::Float)
+            .map_err(|e| CliError::other("softmax failed", e))?;
         out.push(("probabilities".to_string(), probs));
     }
-    weights::write_tensors(&args.output, &out).map_err(|e| CliError::other("cannot write the output", e))?;
+    weights::write_tensors(&args.output, &out)
+        .map_err(|e| CliError::other("cannot write the output", e))?;
     say!(
         "wrote logits {:?} to `{}` ({}, {how})",
         logits.size(),

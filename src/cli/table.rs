@@ -31,7 +31,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let text = match (args.format, args.stages) {
         (Format::Json, _) => {
             // Serialising a serde_json::Value to a string cannot fail.
-            let mut s = serde_json::to_string_pretty(&table::json(&c.model, &c.network)).unwrap_or_default();
+            let mut s = serde_json::to_string_pretty(&table::json(&c.model, &c.network))
+                .unwrap_or_default();
             s.push('\n');
             s
         }

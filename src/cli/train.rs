@@ -1,6 +1,6 @@
 //! `resnetc train SPEC --data fashion-mnist|mnist|DIR --out RUN_DIR [...]`
-use super::{outln, say};
 use super::{compile_or_report, CliError, EXIT_SPEC};
+use super::{outln, say};
 use crate::train::{self, Augment, DataSource, Dataset, Schedule, Split, TrainOptions};
 use crate::{Compiled, Overrides};
 use std::path::PathBuf;
@@ -106,17 +106,34 @@ pub(super) fn prepare<T>(
         );
         overrides.classes = Some(classes);
     }
-    let Some((_, compiled)) = compile_or_report(spec, &overrides)? else { return Ok(None) };
+    let Some((_, compiled)) = compile_or_report(spec, &overrides)? else {
+        return Ok(None);
+    };
     Ok(Some((compiled, data)))
 }
 
 /// Loads one split of `source` for `compiled`'s input.
-pub(super) fn load_split(source: &DataSource, split: Split, limit: Option<u64>, compiled: &Compiled) -> Result<Dataset, CliError> {
+pub(super) fn load_split(
+    source: &DataSource,
+    split: Split,
+    limit: Option<u64>,
+    compiled: &Compiled,
+) -> Result<Dataset, CliError> {
     let input = compiled.network.input;
     let limit = limit.map(|n| n as usize);
     source
-        .load(split, limit, (input.h as usize, input.w as usize), input.c as usize)
-        .map_err(|e| CliError::other(format!("cannot load the {} set of {source}", split_name(split)), e))
+        .load(
+            split,
+            limit,
+            (input.h as usize, input.w as usize),
+            input.c as usize,
+        )
+        .map_err(|e| {
+            CliError::other(
+                format!("cannot load the {} set of {source}", split_name(split)),
+                e,
+            )
+        })
 }
 
 fn split_name(split: Split) -> &'static str {
@@ -128,12 +145,18 @@ fn split_name(split: Split) -> &'static str {
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let load = |c: &Compiled| -> Result<(Dataset, Dataset), CliError> {
-        Ok((load_split(&args.data, Split::Train, args.limit_train, c)?, load_split(&args.data, Split::Test, args.limit_test, c)?))
+        Ok((
+            load_split(&args.data, Split::Train, args.limit_train, c)?,
+            load_split(&args.data, Split::Test, args.limit_test, c)?,
+        ))
     };
-    let Some((compiled, (train_set, test_set))) = prepare(&args.spec, args.resize, load, |d| d.0.classes.len())? else {
+    let Some((compiled, (train_set, test_set))) =
+        prepare(&args.spec, args.resize, load, |d| d.0.classes.len())?
+    else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
-    let device = crate::runtime::parse_device(&args.device).map_err(|e| CliError::other("bad --device", e))?;
+    let device = crate::runtime::parse_device(&args.device)
+        .map_err(|e| CliError::other("bad --device", e))?;
     if device.is_cuda() {
         // Every batch but the last has the same shape: let cuDNN pick its fastest kernels.
         tch::Cuda::cudnn_set_benchmark(true);
@@ -192,7 +215,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             report.history.len() - report.resumed_from,
         );
     }
-    outln!("wrote {} (and metrics.csv, curves.png, curves.svg, checkpoint.safetensors) in {:.1} s", report.weights.display(), started.elapsed().as_secs_f64());
+    outln!(
+        "wrote {} (and metrics.csv, curves.png, curves.svg, checkpoint.safetensors) in {:.1} s",
+        report.weights.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -205,7 +232,10 @@ fn describe(args: &Args) -> String {
     if args.weight_decay != 0.0 {
         s.push_str(&format!(", weight decay {}", args.weight_decay));
     }
-    s.push_str(&format!(", batch {}, {} epochs", args.batch_size, args.epochs));
+    s.push_str(&format!(
+        ", batch {}, {} epochs",
+        args.batch_size, args.epochs
+    ));
     if args.augment != Augment::default() {
         s.push_str(&format!(", augment {}", args.augment));
     }

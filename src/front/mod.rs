@@ -15,7 +15,10 @@ pub fn parse(file: &SourceFile) -> Result<SpecAst, Vec<Diagnostic>> {
     if file.text.len() > limit {
         return Err(vec![Diagnostic::error(
             "E-limit",
-            format!("the spec is {} bytes long, more than the limit of {limit} bytes", file.text.len()),
+            format!(
+                "the spec is {} bytes long, more than the limit of {limit} bytes",
+                file.text.len()
+            ),
         )
         .with_primary(crate::span::Span::new(0, 0), "the spec starts here")
         .with_help("real specs are a few kilobytes: is this the right file?")]);
@@ -35,13 +38,24 @@ mod tests {
         let limit = crate::ir::Limits::MAX_SPEC_BYTES;
         for (syntax, comment) in [(Syntax::Yaml, "#"), (Syntax::Dsl, "//")] {
             let at_limit = format!("{comment}{}", " ".repeat(limit - comment.len()));
-            let diags = parse(&SourceFile::new("a", at_limit.clone(), syntax)).err().unwrap_or_default();
-            assert!(diags.iter().all(|d| d.code != "E-limit"), "{syntax:?}: {diags:?}");
+            let diags = parse(&SourceFile::new("a", at_limit.clone(), syntax))
+                .err()
+                .unwrap_or_default();
+            assert!(
+                diags.iter().all(|d| d.code != "E-limit"),
+                "{syntax:?}: {diags:?}"
+            );
             let over = format!("{at_limit} ");
             let diags = parse(&SourceFile::new("a", over, syntax)).expect_err("over the limit");
             assert_eq!(diags.len(), 1);
             assert_eq!(diags[0].code, "E-limit");
-            assert_eq!(diags[0].message, format!("the spec is {} bytes long, more than the limit of {limit} bytes", limit + 1));
+            assert_eq!(
+                diags[0].message,
+                format!(
+                    "the spec is {} bytes long, more than the limit of {limit} bytes",
+                    limit + 1
+                )
+            );
         }
     }
 }

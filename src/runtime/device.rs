@@ -14,7 +14,13 @@ pub fn parse_device(s: &str) -> Result<Device, RuntimeError> {
     let s = s.trim();
     let index = match s.to_ascii_lowercase().as_str() {
         "cpu" => return Ok(Device::Cpu),
-        "auto" => return Ok(if Cuda::is_available() { Device::Cuda(0) } else { Device::Cpu }),
+        "auto" => {
+            return Ok(if Cuda::is_available() {
+                Device::Cuda(0)
+            } else {
+                Device::Cpu
+            })
+        }
         "cuda" | "gpu" => 0,
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(i)) => i,
@@ -31,7 +37,12 @@ pub fn parse_device(s: &str) -> Result<Device, RuntimeError> {
     if index >= count {
         return Err(RuntimeError::DeviceUnavailable {
             requested: s.to_string(),
-            reason: format!("there {} {count} CUDA device{} (cuda:0..cuda:{})", if count == 1 { "is" } else { "are" }, if count == 1 { "" } else { "s" }, count.saturating_sub(1)),
+            reason: format!(
+                "there {} {count} CUDA device{} (cuda:0..cuda:{})",
+                if count == 1 { "is" } else { "are" },
+                if count == 1 { "" } else { "s" },
+                count.saturating_sub(1)
+            ),
         });
     }
     Ok(Device::Cuda(index))
@@ -113,12 +124,24 @@ mod tests {
     fn parses_devices_and_dtypes() {
         assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
         assert_eq!(parse_device(" CPU ").unwrap(), Device::Cpu);
-        assert!(matches!(parse_device("tpu"), Err(RuntimeError::UnknownDevice(_))));
-        assert!(matches!(parse_device("cuda:x"), Err(RuntimeError::UnknownDevice(_))));
+        assert!(matches!(
+            parse_device("tpu"),
+            Err(RuntimeError::UnknownDevice(_))
+        ));
+        assert!(matches!(
+            parse_device("cuda:x"),
+            Err(RuntimeError::UnknownDevice(_))
+        ));
         if !Cuda::is_available() {
             assert_eq!(parse_device("auto").unwrap(), Device::Cpu);
-            assert!(matches!(parse_device("cuda:1"), Err(RuntimeError::DeviceUnavailable { .. })));
-            assert!(matches!(parse_device("cuda"), Err(RuntimeError::DeviceUnavailable { .. })));
+            assert!(matches!(
+                parse_device("cuda:1"),
+                Err(RuntimeError::DeviceUnavailable { .. })
+            ));
+            assert!(matches!(
+                parse_device("cuda"),
+                Err(RuntimeError::DeviceUnavailable { .. })
+            ));
         }
         assert_eq!(DType::parse("bf16").unwrap(), DType::BF16);
         assert_eq!(DType::parse("half").unwrap(), DType::F16);

@@ -93,12 +93,25 @@ impl ImageFormat {
     /// Width and height as the header states them; `None` if the header is cut short or
     /// malformed.
     pub fn dimensions(self, b: &[u8]) -> Option<(u64, u64)> {
-        let be16 = |i: usize| b.get(i..i + 2).map(|s| u16::from_be_bytes([s[0], s[1]]) as u64);
-        let le16 = |i: usize| b.get(i..i + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as u64);
-        let be32 = |i: usize| b.get(i..i + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as u64);
-        let le32 = |i: usize| b.get(i..i + 4).map(|s| i32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+        let be16 = |i: usize| {
+            b.get(i..i + 2)
+                .map(|s| u16::from_be_bytes([s[0], s[1]]) as u64)
+        };
+        let le16 = |i: usize| {
+            b.get(i..i + 2)
+                .map(|s| u16::from_le_bytes([s[0], s[1]]) as u64)
+        };
+        let be32 = |i: usize| {
+            b.get(i..i + 4)
+                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as u64)
+        };
+        let le32 = |i: usize| {
+            b.get(i..i + 4)
+                .map(|s| i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        };
         match self {
-            ImageFormat::Png => (b.get(12..16)? == b"IHDR").then_some(())
+            ImageFormat::Png => (b.get(12..16)? == b"IHDR")
+                .then_some(())
                 .and_then(|_| Some((be32(16)?, be32(20)?))),
             ImageFormat::Gif => Some((le16(6)?, le16(8)?)),
             ImageFormat::Bmp => {
@@ -106,7 +119,10 @@ impl ImageFormat {
                     Some((le16(18)?, le16(20)?))
                 } else {
                     // Height is negative for top-down rows.
-                    Some((le32(18)?.unsigned_abs() as u64, le32(22)?.unsigned_abs() as u64))
+                    Some((
+                        le32(18)?.unsigned_abs() as u64,
+                        le32(22)?.unsigned_abs() as u64,
+                    ))
                 }
             }
             ImageFormat::Tga => {
@@ -132,7 +148,8 @@ impl ImageFormat {
                         continue;
                     }
                     let len = be16(i)? as usize;
-                    let is_sof = (0xc0..=0xcf).contains(&marker) && !matches!(marker, 0xc4 | 0xc8 | 0xcc);
+                    let is_sof =
+                        (0xc0..=0xcf).contains(&marker) && !matches!(marker, 0xc4 | 0xc8 | 0xcc);
                     if is_sof {
                         return Some((be16(i + 5)?, be16(i + 3)?));
                     }
@@ -151,8 +168,12 @@ impl ImageFormat {
 /// extension says, a file over [`MAX_IMAGE_FILE_BYTES`] and an image declaring more than
 /// [`MAX_IMAGE_PIXELS`] pixels, before decoding.
 pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
-    let err = |problem: String| ImageError { path: path.display().to_string(), problem };
-    let bytes = crate::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
+    let err = |problem: String| ImageError {
+        path: path.display().to_string(),
+        problem,
+    };
+    let bytes =
+        crate::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
     if bytes.is_empty() {
         return Err(err("the file is empty (0 bytes)".into()));
     }
@@ -177,10 +198,16 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
         }
     };
     let Some((w, h)) = format.dimensions(&bytes) else {
-        return Err(err(format!("the {} header is truncated or malformed", format.name())));
+        return Err(err(format!(
+            "the {} header is truncated or malformed",
+            format.name()
+        )));
     };
     if w == 0 || h == 0 {
-        return Err(err(format!("the {} header declares an empty image ({w}x{h})", format.name())));
+        return Err(err(format!(
+            "the {} header declares an empty image ({w}x{h})",
+            format.name()
+        )));
     }
     if w * h > MAX_IMAGE_PIXELS {
         return Err(err(format!(
@@ -188,10 +215,18 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
             format.name()
         )));
     }
-    let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| err(format!("cannot decode the {} data ({}); the file is truncated or corrupt", format.name(), stb_reason(&e))))?;
+    let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| {
+        err(format!(
+            "cannot decode the {} data ({}); the file is truncated or corrupt",
+            format.name(),
+            stb_reason(&e)
+        ))
+    })?;
     let size = hwc.size();
     if size != [3, h as i64, w as i64] {
-        return Err(err(format!("decoded to shape {size:?}, but the header declares {w}x{h}")));
+        return Err(err(format!(
+            "decoded to shape {size:?}, but the header declares {w}x{h}"
+        )));
     }
     Ok(hwc)
 }
@@ -209,7 +244,10 @@ fn show_start(bytes: &[u8]) -> String {
     if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!("`{}`", String::from_utf8_lossy(head))
     } else {
-        head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+        head.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -239,13 +277,22 @@ impl Preprocess {
         } else {
             (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec())
         };
-        Preprocess { resize, crop: (h, w), channels: input.c as i64, mean, std }
+        Preprocess {
+            resize,
+            crop: (h, w),
+            channels: input.c as i64,
+            mean,
+            std,
+        }
     }
 
     /// Checks the settings: 1 or 3 channels, one mean and std per channel, std > 0.
     pub fn check(&self) -> Result<(), String> {
         if self.channels != 1 && self.channels != 3 {
-            return Err(format!("images can feed 1- or 3-channel networks, this one takes {} channels", self.channels));
+            return Err(format!(
+                "images can feed 1- or 3-channel networks, this one takes {} channels",
+                self.channels
+            ));
         }
         if self.mean.len() != self.channels as usize || self.std.len() != self.channels as usize {
             return Err(format!(
@@ -255,7 +302,9 @@ impl Preprocess {
                 self.std.len()
             ));
         }
-        if self.std.iter().any(|&s| s <= 0.0 || !s.is_finite()) || self.mean.iter().any(|m| !m.is_finite()) {
+        if self.std.iter().any(|&s| s <= 0.0 || !s.is_finite())
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
             return Err("std values must be positive and means finite".into());
         }
         if self.resize < 1 || self.crop.0 < 1 || self.crop.1 < 1 {
@@ -267,38 +316,59 @@ impl Preprocess {
     /// Decodes and preprocesses one image file into a `[C, H, W]` f32 tensor.
     pub fn load(&self, path: &str) -> Result<Tensor, ImageError> {
         let rgb = decode(Path::new(path))?;
-        self.apply(&rgb).map_err(|e| ImageError { path: path.to_string(), problem: format!("preprocessing failed ({e})") })
+        self.apply(&rgb).map_err(|e| ImageError {
+            path: path.to_string(),
+            problem: format!("preprocessing failed ({e})"),
+        })
     }
 
     /// Preprocesses a decoded `[3, H, W]` u8 image.
     pub fn apply(&self, rgb: &Tensor) -> Result<Tensor, TchError> {
         let size = rgb.size();
         let &[3, h, w] = size.as_slice() else {
-            return Err(TchError::Shape(format!("expected a [3, H, W] image, got {size:?}")));
+            return Err(TchError::Shape(format!(
+                "expected a [3, H, W] image, got {size:?}"
+            )));
         };
         if h < 1 || w < 1 {
             return Err(TchError::Shape(format!("empty image {size:?}")));
         }
         // Resize the shorter side (torchvision truncates the longer one).
         let (nh, nw) = if h <= w {
-            (self.resize, ((self.resize as f64) * w as f64 / h as f64) as i64)
+            (
+                self.resize,
+                ((self.resize as f64) * w as f64 / h as f64) as i64,
+            )
         } else {
-            (((self.resize as f64) * h as f64 / w as f64) as i64, self.resize)
+            (
+                ((self.resize as f64) * h as f64 / w as f64) as i64,
+                self.resize,
+            )
         };
         let x = rgb.f_to_kind(Kind::Float)?.f_unsqueeze(0)?;
-        let x = x.f_internal_upsample_bilinear2d_aa([nh.max(1), nw.max(1)], false, None::<f64>, None::<f64>)?;
+        let x = x.f_internal_upsample_bilinear2d_aa(
+            [nh.max(1), nw.max(1)],
+            false,
+            None::<f64>,
+            None::<f64>,
+        )?;
         // PIL hands back 8-bit pixels.
         let x = x.f_round()?.f_clamp(0.0, 255.0)?.f_squeeze_dim(0)?;
         let x = center_crop(&x, self.crop.0, self.crop.1)?.f_div_scalar(255.0)?;
         let x = if self.channels == 1 {
             let weights = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).f_reshape([3, 1, 1])?;
-            x.f_mul(&weights)?.f_sum_dim_intlist([0i64].as_slice(), true, Kind::Float)?
+            x.f_mul(&weights)?
+                .f_sum_dim_intlist([0i64].as_slice(), true, Kind::Float)?
         } else {
             x
         };
         let c = self.channels;
-        let mean = Tensor::from_slice(&self.mean).f_to_kind(Kind::Float)?.f_reshape([c, 1, 1])?;
-        let std = Tensor::from_slice(&self.std).f_to_kind(Kind::Float)?.f_reshape([c, 1, 1])?;
+        let mean = Tensor::from_slice(&self.mean)
+            .f_to_kind(Kind::Float)?
+            .f_reshape([c, 1, 1])?;
+        let std = Tensor::from_slice(&self.std)
+            .f_to_kind(Kind::Float)?
+            .f_reshape([c, 1, 1])?;
         x.f_sub(&mean)?.f_div(&std)
     }
 }
@@ -352,12 +422,16 @@ mod tests {
         assert_eq!(ImageFormat::Png.dimensions(&png), Some((640, 480)));
         assert_eq!(ImageFormat::Png.dimensions(&png[..20]), None);
         // SOI, an APP0 segment of 4 bytes, a restart marker, then SOF2 (progressive).
-        let jpeg = [0xff, 0xd8, 0xff, 0xe0, 0, 4, 1, 2, 0xff, 0xd0, 0xff, 0xc2, 0, 11, 8, 0, 30, 0, 40, 3];
+        let jpeg = [
+            0xff, 0xd8, 0xff, 0xe0, 0, 4, 1, 2, 0xff, 0xd0, 0xff, 0xc2, 0, 11, 8, 0, 30, 0, 40, 3,
+        ];
         assert_eq!(ImageFormat::sniff(&jpeg), Some(ImageFormat::Jpeg));
         assert_eq!(ImageFormat::Jpeg.dimensions(&jpeg), Some((40, 30)));
         assert_eq!(ImageFormat::Jpeg.dimensions(&jpeg[..12]), None);
         // A DHT segment (0xc4) is not a frame header.
-        let dht = [0xff, 0xd8, 0xff, 0xc4, 0, 2, 0xff, 0xc0, 0, 11, 8, 0, 5, 0, 6, 3];
+        let dht = [
+            0xff, 0xd8, 0xff, 0xc4, 0, 2, 0xff, 0xc0, 0, 11, 8, 0, 5, 0, 6, 3,
+        ];
         assert_eq!(ImageFormat::Jpeg.dimensions(&dht), Some((6, 5)));
         let gif = b"GIF89a\x10\x00\x20\x00";
         assert_eq!(ImageFormat::Gif.dimensions(gif), Some((16, 32)));
@@ -375,7 +449,10 @@ mod tests {
         assert_eq!(ImageFormat::Tga.dimensions(&tga), Some((5, 6)));
         tga[2] = 77;
         assert_eq!(ImageFormat::Tga.dimensions(&tga), None);
-        assert_eq!(ImageFormat::from_extension(Path::new("a/B.JPEG")), Some(ImageFormat::Jpeg));
+        assert_eq!(
+            ImageFormat::from_extension(Path::new("a/B.JPEG")),
+            Some(ImageFormat::Jpeg)
+        );
         assert_eq!(ImageFormat::from_extension(Path::new("a/b.webp")), None);
     }
 

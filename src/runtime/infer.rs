@@ -33,8 +33,8 @@
 //! measurement on the first call) are reported by [`InferenceModel::report`], apart from
 //! the steady-state time.
 
-use super::layers::{BatchNorm, Conv};
-use super::model::{zero_pad_shortcut, Shortcut};
+use super::layers::{BatchNorm, Conv, Norm};
+use super::model::{zero_pad_shortcut, RLayer, Shortcut};
 use super::onednn::FusedOps;
 use super::{DType, ResNet, RuntimeError};
 use crate::ir::{HeadPool, PoolKind, Shape};
@@ -78,7 +78,9 @@ impl MemoryFormat {
             "contiguous" | "nchw" => Ok(MemoryFormat::Contiguous),
             "channels-last" | "nhwc" => Ok(MemoryFormat::ChannelsLast),
             "mkldnn" | "onednn" => Ok(MemoryFormat::Mkldnn),
-            _ => Err(format!("unknown memory format `{s}`: use auto, contiguous, channels-last or mkldnn")),
+            _ => Err(format!(
+                "unknown memory format `{s}`: use auto, contiguous, channels-last or mkldnn"
+            )),
         }
     }
 }
@@ -202,7 +204,12 @@ struct Variant {
 
 impl std::fmt::Display for Variant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}", self.layout, if self.fused { "+fused" } else { "" })
+        write!(
+            f,
+            "{}{}",
+            self.layout,
+            if self.fused { "+fused" } else { "" }
+        )
     }
 }
 
@@ -229,6 +236,9 @@ struct PConv {
     groups: i64,
     input: Shape,
 }
+
+/// Marks a plan error for a layer the passes do not handle.
+const UNSUPPORTED: &str = "unsupported: ";
 
 /// Eval-mode BN that stays unfolded.
 #[derive(Debug)]
@@ -288,7 +298,11 @@ struct PlanBuilder<'o> {
 
 impl PlanBuilder<'_> {
     fn param(&self, t: &Tensor, kind: Kind) -> Result<Tensor, TchError> {
-        let t = if self.detach { t.f_detach()? } else { t.shallow_clone() };
+        let t = if self.detach {
+            t.f_detach()?
+        } else {
+            t.shallow_clone()
+        };
         if t.kind() == kind {
             Ok(t)
         } else {
@@ -327,16 +341,30 @@ impl PlanBuilder<'_> {
                 let w = conv.weight.f_detach()?;
                 let w = w.f_mul(&scale.f_to_kind(w.kind())?.f_reshape([-1, 1, 1, 1])?)?;
                 let b = match &conv.bias {
-                    Some(b) => b.f_detach()?.f_to_kind(Kind::Double)?.f_mul(&scale)?.f_add(&shift)?,
+                    Some(b) => b
+                        .f_detach()?
+                        .f_to_kind(Kind::Double)?
+                        .f_mul(&scale)?
+                        .f_add(&shift)?,
                     None => shift,
                 };
                 self.folded += 1;
-                Ok(Unit { conv: mk(w.f_to_kind(self.compute)?, Some(b.f_to_kind(self.compute)?)), bn: None })
+                Ok(Unit {
+                    conv: mk(w.f_to_kind(self.compute)?, Some(b.f_to_kind(self.compute)?)),
+                    bn: None,
+                })
             }
             _ => {
                 let w = self.param(&conv.weight, self.compute)?;
-                let b = conv.bias.as_ref().map(|b| self.param(b, self.compute)).transpose()?;
-                Ok(Unit { conv: mk(w, b), bn: bn.map(|bn| self.bn(bn)).transpose()? })
+                let b = conv
+                    .bias
+                    .as_ref()
+                    .map(|b| self.param(b, self.compute))
+                    .transpose()?;
+                Ok(Unit {
+                    conv: mk(w, b),
+                    bn: bn.map(|bn| self.bn(bn)).transpose()?,
+                })
             }
         }
     }
@@ -345,10 +373,15 @@ impl PlanBuilder<'_> {
 impl<'a> InferenceModel<'a> {
     /// Prepares `net` for inference: checks the device/dtype combination and folds BN.
     /// Later changes to `net`'s variables are not seen (build a new one after training).
-    pub fn new(net: &'a ResNet, opts: InferenceOptions) -> Result<InferenceModel<'a>, RuntimeError> {
+    pub fn new(
+        net: &'a ResNet,
+        opts: InferenceOptions,
+    ) -> Result<InferenceModel<'a>, RuntimeError> {
         let device = net.device();
         opts.dtype.check_device(device)?;
-        if opts.memory_format == MemoryFormat::Mkldnn && !(device == Device::Cpu && opts.dtype == DType::F32) {
+        if opts.memory_format == MemoryFormat::Mkldnn
+            && !(device == Device::Cpu && opts.dtype == DType::F32)
+        {
             return Err(RuntimeError::Unsupported(format!(
                 "the mkldnn memory format needs the CPU and f32 (device {}, dtype {})",
                 super::device::device_name(device),
@@ -356,7 +389,9 @@ impl<'a> InferenceModel<'a> {
             )));
         }
         if opts.memory_format == MemoryFormat::Mkldnn && !tch::utils::has_mkldnn() {
-            return Err(RuntimeError::Unsupported("this libtorch was built without oneDNN (MKLDNN)".into()));
+            return Err(RuntimeError::Unsupported(
+                "this libtorch was built without oneDNN (MKLDNN)".into(),
+            ));
         }
         if let Device::Cuda(_) = device {
             tch::Cuda::cudnn_set_benchmark(opts.cudnn_benchmark);
@@ -364,7 +399,11 @@ impl<'a> InferenceModel<'a> {
         let start = Instant::now();
         let compute = opts.dtype.kind();
         let half = opts.dtype != DType::F32;
-        let bn_kind = if half && opts.autocast { Kind::Float } else { compute };
+        let bn_kind = if half && opts.autocast {
+            Kind::Float
+        } else {
+            compute
+        };
         let mut b = PlanBuilder {
             opts: &opts,
             compute,
@@ -373,19 +412,36 @@ impl<'a> InferenceModel<'a> {
             next_id: 0,
             folded: 0,
         };
-        let plan = Self::plan(net, &mut b).map_err(RuntimeError::torch("folding BN into the convolutions"))?;
+        let plan = Self::plan(net, &mut b).map_err(|e| match e {
+            TchError::Kind(m) if m.starts_with(UNSUPPORTED) => RuntimeError::Unsupported(format!(
+                "the inference passes do not handle {} yet",
+                &m[UNSUPPORTED.len()..]
+            )),
+            e => RuntimeError::torch("folding BN into the convolutions")(e),
+        })?;
         // oneDNN's fused kernels write residual sums in place: only without autograd.
-        let onednn = (device == Device::Cpu && opts.dtype == DType::F32 && opts.fuse && opts.no_grad && tch::utils::has_mkldnn())
-            .then(FusedOps::load)
-            .and_then(Result::ok);
-        let report = PrepareReport { fold: start.elapsed(), folded: plan.folded, ..Default::default() };
+        let onednn = (device == Device::Cpu
+            && opts.dtype == DType::F32
+            && opts.fuse
+            && opts.no_grad
+            && tch::utils::has_mkldnn())
+        .then(FusedOps::load)
+        .and_then(Result::ok);
+        let report = PrepareReport {
+            fold: start.elapsed(),
+            folded: plan.folded,
+            ..Default::default()
+        };
         Ok(InferenceModel {
             net,
             opts,
             plan,
             device,
             compute,
-            state: Mutex::new(State { report, ..Default::default() }),
+            state: Mutex::new(State {
+                report,
+                ..Default::default()
+            }),
             onednn,
             // cuDNN's fused kernels are called directly: not when the user turned cuDNN off.
             fused_ok: AtomicBool::new(tch::Cuda::user_enabled_cudnn()),
@@ -393,32 +449,104 @@ impl<'a> InferenceModel<'a> {
     }
 
     fn plan(net: &ResNet, b: &mut PlanBuilder) -> Result<Plan, TchError> {
-        let stem = b.unit(&net.stem.conv, net.stem.bn.as_ref())?;
+        let unsupported = |what: &str| TchError::Kind(format!("{UNSUPPORTED}{what}"));
+        fn batch(l: &RLayer) -> Option<&BatchNorm> {
+            match l {
+                RLayer::Norm(Norm::Batch(bn), _) => Some(bn),
+                _ => None,
+            }
+        }
+        // The stem: conv1, then BN (+ ReLU) or a ReLU, then one pooling layer.
+        let mut it = net.stem.layers.iter().peekable();
+        let Some(RLayer::Conv(conv)) = it.next() else {
+            return Err(unsupported("this stem"));
+        };
+        let mut stem_bn = None;
+        let mut stem_relu = false;
+        match it.peek() {
+            Some(RLayer::Norm(Norm::Batch(bn), relu)) => {
+                stem_bn = Some(bn);
+                stem_relu = *relu;
+                it.next();
+            }
+            Some(RLayer::Relu(_)) => {
+                stem_relu = true;
+                it.next();
+            }
+            _ => {}
+        }
+        let pool = match it.next() {
+            None => None,
+            Some(RLayer::Pool(p)) if it.peek().is_none() => Some(p.clone()),
+            Some(_) => return Err(unsupported("this stem")),
+        };
+        let stem = b.unit(conv, stem_bn)?;
         let mut blocks = Vec::with_capacity(net.blocks.len());
         for blk in &net.blocks {
-            let n = blk.convs.len();
-            let (lead, units) = if blk.kind.is_preact() {
-                let lead = Some(b.bn(&blk.bns[0])?);
-                let units = (0..n).map(|i| b.unit(&blk.convs[i], blk.bns.get(i + 1))).collect::<Result<Vec<_>, _>>()?;
-                (lead, units)
-            } else {
-                (None, (0..n).map(|i| b.unit(&blk.convs[i], blk.bns.get(i))).collect::<Result<Vec<_>, _>>()?)
+            let lead = match &blk.pre[..] {
+                [] => None,
+                [l] => Some(b.bn(batch(l).ok_or_else(|| unsupported(&blk.name))?)?),
+                _ => return Err(unsupported(&blk.name)),
             };
+            // Each convolution with the BN that follows it (if any).
+            let mut units = Vec::new();
+            let mut layers = blk.branch.iter().peekable();
+            while let Some(l) = layers.next() {
+                let RLayer::Conv(conv) = l else {
+                    return Err(unsupported(&blk.name));
+                };
+                let bn = match layers.peek() {
+                    Some(next) => match batch(next) {
+                        Some(bn) => {
+                            layers.next();
+                            Some(bn)
+                        }
+                        None => return Err(unsupported(&blk.name)),
+                    },
+                    None => None,
+                };
+                if conv.dilation() != 1 {
+                    return Err(unsupported(&blk.name));
+                }
+                units.push(b.unit(conv, bn)?);
+            }
             let shortcut = match &blk.shortcut {
                 Shortcut::None => PShortcut::None,
-                Shortcut::Identity => PShortcut::Identity,
-                Shortcut::ZeroPad { stride, extra_channels } => PShortcut::ZeroPad { stride: *stride, extra: *extra_channels },
-                Shortcut::Projection { conv, bn } => PShortcut::Projection(b.unit(conv, bn.as_ref())?),
+                Shortcut::Path { layers, .. } => match &layers[..] {
+                    [] => PShortcut::Identity,
+                    [RLayer::Subsample {
+                        stride,
+                        extra_channels,
+                        ..
+                    }] => PShortcut::ZeroPad {
+                        stride: *stride,
+                        extra: *extra_channels,
+                    },
+                    [RLayer::Conv(conv)] => PShortcut::Projection(b.unit(conv, None)?),
+                    [RLayer::Conv(conv), l] if batch(l).is_some() => {
+                        PShortcut::Projection(b.unit(conv, batch(l))?)
+                    }
+                    _ => return Err(unsupported(&blk.name)),
+                },
             };
-            blocks.push(PBlock { lead, units, shortcut });
+            blocks.push(PBlock {
+                lead,
+                units,
+                shortcut,
+            });
         }
         let head = &net.head;
+        let head_norm = match &head.norm {
+            None => None,
+            Some(Norm::Batch(bn)) => Some(b.bn(bn)?),
+            Some(Norm::Group(_)) => return Err(unsupported("a GroupNorm head")),
+        };
         Ok(Plan {
             stem,
-            stem_relu: net.stem.relu,
-            pool: net.stem.pool.clone(),
+            stem_relu,
+            pool,
             blocks,
-            head_norm: head.norm.as_ref().map(|bn| b.bn(bn)).transpose()?,
+            head_norm,
             head_pool: head.pool,
             fc_w: b.param(&head.fc.weight, b.compute)?,
             fc_b: b.param(&head.fc.bias, b.compute)?,
@@ -434,31 +562,49 @@ impl<'a> InferenceModel<'a> {
 
     /// One-time costs so far and the chosen layout.
     pub fn report(&self) -> PrepareReport {
-        self.state.lock().map(|s| s.report.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.report.clone())
+            .unwrap_or_default()
     }
 
     /// The spec's output (softmax applied if the head has it) for `xs` (checked as in
     /// [`ResNet::f_logits_t`]), in eval mode.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor, RuntimeError> {
         let logits = self.logits(xs)?;
-        self.net.finish(logits).map_err(RuntimeError::torch("applying the softmax"))
+        self.net
+            .finish(logits)
+            .map_err(RuntimeError::torch("applying the softmax"))
     }
 
     /// Pre-softmax logits in eval mode (f32 under autocast).
     pub fn logits(&self, xs: &Tensor) -> Result<Tensor, RuntimeError> {
         let xs = self.net.prepare_input(xs)?;
         let _guard = self.opts.no_grad.then(tch::no_grad_guard);
-        let xs = if xs.kind() == self.compute { xs } else { xs.f_to_kind(self.compute).map_err(RuntimeError::torch("casting the input"))? };
-        let mut state = self.state.lock().map_err(|_| RuntimeError::Unsupported("the inference model was poisoned by an earlier panic".into()))?;
+        let xs = if xs.kind() == self.compute {
+            xs
+        } else {
+            xs.f_to_kind(self.compute)
+                .map_err(RuntimeError::torch("casting the input"))?
+        };
+        let mut state = self.state.lock().map_err(|_| {
+            RuntimeError::Unsupported("the inference model was poisoned by an earlier panic".into())
+        })?;
         if state.variant.is_none() {
             self.choose_variant(&mut state, &xs)?;
         }
         let Some((v, lw)) = state.weights.first() else {
-            return Err(RuntimeError::Unsupported("no weights prepared for the chosen layout".into()));
+            return Err(RuntimeError::Unsupported(
+                "no weights prepared for the chosen layout".into(),
+            ));
         };
-        let out = self.run(*v, lw, &xs).map_err(RuntimeError::torch("running the inference pass"))?;
+        let out = self
+            .run(*v, lw, &xs)
+            .map_err(RuntimeError::torch("running the inference pass"))?;
         if out.kind() != Kind::Float && self.opts.autocast {
-            return out.f_to_kind(Kind::Float).map_err(RuntimeError::torch("casting the logits to f32"));
+            return out
+                .f_to_kind(Kind::Float)
+                .map_err(RuntimeError::torch("casting the logits to f32"));
         }
         Ok(out)
     }
@@ -468,7 +614,12 @@ impl<'a> InferenceModel<'a> {
         let cpu = self.device == Device::Cpu;
         let mkldnn_ok = cpu && self.opts.dtype == DType::F32 && tch::utils::has_mkldnn();
         // Fused kernels: oneDNN's on the CPU (if the shim loaded), cuDNN's on CUDA.
-        let fused = self.opts.fuse && (if cpu { self.onednn.is_some() } else { self.opts.no_grad });
+        let fused = self.opts.fuse
+            && (if cpu {
+                self.onednn.is_some()
+            } else {
+                self.opts.no_grad
+            });
         let v = |layout, fused| Variant { layout, fused };
         let layouts = match self.opts.memory_format {
             MemoryFormat::Auto if cpu => {
@@ -479,7 +630,9 @@ impl<'a> InferenceModel<'a> {
                 c.push(MemoryFormat::Contiguous);
                 c
             }
-            MemoryFormat::Auto if self.opts.dtype != DType::F32 => vec![MemoryFormat::ChannelsLast, MemoryFormat::Contiguous],
+            MemoryFormat::Auto if self.opts.dtype != DType::F32 => {
+                vec![MemoryFormat::ChannelsLast, MemoryFormat::Contiguous]
+            }
             MemoryFormat::Auto => vec![MemoryFormat::Contiguous, MemoryFormat::ChannelsLast],
             fixed => vec![fixed],
         };
@@ -503,13 +656,19 @@ impl<'a> InferenceModel<'a> {
     fn choose_variant(&self, state: &mut State, xs: &Tensor) -> Result<(), RuntimeError> {
         let candidates = self.candidates();
         let measure = self.opts.measure && candidates.len() > 1;
-        let tried: &[Variant] = if measure { &candidates } else { &candidates[..1] };
+        let tried: &[Variant] = if measure {
+            &candidates
+        } else {
+            &candidates[..1]
+        };
         let mut best: Option<(Variant, Duration)> = None;
         for &variant in tried {
             let start = Instant::now();
             let lw = self
                 .prepare_weights(variant, xs.size()[0])
-                .map_err(RuntimeError::torch(format!("preparing weights for {variant}")))?;
+                .map_err(RuntimeError::torch(format!(
+                    "preparing weights for {variant}"
+                )))?;
             self.sync();
             state.report.layout_prep += start.elapsed();
             if measure {
@@ -518,7 +677,9 @@ impl<'a> InferenceModel<'a> {
                 let leader = best.map_or(Duration::MAX, |(_, d)| d);
                 for i in 0..3 {
                     let t = Instant::now();
-                    let _ = self.run(variant, &lw, xs).map_err(RuntimeError::torch(format!("measuring {variant}")))?;
+                    let _ = self
+                        .run(variant, &lw, xs)
+                        .map_err(RuntimeError::torch(format!("measuring {variant}")))?;
                     self.sync();
                     let took = t.elapsed();
                     // The first pass warms caches and cuDNN's algorithm search.
@@ -531,7 +692,10 @@ impl<'a> InferenceModel<'a> {
                     }
                 }
                 state.report.measure += start.elapsed();
-                state.report.candidates.push((variant.to_string(), best_run));
+                state
+                    .report
+                    .candidates
+                    .push((variant.to_string(), best_run));
                 if best.is_none_or(|(_, d)| best_run < d) {
                     best = Some((variant, best_run));
                 }
@@ -541,7 +705,9 @@ impl<'a> InferenceModel<'a> {
             state.weights.push((variant, lw));
         }
         let Some((chosen, _)) = best else {
-            return Err(RuntimeError::Unsupported("no memory format candidate for this device".into()));
+            return Err(RuntimeError::Unsupported(
+                "no memory format candidate for this device".into(),
+            ));
         };
         // Keep only the chosen variant's weights.
         state.weights.retain(|(v, _)| *v == chosen);
@@ -560,25 +726,31 @@ impl<'a> InferenceModel<'a> {
     fn prepare_weights(&self, v: Variant, batch: i64) -> Result<LayoutWeights, TchError> {
         let layout = v.layout;
         // oneDNN weights: blocked for the MKLDNN layout and for the CPU's fused kernels.
-        let onednn_weights = layout == MemoryFormat::Mkldnn || (v.fused && self.device == Device::Cpu);
-        let mut convs: Vec<Option<(Tensor, Option<Tensor>)>> = (0..self.plan.convs).map(|_| None).collect();
+        let onednn_weights =
+            layout == MemoryFormat::Mkldnn || (v.fused && self.device == Device::Cpu);
+        let mut convs: Vec<Option<(Tensor, Option<Tensor>)>> =
+            (0..self.plan.convs).map(|_| None).collect();
         let mut add = |c: &PConv| -> Result<(), TchError> {
             let w = match layout {
                 _ if onednn_weights => {
                     let i = c.input;
-                    c.w.f_contiguous()?.f_to_mkldnn(Kind::Float)?.f_mkldnn_reorder_conv2d_weight(
-                        [c.padding, c.padding],
-                        [c.stride, c.stride],
-                        [1, 1],
-                        c.groups,
-                        Some([batch, i.c as i64, i.h as i64, i.w as i64].as_slice()),
-                    )?
+                    c.w.f_contiguous()?
+                        .f_to_mkldnn(Kind::Float)?
+                        .f_mkldnn_reorder_conv2d_weight(
+                            [c.padding, c.padding],
+                            [c.stride, c.stride],
+                            [1, 1],
+                            c.groups,
+                            Some([batch, i.c as i64, i.h as i64, i.w as i64].as_slice()),
+                        )?
                 }
                 MemoryFormat::ChannelsLast => channels_last(&c.w)?,
                 _ => c.w.shallow_clone(),
             };
             let b = match (&c.b, layout) {
-                (Some(b), MemoryFormat::Mkldnn) => Some(b.f_contiguous()?.f_to_mkldnn(Kind::Float)?),
+                (Some(b), MemoryFormat::Mkldnn) => {
+                    Some(b.f_contiguous()?.f_to_mkldnn(Kind::Float)?)
+                }
                 (Some(b), _) => Some(b.shallow_clone()),
                 (None, _) => None,
             };
@@ -597,7 +769,11 @@ impl<'a> InferenceModel<'a> {
         }
         let convs = convs
             .into_iter()
-            .map(|c| c.ok_or_else(|| TchError::Kind("internal: a convolution of the plan has no weights".into())))
+            .map(|c| {
+                c.ok_or_else(|| {
+                    TchError::Kind("internal: a convolution of the plan has no weights".into())
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(LayoutWeights { convs })
     }
@@ -620,7 +796,13 @@ impl<'a> InferenceModel<'a> {
         if let Some(bn) = &p.head_norm {
             x = relu_(bn_eval(&x, bn)?, self.opts.no_grad)?;
         }
-        let dense = |t: Tensor| if t.is_mkldnn() { t.f_to_dense(None::<Kind>, false) } else { Ok(t) };
+        let dense = |t: Tensor| {
+            if t.is_mkldnn() {
+                t.f_to_dense(None::<Kind>, false)
+            } else {
+                Ok(t)
+            }
+        };
         let pooled = match p.head_pool {
             HeadPool::Avg if x.is_mkldnn() => dense(x.f_mkldnn_adaptive_avg_pool2d([1, 1])?)?,
             HeadPool::Avg => x.f_adaptive_avg_pool2d([1, 1])?,
@@ -632,7 +814,13 @@ impl<'a> InferenceModel<'a> {
 
     /// One block. The residual sum may be written into the shortcut tensor (the block's
     /// input for an identity shortcut), which nothing reads afterwards.
-    fn block(&self, v: Variant, lw: &LayoutWeights, blk: &PBlock, x: &Tensor) -> Result<Tensor, TchError> {
+    fn block(
+        &self,
+        v: Variant,
+        lw: &LayoutWeights,
+        blk: &PBlock,
+        x: &Tensor,
+    ) -> Result<Tensor, TchError> {
         let n = blk.units.len();
         if let Some(lead) = &blk.lead {
             let pre = relu_(bn_eval(x, lead)?, self.opts.no_grad)?;
@@ -641,7 +829,9 @@ impl<'a> InferenceModel<'a> {
             for u in &blk.units[..n.saturating_sub(1)] {
                 out = self.unit(v, lw, u, &out, true, None)?;
             }
-            let Some(last) = blk.units.last() else { return Ok(out) };
+            let Some(last) = blk.units.last() else {
+                return Ok(out);
+            };
             // No activation after a pre-activation block's addition.
             return self.unit(v, lw, last, &out, false, shortcut.as_ref());
         }
@@ -649,7 +839,9 @@ impl<'a> InferenceModel<'a> {
         for u in &blk.units[..n.saturating_sub(1)] {
             out = self.unit(v, lw, u, &out, true, None)?;
         }
-        let Some(last) = blk.units.last() else { return Ok(out) };
+        let Some(last) = blk.units.last() else {
+            return Ok(out);
+        };
         match self.shortcut(v, lw, &blk.shortcut, x, x)? {
             // Plain block: ReLU right after the last BN.
             None => self.unit(v, lw, last, &out, true, None),
@@ -669,7 +861,9 @@ impl<'a> InferenceModel<'a> {
             PShortcut::None => None,
             PShortcut::Identity => Some(x.shallow_clone()),
             PShortcut::ZeroPad { stride, extra } => Some(if x.is_mkldnn() {
-                zero_pad_shortcut(&x.f_to_dense(None::<Kind>, false)?, *stride, *extra)?.f_contiguous()?.f_to_mkldnn(Kind::Float)?
+                zero_pad_shortcut(&x.f_to_dense(None::<Kind>, false)?, *stride, *extra)?
+                    .f_contiguous()?
+                    .f_to_mkldnn(Kind::Float)?
             } else if v.layout == MemoryFormat::ChannelsLast {
                 channels_last(&zero_pad_shortcut(x, *stride, *extra)?)?
             } else {
@@ -681,7 +875,15 @@ impl<'a> InferenceModel<'a> {
 
     /// conv (+ unfolded BN) (+ `add`) (+ ReLU), with fused kernels where they apply.
     /// With oneDNN's fused kernel the sum is written into `add`'s tensor.
-    fn unit(&self, v: Variant, lw: &LayoutWeights, u: &Unit, x: &Tensor, relu: bool, add: Option<&Tensor>) -> Result<Tensor, TchError> {
+    fn unit(
+        &self,
+        v: Variant,
+        lw: &LayoutWeights,
+        u: &Unit,
+        x: &Tensor,
+        relu: bool,
+        add: Option<&Tensor>,
+    ) -> Result<Tensor, TchError> {
         let c = &u.conv;
         let (w, b) = &lw.convs[c.id];
         let (s, p) = ([c.stride, c.stride], [c.padding, c.padding]);
@@ -691,12 +893,17 @@ impl<'a> InferenceModel<'a> {
             if let Some(ops) = &self.onednn {
                 let Some(bn) = &u.bn else {
                     return match add {
-                        Some(z) => ops.conv_add(z, x, w, b.as_ref(), c.padding, c.stride, c.groups, relu),
+                        Some(z) => {
+                            ops.conv_add(z, x, w, b.as_ref(), c.padding, c.stride, c.groups, relu)
+                        }
                         None => ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, relu),
                     };
                 };
                 // An unfolded BN sits between the convolution and the rest.
-                let mut y = bn_eval(&ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, false)?, bn)?;
+                let mut y = bn_eval(
+                    &ops.conv(x, w, b.as_ref(), c.padding, c.stride, c.groups, false)?,
+                    bn,
+                )?;
                 if let Some(z) = add {
                     y = add_(y, z, in_place)?;
                 }
@@ -705,7 +912,9 @@ impl<'a> InferenceModel<'a> {
         }
         if v.fused && cuda && u.bn.is_none() && relu && self.fused_ok.load(Ordering::Relaxed) {
             let fused = match add {
-                Some(z) => x.f_cudnn_convolution_add_relu(w, z, 1.0, b.as_ref(), s, p, [1, 1], c.groups),
+                Some(z) => {
+                    x.f_cudnn_convolution_add_relu(w, z, 1.0, b.as_ref(), s, p, [1, 1], c.groups)
+                }
                 None => x.f_cudnn_convolution_relu(w, b.as_ref(), s, p, [1, 1], c.groups),
             };
             match fused {
@@ -733,7 +942,16 @@ impl<'a> InferenceModel<'a> {
 }
 
 fn bn_eval(x: &Tensor, bn: &PBn) -> Result<Tensor, TchError> {
-    x.f_batch_norm(Some(&bn.w), Some(&bn.b), Some(&bn.mean), Some(&bn.var), false, 0.0, bn.eps, true)
+    x.f_batch_norm(
+        Some(&bn.w),
+        Some(&bn.b),
+        Some(&bn.mean),
+        Some(&bn.var),
+        false,
+        0.0,
+        bn.eps,
+        true,
+    )
 }
 
 /// ReLU, in place when autograd is off (the input is always a fresh intermediate).
@@ -760,19 +978,25 @@ fn channels_last(x: &Tensor) -> Result<Tensor, TchError> {
     if x.dim() != 4 {
         return Ok(x.shallow_clone());
     }
-    x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])
+    x.f_permute([0, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0, 3, 1, 2])
 }
 
 fn pool2d(layout: MemoryFormat, x: &Tensor, pool: &PoolLayer) -> Result<Tensor, TchError> {
     let q = pool.pool;
     let (k, s, p) = (q.kernel as i64, q.stride as i64, q.padding as i64);
     match (q.kind, layout) {
-        (PoolKind::Max, MemoryFormat::Mkldnn) => x.f_mkldnn_max_pool2d([k, k], [s, s], [p, p], [1, 1], q.ceil_mode),
+        (PoolKind::Max, MemoryFormat::Mkldnn) => {
+            x.f_mkldnn_max_pool2d([k, k], [s, s], [p, p], [1, 1], q.ceil_mode)
+        }
         // oneDNN divides a ceil-mode window that hangs over the edge by the whole kernel
         // area, PyTorch by the part inside: pool densely (a stem average pool is rare).
         (PoolKind::Avg, MemoryFormat::Mkldnn) => {
             let dense = x.f_to_dense(None::<Kind>, false)?;
-            super::model::pool_forward(&dense, pool)?.f_contiguous()?.f_to_mkldnn(Kind::Float)
+            super::model::pool_forward(&dense, pool)?
+                .f_contiguous()?
+                .f_to_mkldnn(Kind::Float)
         }
         _ => super::model::pool_forward(x, pool),
     }
@@ -804,10 +1028,23 @@ mod tests {
         let (_vs, net) = resnet("resnet18.yaml");
         let opts = (Kind::Float, Device::Cpu);
         let auto = InferenceModel::new(&net, InferenceOptions::default()).unwrap();
-        let formats = [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast, MemoryFormat::Mkldnn];
+        let formats = [
+            MemoryFormat::Contiguous,
+            MemoryFormat::ChannelsLast,
+            MemoryFormat::Mkldnn,
+        ];
         let fixed: Vec<InferenceModel> = formats
             .iter()
-            .map(|&f| InferenceModel::new(&net, InferenceOptions { memory_format: f, ..Default::default() }).unwrap())
+            .map(|&f| {
+                InferenceModel::new(
+                    &net,
+                    InferenceOptions {
+                        memory_format: f,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            })
             .collect();
         for (n, side) in [(2, 40), (3, 32), (1, 40)] {
             let x = Tensor::randn([n, 3, side, side], opts);
@@ -827,7 +1064,14 @@ mod tests {
     #[test]
     fn half_types_need_cuda() {
         let (_vs, net) = resnet("resnet18.yaml");
-        let e = InferenceModel::new(&net, InferenceOptions { dtype: DType::BF16, ..Default::default() }).unwrap_err();
+        let e = InferenceModel::new(
+            &net,
+            InferenceOptions {
+                dtype: DType::BF16,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(matches!(e, RuntimeError::DtypeOnDevice { .. }), "{e}");
     }
 }

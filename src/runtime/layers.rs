@@ -1,11 +1,14 @@
-//! The three kinds of layer with variables: convolution, batch norm, fully connected.
+//! The layers with variables (convolution, batch and group norm, channel attention, fully
+//! connected) and the blur filter.
 //!
 //! Each creates its variables under the torchvision name the checker gave it
 //! (`layer1.0.conv1` -> `layer1.0.conv1.weight`) and initializes them as torchvision
 //! (or Keras/d2l, for `init: xavier_uniform`) would.
 
 use crate::ir::{self, Init};
-use crate::valid::{BnLayer, ConvLayer, LinearLayer};
+use crate::valid::{
+    AttentionKind, AttentionLayer, BlurLayer, BnLayer, ConvLayer, LinearLayer, NormLayer,
+};
 use tch::nn::{self, Init as TInit};
 use tch::{Kind, TchError, Tensor};
 
@@ -14,7 +17,7 @@ pub(crate) fn sub_path<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
     dotted.split('.').fold(root.clone(), |p, part| p.sub(part))
 }
 
-/// A 2-D convolution (square kernel, symmetric padding, dilation 1).
+/// A 2-D convolution (square kernel, symmetric padding).
 #[derive(Debug)]
 pub(crate) struct Conv {
     pub layer: ConvLayer,
@@ -35,7 +38,16 @@ impl Conv {
             // nn.Conv2d's default U(+-1/sqrt(fan_in)).
             Init::KaimingNormal => {
                 let bound = 1.0 / fan_in.sqrt();
-                (TInit::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() }, TInit::Uniform { lo: -bound, up: bound })
+                (
+                    TInit::Randn {
+                        mean: 0.0,
+                        stdev: (2.0 / fan_out).sqrt(),
+                    },
+                    TInit::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    },
+                )
             }
             Init::XavierUniform => {
                 let a = (6.0 / (fan_in + fan_out)).sqrt();
@@ -43,8 +55,16 @@ impl Conv {
             }
         };
         let weight = p.f_var("weight", &[out, in_per_group, k, k], w_init)?;
-        let bias = if layer.bias { Some(p.f_var("bias", &[out], b_init)?) } else { None };
-        Ok(Conv { layer: layer.clone(), weight, bias })
+        let bias = if layer.bias {
+            Some(p.f_var("bias", &[out], b_init)?)
+        } else {
+            None
+        };
+        Ok(Conv {
+            layer: layer.clone(),
+            weight,
+            bias,
+        })
     }
 
     pub fn stride(&self) -> i64 {
@@ -59,9 +79,20 @@ impl Conv {
         self.layer.groups as i64
     }
 
+    pub fn dilation(&self) -> i64 {
+        self.layer.dilation as i64
+    }
+
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
-        let (s, p) = (self.stride(), self.padding());
-        xs.f_conv2d(&self.weight, self.bias.as_ref(), [s, s], [p, p], [1, 1], self.groups())
+        let (s, p, d) = (self.stride(), self.padding(), self.dilation());
+        xs.f_conv2d(
+            &self.weight,
+            self.bias.as_ref(),
+            [s, s],
+            [p, p],
+            [d, d],
+            self.groups(),
+        )
     }
 }
 
@@ -79,10 +110,19 @@ pub(crate) struct BatchNorm {
 }
 
 impl BatchNorm {
-    pub fn new(root: &nn::Path, layer: &BnLayer, cfg: ir::BatchNorm, zero_weight: bool) -> Result<BatchNorm, TchError> {
+    pub fn new(
+        root: &nn::Path,
+        layer: &BnLayer,
+        cfg: ir::BatchNorm,
+        zero_weight: bool,
+    ) -> Result<BatchNorm, TchError> {
         let p = sub_path(root, &layer.name);
         let c = layer.channels as i64;
-        let weight = p.f_var("weight", &[c], TInit::Const(if zero_weight { 0.0 } else { 1.0 }))?;
+        let weight = p.f_var(
+            "weight",
+            &[c],
+            TInit::Const(if zero_weight { 0.0 } else { 1.0 }),
+        )?;
         let bias = p.f_var("bias", &[c], TInit::Const(0.0))?;
         let opts = (p.kind(), p.device());
         let running_mean = p.add("running_mean", Tensor::f_zeros([c], opts)?, false);
@@ -125,7 +165,8 @@ impl BatchNorm {
     /// `shift = bias - mean * scale`, computed in f64 for folding.
     pub fn scale_shift(&self) -> Result<(Tensor, Tensor), TchError> {
         let d = |t: &Tensor| t.f_detach()?.f_to_kind(Kind::Double);
-        let scale = d(&self.weight)?.f_div(&d(&self.running_var)?.f_add_scalar(self.eps)?.f_sqrt()?)?;
+        let scale =
+            d(&self.weight)?.f_div(&d(&self.running_var)?.f_add_scalar(self.eps)?.f_sqrt()?)?;
         let shift = d(&self.bias)?.f_sub(&d(&self.running_mean)?.f_mul(&scale)?)?;
         Ok((scale, shift))
     }
@@ -146,7 +187,16 @@ impl Linear {
             // nn.Linear's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), same bound for the bias.
             Init::KaimingNormal => {
                 let bound = 1.0 / (i as f64).sqrt();
-                (TInit::Uniform { lo: -bound, up: bound }, TInit::Uniform { lo: -bound, up: bound })
+                (
+                    TInit::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    },
+                    TInit::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    },
+                )
             }
             Init::XavierUniform => {
                 let a = (6.0 / (i + o) as f64).sqrt();
@@ -160,5 +210,239 @@ impl Linear {
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
         xs.f_linear(&self.weight, Some(&self.bias))
+    }
+}
+
+/// `GroupNorm`: weight and bias, no running statistics.
+#[derive(Debug)]
+pub(crate) struct GroupNorm {
+    pub name: String,
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub groups: i64,
+    pub eps: f64,
+}
+
+impl GroupNorm {
+    pub fn new(
+        root: &nn::Path,
+        layer: &NormLayer,
+        groups: u64,
+        cfg: ir::BatchNorm,
+        zero_weight: bool,
+    ) -> Result<GroupNorm, TchError> {
+        let p = sub_path(root, &layer.name);
+        let c = layer.channels as i64;
+        let weight = p.f_var(
+            "weight",
+            &[c],
+            TInit::Const(if zero_weight { 0.0 } else { 1.0 }),
+        )?;
+        let bias = p.f_var("bias", &[c], TInit::Const(0.0))?;
+        Ok(GroupNorm {
+            name: layer.name.clone(),
+            weight,
+            bias,
+            groups: groups as i64,
+            eps: cfg.eps,
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        xs.f_group_norm(
+            self.groups,
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+            true,
+        )
+    }
+}
+
+/// A norm layer of either kind.
+#[derive(Debug)]
+pub(crate) enum Norm {
+    Batch(BatchNorm),
+    Group(GroupNorm),
+}
+
+impl Norm {
+    pub fn new(
+        root: &nn::Path,
+        layer: &NormLayer,
+        cfg: ir::BatchNorm,
+        zero_weight: bool,
+    ) -> Result<Norm, TchError> {
+        Ok(match layer.norm {
+            ir::Norm::Batch => Norm::Batch(BatchNorm::new(root, layer, cfg, zero_weight)?),
+            ir::Norm::Group { groups } => {
+                Norm::Group(GroupNorm::new(root, layer, groups, cfg, zero_weight)?)
+            }
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Norm::Batch(b) => &b.name,
+            Norm::Group(g) => &g.name,
+        }
+    }
+
+    pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        match self {
+            Norm::Batch(b) => b.forward(xs, train),
+            Norm::Group(g) => g.forward(xs),
+        }
+    }
+}
+
+/// timm's `BlurPool2d`: reflect padding, then the fixed binomial filter per channel.
+#[derive(Debug)]
+pub(crate) struct Blur {
+    pub layer: BlurLayer,
+    /// `[C, 1, 3, 3]`, not a variable (timm registers it as a non-persistent buffer).
+    pub filter: Tensor,
+}
+
+impl Blur {
+    pub fn new(root: &nn::Path, layer: &BlurLayer) -> Result<Blur, TchError> {
+        let opts = (root.kind(), root.device());
+        let taps = Tensor::f_from_slice(&[1.0f64, 2.0, 1.0])?
+            .f_to_kind(root.kind())?
+            .f_to_device(root.device())?;
+        let k2 = taps.f_outer(&taps)?.f_div_scalar(16.0)?;
+        let _ = opts;
+        let filter = k2
+            .f_reshape([1, 1, 3, 3])?
+            .f_repeat([layer.channels as i64, 1, 1, 1])?;
+        Ok(Blur {
+            layer: layer.clone(),
+            filter,
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let p = self.layer.padding as i64;
+        let s = self.layer.stride as i64;
+        let padded = xs.f_reflection_pad2d([p, p, p, p])?;
+        let filter = if self.filter.kind() == xs.kind() {
+            self.filter.shallow_clone()
+        } else {
+            self.filter.f_to_kind(xs.kind())?
+        };
+        padded.f_conv2d(
+            &filter,
+            None::<Tensor>,
+            [s, s],
+            [0, 0],
+            [1, 1],
+            self.layer.channels as i64,
+        )
+    }
+}
+
+/// Channel attention: SE (`fc1`, `fc2`) or ECA (`conv`).
+#[derive(Debug)]
+pub(crate) enum Attention {
+    Se {
+        name: String,
+        fc1: Box<Conv>,
+        fc2: Box<Conv>,
+    },
+    Eca {
+        name: String,
+        weight: Tensor,
+        kernel: i64,
+    },
+}
+
+impl Attention {
+    pub fn new(root: &nn::Path, layer: &AttentionLayer, init: Init) -> Result<Attention, TchError> {
+        let c = layer.channels;
+        let one = |name: String, i: u64, o: u64| ConvLayer {
+            name,
+            in_channels: i,
+            out_channels: o,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+            bias: true,
+            input: crate::ir::Shape::new(i, 1, 1),
+            output: crate::ir::Shape::new(o, 1, 1),
+        };
+        Ok(match layer.kind {
+            AttentionKind::Se { hidden } => Attention::Se {
+                name: layer.name.clone(),
+                fc1: Box::new(Conv::new(
+                    root,
+                    &one(format!("{}.fc1", layer.name), c, hidden),
+                    init,
+                )?),
+                fc2: Box::new(Conv::new(
+                    root,
+                    &one(format!("{}.fc2", layer.name), hidden, c),
+                    init,
+                )?),
+            },
+            AttentionKind::Eca { kernel } => {
+                let p = sub_path(root, &format!("{}.conv", layer.name));
+                // nn.Conv1d's default: U(+-1/sqrt(fan_in)), fan_in = kernel.
+                let bound = 1.0 / (kernel as f64).sqrt();
+                let weight = p.f_var(
+                    "weight",
+                    &[1, 1, kernel as i64],
+                    TInit::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    },
+                )?;
+                Attention::Eca {
+                    name: layer.name.clone(),
+                    weight,
+                    kernel: kernel as i64,
+                }
+            }
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Attention::Se { name, .. } | Attention::Eca { name, .. } => name,
+        }
+    }
+
+    /// `x * sigmoid(gate(x))`; `hook` sees the inner layers.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        hook: &mut dyn FnMut(&str, &Tensor),
+    ) -> Result<Tensor, TchError> {
+        let gate = match self {
+            Attention::Se { fc1, fc2, .. } => {
+                let s = x.f_mean_dim(&[2i64, 3][..], true, None::<Kind>)?;
+                let s = fc1.forward(&s)?;
+                hook(&fc1.layer.name, &s);
+                let s = fc2.forward(&s.f_relu()?)?;
+                hook(&fc2.layer.name, &s);
+                s.f_sigmoid()?
+            }
+            Attention::Eca {
+                name,
+                weight,
+                kernel,
+            } => {
+                let size = x.size();
+                let (n, c) = (size[0], size[1]);
+                let s = x
+                    .f_mean_dim(&[2i64, 3][..], false, None::<Kind>)?
+                    .f_view([n, 1, c])?;
+                let s = s.f_conv1d(weight, None::<Tensor>, [1], [(kernel - 1) / 2], [1], 1)?;
+                hook(&format!("{name}.conv"), &s.f_view([n, 1, c])?);
+                s.f_sigmoid()?.f_view([n, c, 1, 1])?
+            }
+        };
+        x.f_mul(&gate)
     }
 }

@@ -29,9 +29,9 @@
 pub mod device;
 pub mod image;
 pub mod infer;
-mod onednn;
 mod layers;
 mod model;
+mod onednn;
 pub mod peak;
 pub mod tensor_file;
 pub mod weights;

@@ -1,10 +1,10 @@
 //! [`ResNet`]: the checked network, built on libtorch.
 
-use super::layers::{BatchNorm, Conv, Linear};
+use super::layers::{Attention, BatchNorm, Blur, Conv, Linear, Norm};
 use super::RuntimeError;
-use crate::ir::{BlockKind, HeadPool, Model, PoolKind, Shape};
+use crate::ir::{HeadPool, Model, PoolKind, Shape};
 use crate::lower::SpanTable;
-use crate::valid::{self, Network, PoolLayer, ShortcutPlan};
+use crate::valid::{self, Layer, Network, PoolLayer, ShortcutPlan};
 use crate::Compiled;
 use tch::{nn, Device, Kind, TchError, Tensor};
 
@@ -35,34 +35,55 @@ pub struct ResNet {
     pub(crate) kind: Kind,
 }
 
+/// One layer of the stem or a block, with its variables.
+#[derive(Debug)]
+pub(crate) enum RLayer {
+    Conv(Conv),
+    /// A norm layer, then ReLU if the flag is set.
+    Norm(Norm, bool),
+    Relu(String),
+    Pool(PoolLayer),
+    Blur(Blur),
+    Attention(Attention),
+    Subsample {
+        name: String,
+        stride: i64,
+        extra_channels: i64,
+    },
+    DropPath {
+        name: String,
+        rate: f64,
+    },
+}
+
 #[derive(Debug)]
 pub(crate) struct Stem {
-    pub conv: Conv,
-    pub bn: Option<BatchNorm>,
-    pub relu: bool,
-    pub pool: Option<PoolLayer>,
+    pub layers: Vec<RLayer>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Block {
     pub name: String,
-    pub kind: BlockKind,
-    pub convs: Vec<Conv>,
-    pub bns: Vec<BatchNorm>,
+    pub pre: Vec<RLayer>,
+    pub branch: Vec<RLayer>,
     pub shortcut: Shortcut,
+    pub relu_after_add: bool,
 }
 
 #[derive(Debug)]
 pub(crate) enum Shortcut {
     None,
-    Identity,
-    ZeroPad { stride: i64, extra_channels: i64 },
-    Projection { conv: Box<Conv>, bn: Option<BatchNorm> },
+    /// The shortcut's layers (none: the identity); `from_pre`: it reads the pre-activated
+    /// input.
+    Path {
+        from_pre: bool,
+        layers: Vec<RLayer>,
+    },
 }
 
 #[derive(Debug)]
 pub(crate) struct Head {
-    pub norm: Option<BatchNorm>,
+    pub norm: Option<Norm>,
     pub pool: HeadPool,
     pub dropout: f64,
     pub fc: Linear,
@@ -82,40 +103,87 @@ impl ResNet {
         let net = &compiled.network;
         let init = model.init;
         let bn_cfg = model.batch_norm;
+        let layer = |l: &Layer, zero: bool| -> Result<RLayer, TchError> {
+            Ok(match l {
+                Layer::Conv(c) => RLayer::Conv(Conv::new(p, c, init)?),
+                Layer::Norm(n) => RLayer::Norm(Norm::new(p, n, bn_cfg, zero)?, n.relu),
+                Layer::Relu { name, .. } => RLayer::Relu(name.clone()),
+                Layer::Pool(pl) => RLayer::Pool(pl.clone()),
+                Layer::Blur(b) => RLayer::Blur(Blur::new(p, b)?),
+                Layer::Attention(a) => RLayer::Attention(Attention::new(p, a, init)?),
+                Layer::Subsample {
+                    name,
+                    stride,
+                    extra_channels,
+                    ..
+                } => RLayer::Subsample {
+                    name: name.clone(),
+                    stride: *stride as i64,
+                    extra_channels: *extra_channels as i64,
+                },
+                Layer::DropPath { name, rate, .. } => RLayer::DropPath {
+                    name: name.clone(),
+                    rate: *rate,
+                },
+            })
+        };
+        let all = |ls: &[Layer]| {
+            ls.iter()
+                .map(|l| layer(l, false))
+                .collect::<Result<Vec<_>, _>>()
+        };
         let stem = Stem {
-            conv: Conv::new(p, &net.stem.conv, init)?,
-            bn: net.stem.bn.as_ref().map(|b| BatchNorm::new(p, b, bn_cfg, false)).transpose()?,
-            relu: net.stem.relu,
-            pool: net.stem.pool.clone(),
+            layers: all(&net.stem.layers)?,
         };
         let mut blocks = Vec::with_capacity(net.blocks.len());
         for b in &net.blocks {
-            let convs = b.convs.iter().map(|c| Conv::new(p, c, init)).collect::<Result<Vec<_>, _>>()?;
-            // zero_init_residual zeroes the last BN of each residual block so that the block
-            // starts as the identity; a plain block has no identity path to fall back on.
-            let zero_last = model.zero_init_residual && b.kind.has_shortcut();
-            let n = b.bns.len();
-            let bns = b
-                .bns
+            // zero_init_residual zeroes the last norm layer of each residual block so that
+            // the block starts as its shortcut; a plain block has no shortcut to fall back on.
+            let residual = !matches!(b.shortcut, ShortcutPlan::None);
+            let last_norm = b
+                .pre
                 .iter()
-                .enumerate()
-                .map(|(i, l)| BatchNorm::new(p, l, bn_cfg, zero_last && i + 1 == n))
-                .collect::<Result<Vec<_>, _>>()?;
+                .chain(&b.branch)
+                .collect::<Vec<_>>()
+                .iter()
+                .rposition(|l| matches!(l, Layer::Norm(_)));
+            let zero_at = if model.zero_init_residual && residual {
+                last_norm
+            } else {
+                None
+            };
+            let mut pre = Vec::new();
+            let mut branch = Vec::new();
+            for (i, l) in b.pre.iter().chain(&b.branch).enumerate() {
+                let r = layer(l, zero_at == Some(i))?;
+                if i < b.pre.len() {
+                    pre.push(r);
+                } else {
+                    branch.push(r);
+                }
+            }
             let shortcut = match &b.shortcut {
                 ShortcutPlan::None => Shortcut::None,
-                ShortcutPlan::Identity => Shortcut::Identity,
-                ShortcutPlan::ZeroPad { stride, extra_channels } => {
-                    Shortcut::ZeroPad { stride: *stride as i64, extra_channels: *extra_channels as i64 }
-                }
-                ShortcutPlan::Projection { conv, bn } => Shortcut::Projection {
-                    conv: Box::new(Conv::new(p, conv, init)?),
-                    bn: bn.as_ref().map(|l| BatchNorm::new(p, l, bn_cfg, false)).transpose()?,
+                ShortcutPlan::Path { from_pre, layers } => Shortcut::Path {
+                    from_pre: *from_pre,
+                    layers: all(layers)?,
                 },
             };
-            blocks.push(Block { name: b.name.clone(), kind: b.kind, convs, bns, shortcut });
+            blocks.push(Block {
+                name: b.name.clone(),
+                pre,
+                branch,
+                shortcut,
+                relu_after_add: b.relu_after_add,
+            });
         }
         let head = Head {
-            norm: net.head.norm.as_ref().map(|l| BatchNorm::new(p, l, bn_cfg, false)).transpose()?,
+            norm: net
+                .head
+                .norm
+                .as_ref()
+                .map(|l| Norm::new(p, l, bn_cfg, false))
+                .transpose()?,
             pool: net.head.pool,
             dropout: net.head.dropout,
             fc: Linear::new(p, &net.head.fc, init)?,
@@ -163,17 +231,30 @@ impl ResNet {
         self.batch_norms().map(|b| b.name.clone()).collect()
     }
 
-    pub(crate) fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
+    /// Every layer of the stem and the blocks.
+    pub(crate) fn body_layers(&self) -> impl Iterator<Item = &RLayer> {
         self.stem
-            .bn
+            .layers
             .iter()
             .chain(self.blocks.iter().flat_map(|b| {
-                b.bns.iter().chain(match &b.shortcut {
-                    Shortcut::Projection { bn: Some(bn), .. } => Some(bn),
-                    _ => None,
-                })
+                let sc: &[RLayer] = match &b.shortcut {
+                    Shortcut::None => &[],
+                    Shortcut::Path { layers, .. } => layers,
+                };
+                b.pre.iter().chain(&b.branch).chain(sc)
             }))
-            .chain(self.head.norm.iter())
+    }
+
+    pub(crate) fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
+        self.body_layers()
+            .filter_map(|l| match l {
+                RLayer::Norm(Norm::Batch(b), _) => Some(b),
+                _ => None,
+            })
+            .chain(self.head.norm.iter().filter_map(|n| match n {
+                Norm::Batch(b) => Some(b),
+                Norm::Group(_) => None,
+            }))
     }
 
     /// Pre-softmax logits `[N, classes]`. Panics on a libtorch error (see
@@ -191,14 +272,16 @@ impl ResNet {
     /// spec's size for `flatten`). It is moved to the model's device and dtype.
     pub fn f_logits_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
         let xs = self.prepare_input(xs)?;
-        self.logits_unchecked(&xs, train).map_err(RuntimeError::torch("running the forward pass"))
+        self.logits_unchecked(&xs, train)
+            .map_err(RuntimeError::torch("running the forward pass"))
     }
 
     /// The spec's output (softmax applied if the head has it), input checked as in
     /// [`ResNet::f_logits_t`].
     pub fn f_forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
         let logits = self.f_logits_t(xs, train)?;
-        self.finish(logits).map_err(RuntimeError::torch("applying the softmax"))
+        self.finish(logits)
+            .map_err(RuntimeError::torch("applying the softmax"))
     }
 
     /// Applies the head's softmax if the spec has one.
@@ -216,10 +299,14 @@ impl ResNet {
         self.check_input(xs)?;
         let mut xs = xs.shallow_clone();
         if xs.device() != self.device {
-            xs = xs.f_to_device(self.device).map_err(RuntimeError::torch("moving the input to the model's device"))?;
+            xs = xs.f_to_device(self.device).map_err(RuntimeError::torch(
+                "moving the input to the model's device",
+            ))?;
         }
         if xs.kind() != self.kind {
-            xs = xs.f_to_kind(self.kind).map_err(RuntimeError::torch("converting the input's dtype"))?;
+            xs = xs
+                .f_to_kind(self.kind)
+                .map_err(RuntimeError::torch("converting the input's dtype"))?;
         }
         Ok(xs)
     }
@@ -230,15 +317,26 @@ impl ResNet {
         let spec = self.network.input;
         let expected = || format!("[N, {}, {}, {}] (N >= 1)", spec.c, spec.h, spec.w);
         let size = xs.size();
-        let kind = xs.f_kind().map_err(RuntimeError::torch("reading the input's dtype"))?;
-        if !matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16) {
+        let kind = xs
+            .f_kind()
+            .map_err(RuntimeError::torch("reading the input's dtype"))?;
+        if !matches!(
+            kind,
+            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+        ) {
             return Err(RuntimeError::InputDtype { found: kind });
         }
         let &[n, c, h, w] = size.as_slice() else {
-            return Err(RuntimeError::InputShape { expected: expected(), found: size });
+            return Err(RuntimeError::InputShape {
+                expected: expected(),
+                found: size,
+            });
         };
         if n < 1 || c != spec.c as i64 || h < 1 || w < 1 {
-            return Err(RuntimeError::InputShape { expected: expected(), found: size });
+            return Err(RuntimeError::InputShape {
+                expected: expected(),
+                found: size,
+            });
         }
         if (h as u64, w as u64) == (spec.h, spec.w) {
             return Ok(());
@@ -259,7 +357,10 @@ impl ResNet {
                 format!("{} ({h}x{w} does not fit: {first})", expected())
             }
         };
-        Err(RuntimeError::InputShape { expected: why, found: size })
+        Err(RuntimeError::InputShape {
+            expected: why,
+            found: size,
+        })
     }
 
     pub(crate) fn logits_unchecked(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
@@ -274,7 +375,10 @@ impl ResNet {
         let xs = self.prepare_input(xs)?;
         let mut shapes = Vec::new();
         let _guard = tch::no_grad_guard();
-        let _ = self.forward_hooked(&xs, false, &mut |name, t| shapes.push((name.to_string(), t.size()[1..].to_vec())))
+        let _ = self
+            .forward_hooked(&xs, false, &mut |name, t| {
+                shapes.push((name.to_string(), t.size()[1..].to_vec()))
+            })
             .map_err(RuntimeError::torch("running the forward pass"))?;
         Ok(shapes)
     }
@@ -289,32 +393,15 @@ impl ResNet {
     }
 
     fn stem_forward(&self, xs: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
-        let s = &self.stem;
-        let mut x = s.conv.forward(xs)?;
-        hook(&s.conv.layer.name, &x);
-        if let Some(bn) = &s.bn {
-            x = bn.forward(&x, train)?;
-            if s.relu {
-                x = x.f_relu()?;
-            }
-            hook(&bn.name, &x);
-        } else if s.relu {
-            x = x.f_relu()?;
-            hook("relu", &x);
-        }
-        if let Some(p) = &s.pool {
-            x = pool_forward(&x, p)?;
-            hook(&p.name, &x);
-        }
-        Ok(x)
+        run_layers(&self.stem.layers, xs, train, hook)
     }
 
     fn head_forward(&self, x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
         let h = &self.head;
         let mut x = x.shallow_clone();
-        if let Some(bn) = &h.norm {
-            x = bn.forward(&x, train)?.f_relu()?;
-            hook(&bn.name, &x);
+        if let Some(norm) = &h.norm {
+            x = norm.forward(&x, train)?.f_relu()?;
+            hook(norm.name(), &x);
         }
         let x = match h.pool {
             HeadPool::Avg => {
@@ -347,22 +434,102 @@ impl ResNet {
 /// Sees each layer's output (name as in the layer table).
 type Hook<'h> = &'h mut dyn FnMut(&str, &Tensor);
 
-/// The stem's pooling (max or average; PyTorch's defaults: dilation 1,
-/// `count_include_pad`).
+/// A pooling layer (max or average; dilation 1).
 pub(crate) fn pool_forward(x: &Tensor, p: &PoolLayer) -> Result<Tensor, TchError> {
     let q = p.pool;
     let (k, s, pad) = (q.kernel as i64, q.stride as i64, q.padding as i64);
     match q.kind {
         PoolKind::Max => x.f_max_pool2d([k, k], [s, s], [pad, pad], [1, 1], q.ceil_mode),
-        PoolKind::Avg => x.f_avg_pool2d([k, k], [s, s], [pad, pad], q.ceil_mode, true, None::<i64>),
+        PoolKind::Avg => x.f_avg_pool2d(
+            [k, k],
+            [s, s],
+            [pad, pad],
+            q.ceil_mode,
+            q.count_include_pad,
+            None::<i64>,
+        ),
     }
+}
+
+/// timm's `drop_path`: in training, each sample is kept with probability `1 - rate` and
+/// then scaled by `1 / (1 - rate)`.
+pub(crate) fn drop_path(x: &Tensor, rate: f64, train: bool) -> Result<Tensor, TchError> {
+    if !train || rate <= 0.0 {
+        return Ok(x.shallow_clone());
+    }
+    let keep = 1.0 - rate;
+    let n = x.size()[0];
+    let mask = Tensor::f_empty([n, 1, 1, 1], (x.kind(), x.device()))?.f_bernoulli_float_(keep)?;
+    x.f_mul(&mask.f_div_scalar(keep)?)
+}
+
+/// Runs `layers` in order; `hook` sees each output under its layer-table name.
+fn run_layers(layers: &[RLayer], x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
+    let mut x = x.shallow_clone();
+    for l in layers {
+        x = match l {
+            RLayer::Conv(c) => {
+                let y = c.forward(&x)?;
+                hook(&c.layer.name, &y);
+                y
+            }
+            RLayer::Norm(n, relu) => {
+                let mut y = n.forward(&x, train)?;
+                if *relu {
+                    y = y.f_relu()?;
+                }
+                hook(n.name(), &y);
+                y
+            }
+            RLayer::Relu(name) => {
+                let y = x.f_relu()?;
+                hook(name, &y);
+                y
+            }
+            RLayer::Pool(p) => {
+                let y = pool_forward(&x, p)?;
+                hook(&p.name, &y);
+                y
+            }
+            RLayer::Blur(b) => {
+                let y = b.forward(&x)?;
+                hook(&b.layer.name, &y);
+                y
+            }
+            RLayer::Attention(a) => {
+                let y = a.forward(&x, hook)?;
+                hook(a.name(), &y);
+                y
+            }
+            RLayer::Subsample {
+                name,
+                stride,
+                extra_channels,
+            } => {
+                let y = zero_pad_shortcut(&x, *stride, *extra_channels)?;
+                hook(name, &y);
+                y
+            }
+            RLayer::DropPath { name, rate } => {
+                let y = drop_path(&x, *rate, train)?;
+                hook(name, &y);
+                y
+            }
+        };
+    }
+    Ok(x)
 }
 
 /// Option A: `x[:, :, ::stride, ::stride]` with `extra` zero channels appended.
 pub(crate) fn zero_pad_shortcut(x: &Tensor, stride: i64, extra: i64) -> Result<Tensor, TchError> {
     let mut x = x.shallow_clone();
     if stride > 1 {
-        x = x.f_slice(2, None::<i64>, None::<i64>, stride)?.f_slice(3, None::<i64>, None::<i64>, stride)?;
+        x = x.f_slice(2, None::<i64>, None::<i64>, stride)?.f_slice(
+            3,
+            None::<i64>,
+            None::<i64>,
+            stride,
+        )?;
     }
     if extra > 0 {
         x = x.f_constant_pad_nd([0, 0, 0, 0, 0, extra])?;
@@ -371,69 +538,25 @@ pub(crate) fn zero_pad_shortcut(x: &Tensor, stride: i64, extra: i64) -> Result<T
 }
 
 impl Block {
+    /// `pre`, then the branch; the shortcut from the input (or the pre-activated input);
+    /// their sum, then ReLU if the block has one after the addition.
     fn forward(&self, x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
-        let n = self.convs.len();
-        let out = if self.kind.is_preact() {
-            // bn_i -> ReLU -> conv_i; the projection reads the pre-activated input.
-            let mut out = x.shallow_clone();
-            let mut pre = None;
-            for i in 0..n {
-                out = self.bns[i].forward(&out, train)?.f_relu()?;
-                hook(&self.bns[i].name, &out);
-                if i == 0 {
-                    pre = Some(out.shallow_clone());
-                }
-                out = self.convs[i].forward(&out)?;
-                hook(&self.convs[i].layer.name, &out);
+        let pre = run_layers(&self.pre, x, train, hook)?;
+        let out = run_layers(&self.branch, &pre, train, hook)?;
+        let out = match &self.shortcut {
+            Shortcut::None => out,
+            Shortcut::Path { from_pre, layers } => {
+                let s = run_layers(layers, if *from_pre { &pre } else { x }, train, hook)?;
+                out.f_add(&s)?
             }
-            let pre = pre.unwrap_or_else(|| x.shallow_clone());
-            match self.shortcut(x, &pre, train, hook)? {
-                Some(s) => out.f_add(&s)?,
-                None => out,
-            }
-        } else {
-            // conv_i -> bn_i -> ReLU, the last ReLU after the addition.
-            let mut out = x.shallow_clone();
-            for i in 0..n {
-                out = self.convs[i].forward(&out)?;
-                hook(&self.convs[i].layer.name, &out);
-                out = self.bns[i].forward(&out, train)?;
-                if i + 1 < n {
-                    out = out.f_relu()?;
-                }
-                hook(&self.bns[i].name, &out);
-            }
-            let out = match self.shortcut(x, x, train, hook)? {
-                Some(s) => out.f_add(&s)?,
-                None => out,
-            };
+        };
+        let out = if self.relu_after_add {
             out.f_relu()?
+        } else {
+            out
         };
         hook(&self.name, &out);
         Ok(out)
-    }
-
-    /// The shortcut's output: `x` for the identity and option A, `pre` (the
-    /// pre-activated input of pre-activation blocks, else `x`) for a projection.
-    fn shortcut(&self, x: &Tensor, pre: &Tensor, train: bool, hook: Hook) -> Result<Option<Tensor>, TchError> {
-        Ok(match &self.shortcut {
-            Shortcut::None => None,
-            Shortcut::Identity => Some(x.shallow_clone()),
-            Shortcut::ZeroPad { stride, extra_channels } => {
-                let y = zero_pad_shortcut(x, *stride, *extra_channels)?;
-                hook(&format!("{}.shortcut", self.name), &y);
-                Some(y)
-            }
-            Shortcut::Projection { conv, bn } => {
-                let mut y = conv.forward(pre)?;
-                hook(&conv.layer.name, &y);
-                if let Some(bn) = bn {
-                    y = bn.forward(&y, train)?;
-                    hook(&bn.name, &y);
-                }
-                Some(y)
-            }
-        })
     }
 }
 
@@ -488,7 +611,11 @@ mod tests {
         let _net = ResNet::new(&vs.root(), &c).unwrap();
         let v = vs.variables();
         let w = &v["layer3.0.conv2.weight"]; // [256, 256, 3, 3]: fan_out 2304
-        assert!((std(w) / (2.0f64 / 2304.0).sqrt() - 1.0).abs() < 0.02, "{}", std(w));
+        assert!(
+            (std(w) / (2.0f64 / 2304.0).sqrt() - 1.0).abs() < 0.02,
+            "{}",
+            std(w)
+        );
         assert!(bound(&v["fc.weight"]) <= 1.0 / 2048f64.sqrt() + 1e-7);
         assert!(bound(&v["fc.bias"]) <= 1.0 / 2048f64.sqrt() + 1e-7);
         assert_eq!(bound(&v["layer1.0.bn3.weight"]), 0.0, "zero_init_residual");
@@ -513,9 +640,15 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let net = ResNet::new(&vs.root(), &c).unwrap();
         let wrong_c = Tensor::zeros([1, 1, 64, 64], (Kind::Float, Device::Cpu));
-        assert!(matches!(net.f_logits_t(&wrong_c, false), Err(RuntimeError::InputShape { .. })));
+        assert!(matches!(
+            net.f_logits_t(&wrong_c, false),
+            Err(RuntimeError::InputShape { .. })
+        ));
         let rank3 = Tensor::zeros([3, 64, 64], (Kind::Float, Device::Cpu));
-        assert!(matches!(net.f_logits_t(&rank3, false), Err(RuntimeError::InputShape { .. })));
+        assert!(matches!(
+            net.f_logits_t(&rank3, false),
+            Err(RuntimeError::InputShape { .. })
+        ));
         // Any size works for a pooling head (even 1x1 for resnet18), not for a flatten head.
         let tiny = Tensor::zeros([1, 3, 1, 1], (Kind::Float, Device::Cpu));
         assert_eq!(net.f_logits_t(&tiny, false).unwrap().size(), vec![1, 1000]);
@@ -531,6 +664,9 @@ mod tests {
         let e = knet.f_logits_t(&small, false).unwrap_err();
         assert!(e.to_string().contains("does not fit"), "{e}");
         let ints = Tensor::zeros([1, 3, 64, 64], (Kind::Int64, Device::Cpu));
-        assert!(matches!(net.f_logits_t(&ints, false), Err(RuntimeError::InputDtype { .. })));
+        assert!(matches!(
+            net.f_logits_t(&ints, false),
+            Err(RuntimeError::InputDtype { .. })
+        ));
     }
 }

@@ -51,7 +51,8 @@ const SOURCE: &str = r#"class FusedOps(Module):
 /// `FusedOps()` with `training = True`, as torch.jit.save pickles a module (protocol 2):
 /// GLOBAL '__torch__ FusedOps', EMPTY_TUPLE, NEWOBJ, EMPTY_DICT, MARK, 'training', True,
 /// SETITEMS, BUILD, STOP.
-const DATA_PKL: &[u8] = b"\x80\x02c__torch__\nFusedOps\nq\x00)\x81}(X\x08\x00\x00\x00trainingq\x01\x88ub.";
+const DATA_PKL: &[u8] =
+    b"\x80\x02c__torch__\nFusedOps\nq\x00)\x81}(X\x08\x00\x00\x00trainingq\x01\x88ub.";
 
 /// The fused convolutions, loaded once per [`crate::runtime::InferenceModel`].
 #[derive(Debug)]
@@ -77,7 +78,16 @@ impl FusedOps {
     /// `attr(conv(x) + b)` with `attr` `"relu"` or `"none"`; `w` reordered by
     /// `mkldnn_reorder_conv2d_weight`, `b` dense.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: i64, stride: i64, groups: i64, relu: bool) -> Result<Tensor, TchError> {
+    pub fn conv(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        padding: i64,
+        stride: i64,
+        groups: i64,
+        relu: bool,
+    ) -> Result<Tensor, TchError> {
         let args = [
             IValue::Tensor(x.shallow_clone()),
             IValue::Tensor(w.shallow_clone()),
@@ -120,7 +130,9 @@ impl FusedOps {
 fn tensor(v: IValue) -> Result<Tensor, TchError> {
     match v {
         IValue::Tensor(t) => Ok(t),
-        _ => Err(TchError::Kind("fused convolution returned something other than a tensor".into())),
+        _ => Err(TchError::Kind(
+            "fused convolution returned something other than a tensor".into(),
+        )),
     }
 }
 
@@ -185,16 +197,22 @@ mod tests {
         let x = Tensor::randn([2, 8, 9, 9], opts);
         let w = Tensor::randn([16, 4, 3, 3], opts);
         let b = Tensor::randn([16], opts);
-        let wr = w
-            .g_to_mkldnn(Kind::Float)
-            .mkldnn_reorder_conv2d_weight([1, 1], [2, 2], [1, 1], 2, Some([2i64, 8, 9, 9].as_slice()));
+        let wr = w.g_to_mkldnn(Kind::Float).mkldnn_reorder_conv2d_weight(
+            [1, 1],
+            [2, 2],
+            [1, 1],
+            2,
+            Some([2i64, 8, 9, 9].as_slice()),
+        );
         let reference = x.conv2d(&w, Some(&b), [2, 2], [1, 1], [1, 1], 2);
         let y = ops.conv(&x, &wr, Some(&b), 1, 2, 2, true).unwrap();
         let d = (y - reference.relu()).abs().max().double_value(&[]);
         assert!(d < 1e-4, "{d}");
         let other = Tensor::randn([2, 16, 5, 5], opts);
         let expected = (&reference + &other).relu();
-        let z = ops.conv_add(&other, &x, &wr, Some(&b), 1, 2, 2, true).unwrap();
+        let z = ops
+            .conv_add(&other, &x, &wr, Some(&b), 1, 2, 2, true)
+            .unwrap();
         let d = (z - expected).abs().max().double_value(&[]);
         assert!(d < 1e-4, "{d}");
     }

@@ -195,13 +195,17 @@ pub fn measure_fma(threads: usize, duration: Duration) -> Option<(f64, FmaIsa)> 
                 })
                 .collect();
             // A thread that panicked counts as having done nothing.
-            let results: Vec<(u64, Duration)> = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
+            let results: Vec<(u64, Duration)> = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect();
             let n: u64 = results.iter().map(|r| r.0).sum();
             let t = results.iter().map(|r| r.1).max().unwrap_or_default();
             (n, t)
         });
         if elapsed > Duration::ZERO {
-            best = best.max(iterations as f64 * isa.flop_per_iteration() / elapsed.as_secs_f64() / 1e9);
+            best = best
+                .max(iterations as f64 * isa.flop_per_iteration() / elapsed.as_secs_f64() / 1e9);
         }
     }
     (best.is_finite() && best > 0.0).then_some((best, isa))
@@ -209,19 +213,31 @@ pub fn measure_fma(threads: usize, duration: Duration) -> Option<(f64, FmaIsa)> 
 
 /// The maximum clock of CPU 0 in GHz, from cpufreq, if the system exposes it.
 pub fn max_clock_ghz() -> Option<f64> {
-    let khz: f64 = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").ok()?.trim().parse().ok()?;
+    let khz: f64 = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     (khz.is_finite() && khz > 0.0).then_some(khz / 1e6)
 }
 
 /// The FP32 peak of `threads` threads (at most the available cores): the larger of the
 /// measured FMA throughput and cores x FLOP/cycle x maximum clock (when known).
 pub fn cpu_peak(threads: usize) -> Option<CpuPeak> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(threads.max(1));
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(threads.max(1));
     let plural = if cores == 1 { "" } else { "s" };
     let measured = measure_fma(cores, Duration::from_millis(90));
-    let theoretical = FmaIsa::detect().zip(max_clock_ghz()).map(|(isa, ghz)| (cores as f64 * isa.flop_per_cycle() * ghz, isa, ghz));
-    let measured_text =
-        measured.map(|(g, isa)| format!("measured {g:.1} GFLOP/s ({cores} thread{plural} of 12 independent {} FMA chains)", isa.name()));
+    let theoretical = FmaIsa::detect()
+        .zip(max_clock_ghz())
+        .map(|(isa, ghz)| (cores as f64 * isa.flop_per_cycle() * ghz, isa, ghz));
+    let measured_text = measured.map(|(g, isa)| {
+        format!(
+            "measured {g:.1} GFLOP/s ({cores} thread{plural} of 12 independent {} FMA chains)",
+            isa.name()
+        )
+    });
     let theoretical_text = theoretical.map(|(g, isa, ghz)| {
         format!(
             "{cores} core{plural} x {:.0} FLOP/cycle ({}, 2 FMA units) x {ghz:.3} GHz max clock (cpufreq) = {g:.1} GFLOP/s",
@@ -230,13 +246,26 @@ pub fn cpu_peak(threads: usize) -> Option<CpuPeak> {
         )
     });
     let (gflops, source) = match (measured, theoretical) {
-        (Some((m, _)), Some((t, _, _))) => (m.max(t), if m >= t { "the measurement" } else { "the max clock" }),
+        (Some((m, _)), Some((t, _, _))) => (
+            m.max(t),
+            if m >= t {
+                "the measurement"
+            } else {
+                "the max clock"
+            },
+        ),
         (Some((m, _)), None) => (m, "the measurement; cpufreq gives no max clock"),
         (None, Some((t, _, _))) => (t, "the max clock; no FMA loop for this CPU"),
         (None, None) => return None,
     };
-    let parts: Vec<String> = [measured_text, theoretical_text].into_iter().flatten().collect();
-    Some(CpuPeak { gflops, assumption: format!("{}; peak from {source}", parts.join("; ")) })
+    let parts: Vec<String> = [measured_text, theoretical_text]
+        .into_iter()
+        .flatten()
+        .collect();
+    Some(CpuPeak {
+        gflops,
+        assumption: format!("{}; peak from {source}", parts.join("; ")),
+    })
 }
 
 #[cfg(test)]
@@ -246,7 +275,8 @@ mod tests {
     #[test]
     fn measured_fma_throughput_is_positive_and_finite() {
         let Some(isa) = FmaIsa::detect() else { return };
-        let (g, found) = measure_fma(1, Duration::from_millis(30)).expect("a CPU with FMA measures");
+        let (g, found) =
+            measure_fma(1, Duration::from_millis(30)).expect("a CPU with FMA measures");
         assert_eq!(found, isa);
         assert!(g.is_finite() && g > 0.0, "{g}");
         let peak = cpu_peak(1).expect("a peak");

@@ -78,7 +78,9 @@ impl TensorFile {
         let bad = |m: String| TensorFileError::Format(m);
         let (file, len) = files::open_regular(path)?;
         if len < 8 {
-            return Err(bad(format!("the file holds {len} bytes, fewer than the 8 of the header length")));
+            return Err(bad(format!(
+                "the file holds {len} bytes, fewer than the 8 of the header length"
+            )));
         }
         let mut word = [0u8; 8];
         (&file).read_exact(&mut word)?;
@@ -90,15 +92,18 @@ impl TensorFile {
             )));
         }
         if n > len - 8 {
-            return Err(bad(format!("truncated: the header length field says {n} bytes, but only {} follow it", len - 8)));
+            return Err(bad(format!(
+                "truncated: the header length field says {n} bytes, but only {} follow it",
+                len - 8
+            )));
         }
         let mut header = vec![0u8; n as usize];
         (&file).read_exact(&mut header)?;
         if header.first() != Some(&b'{') {
             return Err(bad("the header is not a JSON object".into()));
         }
-        let map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&header).map_err(|e| bad(format!("the JSON header is malformed: {e}")))?;
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+            .map_err(|e| bad(format!("the JSON header is malformed: {e}")))?;
         let data_start = 8 + n;
         let data_len = len - data_start;
         let mut entries = Vec::with_capacity(map.len());
@@ -106,14 +111,24 @@ impl TensorFile {
             if name == "__metadata__" {
                 continue;
             }
-            let raw: RawEntry =
-                serde_json::from_value(value).map_err(|e| bad(format!("the header entry of `{name}` is malformed: {e}")))?;
-            let (kind, size) = dtype(&raw.dtype).ok_or_else(|| TensorFileError::Dtype { name: name.clone(), dtype: raw.dtype.clone() })?;
-            let numel = raw.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+            let raw: RawEntry = serde_json::from_value(value)
+                .map_err(|e| bad(format!("the header entry of `{name}` is malformed: {e}")))?;
+            let (kind, size) = dtype(&raw.dtype).ok_or_else(|| TensorFileError::Dtype {
+                name: name.clone(),
+                dtype: raw.dtype.clone(),
+            })?;
+            let numel = raw
+                .shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d));
             let bytes = numel.and_then(|n| n.checked_mul(size));
             let [begin, end] = raw.data_offsets;
-            let Some(bytes) = bytes.filter(|_| raw.shape.iter().all(|&d| d <= i64::MAX as u64)) else {
-                return Err(bad(format!("tensor `{name}` has shape {:?}, too large to exist", raw.shape)));
+            let Some(bytes) = bytes.filter(|_| raw.shape.iter().all(|&d| d <= i64::MAX as u64))
+            else {
+                return Err(bad(format!(
+                    "tensor `{name}` has shape {:?}, too large to exist",
+                    raw.shape
+                )));
             };
             if end < begin || end - begin != bytes {
                 return Err(bad(format!(
@@ -129,7 +144,13 @@ impl TensorFile {
                 )));
             }
             let shape = raw.shape.iter().map(|&d| d as i64).collect();
-            entries.push(Entry { name, kind, shape, start: data_start + begin, bytes });
+            entries.push(Entry {
+                name,
+                kind,
+                shape,
+                start: data_start + begin,
+                bytes,
+            });
         }
         entries.sort_by_key(|e| (e.start, e.bytes));
         let mut at = data_start;
@@ -140,7 +161,10 @@ impl TensorFile {
             at += e.bytes;
         }
         if at != len {
-            return Err(bad(format!("{} bytes follow the data the header describes", len - at)));
+            return Err(bad(format!(
+                "{} bytes follow the data the header describes",
+                len - at
+            )));
         }
         Ok(TensorFile { file, entries })
     }
@@ -166,7 +190,10 @@ impl TensorFile {
         let mut data = vec![0u8; entry.bytes as usize];
         (&self.file).seek(SeekFrom::Start(entry.start))?;
         (&self.file).read_exact(&mut data).map_err(|e| {
-            TensorFileError::Format(format!("tensor `{}` could not be read ({e}); was the file truncated while it was read?", entry.name))
+            TensorFileError::Format(format!(
+                "tensor `{}` could not be read ({e}); was the file truncated while it was read?",
+                entry.name
+            ))
         })?;
         Tensor::f_from_data_size(&data, &entry.shape, entry.kind)
             .map_err(|e| TensorFileError::Format(format!("tensor `{}`: {e}", entry.name)))
@@ -219,7 +246,10 @@ pub fn kind_name(kind: Kind) -> &'static str {
 
 /// Whether `kind` is a floating-point type.
 pub fn is_float(kind: Kind) -> bool {
-    matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
+    matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    )
 }
 
 #[cfg(test)]
@@ -244,7 +274,11 @@ mod tests {
     #[test]
     fn reads_what_the_header_describes() {
         let json = r#"{"__metadata__":{"format":"pt"},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
-        let f = TensorFile::open(&file("ok.safetensors", &with_header(json, &[0, 0, 128, 63, 7, 9]))).unwrap();
+        let f = TensorFile::open(&file(
+            "ok.safetensors",
+            &with_header(json, &[0, 0, 128, 63, 7, 9]),
+        ))
+        .unwrap();
         assert_eq!(f.entries().len(), 2);
         assert_eq!(f.data_bytes(), 6);
         let all = f.read_all().unwrap();
@@ -257,19 +291,71 @@ mod tests {
     fn refuses_malformed_headers() {
         let cases: &[(&str, Vec<u8>, &str)] = &[
             ("short", vec![1, 2, 3], "fewer than the 8"),
-            ("huge", (1u64 << 63).to_le_bytes().to_vec(), "more than resnetc reads"),
+            (
+                "huge",
+                (1u64 << 63).to_le_bytes().to_vec(),
+                "more than resnetc reads",
+            ),
             ("array", with_header("[1]", &[]), "not a JSON object"),
             ("json", with_header("{\"a\":", &[]), "malformed"),
-            ("entry", with_header(r#"{"a":{"dtype":"F32"}}"#, &[]), "header entry of `a`"),
-            ("dtype", with_header(r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, &[0; 8]), "dtype C64"),
-            ("overflow", with_header(r#"{"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, &[0; 8]), "too large to exist"),
-            ("count", with_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, &[0; 4]), "needs 8 bytes"),
-            ("beyond", with_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 4]), "truncated"),
-            ("gap", with_header(r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#, &[0; 2]), "gap or overlap"),
-            ("trailing", with_header(r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#, &[0; 3]), "2 bytes follow"),
+            (
+                "entry",
+                with_header(r#"{"a":{"dtype":"F32"}}"#, &[]),
+                "header entry of `a`",
+            ),
+            (
+                "dtype",
+                with_header(
+                    r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#,
+                    &[0; 8],
+                ),
+                "dtype C64",
+            ),
+            (
+                "overflow",
+                with_header(
+                    r#"{"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#,
+                    &[0; 8],
+                ),
+                "too large to exist",
+            ),
+            (
+                "count",
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
+                    &[0; 4],
+                ),
+                "needs 8 bytes",
+            ),
+            (
+                "beyond",
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                    &[0; 4],
+                ),
+                "truncated",
+            ),
+            (
+                "gap",
+                with_header(
+                    r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#,
+                    &[0; 2],
+                ),
+                "gap or overlap",
+            ),
+            (
+                "trailing",
+                with_header(
+                    r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#,
+                    &[0; 3],
+                ),
+                "2 bytes follow",
+            ),
         ];
         for (name, bytes, expected) in cases {
-            let e = TensorFile::open(&file(name, bytes)).unwrap_err().to_string();
+            let e = TensorFile::open(&file(name, bytes))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(expected), "{name}: {e}");
         }
     }

@@ -61,7 +61,10 @@ impl std::fmt::Display for LoadReport {
     /// One line per problem, grouped: missing keys, unexpected keys, shape mismatches.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut first = true;
-        let mut section = |f: &mut std::fmt::Formatter<'_>, title: &str, lines: Vec<String>| -> std::fmt::Result {
+        let mut section = |f: &mut std::fmt::Formatter<'_>,
+                           title: &str,
+                           lines: Vec<String>|
+         -> std::fmt::Result {
             if lines.is_empty() {
                 return Ok(());
             }
@@ -75,12 +78,23 @@ impl std::fmt::Display for LoadReport {
             }
             Ok(())
         };
-        section(f, "missing keys (in the network, not in the file)", self.missing.clone())?;
-        section(f, "unexpected keys (in the file, not in the network)", self.unexpected.clone())?;
+        section(
+            f,
+            "missing keys (in the network, not in the file)",
+            self.missing.clone(),
+        )?;
+        section(
+            f,
+            "unexpected keys (in the file, not in the network)",
+            self.unexpected.clone(),
+        )?;
         section(
             f,
             "shape mismatches",
-            self.mismatched.iter().map(|m| format!("{}: network {}, file {}", m.name, m.expected, m.found)).collect(),
+            self.mismatched
+                .iter()
+                .map(|m| format!("{}: network {}, file {}", m.name, m.expected, m.found))
+                .collect(),
         )
     }
 }
@@ -103,13 +117,26 @@ pub enum WeightsError {
     Mismatch { path: String, report: LoadReport },
     /// The file of a `run` input holds no tensor, or more than one.
     #[error("`{path}` must hold exactly one tensor, found {found}{}", if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) })]
-    TensorCount { path: String, found: usize, names: Vec<String> },
+    TensorCount {
+        path: String,
+        found: usize,
+        names: Vec<String>,
+    },
     /// The tensor of a `run` input has a dtype or shape the network cannot take.
     #[error("input tensor `{name}` in `{path}` does not fit the network: it {problem}")]
-    Input { path: String, name: String, problem: String },
+    Input {
+        path: String,
+        name: String,
+        problem: String,
+    },
     /// The tensor of a `run` input is larger than [`MAX_INPUT_BYTES`].
     #[error("input tensor `{name}` in `{path}` holds {bytes} bytes, more than the {} resnetc run reads at once; split the batch into several files", crate::files::human(*max))]
-    InputTooLarge { path: String, name: String, bytes: u64, max: u64 },
+    InputTooLarge {
+        path: String,
+        name: String,
+        bytes: u64,
+        max: u64,
+    },
     /// Copying, converting or writing a tensor failed in libtorch.
     #[error("libtorch failed on `{path}` while {context}")]
     Torch {
@@ -137,16 +164,24 @@ pub const MAX_INPUT_BYTES: u64 = 1 << 30;
 /// Opens a safetensors file and checks its header (refusing pickles); no tensor is read.
 pub fn open(path: &str) -> Result<TensorFile, WeightsError> {
     if looks_like_pickle(path) {
-        return Err(WeightsError::Pickle { path: path.to_string() });
+        return Err(WeightsError::Pickle {
+            path: path.to_string(),
+        });
     }
-    TensorFile::open(Path::new(path)).map_err(|source| WeightsError::Read { path: path.to_string(), source })
+    TensorFile::open(Path::new(path)).map_err(|source| WeightsError::Read {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// Reads every tensor of a safetensors file (refusing pickles), in name order. Memory is
 /// bounded by the file's length; [`load`] and [`read_input`] read only what fits the
 /// network.
 pub fn read_tensors(path: &str) -> Result<Vec<(String, Tensor)>, WeightsError> {
-    open(path)?.read_all().map_err(|source| WeightsError::Read { path: path.to_string(), source })
+    open(path)?.read_all().map_err(|source| WeightsError::Read {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// A zip archive (torch.save's format since 1.6) or a raw pickle (`0x80` then the
@@ -154,7 +189,9 @@ pub fn read_tensors(path: &str) -> Result<Vec<(String, Tensor)>, WeightsError> {
 /// header's `{`.
 pub(crate) fn looks_like_pickle(path: &str) -> bool {
     let mut head = [0u8; 9];
-    let Ok((mut f, _)) = crate::files::open_regular(Path::new(path)) else { return false };
+    let Ok((mut f, _)) = crate::files::open_regular(Path::new(path)) else {
+        return false;
+    };
     if f.read_exact(&mut head).is_err() || head[8] == b'{' {
         return false;
     }
@@ -165,7 +202,10 @@ pub(crate) fn looks_like_pickle(path: &str) -> bool {
 pub fn read_single_tensor(path: &str) -> Result<(String, Tensor), WeightsError> {
     let file = open(path)?;
     let entry = single_entry(path, &file)?;
-    let t = file.read(entry).map_err(|source| WeightsError::Read { path: path.to_string(), source })?;
+    let t = file.read(entry).map_err(|source| WeightsError::Read {
+        path: path.to_string(),
+        source,
+    })?;
     Ok((entry.name.clone(), t))
 }
 
@@ -175,7 +215,11 @@ fn single_entry<'f>(path: &str, file: &'f TensorFile) -> Result<&'f Entry, Weigh
         many => {
             let mut names: Vec<String> = many.iter().map(|e| e.name.clone()).collect();
             names.sort();
-            Err(WeightsError::TensorCount { path: path.to_string(), found: names.len(), names })
+            Err(WeightsError::TensorCount {
+                path: path.to_string(),
+                found: names.len(),
+                names,
+            })
         }
     }
 }
@@ -186,7 +230,11 @@ fn single_entry<'f>(path: &str, file: &'f TensorFile) -> Result<&'f Entry, Weigh
 pub fn read_input(path: &str, channels: i64) -> Result<(String, Tensor), WeightsError> {
     let file = open(path)?;
     let entry = single_entry(path, &file)?;
-    let input = |problem: String| WeightsError::Input { path: path.to_string(), name: entry.name.clone(), problem };
+    let input = |problem: String| WeightsError::Input {
+        path: path.to_string(),
+        name: entry.name.clone(),
+        problem,
+    };
     if !is_float(entry.kind) {
         return Err(input(format!(
             "has dtype {}; a floating-point tensor (f32, f64, f16 or bf16) is required",
@@ -195,7 +243,10 @@ pub fn read_input(path: &str, channels: i64) -> Result<(String, Tensor), Weights
     }
     let ok_shape = matches!(entry.shape.as_slice(), &[n, c, h, w] if n >= 1 && c == channels && h >= 1 && w >= 1);
     if !ok_shape {
-        return Err(input(format!("has shape {:?}; the network takes [N, {channels}, H, W] (N, H, W >= 1)", entry.shape)));
+        return Err(input(format!(
+            "has shape {:?}; the network takes [N, {channels}, H, W] (N, H, W >= 1)",
+            entry.shape
+        )));
     }
     if entry.bytes > MAX_INPUT_BYTES {
         return Err(WeightsError::InputTooLarge {
@@ -205,7 +256,10 @@ pub fn read_input(path: &str, channels: i64) -> Result<(String, Tensor), Weights
             max: MAX_INPUT_BYTES,
         });
     }
-    let t = file.read(entry).map_err(|source| WeightsError::Read { path: path.to_string(), source })?;
+    let t = file.read(entry).map_err(|source| WeightsError::Read {
+        path: path.to_string(),
+        source,
+    })?;
     Ok((entry.name.clone(), t))
 }
 
@@ -213,20 +267,39 @@ pub fn read_input(path: &str, channels: i64) -> Result<(String, Tensor), Weights
 pub fn write_tensors(path: &str, tensors: &[(String, Tensor)]) -> Result<(), WeightsError> {
     let torch = |context: &str| {
         let (path, context) = (path.to_string(), context.to_string());
-        move |source| WeightsError::Torch { path, context, source }
+        move |source| WeightsError::Torch {
+            path,
+            context,
+            source,
+        }
     };
     let mut cpu = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let t = t.f_detach().map_err(torch("detaching"))?;
-        let t = if t.is_mkldnn() { t.f_to_dense(None::<Kind>, false).map_err(torch("converting from oneDNN layout"))? } else { t };
-        let t = t.f_to_device(tch::Device::Cpu).map_err(torch("moving to the CPU"))?.f_contiguous().map_err(torch("making contiguous"))?;
+        let t = if t.is_mkldnn() {
+            t.f_to_dense(None::<Kind>, false)
+                .map_err(torch("converting from oneDNN layout"))?
+        } else {
+            t
+        };
+        let t = t
+            .f_to_device(tch::Device::Cpu)
+            .map_err(torch("moving to the CPU"))?
+            .f_contiguous()
+            .map_err(torch("making contiguous"))?;
         cpu.push((name.clone(), t));
     }
     cpu.sort_by(|a, b| a.0.cmp(&b.0));
     // Through an exclusive temporary file and a rename (links, folders and devices refused).
-    crate::output::replace_with(std::path::Path::new(path), &[], |_, tmp| Tensor::write_safetensors(&cpu, tmp)).map_err(|e| match e {
+    crate::output::replace_with(std::path::Path::new(path), &[], |_, tmp| {
+        Tensor::write_safetensors(&cpu, tmp)
+    })
+    .map_err(|e| match e {
         crate::output::ReplaceError::Output(e) => WeightsError::Output(e),
-        crate::output::ReplaceError::Write(source) => WeightsError::Write { path: path.to_string(), source },
+        crate::output::ReplaceError::Write(source) => WeightsError::Write {
+            path: path.to_string(),
+            source,
+        },
     })
 }
 
@@ -235,11 +308,19 @@ pub fn write_tensors(path: &str, tensors: &[(String, Tensor)]) -> Result<(), Wei
 /// fit are read, so memory stays bounded by the network whatever the file claims.
 pub fn load(vs: &VarStore, path: &str, mode: LoadMode) -> Result<LoadReport, WeightsError> {
     let file = open(path)?;
-    let header = file.entries().iter().map(|e| (e.name.clone(), e.shape.clone(), e.kind));
+    let header = file
+        .entries()
+        .iter()
+        .map(|e| (e.name.clone(), e.shape.clone(), e.kind));
     let (report, matched) = plan(vs, header, mode, path)?;
     copy_matched(path, report, matched, |name| {
-        let entry = file.entry(name).expect("matched names are unique names of the file's entries");
-        file.read(entry).map_err(|source| WeightsError::Read { path: path.to_string(), source })
+        let entry = file
+            .entry(name)
+            .expect("matched names are unique names of the file's entries");
+        file.read(entry).map_err(|source| WeightsError::Read {
+            path: path.to_string(),
+            source,
+        })
     })
 }
 
@@ -254,7 +335,9 @@ pub fn load_tensors(
     let (report, matched) = plan(vs, header, mode, origin)?;
     let mut tensors: std::collections::HashMap<String, Tensor> = file.into_iter().collect();
     copy_matched(origin, report, matched, |name| {
-        Ok(tensors.remove(name).expect("matched names are unique names of the tensors"))
+        Ok(tensors
+            .remove(name)
+            .expect("matched names are unique names of the tensors"))
     })
 }
 
@@ -287,11 +370,19 @@ fn plan(
             || (is_counter(&name) && var.numel() == 1 && fsize.iter().product::<i64>() == 1);
         // A floating-point variable takes any floating-point dtype (converted, as
         // PyTorch's load_state_dict does); integers and booleans are refused.
-        let kind_ok = if is_float(var.kind()) { is_float(fkind) } else { !matches!(fkind, Kind::Bool) };
+        let kind_ok = if is_float(var.kind()) {
+            is_float(fkind)
+        } else {
+            !matches!(fkind, Kind::Bool)
+        };
         if same_shape && kind_ok {
             matched.push((name, var.shallow_clone()));
         } else {
-            report.mismatched.push(Mismatch { name, expected: describe(&vsize, var.kind()), found: describe(&fsize, fkind) });
+            report.mismatched.push(Mismatch {
+                name,
+                expected: describe(&vsize, var.kind()),
+                found: describe(&fsize, fkind),
+            });
         }
     }
     for name in vars.keys() {
@@ -303,7 +394,10 @@ fn plan(
     report.unexpected.sort();
     report.mismatched.sort_by(|a, b| a.name.cmp(&b.name));
     if mode == LoadMode::Strict && !report.is_exact() {
-        return Err(WeightsError::Mismatch { path: origin.to_string(), report });
+        return Err(WeightsError::Mismatch {
+            path: origin.to_string(),
+            report,
+        });
     }
     Ok((report, matched))
 }
@@ -318,7 +412,11 @@ fn copy_matched(
     tch::no_grad(|| -> Result<(), WeightsError> {
         for (name, mut var) in matched {
             let src = fetch(&name)?;
-            let src = if is_counter(&name) { src.f_reshape(var.size()).unwrap_or(src) } else { src };
+            let src = if is_counter(&name) {
+                src.f_reshape(var.size()).unwrap_or(src)
+            } else {
+                src
+            };
             var.f_copy_(&src).map_err(|source| WeightsError::Torch {
                 path: origin.to_string(),
                 context: format!("copying `{name}`"),

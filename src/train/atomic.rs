@@ -12,7 +12,10 @@ use std::path::Path;
 /// (same folder, same extension: some writers choose the format by extension).
 /// `write`'s own error is returned as is; refusals and I/O errors of the replacement as
 /// `Err(Ok(e))`.
-pub fn replace_with<E>(path: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), Result<io::Error, E>> {
+pub fn replace_with<E>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), Result<io::Error, E>> {
     output::replace_with(path, &[], |_, tmp| write(tmp)).map_err(|e| match e {
         ReplaceError::Output(e) => Ok(to_io(e)),
         ReplaceError::Write(e) => Err(e),
@@ -27,7 +30,9 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
 fn to_io(e: OutputError) -> io::Error {
     match e {
         OutputError::Io { source, .. } => source,
-        refused @ OutputError::Refused { .. } => io::Error::new(io::ErrorKind::InvalidInput, refused.to_string()),
+        refused @ OutputError::Refused { .. } => {
+            io::Error::new(io::ErrorKind::InvalidInput, refused.to_string())
+        }
     }
 }
 
@@ -48,8 +53,16 @@ mod tests {
             Err("stopped")
         });
         assert!(matches!(failed, Err(Err("stopped"))));
-        assert_eq!(std::fs::read(&p).unwrap(), b"two", "the old file survives a failed write");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            b"two",
+            "the old file survives a failed write"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
         #[cfg(unix)]
         {
             let link = dir.path().join("link.csv");

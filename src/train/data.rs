@@ -4,8 +4,18 @@ use super::{idx, DataError};
 use std::path::{Path, PathBuf};
 
 /// The class names of Fashion-MNIST, in label order.
-pub const FASHION_MNIST_CLASSES: [&str; 10] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 /// Where a data set comes from: `--data fashion-mnist|mnist|DIR`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,9 +48,14 @@ pub enum Split {
 /// `$RESNETC_HOME/data`, by default `~/.cache/resnetc/data`: where scripts/fetch-data.sh
 /// puts Fashion-MNIST and MNIST.
 pub fn data_root() -> PathBuf {
-    let home = std::env::var_os("RESNETC_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/resnetc")
-    });
+    let home = std::env::var_os("RESNETC_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".cache/resnetc")
+        });
     home.join("data")
 }
 
@@ -50,7 +65,9 @@ impl std::str::FromStr for DataSource {
     /// `fashion-mnist`, `mnist`, or the path of an image folder.
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s {
-            "fashion-mnist" | "fashion_mnist" | "fmnist" => DataSource::FashionMnist { root: data_root() },
+            "fashion-mnist" | "fashion_mnist" | "fmnist" => {
+                DataSource::FashionMnist { root: data_root() }
+            }
             "mnist" => DataSource::Mnist { root: data_root() },
             "" => return Err("expected fashion-mnist, mnist or an image folder".into()),
             path => DataSource::Folder(PathBuf::from(path)),
@@ -114,7 +131,9 @@ impl Dataset {
 
     /// Keeps `limit` evenly spaced examples (all when `limit` is `None` or not smaller).
     pub fn limit(mut self, limit: Option<usize>) -> Dataset {
-        let Some(keep) = limit.filter(|&k| k < self.len()) else { return self };
+        let Some(keep) = limit.filter(|&k| k < self.len()) else {
+            return self;
+        };
         let picks = evenly_spaced(self.len(), keep);
         let n = self.image_len();
         let mut pixels = Vec::with_capacity(keep * n);
@@ -137,15 +156,34 @@ impl DataSource {
     /// folders, whose images are resized (stb's filter) and converted (RGB, or grey by
     /// luminance when `channels` is 1) as they load; IDX images keep their 28x28 grey
     /// form and are resized by the loader. `limit` keeps evenly spaced examples.
-    pub fn load(&self, split: Split, limit: Option<usize>, size: (usize, usize), channels: usize) -> Result<Dataset, DataError> {
+    pub fn load(
+        &self,
+        split: Split,
+        limit: Option<usize>,
+        size: (usize, usize),
+        channels: usize,
+    ) -> Result<Dataset, DataError> {
         match self {
             DataSource::FashionMnist { root } => {
-                let classes = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
-                Ok(load_idx_pair(&root.join("fashion-mnist"), split, classes, 0.2860406, 0.3530242)?.limit(limit))
+                let classes = FASHION_MNIST_CLASSES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                Ok(load_idx_pair(
+                    &root.join("fashion-mnist"),
+                    split,
+                    classes,
+                    0.2860406,
+                    0.3530242,
+                )?
+                .limit(limit))
             }
             DataSource::Mnist { root } => {
                 let classes = (0..10).map(|d| d.to_string()).collect();
-                Ok(load_idx_pair(&root.join("mnist"), split, classes, 0.1306605, 0.3081078)?.limit(limit))
+                Ok(
+                    load_idx_pair(&root.join("mnist"), split, classes, 0.1306605, 0.3081078)?
+                        .limit(limit),
+                )
             }
             DataSource::Folder(dir) => load_folder(dir, split, limit, size, channels),
         }
@@ -165,7 +203,13 @@ fn idx_file(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-fn load_idx_pair(dir: &Path, split: Split, classes: Vec<String>, mean: f32, std: f32) -> Result<Dataset, DataError> {
+fn load_idx_pair(
+    dir: &Path,
+    split: Split,
+    classes: Vec<String>,
+    mean: f32,
+    std: f32,
+) -> Result<Dataset, DataError> {
     let prefix = match split {
         Split::Train => "train",
         Split::Test => "t10k",
@@ -182,8 +226,17 @@ fn load_idx_pair(dir: &Path, split: Split, classes: Vec<String>, mean: f32, std:
             label_count: labels.len(),
         });
     }
-    if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes.len()) {
-        return Err(DataError::LabelOutOfRange { path: labels_path, index, label, classes: classes.len() });
+    if let Some((index, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes.len())
+    {
+        return Err(DataError::LabelOutOfRange {
+            path: labels_path,
+            index,
+            label,
+            classes: classes.len(),
+        });
     }
     Ok(Dataset {
         pixels: images.pixels,
@@ -201,7 +254,10 @@ fn load_idx_pair(dir: &Path, split: Split, classes: Vec<String>, mean: f32, std:
 fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DataError> {
     let list = |p: &Path| -> Result<Vec<PathBuf>, DataError> {
         let mut v = std::fs::read_dir(p)
-            .map_err(|source| DataError::List { path: p.to_path_buf(), source })?
+            .map_err(|source| DataError::List {
+                path: p.to_path_buf(),
+                source,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect::<Vec<_>>();
         v.sort();
@@ -217,28 +273,50 @@ fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DataError> {
         if !sub.is_dir() {
             continue;
         }
-        let files: Vec<PathBuf> = list(&sub)?.into_iter().filter(|f| f.is_file() && is_image(f)).collect();
+        let files: Vec<PathBuf> = list(&sub)?
+            .into_iter()
+            .filter(|f| f.is_file() && is_image(f))
+            .collect();
         if !files.is_empty() {
-            let name = sub.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = sub
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             classes.push((name, files));
         }
     }
     if classes.is_empty() {
-        return Err(DataError::NoClasses { path: dir.to_path_buf() });
+        return Err(DataError::NoClasses {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(classes)
 }
 
-fn load_folder(dir: &Path, split: Split, limit: Option<usize>, size: (usize, usize), channels: usize) -> Result<Dataset, DataError> {
+fn load_folder(
+    dir: &Path,
+    split: Split,
+    limit: Option<usize>,
+    size: (usize, usize),
+    channels: usize,
+) -> Result<Dataset, DataError> {
     let train_dir = dir.join("train");
-    let test_dir = ["test", "val"].iter().map(|t| dir.join(t)).find(|p| p.is_dir());
+    let test_dir = ["test", "val"]
+        .iter()
+        .map(|t| dir.join(t))
+        .find(|p| p.is_dir());
     let files: Vec<(String, Vec<PathBuf>)> = match (train_dir.is_dir(), test_dir) {
         (true, Some(test_dir)) => {
             let train = list_classes(&train_dir)?;
             let test = list_classes(&test_dir)?;
-            let names = |c: &[(String, Vec<PathBuf>)]| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+            let names =
+                |c: &[(String, Vec<PathBuf>)]| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
             if names(&train) != names(&test) {
-                return Err(DataError::ClassMismatch { path: dir.to_path_buf(), train: names(&train), test: names(&test) });
+                return Err(DataError::ClassMismatch {
+                    path: dir.to_path_buf(),
+                    train: names(&train),
+                    test: names(&test),
+                });
             }
             match split {
                 Split::Train => train,
@@ -265,7 +343,10 @@ fn load_folder(dir: &Path, split: Split, limit: Option<usize>, size: (usize, usi
         .flat_map(|(label, (_, fs))| fs.into_iter().map(move |f| (f, label as i64)))
         .collect();
     if let Some(keep) = limit.filter(|&k| k < all.len()) {
-        all = evenly_spaced(all.len(), keep).into_iter().map(|i| all[i].clone()).collect();
+        all = evenly_spaced(all.len(), keep)
+            .into_iter()
+            .map(|i| all[i].clone())
+            .collect();
     }
     let (h, w) = size;
     let channels = if channels == 1 { 1 } else { 3 };
@@ -278,25 +359,44 @@ fn load_folder(dir: &Path, split: Split, limit: Option<usize>, size: (usize, usi
     }
     // ImageNet's statistics for colour images (what torchvision's pretrained weights
     // expect); a neutral 0.5 for grey ones.
-    let (mean, std) =
-        if channels == 3 { (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]) } else { (vec![0.5], vec![0.5]) };
-    Ok(Dataset { pixels, labels, channels, height: h, width: w, classes, mean, std })
+    let (mean, std) = if channels == 3 {
+        (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])
+    } else {
+        (vec![0.5], vec![0.5])
+    };
+    Ok(Dataset {
+        pixels,
+        labels,
+        channels,
+        height: h,
+        width: w,
+        classes,
+        mean,
+        std,
+    })
 }
 
 /// Loads one image as C x H x W bytes, resized and converted to `channels` (1 or 3).
 /// The file is checked as `resnetc predict` checks it ([`crate::runtime::image::decode`]).
 fn load_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<Vec<u8>, DataError> {
     let rgb = crate::runtime::image::decode(path)?;
-    let torch = |source: tch::TchError| DataError::Image(crate::runtime::image::ImageError {
-        path: path.display().to_string(),
-        problem: format!("resizing or converting failed ({source})"),
-    });
+    let torch = |source: tch::TchError| {
+        DataError::Image(crate::runtime::image::ImageError {
+            path: path.display().to_string(),
+            problem: format!("resizing or converting failed ({source})"),
+        })
+    };
     let convert = || -> Result<Vec<u8>, tch::TchError> {
-        let rgb = if rgb.size()[1..] != [h as i64, w as i64] { tch::vision::image::resize(&rgb, w as i64, h as i64)? } else { rgb };
+        let rgb = if rgb.size()[1..] != [h as i64, w as i64] {
+            tch::vision::image::resize(&rgb, w as i64, h as i64)?
+        } else {
+            rgb
+        };
         let t = if channels == 1 {
             // ITU-R BT.601 luma, as PIL's convert("L").
             let f = rgb.f_to_kind(tch::Kind::Float)?;
-            let weights = tch::Tensor::f_from_slice(&[0.299f32, 0.587, 0.114])?.f_view([3, 1, 1])?;
+            let weights =
+                tch::Tensor::f_from_slice(&[0.299f32, 0.587, 0.114])?.f_view([3, 1, 1])?;
             f.f_mul(&weights)?
                 .f_sum_dim_intlist(0, true, tch::Kind::Float)?
                 .f_round()?
@@ -326,8 +426,17 @@ mod tests {
 
     #[test]
     fn parses_sources() {
-        assert!(matches!("fashion-mnist".parse::<DataSource>(), Ok(DataSource::FashionMnist { .. })));
-        assert!(matches!("mnist".parse::<DataSource>(), Ok(DataSource::Mnist { .. })));
-        assert_eq!("some/dir".parse::<DataSource>(), Ok(DataSource::Folder("some/dir".into())));
+        assert!(matches!(
+            "fashion-mnist".parse::<DataSource>(),
+            Ok(DataSource::FashionMnist { .. })
+        ));
+        assert!(matches!(
+            "mnist".parse::<DataSource>(),
+            Ok(DataSource::Mnist { .. })
+        ));
+        assert_eq!(
+            "some/dir".parse::<DataSource>(),
+            Ok(DataSource::Folder("some/dir".into()))
+        );
     }
 }

@@ -24,29 +24,54 @@ pub enum DataError {
     },
     /// The file does not start with the IDX magic number expected for its kind.
     #[error("data file `{path}` is not an IDX {kind} file: magic number 0x{found:08x}, expected 0x{expected:08x}")]
-    BadMagic { path: PathBuf, kind: &'static str, found: u32, expected: u32 },
+    BadMagic {
+        path: PathBuf,
+        kind: &'static str,
+        found: u32,
+        expected: u32,
+    },
     /// The header declares dimensions resnetc does not read (empty or oversized images,
     /// more data than [`super::idx::MAX_IDX_BYTES`]).
     #[error("data file `{path}` has an unusable IDX header: {message}")]
     BadHeader { path: PathBuf, message: String },
     /// The file holds fewer bytes than its header promises.
-    #[error("data file `{path}` is truncated: its header promises {expected} bytes, it holds {found}")]
-    Truncated { path: PathBuf, expected: u64, found: u64 },
+    #[error(
+        "data file `{path}` is truncated: its header promises {expected} bytes, it holds {found}"
+    )]
+    Truncated {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
     /// The file holds more bytes than its header promises.
     #[error("data file `{path}` is corrupt: {extra} bytes follow the data its header describes")]
     TrailingBytes { path: PathBuf, extra: u64 },
     /// Images and labels files disagree on the number of examples.
     #[error("`{images}` holds {image_count} images but `{labels}` holds {label_count} labels")]
-    CountMismatch { images: PathBuf, labels: PathBuf, image_count: usize, label_count: usize },
+    CountMismatch {
+        images: PathBuf,
+        labels: PathBuf,
+        image_count: usize,
+        label_count: usize,
+    },
     /// A label is not a valid class index.
     #[error("data file `{path}` is corrupt: label {label} of example {index} is not below the {classes} classes")]
-    LabelOutOfRange { path: PathBuf, index: usize, label: u8, classes: usize },
+    LabelOutOfRange {
+        path: PathBuf,
+        index: usize,
+        label: u8,
+        classes: usize,
+    },
     /// An image folder has no class subfolders holding images.
     #[error("image folder `{path}` has no class subfolders with PNG or JPEG images (expected DIR/<class>/*.png, or DIR/train/<class>/ and DIR/test/<class>/)")]
     NoClasses { path: PathBuf },
     /// The train and test parts of an image folder name different classes.
     #[error("image folder `{path}`: train classes {train:?} differ from test classes {test:?}")]
-    ClassMismatch { path: PathBuf, train: Vec<String>, test: Vec<String> },
+    ClassMismatch {
+        path: PathBuf,
+        train: Vec<String>,
+        test: Vec<String>,
+    },
     /// An image could not be read or decoded (the error names the file).
     #[error(transparent)]
     Image(#[from] crate::runtime::image::ImageError),

@@ -17,7 +17,9 @@ pub struct Evaluation {
 impl Evaluation {
     /// Examples classified right.
     pub fn correct(&self) -> u64 {
-        (0..self.confusion.len()).map(|i| self.confusion[i][i]).sum()
+        (0..self.confusion.len())
+            .map(|i| self.confusion[i][i])
+            .sum()
     }
 
     /// Examples seen.
@@ -35,7 +37,11 @@ impl Evaluation {
     pub fn render(&self, classes: &[String]) -> String {
         let n = self.confusion.len();
         let name = |i: usize| classes.get(i).cloned().unwrap_or_else(|| i.to_string());
-        let label_w = (0..n).map(|i| name(i).chars().count() + 5).max().unwrap_or(8).max("true \\ predicted".len());
+        let label_w = (0..n)
+            .map(|i| name(i).chars().count() + 5)
+            .max()
+            .unwrap_or(8)
+            .max("true \\ predicted".len());
         let max = self.confusion.iter().flatten().copied().max().unwrap_or(0);
         let cell_w = max.to_string().len().max(n.to_string().len() + 1).max(4);
         let mut s = format!("{:<label_w$}", "true \\ predicted");
@@ -49,7 +55,11 @@ impl Evaluation {
                 s.push_str(&format!(" {v:>cell_w$}"));
             }
             let total: u64 = row.iter().sum();
-            let recall = if total == 0 { "-".to_string() } else { format!("{:.3}", row[i] as f64 / total as f64) };
+            let recall = if total == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.3}", row[i] as f64 / total as f64)
+            };
             s.push_str(&format!("  {recall:>6}\n"));
         }
         s
@@ -57,7 +67,12 @@ impl Evaluation {
 }
 
 /// Classifies every example of `data` in eval mode, without gradients.
-pub fn evaluate<M: Classifier>(model: &M, data: Arc<Dataset>, prep: &Prep, batch_size: usize) -> Result<Evaluation, TrainError> {
+pub fn evaluate<M: Classifier>(
+    model: &M,
+    data: Arc<Dataset>,
+    prep: &Prep,
+    batch_size: usize,
+) -> Result<Evaluation, TrainError> {
     let classes = data.classes.len();
     let mut confusion = vec![vec![0u64; classes]; classes];
     let mut beyond = 0u64;
@@ -79,7 +94,10 @@ pub fn evaluate<M: Classifier>(model: &M, data: Arc<Dataset>, prep: &Prep, batch
                 .map_err(TrainError::torch("reading labels"))?;
             for (t, p) in truth.into_iter().zip(predicted) {
                 // Labels are below `classes` (checked when loading); predictions may not be.
-                match confusion.get_mut(t as usize).and_then(|row| row.get_mut(p as usize)) {
+                match confusion
+                    .get_mut(t as usize)
+                    .and_then(|row| row.get_mut(p as usize))
+                {
                     Some(cell) => *cell += 1,
                     None => beyond += 1,
                 }
@@ -96,7 +114,10 @@ mod tests {
 
     #[test]
     fn renders_with_names() {
-        let e = Evaluation { confusion: vec![vec![8, 2], vec![1, 9]], beyond: 0 };
+        let e = Evaluation {
+            confusion: vec![vec![8, 2], vec![1, 9]],
+            beyond: 0,
+        };
         assert_eq!(e.correct(), 17);
         assert_eq!(e.total(), 20);
         let text = e.render(&["T-shirt/top".into(), "Trouser".into()]);

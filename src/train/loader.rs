@@ -48,7 +48,11 @@ impl std::str::FromStr for Augment {
                 "crop" => a.crop = true,
                 "flip" => a.flip = true,
                 "none" => {}
-                other => return Err(format!("unknown augmentation `{other}`; expected crop, flip or none")),
+                other => {
+                    return Err(format!(
+                        "unknown augmentation `{other}`; expected crop, flip or none"
+                    ))
+                }
             }
         }
         Ok(a)
@@ -120,7 +124,13 @@ impl Loader {
     /// Starts the thread for one pass over `order` (indices into `data`) in batches of
     /// `batch_size` (the last may be smaller). `stream` names the augmentation streams,
     /// e.g. `(seed, epoch)`.
-    pub fn spawn(data: Arc<Dataset>, order: Vec<usize>, batch_size: usize, prep: Prep, stream: (u64, u64)) -> Loader {
+    pub fn spawn(
+        data: Arc<Dataset>,
+        order: Vec<usize>,
+        batch_size: usize,
+        prep: Prep,
+        stream: (u64, u64),
+    ) -> Loader {
         let batch_size = batch_size.max(1);
         let batches = order.len().div_ceil(batch_size);
         let (tx, rx) = sync_channel(PREFETCH);
@@ -141,7 +151,12 @@ impl Loader {
                 }
             }
         });
-        Loader { rx: Some(rx), handle: Some(handle), batches, prep }
+        Loader {
+            rx: Some(rx),
+            handle: Some(handle),
+            batches,
+            prep,
+        }
     }
 
     /// Number of batches in the pass.
@@ -172,7 +187,12 @@ impl Drop for Loader {
 }
 
 /// Gathers the examples `indices` into one normalized, augmented batch on the device.
-pub fn make_batch(data: &Dataset, indices: &[usize], prep: &Prep, rng: &mut Rng) -> Result<Batch, tch::TchError> {
+pub fn make_batch(
+    data: &Dataset,
+    indices: &[usize],
+    prep: &Prep,
+    rng: &mut Rng,
+) -> Result<Batch, tch::TchError> {
     to_device(gather(data, indices, prep.augment, rng), prep)
 }
 
@@ -184,7 +204,10 @@ fn gather(data: &Dataset, indices: &[usize], augment: Augment, rng: &mut Rng) ->
     // 0..255 byte -> normalized float, one table per channel.
     let tables: Vec<[f32; 256]> = (0..c)
         .map(|ch| {
-            let (m, s) = (data.mean[ch.min(data.mean.len() - 1)], data.std[ch.min(data.std.len() - 1)]);
+            let (m, s) = (
+                data.mean[ch.min(data.mean.len() - 1)],
+                data.std[ch.min(data.std.len() - 1)],
+            );
             std::array::from_fn(|v| (v as f32 / 255.0 - m) / s)
         })
         .collect();
@@ -192,7 +215,10 @@ fn gather(data: &Dataset, indices: &[usize], augment: Augment, rng: &mut Rng) ->
     for (k, &i) in indices.iter().enumerate() {
         let src = data.image(i);
         let (dy, dx) = if augment.crop {
-            (rng.below(2 * pad as usize + 1) as isize - pad, rng.below(2 * pad as usize + 1) as isize - pad)
+            (
+                rng.below(2 * pad as usize + 1) as isize - pad,
+                rng.below(2 * pad as usize + 1) as isize - pad,
+            )
         } else {
             (0, 0)
         };
@@ -213,13 +239,21 @@ fn gather(data: &Dataset, indices: &[usize], augment: Augment, rng: &mut Rng) ->
                 for (x, v) in row.iter_mut().enumerate() {
                     let x = if flip { w - 1 - x } else { x };
                     let sx = x as isize + dx;
-                    *v = if sx < 0 || sx >= w as isize { black } else { table[srow[sx as usize] as usize] };
+                    *v = if sx < 0 || sx >= w as isize {
+                        black
+                    } else {
+                        table[srow[sx as usize] as usize]
+                    };
                 }
             }
         }
     }
     let labels = indices.iter().map(|&i| data.labels[i]).collect();
-    HostBatch { images: out, labels, shape: [indices.len() as i64, c as i64, h as i64, w as i64] }
+    HostBatch {
+        images: out,
+        labels,
+        shape: [indices.len() as i64, c as i64, h as i64, w as i64],
+    }
 }
 
 /// Makes tensors of a gathered batch, on `prep.device`, resized and with `prep.channels`.
@@ -228,25 +262,61 @@ fn to_device(host: HostBatch, prep: &Prep) -> Result<Batch, tch::TchError> {
     let (c, h, w) = (c as usize, h as usize, w as usize);
     // To the device before resizing: a GPU resizes in no time, and the small images
     // travel instead of the large ones (28x28 -> 224x224 is 64 times the bytes).
-    let mut images = Tensor::f_from_slice(&host.images)?.f_view(host.shape)?.f_to_device(prep.device)?;
+    let mut images = Tensor::f_from_slice(&host.images)?
+        .f_view(host.shape)?
+        .f_to_device(prep.device)?;
     if (h, w) != (prep.height, prep.width) {
         // Bilinear, as torchvision's Resize; upsampling needs no antialiasing.
         let aa = prep.height < h || prep.width < w;
         images = if aa {
-            images.f_internal_upsample_bilinear2d_aa([prep.height as i64, prep.width as i64], false, None, None)?
+            images.f_internal_upsample_bilinear2d_aa(
+                [prep.height as i64, prep.width as i64],
+                false,
+                None,
+                None,
+            )?
         } else {
-            images.f_upsample_bilinear2d([prep.height as i64, prep.width as i64], false, None, None)?
+            images.f_upsample_bilinear2d(
+                [prep.height as i64, prep.width as i64],
+                false,
+                None,
+                None,
+            )?
         };
     }
     if c == 1 && prep.channels != 1 {
-        images = images.f_expand([n, prep.channels as i64, prep.height as i64, prep.width as i64], false)?.f_contiguous()?;
+        images = images
+            .f_expand(
+                [
+                    n,
+                    prep.channels as i64,
+                    prep.height as i64,
+                    prep.width as i64,
+                ],
+                false,
+            )?
+            .f_contiguous()?;
     } else if c != prep.channels {
         // Colour to grey: data sets load grey images as 1 channel already, so only a
         // mismatch like 3 -> 2 gets here; average the channels.
-        images = images.f_mean_dim(1, true, Kind::Float)?.f_expand([n, prep.channels as i64, prep.height as i64, prep.width as i64], false)?.f_contiguous()?;
+        images = images
+            .f_mean_dim(1, true, Kind::Float)?
+            .f_expand(
+                [
+                    n,
+                    prep.channels as i64,
+                    prep.height as i64,
+                    prep.width as i64,
+                ],
+                false,
+            )?
+            .f_contiguous()?;
     }
     let labels = Tensor::f_from_slice(&host.labels)?;
-    Ok(Batch { images, labels: labels.f_to_device(prep.device)? })
+    Ok(Batch {
+        images,
+        labels: labels.f_to_device(prep.device)?,
+    })
 }
 
 #[cfg(test)]
@@ -268,16 +338,32 @@ mod tests {
 
     /// The batch's values, rounded (normalization by 1/255 is exact only up to rounding).
     fn values(b: &Batch) -> Vec<f32> {
-        Vec::<f32>::try_from(b.images.flatten(0, -1)).unwrap().into_iter().map(f32::round).collect()
+        Vec::<f32>::try_from(b.images.flatten(0, -1))
+            .unwrap()
+            .into_iter()
+            .map(f32::round)
+            .collect()
     }
 
     fn prep(augment: Augment) -> Prep {
-        Prep { channels: 1, height: 4, width: 4, augment, device: Device::Cpu }
+        Prep {
+            channels: 1,
+            height: 4,
+            width: 4,
+            augment,
+            device: Device::Cpu,
+        }
     }
 
     #[test]
     fn plain_batches_normalize_and_keep_order() {
-        let b = make_batch(&tiny(), &[1, 0], &prep(Augment::default()), &mut Rng::stream(0, &[])).unwrap();
+        let b = make_batch(
+            &tiny(),
+            &[1, 0],
+            &prep(Augment::default()),
+            &mut Rng::stream(0, &[]),
+        )
+        .unwrap();
         assert_eq!(b.images.size(), vec![2, 1, 4, 4]);
         assert_eq!(Vec::<i64>::try_from(&b.labels).unwrap(), vec![5, 3]);
         let v = values(&b);
@@ -288,16 +374,25 @@ mod tests {
     #[test]
     fn flip_mirrors_and_crop_shifts() {
         let data = tiny();
-        let p = prep(Augment { crop: false, flip: true });
+        let p = prep(Augment {
+            crop: false,
+            flip: true,
+        });
         let mut seen = std::collections::HashSet::new();
         for s in 0..16 {
             let b = make_batch(&data, &[0], &p, &mut Rng::stream(s, &[])).unwrap();
             let v = values(&b);
-            assert!(v[..4] == [0.0, 1.0, 2.0, 3.0] || v[..4] == [3.0, 2.0, 1.0, 0.0], "{v:?}");
+            assert!(
+                v[..4] == [0.0, 1.0, 2.0, 3.0] || v[..4] == [3.0, 2.0, 1.0, 0.0],
+                "{v:?}"
+            );
             seen.insert(v[0] as i32);
         }
         assert_eq!(seen.len(), 2, "both flipped and unflipped occur");
-        let p = prep(Augment { crop: true, flip: false });
+        let p = prep(Augment {
+            crop: true,
+            flip: false,
+        });
         for s in 0..16 {
             let b = make_batch(&data, &[0], &p, &mut Rng::stream(s, &[])).unwrap();
             let v = values(&b);
@@ -308,7 +403,13 @@ mod tests {
 
     #[test]
     fn resizes_and_expands_channels() {
-        let p = Prep { channels: 3, height: 8, width: 8, augment: Augment::default(), device: Device::Cpu };
+        let p = Prep {
+            channels: 3,
+            height: 8,
+            width: 8,
+            augment: Augment::default(),
+            device: Device::Cpu,
+        };
         let b = make_batch(&tiny(), &[0, 1], &p, &mut Rng::stream(0, &[])).unwrap();
         assert_eq!(b.images.size(), vec![2, 3, 8, 8]);
     }
@@ -324,7 +425,13 @@ mod tests {
 
     #[test]
     fn parses_augment() {
-        assert_eq!("crop,flip".parse::<Augment>(), Ok(Augment { crop: true, flip: true }));
+        assert_eq!(
+            "crop,flip".parse::<Augment>(),
+            Ok(Augment {
+                crop: true,
+                flip: true
+            })
+        );
         assert_eq!("none".parse::<Augment>(), Ok(Augment::default()));
         assert!("rotate".parse::<Augment>().is_err());
     }

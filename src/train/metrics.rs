@@ -28,7 +28,14 @@ impl EpochMetrics {
 
     /// The fields in CSV order, for a checkpoint.
     pub fn to_array(&self) -> [f64; Self::FIELDS] {
-        [self.epoch as f64, self.train_loss, self.train_acc, self.test_acc, self.examples_per_sec, self.seconds]
+        [
+            self.epoch as f64,
+            self.train_loss,
+            self.train_acc,
+            self.test_acc,
+            self.examples_per_sec,
+            self.seconds,
+        ]
     }
 
     /// The inverse of [`EpochMetrics::to_array`].
@@ -47,7 +54,12 @@ impl EpochMetrics {
     pub fn csv_line(&self) -> String {
         format!(
             "{},{:.6},{:.6},{:.6},{:.1},{:.2}",
-            self.epoch, self.train_loss, self.train_acc, self.test_acc, self.examples_per_sec, self.seconds
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.test_acc,
+            self.examples_per_sec,
+            self.seconds
         )
     }
 }
@@ -73,7 +85,12 @@ pub fn parse_csv(text: &str) -> Result<Vec<EpochMetrics>, String> {
     let mut lines = text.lines();
     match lines.next() {
         Some(h) if h.trim() == CSV_HEADER => {}
-        other => return Err(format!("line 1: expected the header `{CSV_HEADER}`, found `{}`", other.unwrap_or(""))),
+        other => {
+            return Err(format!(
+                "line 1: expected the header `{CSV_HEADER}`, found `{}`",
+                other.unwrap_or("")
+            ))
+        }
     }
     lines
         .enumerate()
@@ -81,11 +98,19 @@ pub fn parse_csv(text: &str) -> Result<Vec<EpochMetrics>, String> {
         .map(|(i, line)| {
             let fields: Vec<&str> = line.split(',').collect();
             if fields.len() != EpochMetrics::FIELDS {
-                return Err(format!("line {}: expected {} fields, found {}", i + 2, EpochMetrics::FIELDS, fields.len()));
+                return Err(format!(
+                    "line {}: expected {} fields, found {}",
+                    i + 2,
+                    EpochMetrics::FIELDS,
+                    fields.len()
+                ));
             }
             let mut a = [0f64; EpochMetrics::FIELDS];
             for (k, f) in fields.iter().enumerate() {
-                a[k] = f.trim().parse().map_err(|_| format!("line {}: `{f}` is not a number", i + 2))?;
+                a[k] = f
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("line {}: `{f}` is not a number", i + 2))?;
             }
             Ok(EpochMetrics::from_array(a))
         })
@@ -99,15 +124,33 @@ mod tests {
     #[test]
     fn round_trip() {
         let h = vec![
-            EpochMetrics { epoch: 1, train_loss: 0.5, train_acc: 0.8, test_acc: 0.85, examples_per_sec: 480.25, seconds: 130.0 },
-            EpochMetrics { epoch: 2, train_loss: 0.25, train_acc: 0.9, test_acc: 0.875, examples_per_sec: 481.0, seconds: 129.5 },
+            EpochMetrics {
+                epoch: 1,
+                train_loss: 0.5,
+                train_acc: 0.8,
+                test_acc: 0.85,
+                examples_per_sec: 480.25,
+                seconds: 130.0,
+            },
+            EpochMetrics {
+                epoch: 2,
+                train_loss: 0.25,
+                train_acc: 0.9,
+                test_acc: 0.875,
+                examples_per_sec: 481.0,
+                seconds: 129.5,
+            },
         ];
         let text = to_csv(&h);
-        assert!(text.starts_with("epoch,train_loss,train_acc,test_acc,examples_per_sec,seconds\n1,0.500000,"));
+        assert!(text.starts_with(
+            "epoch,train_loss,train_acc,test_acc,examples_per_sec,seconds\n1,0.500000,"
+        ));
         let back = parse_csv(&text).unwrap();
         assert_eq!(back[1].epoch, 2);
         assert_eq!(back[1].test_acc, 0.875);
         assert!(parse_csv("epoch,x\n").is_err());
-        assert!(parse_csv(&format!("{CSV_HEADER}\n1,2,3\n")).unwrap_err().contains("line 2"));
+        assert!(parse_csv(&format!("{CSV_HEADER}\n1,2,3\n"))
+            .unwrap_err()
+            .contains("line 2"));
     }
 }

@@ -76,7 +76,8 @@ pub trait Classifier {
 
 impl Classifier for crate::runtime::ResNet {
     fn logits(&self, xs: &Tensor, train: bool) -> Result<Tensor, TrainError> {
-        self.f_logits_t(xs, train).map_err(|e| TrainError::Model(Box::new(e)))
+        self.f_logits_t(xs, train)
+            .map_err(|e| TrainError::Model(Box::new(e)))
     }
 }
 
@@ -210,14 +211,22 @@ pub fn load_splits(
 
 /// Builds the runtime network of `compiled` (seeded by `opts.seed`) on `opts.device` and
 /// trains it with [`train_model`].
-pub fn train_spec(compiled: &Compiled, train: Arc<Dataset>, test: Arc<Dataset>, opts: &TrainOptions) -> Result<TrainReport, TrainError> {
+pub fn train_spec(
+    compiled: &Compiled,
+    train: Arc<Dataset>,
+    test: Arc<Dataset>,
+    opts: &TrainOptions,
+) -> Result<TrainReport, TrainError> {
     let vs = VarStore::new(opts.device);
     let net = {
         // libtorch's generator is global: hold it while seeding and drawing the initial
         // weights, so that runs on other threads cannot change them.
-        let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = INIT_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         init_seed(opts.seed);
-        crate::runtime::ResNet::new(&vs.root(), compiled).map_err(|e| TrainError::Model(Box::new(e)))?
+        crate::runtime::ResNet::new(&vs.root(), compiled)
+            .map_err(|e| TrainError::Model(Box::new(e)))?
     };
     train_model(&net, &vs, compiled.network.input, train, test, opts)
 }
@@ -258,7 +267,9 @@ pub fn train_model<M: Classifier>(
 ) -> Result<TrainReport, TrainError> {
     let torch = TrainError::torch;
     if opts.batch_size == 0 || opts.epochs == 0 {
-        return Err(TrainError::Config("--epochs and --batch-size must be at least 1".into()));
+        return Err(TrainError::Config(
+            "--epochs and --batch-size must be at least 1".into(),
+        ));
     }
     if train.is_empty() || test.is_empty() {
         return Err(TrainError::Config(format!(
@@ -269,7 +280,10 @@ pub fn train_model<M: Classifier>(
     }
     let (c, h, w) = input_of(input);
     let files = RunFiles::new(&opts.out);
-    std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Write { path: opts.out.clone(), source })?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Write {
+        path: opts.out.clone(),
+        source,
+    })?;
     let config = serde_json::to_string(&RunConfig {
         spec: &opts.spec,
         data: &opts.data,
@@ -289,41 +303,83 @@ pub fn train_model<M: Classifier>(
     })
     .unwrap_or_default(); // Serialising plain numbers and strings cannot fail.
 
-    let mut opt = Sgd::new(vs, opts.momentum, opts.weight_decay).map_err(torch("creating the optimizer"))?;
+    let mut opt =
+        Sgd::new(vs, opts.momentum, opts.weight_decay).map_err(torch("creating the optimizer"))?;
     let mut history: Vec<EpochMetrics> = Vec::new();
     let has_checkpoint = files.checkpoint.exists();
     if opts.resume && has_checkpoint {
         let ckpt = checkpoint::load(&files.checkpoint)?;
-        let diffs = checkpoint::config_differences(&ckpt.state.config, &config, &["epochs", "device"]);
+        let diffs =
+            checkpoint::config_differences(&ckpt.state.config, &config, &["epochs", "device"]);
         if !diffs.is_empty() {
-            return Err(TrainError::ResumeMismatch { path: files.checkpoint.clone(), differences: diffs.join("; ") });
+            return Err(TrainError::ResumeMismatch {
+                path: files.checkpoint.clone(),
+                differences: diffs.join("; "),
+            });
         }
         checkpoint::copy_into(vs, &ckpt.tensors, checkpoint::MODEL_PREFIX)?;
         opt.load_state(&ckpt.tensors)
-            .map_err(|message| TrainError::Checkpoint { path: files.checkpoint.clone(), message })?;
+            .map_err(|message| TrainError::Checkpoint {
+                path: files.checkpoint.clone(),
+                message,
+            })?;
         history = ckpt.state.history;
-    } else if !opts.resume && [&files.checkpoint, &files.weights, &files.metrics].iter().any(|p| p.exists()) {
-        return Err(TrainError::RunExists { path: opts.out.clone() });
+    } else if !opts.resume
+        && [&files.checkpoint, &files.weights, &files.metrics]
+            .iter()
+            .any(|p| p.exists())
+    {
+        return Err(TrainError::RunExists {
+            path: opts.out.clone(),
+        });
     }
     let resumed_from = history.len();
     if opts.summary && opts.resume {
         if has_checkpoint {
-            progress_line!("resuming {} at epoch {} of {}", opts.out.display(), resumed_from + 1, opts.epochs);
+            progress_line!(
+                "resuming {} at epoch {} of {}",
+                opts.out.display(),
+                resumed_from + 1,
+                opts.epochs
+            );
         } else {
-            progress_line!("no checkpoint in {}: starting a new run", opts.out.display());
+            progress_line!(
+                "no checkpoint in {}: starting a new run",
+                opts.out.display()
+            );
         }
     }
 
     let steps_per_epoch = train.len().div_ceil(opts.batch_size);
-    let prep = Prep { channels: c, height: h, width: w, augment: opts.augment, device: opts.device };
-    let test_prep = Prep { augment: Augment::default(), ..prep.clone() };
-    let last = opts.stop_after.map_or(opts.epochs, |s| s.min(opts.epochs)).max(resumed_from);
+    let prep = Prep {
+        channels: c,
+        height: h,
+        width: w,
+        augment: opts.augment,
+        device: opts.device,
+    };
+    let test_prep = Prep {
+        augment: Augment::default(),
+        ..prep.clone()
+    };
+    let last = opts
+        .stop_after
+        .map_or(opts.epochs, |s| s.min(opts.epochs))
+        .max(resumed_from);
     for epoch in resumed_from..last {
         let started = Instant::now();
-        tch::manual_seed(Rng::stream(opts.seed, &[Purpose::Torch as u64, epoch as u64]).next_u64() as i64);
+        tch::manual_seed(
+            Rng::stream(opts.seed, &[Purpose::Torch as u64, epoch as u64]).next_u64() as i64,
+        );
         let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::stream(opts.seed, &[Purpose::Shuffle as u64, epoch as u64]).shuffle(&mut order);
-        let loader = Loader::spawn(train.clone(), order, opts.batch_size, prep.clone(), (opts.seed, epoch as u64));
+        let loader = Loader::spawn(
+            train.clone(),
+            order,
+            opts.batch_size,
+            prep.clone(),
+            (opts.seed, epoch as u64),
+        );
         let bar = progress_bar(opts.progress, steps_per_epoch, epoch + 1, opts.epochs);
 
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
@@ -331,16 +387,32 @@ pub fn train_model<M: Classifier>(
         for (step, batch) in loader.enumerate() {
             let step_start = Instant::now();
             let batch = batch.map_err(torch("preparing a batch"))?;
-            let lr = opts.schedule.lr(opts.lr, epoch * steps_per_epoch + step, steps_per_epoch, opts.epochs);
+            let lr = opts.schedule.lr(
+                opts.lr,
+                epoch * steps_per_epoch + step,
+                steps_per_epoch,
+                opts.epochs,
+            );
             let logits = model.logits(&batch.images, true)?;
-            let loss = logits.f_cross_entropy_loss::<Tensor>(&batch.labels, None, tch::Reduction::Mean, -100, 0.0)
+            let loss = logits
+                .f_cross_entropy_loss::<Tensor>(
+                    &batch.labels,
+                    None,
+                    tch::Reduction::Mean,
+                    -100,
+                    0.0,
+                )
                 .map_err(torch("computing the loss"))?;
             opt.zero_grad();
             loss.f_backward().map_err(torch("the backward pass"))?;
             opt.step(lr).map_err(torch("the optimizer step"))?;
             let n = batch.labels.size()[0] as usize;
-            loss_sum += loss.f_double_value(&[]).map_err(torch("reading the loss"))? * n as f64;
-            correct += count_correct(&logits, &batch.labels).map_err(torch("counting correct predictions"))?;
+            loss_sum += loss
+                .f_double_value(&[])
+                .map_err(torch("reading the loss"))?
+                * n as f64;
+            correct += count_correct(&logits, &batch.labels)
+                .map_err(torch("counting correct predictions"))?;
             seen += n;
             train_time += step_start.elapsed().as_secs_f64();
             bar.inc(1);
@@ -355,7 +427,10 @@ pub fn train_model<M: Classifier>(
         }
         bar.finish_and_clear();
         if seen != train.len() {
-            return Err(TrainError::Config(format!("the loader stopped after {seen} of {} examples", train.len())));
+            return Err(TrainError::Config(format!(
+                "the loader stopped after {seen} of {} examples",
+                train.len()
+            )));
         }
         let test_eval = evaluate(model, test.clone(), &test_prep, opts.batch_size)?;
         let m = EpochMetrics {
@@ -369,7 +444,12 @@ pub fn train_model<M: Classifier>(
         };
         history.push(m);
         // Checkpoint first: metrics and curves are rebuilt from it on resume.
-        let state = checkpoint::RunState { epoch: epoch + 1, seed: opts.seed, history: history.clone(), config: config.clone() };
+        let state = checkpoint::RunState {
+            epoch: epoch + 1,
+            seed: opts.seed,
+            history: history.clone(),
+            config: config.clone(),
+        };
         checkpoint::save(&files.checkpoint, vs, &opt, &state)?;
         write_reports(&files, &history, opts.epochs)?;
         if opts.summary {
@@ -385,12 +465,23 @@ pub fn train_model<M: Classifier>(
         write_reports(&files, &history, opts.epochs)?;
     }
     checkpoint::save_weights(&files.weights, vs)?;
-    Ok(TrainReport { history, resumed_from, weights: files.weights })
+    Ok(TrainReport {
+        history,
+        resumed_from,
+        weights: files.weights,
+    })
 }
 
 /// `metrics.csv` and the curves, from the whole history.
-fn write_reports(files: &RunFiles, history: &[EpochMetrics], epochs: usize) -> Result<(), TrainError> {
-    metrics::write_csv(&files.metrics, history).map_err(|source| TrainError::Write { path: files.metrics.clone(), source })?;
+fn write_reports(
+    files: &RunFiles,
+    history: &[EpochMetrics],
+    epochs: usize,
+) -> Result<(), TrainError> {
+    metrics::write_csv(&files.metrics, history).map_err(|source| TrainError::Write {
+        path: files.metrics.clone(),
+        source,
+    })?;
     plot::draw(&files.png, &files.svg, history, epochs)
 }
 
@@ -399,7 +490,9 @@ fn progress_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> Progre
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
@@ -408,5 +501,9 @@ fn progress_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> Progre
 
 /// How many rows of `logits` have their maximum at `labels`.
 pub(crate) fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<i64, tch::TchError> {
-    logits.f_argmax(-1, false)?.f_eq_tensor(labels)?.f_sum(tch::Kind::Int64)?.f_int64_value(&[])
+    logits
+        .f_argmax(-1, false)?
+        .f_eq_tensor(labels)?
+        .f_sum(tch::Kind::Int64)?
+        .f_int64_value(&[])
 }

@@ -31,16 +31,28 @@ pub struct Sgd {
 impl Sgd {
     /// An optimizer for every variable of `vs` that requires a gradient.
     pub fn new(vs: &VarStore, momentum: f64, weight_decay: f64) -> Result<Sgd, TchError> {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut vars: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let params = vars
             .into_iter()
             .map(|(name, t)| {
-                let buf = if momentum != 0.0 { Some(t.f_zeros_like()?.f_detach()?) } else { None };
+                let buf = if momentum != 0.0 {
+                    Some(t.f_zeros_like()?.f_detach()?)
+                } else {
+                    None
+                };
                 Ok((name, t, buf))
             })
             .collect::<Result<_, TchError>>()?;
-        Ok(Sgd { momentum, weight_decay, params })
+        Ok(Sgd {
+            momentum,
+            weight_decay,
+            params,
+        })
     }
 
     /// Number of trainable tensors.
@@ -91,7 +103,10 @@ impl Sgd {
     pub fn state(&self) -> Vec<(String, Tensor)> {
         self.params
             .iter()
-            .filter_map(|(name, _, buf)| buf.as_ref().map(|b| (format!("{MOMENTUM_PREFIX}{name}"), b.shallow_clone())))
+            .filter_map(|(name, _, buf)| {
+                buf.as_ref()
+                    .map(|b| (format!("{MOMENTUM_PREFIX}{name}"), b.shallow_clone()))
+            })
             .collect()
     }
 
@@ -102,8 +117,11 @@ impl Sgd {
         for (name, _, buf) in &mut self.params {
             let Some(buf) = buf else { continue };
             let key = format!("{MOMENTUM_PREFIX}{name}");
-            let src = saved.read_like(&key, buf).map_err(|m| format!("momentum buffer: {m}"))?;
-            tch::no_grad(|| buf.f_copy_(&src)).map_err(|e| format!("momentum buffer `{key}`: {e}"))?;
+            let src = saved
+                .read_like(&key, buf)
+                .map_err(|m| format!("momentum buffer: {m}"))?;
+            tch::no_grad(|| buf.f_copy_(&src))
+                .map_err(|e| format!("momentum buffer `{key}`: {e}"))?;
         }
         Ok(())
     }
@@ -129,7 +147,11 @@ mod tests {
             let g = 6.0 * p + 0.1 * p;
             buf = 0.9 * buf + g;
             p -= 0.01 * buf;
-            assert!((w.double_value(&[0]) - p).abs() < 1e-6, "{} vs {p}", w.double_value(&[0]));
+            assert!(
+                (w.double_value(&[0]) - p).abs() < 1e-6,
+                "{} vs {p}",
+                w.double_value(&[0])
+            );
         }
         let state = opt.state();
         assert_eq!(state.len(), 1);

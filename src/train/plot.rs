@@ -24,7 +24,12 @@ fn register_font() {
 
 /// Draws the curves of `history` (x axis 1..=`epochs`) into `png` and `svg`, each
 /// replaced atomically.
-pub fn draw(png: &Path, svg: &Path, history: &[EpochMetrics], epochs: usize) -> Result<(), super::TrainError> {
+pub fn draw(
+    png: &Path,
+    svg: &Path,
+    history: &[EpochMetrics],
+    epochs: usize,
+) -> Result<(), super::TrainError> {
     register_font();
     let err = |path: &Path| {
         let path = path.to_path_buf();
@@ -45,22 +50,35 @@ pub fn draw(png: &Path, svg: &Path, history: &[EpochMetrics], epochs: usize) -> 
     {
         let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
         chart(&root, history, epochs).map_err(err(svg))?;
-        root.present().map_err(|e| e.to_string()).map_err(err(svg))?;
+        root.present()
+            .map_err(|e| e.to_string())
+            .map_err(err(svg))?;
     }
-    atomic::write_bytes(svg, text.as_bytes()).map_err(|e| e.to_string()).map_err(err(svg))
+    atomic::write_bytes(svg, text.as_bytes())
+        .map_err(|e| e.to_string())
+        .map_err(err(svg))
 }
 
 /// A curve's legend, colour and value.
 type Curve = (&'static str, RGBColor, fn(&EpochMetrics) -> f64);
 
-fn chart<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, history: &[EpochMetrics], epochs: usize) -> Result<(), String>
+fn chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    history: &[EpochMetrics],
+    epochs: usize,
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let x_max = epochs.max(history.last().map_or(1, |m| m.epoch)).max(2) as f64;
-    let y_max = history.iter().map(|m| m.train_loss).fold(1.0f64, f64::max).min(10.0) * 1.05;
+    let y_max = history
+        .iter()
+        .map(|m| m.train_loss)
+        .fold(1.0f64, f64::max)
+        .min(10.0)
+        * 1.05;
     let mut chart = ChartBuilder::on(root)
         .margin(16)
         .x_label_area_size(40)
@@ -84,13 +102,24 @@ where
         ("test acc", RGBColor(44, 160, 44), |m| m.test_acc),
     ];
     for (name, color, value) in series {
-        let points: Vec<(f64, f64)> = history.iter().map(|m| (m.epoch as f64, value(m).min(y_max))).collect();
+        let points: Vec<(f64, f64)> = history
+            .iter()
+            .map(|m| (m.epoch as f64, value(m).min(y_max)))
+            .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(e)?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(e)?;
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )
+            .map_err(e)?;
     }
     chart
         .configure_series_labels()
@@ -111,13 +140,30 @@ mod tests {
     fn draws_png_and_svg() {
         let dir = std::env::temp_dir().join(format!("resnetc-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let m = |epoch, l, a, t| EpochMetrics { epoch, train_loss: l, train_acc: a, test_acc: t, examples_per_sec: 1.0, seconds: 1.0 };
+        let m = |epoch, l, a, t| EpochMetrics {
+            epoch,
+            train_loss: l,
+            train_acc: a,
+            test_acc: t,
+            examples_per_sec: 1.0,
+            seconds: 1.0,
+        };
         let (png, svg) = (dir.join("curves.png"), dir.join("curves.svg"));
         draw(&png, &svg, &[m(1, 0.9, 0.7, 0.75)], 10).unwrap();
-        draw(&png, &svg, &[m(1, 0.9, 0.7, 0.75), m(2, 0.5, 0.82, 0.84)], 10).unwrap();
+        draw(
+            &png,
+            &svg,
+            &[m(1, 0.9, 0.7, 0.75), m(2, 0.5, 0.82, 0.84)],
+            10,
+        )
+        .unwrap();
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         let text = std::fs::read_to_string(&svg).unwrap();
-        assert!(text.starts_with("<svg") && text.contains("test acc") && text.contains("epoch"), "{}", &text[..200]);
+        assert!(
+            text.starts_with("<svg") && text.contains("test acc") && text.contains("epoch"),
+            "{}",
+            &text[..200]
+        );
     }
 }

@@ -72,10 +72,12 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::stream(7, &[1, 2]);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::stream(7, &[1, 2]);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut r = Rng::stream(7, &[1, 2]);
         assert_eq!(a, (0..4).map(|_| r.next_u64()).collect::<Vec<_>>());
         assert_ne!(Rng::stream(7, &[1, 3]).next_u64(), a[0]);

@@ -24,7 +24,10 @@ impl Schedule {
             Schedule::Step => {
                 let epoch = step / steps_per_epoch.max(1);
                 // Milestones at half and three quarters of the epochs (integer epochs).
-                let drops = [epochs / 2, epochs * 3 / 4].iter().filter(|&&m| m > 0 && epoch >= m).count();
+                let drops = [epochs / 2, epochs * 3 / 4]
+                    .iter()
+                    .filter(|&&m| m > 0 && epoch >= m)
+                    .count();
                 base * 0.1f64.powi(drops as i32)
             }
             Schedule::Cosine => {

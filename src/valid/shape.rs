@@ -45,7 +45,12 @@ pub fn pool_out(size: u64, kernel: u64, stride: u64, padding: u64, ceil_mode: bo
     }
     // i128 holds every intermediate: operands are below 2^64, so the numerator is within
     // (-2^64, 2^66) and (out - 1) * stride stays within a stride of it.
-    let (size, kernel, stride, padding) = (i128::from(size), i128::from(kernel), i128::from(stride), i128::from(padding));
+    let (size, kernel, stride, padding) = (
+        i128::from(size),
+        i128::from(kernel),
+        i128::from(stride),
+        i128::from(padding),
+    );
     let rounding = if ceil_mode { stride - 1 } else { 0 };
     // div_euclid by a positive divisor rounds toward negative infinity (ATen's div_rtn).
     let mut out = (size + 2 * padding - (kernel - 1) - 1 + rounding).div_euclid(stride) + 1;
@@ -67,7 +72,13 @@ pub fn pool_out(size: u64, kernel: u64, stride: u64, padding: u64, ceil_mode: bo
 /// assert_eq!(pool_output_size(2, 3, 2, 0, false), Err(PoolError::OutputTooSmall));
 /// assert_eq!(pool_output_size(8, 3, 2, 2, false), Err(PoolError::PaddingOverHalfKernel));
 /// ```
-pub fn pool_output_size(size: u64, kernel: u64, stride: u64, padding: u64, ceil_mode: bool) -> Result<u64, PoolError> {
+pub fn pool_output_size(
+    size: u64,
+    kernel: u64,
+    stride: u64,
+    padding: u64,
+    ceil_mode: bool,
+) -> Result<u64, PoolError> {
     if kernel == 0 || stride == 0 {
         return Err(PoolError::ZeroKernelOrStride);
     }
@@ -111,26 +122,59 @@ mod tests {
     fn ceil_mode_keeps_a_window_larger_than_the_input() {
         assert_eq!(pool_output_size(2, 3, 2, 0, true), Ok(1));
         assert_eq!(pool_output_size(1, 2, 2, 0, true), Ok(1));
-        assert_eq!(pool_output_size(1, 2, 2, 0, false), Err(PoolError::OutputTooSmall));
+        assert_eq!(
+            pool_output_size(1, 2, 2, 0, false),
+            Err(PoolError::OutputTooSmall)
+        );
         // The rounding is at most stride - 1: a 3x3/2 window still needs 2 pixels.
-        assert_eq!(pool_output_size(1, 3, 2, 0, true), Err(PoolError::OutputTooSmall));
-        assert_eq!(pool_output_size(2, 3, 2, 0, false), Err(PoolError::OutputTooSmall));
+        assert_eq!(
+            pool_output_size(1, 3, 2, 0, true),
+            Err(PoolError::OutputTooSmall)
+        );
+        assert_eq!(
+            pool_output_size(2, 3, 2, 0, false),
+            Err(PoolError::OutputTooSmall)
+        );
         // The window may not start in the right padding: 2 + pad 1, k2 s3 -> 1 not 2.
         assert_eq!(pool_output_size(2, 2, 3, 1, true), Ok(1));
     }
 
     #[test]
     fn pool_rejects_what_pytorch_rejects() {
-        assert_eq!(pool_output_size(9, 0, 1, 0, false), Err(PoolError::ZeroKernelOrStride));
-        assert_eq!(pool_output_size(9, 2, 0, 0, true), Err(PoolError::ZeroKernelOrStride));
-        assert_eq!(pool_output_size(9, 1, 1, 1, false), Err(PoolError::PaddingOverHalfKernel));
+        assert_eq!(
+            pool_output_size(9, 0, 1, 0, false),
+            Err(PoolError::ZeroKernelOrStride)
+        );
+        assert_eq!(
+            pool_output_size(9, 2, 0, 0, true),
+            Err(PoolError::ZeroKernelOrStride)
+        );
+        assert_eq!(
+            pool_output_size(9, 1, 1, 1, false),
+            Err(PoolError::PaddingOverHalfKernel)
+        );
         assert_eq!(pool_output_size(9, 4, 1, 2, false), Ok(10));
-        assert_eq!(pool_output_size(9, 4, 1, 3, false), Err(PoolError::PaddingOverHalfKernel));
+        assert_eq!(
+            pool_output_size(9, 4, 1, 3, false),
+            Err(PoolError::PaddingOverHalfKernel)
+        );
     }
 
     #[test]
     fn extreme_values_do_not_overflow() {
-        let big = [0, 1, 2, 3, 63, 64, 65, u64::from(u32::MAX), u64::MAX / 2, u64::MAX - 1, u64::MAX];
+        let big = [
+            0,
+            1,
+            2,
+            3,
+            63,
+            64,
+            65,
+            u64::from(u32::MAX),
+            u64::MAX / 2,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for &size in &big {
             for &k in &big {
                 for &s in &big {
@@ -139,7 +183,9 @@ mod tests {
                         for ceil in [false, true] {
                             if let Some(out) = pool_out(size, k, s, p, ceil) {
                                 // One output per stride of the padded input, at most.
-                                assert!(u128::from(out) <= u128::from(size) + 2 * u128::from(p) + 1);
+                                assert!(
+                                    u128::from(out) <= u128::from(size) + 2 * u128::from(p) + 1
+                                );
                             }
                             let _ = pool_output_size(size, k, s, p, ceil);
                         }

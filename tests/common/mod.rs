@@ -12,7 +12,11 @@ pub fn root() -> PathBuf {
 /// snapshots do not depend on where the checkout lives.
 pub fn load(path: &Path) -> SourceFile {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let name = path.strip_prefix(root()).unwrap_or(path).display().to_string();
+    let name = path
+        .strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string();
     let syntax = Syntax::from_path(&name).expect("spec extension");
     SourceFile::new(name, text, syntax)
 }

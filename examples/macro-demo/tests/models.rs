@@ -16,9 +16,18 @@ fn resnet18_builds_runs_and_matches_the_table() {
     check_variables(&vs, &compiled);
     // torchvision's state_dict has 122 keys: these 102 and 20 `num_batches_tracked`.
     assert_eq!(vs.variables().len(), 102);
-    assert_eq!(vs.variables().len() + compiled.network.batch_norms().count(), 122);
-    assert_eq!(vs.variables()["layer2.0.downsample.1.running_var"].size(), [128]);
-    assert_eq!(vs.variables()["layer4.1.conv2.weight"].size(), [512, 512, 3, 3]);
+    assert_eq!(
+        vs.variables().len() + compiled.network.batch_norms().count(),
+        122
+    );
+    assert_eq!(
+        vs.variables()["layer2.0.downsample.1.running_var"].size(),
+        [128]
+    );
+    assert_eq!(
+        vs.variables()["layer4.1.conv2.weight"].size(),
+        [512, 512, 3, 3]
+    );
 
     assert_eq!(ResNet18::INPUT_SHAPE, [3, 224, 224]);
     assert_eq!(ResNet18::NUM_CLASSES, 1000);
@@ -52,15 +61,26 @@ fn article_pytorch_builds_runs_and_matches_the_table() {
 
 #[test]
 fn attribute_arguments_override_input_and_classes() {
-    let overrides = Overrides { input: Some(Shape::new(1, 28, 28)), classes: Some(10), name: None };
+    let overrides = Overrides {
+        input: Some(Shape::new(1, 28, 28)),
+        classes: Some(10),
+        name: None,
+    };
     let compiled = compile("../../specs/resnet18.yaml", &overrides);
     let (vs, net) = build(GrayResNet18::new);
     check_variables(&vs, &compiled);
     assert_eq!(vs.variables()["conv1.weight"].size(), [64, 1, 7, 7]);
     assert_eq!(GrayResNet18::INPUT_SHAPE, [1, 28, 28]);
     assert_eq!(GrayResNet18::NUM_CLASSES, 10);
-    assert_eq!(GrayResNet18::TRAINABLE_PARAMS as u64, compiled.network.totals.trainable_params);
-    assert_eq!(net.forward_t(&batch(4, GrayResNet18::INPUT_SHAPE), false).size(), [4, 10]);
+    assert_eq!(
+        GrayResNet18::TRAINABLE_PARAMS as u64,
+        compiled.network.totals.trainable_params
+    );
+    assert_eq!(
+        net.forward_t(&batch(4, GrayResNet18::INPUT_SHAPE), false)
+            .size(),
+        [4, 10]
+    );
 }
 
 #[test]
@@ -70,14 +90,23 @@ fn initialization_follows_torchvision_and_xavier() {
     // Kaiming-normal, fan-out: layer4.1.conv2 has fan_out = 512 * 9, std sqrt(2 / 4608).
     let std = vars["layer4.1.conv2.weight"].std(true).double_value(&[]);
     let expected = (2.0f64 / 4608.0).sqrt();
-    assert!((std / expected - 1.0).abs() < 0.02, "std {std}, expected {expected}");
-    assert_eq!(vars["layer1.0.bn1.weight"].mean(None).double_value(&[]), 1.0);
+    assert!(
+        (std / expected - 1.0).abs() < 0.02,
+        "std {std}, expected {expected}"
+    );
+    assert_eq!(
+        vars["layer1.0.bn1.weight"].mean(None).double_value(&[]),
+        1.0
+    );
     assert_eq!(vars["layer1.0.bn1.bias"].abs().max().double_value(&[]), 0.0);
     // fc as nn.Linear: U(-1/sqrt(512), 1/sqrt(512)).
     let bound = 1.0 / 512f64.sqrt();
     for v in ["fc.weight", "fc.bias"] {
         let max = vars[v].abs().max().double_value(&[]);
-        assert!(max <= bound && max > 0.9 * bound, "{v}: max |w| {max}, bound {bound}");
+        assert!(
+            max <= bound && max > 0.9 * bound,
+            "{v}: max |w| {max}, bound {bound}"
+        );
     }
 
     // Xavier-uniform (the article's d2l init): conv1 7x7, 1 -> 64, a = sqrt(6 / (49 + 3136)).
@@ -116,6 +145,7 @@ fn networks_of_a_hostile_spec_build_and_run() {
     assert_eq!(net.forward_t(&x, false).size(), [2, 3]);
     let (_, net) = build(hostile::Tensor::new);
     assert_eq!(net.forward_t(&x, true).size(), [2, 5]);
-    let (_, net) = build(macro_demo::built::hostile::HostileCompileErrorADocTestFromTheModelNameRan::new);
+    let (_, net) =
+        build(macro_demo::built::hostile::HostileCompileErrorADocTestFromTheModelNameRan::new);
     assert_eq!(net.forward_t(&x, false).size(), [2, 5]);
 }

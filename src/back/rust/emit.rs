@@ -1,7 +1,7 @@
 //! Token templates of the generated module, filled from a [`Plan`].
 
 use super::doc::{doc_code, doc_text};
-use super::plan::{BlockCall, Knob, KindPlan, Plan, ShortcutArg, ShortcutStyle, StagePlan};
+use super::plan::{BlockCall, KindPlan, Knob, Plan, ShortcutArg, ShortcutStyle, StagePlan};
 use super::RustOptions;
 use crate::back::table;
 use crate::ir::{BlockKind, HeadPool, Init, PoolKind};
@@ -40,14 +40,17 @@ fn int(v: u64) -> Literal {
 fn float(v: f64) -> TokenStream {
     // The IR's ranges make every float finite; fall back to 0 rather than panic.
     let v = if v.is_finite() { v } else { 0.0 };
-    format!("{v:?}").parse::<TokenStream>().unwrap_or_else(|_| Literal::f64_unsuffixed(v).into_token_stream())
+    format!("{v:?}")
+        .parse::<TokenStream>()
+        .unwrap_or_else(|_| Literal::f64_unsuffixed(v).into_token_stream())
 }
 
 /// `11_689_512`, for the metadata constants.
 fn grouped_int(v: u64) -> TokenStream {
     let v = v.min(i64::MAX as u64);
     let text = table::thousands(v).replace(',', "_");
-    text.parse::<TokenStream>().unwrap_or_else(|_| int(v).into_token_stream())
+    text.parse::<TokenStream>()
+        .unwrap_or_else(|_| int(v).into_token_stream())
 }
 
 /// Width of the generated doc comments' prose.
@@ -57,7 +60,11 @@ const DOC_WIDTH: usize = 88;
 /// re-wrapped to [`DOC_WIDTH`], lines inside ``` fences are kept as they are.
 fn doc_lines(text: &str) -> TokenStream {
     let lines = doc_wrap(text, DOC_WIDTH).into_iter().map(|l| {
-        let l = if l.is_empty() { String::new() } else { format!(" {l}") };
+        let l = if l.is_empty() {
+            String::new()
+        } else {
+            format!(" {l}")
+        };
         quote!(#[doc = #l])
     });
     quote!(#(#lines)*)
@@ -132,7 +139,11 @@ fn knob_bool(k: Knob<bool>, param: &str) -> TokenStream {
 
 fn helpers(plan: &Plan) -> TokenStream {
     let conv = conv_helper(plan);
-    let bn = if plan.has_batch_norm() { bn_helper(plan) } else { TokenStream::new() };
+    let bn = if plan.has_batch_norm() {
+        bn_helper(plan)
+    } else {
+        TokenStream::new()
+    };
     let linear = linear_helper(plan);
     let zero_pad = if matches!(plan.shortcut, ShortcutStyle::Enum { zero_pad: true, .. }) {
         quote! {
@@ -158,9 +169,14 @@ fn helpers(plan: &Plan) -> TokenStream {
 fn conv_helper(plan: &Plan) -> TokenStream {
     let groups_param = plan.conv_groups.then(|| quote!(, groups: i64));
     let bias_param = plan.conv_bias.is_param().then(|| quote!(, bias: bool));
-    let allow = (plan.conv_groups && plan.conv_bias.is_param()).then(|| quote!(#[allow(clippy::too_many_arguments)]));
+    let allow = (plan.conv_groups && plan.conv_bias.is_param())
+        .then(|| quote!(#[allow(clippy::too_many_arguments)]));
     let groups_field = plan.conv_groups.then(|| quote!(groups,));
-    let fan_in_channels = if plan.conv_groups { quote!(c_in / groups) } else { quote!(c_in) };
+    let fan_in_channels = if plan.conv_groups {
+        quote!(c_in / groups)
+    } else {
+        quote!(c_in)
+    };
     let has_bias = plan.conv_bias != Knob::Fixed(false);
     let bias_field = match plan.conv_bias {
         Knob::Fixed(b) => quote!(bias: #b,),
@@ -181,7 +197,8 @@ fn conv_helper(plan: &Plan) -> TokenStream {
                     let bound = 1.0 / ((#fan_in_channels * ksize * ksize) as f64).sqrt();
                 }
             });
-            let bs_init = has_bias.then(|| quote!(bs_init: ::tch::nn::Init::Uniform { lo: -bound, up: bound },));
+            let bs_init = has_bias
+                .then(|| quote!(bs_init: ::tch::nn::Init::Uniform { lo: -bound, up: bound },));
             let body = quote! {
                 let fan_out = (c_out * ksize * ksize) as f64;
                 #bias_init
@@ -233,7 +250,10 @@ fn conv_helper(plan: &Plan) -> TokenStream {
 fn bn_helper(plan: &Plan) -> TokenStream {
     let bn = plan.model.batch_norm;
     let (eps, momentum) = (float(bn.eps), float(bn.momentum));
-    let note = format!("`BatchNorm2d` with eps {:?} and momentum {:?} (PyTorch's convention),", bn.eps, bn.momentum);
+    let note = format!(
+        "`BatchNorm2d` with eps {:?} and momentum {:?} (PyTorch's convention),",
+        bn.eps, bn.momentum
+    );
     if plan.zero_init {
         let doc = doc_lines(&format!(
             "{note}\nweight `weight` (1, or 0 for the last BN of each residual block:\n`zero_init_residual`, so every block starts as the identity) and bias 0."
@@ -363,8 +383,14 @@ fn shortcut_types(plan: &Plan) -> TokenStream {
                 ),
             };
             // A projection without BN behaves the same in training and evaluation.
-            let train = if ds.bn == Knob::Fixed(false) { quote!(_train) } else { quote!(train) };
-            let doc = doc_lines(&format!("A projection shortcut (the paper's options B and C): {what}."));
+            let train = if ds.bn == Knob::Fixed(false) {
+                quote!(_train)
+            } else {
+                quote!(train)
+            };
+            let doc = doc_lines(&format!(
+                "A projection shortcut (the paper's options B and C): {what}."
+            ));
             let new_doc = doc_lines("Builds the projection under `p` (a block's `downsample`).");
             quote! {
                 #doc
@@ -395,7 +421,11 @@ fn shortcut_types(plan: &Plan) -> TokenStream {
         None => TokenStream::new(),
     };
     let enums = match plan.shortcut {
-        ShortcutStyle::Enum { identity, zero_pad, projection } => {
+        ShortcutStyle::Enum {
+            identity,
+            zero_pad,
+            projection,
+        } => {
             let name = ident(&plan.types.shortcut);
             let ds = ident(&plan.types.downsample);
             let mut variants = Vec::new();
@@ -510,7 +540,8 @@ fn block(plan: &Plan, k: &KindPlan) -> TokenStream {
         }
     }
     let ds_bn_param = has_projection && plan.downsample.is_some_and(|d| d.bn.is_param());
-    let ds_bias_param = has_projection && plan.downsample.is_some_and(|d| d.bias == Some(Knob::Param));
+    let ds_bias_param =
+        has_projection && plan.downsample.is_some_and(|d| d.bias == Some(Knob::Param));
     if ds_bn_param {
         params.push(quote!(projection_bn: bool));
     }
@@ -529,8 +560,14 @@ fn block(plan: &Plan, k: &KindPlan) -> TokenStream {
                 quote!(let (stride1, stride2) = if stride_first { (stride, 1) } else { (1, stride) };),
                 vec![quote!(stride1), quote!(stride2), quote!(1)],
             ),
-            Some(Knob::Fixed(true)) => (TokenStream::new(), vec![quote!(stride), quote!(1), quote!(1)]),
-            _ => (TokenStream::new(), vec![quote!(1), quote!(stride), quote!(1)]),
+            Some(Knob::Fixed(true)) => (
+                TokenStream::new(),
+                vec![quote!(stride), quote!(1), quote!(1)],
+            ),
+            _ => (
+                TokenStream::new(),
+                vec![quote!(1), quote!(stride), quote!(1)],
+            ),
         }
     } else {
         (TokenStream::new(), vec![quote!(stride), quote!(1)])
@@ -544,21 +581,37 @@ fn block(plan: &Plan, k: &KindPlan) -> TokenStream {
         let bn = ident(&format!("bn{}", i + 1));
         let conv_name = format!("conv{}", i + 1);
         let bn_name = format!("bn{}", i + 1);
-        let c_in = if i == 0 { ident("c_in") } else { c[i - 1].clone() };
+        let c_in = if i == 0 {
+            ident("c_in")
+        } else {
+            c[i - 1].clone()
+        };
         let c_out = &c[i];
-        let (ksize, padding) = if bottleneck && i != 1 { (quote!(1), quote!(0)) } else { (quote!(3), quote!(1)) };
+        let (ksize, padding) = if bottleneck && i != 1 {
+            (quote!(1), quote!(0))
+        } else {
+            (quote!(3), quote!(1))
+        };
         let is_grouped = if bottleneck { i == 1 } else { true };
-        let g = if is_grouped { groups.clone() } else { quote!(1) };
+        let g = if is_grouped {
+            groups.clone()
+        } else {
+            quote!(1)
+        };
         let extra = conv_extra(plan, g, bias.clone());
         let stride = &strides[i];
         let zero = plan.zero_init && residual && i + 1 == n;
         let bn_arg = bn_extra(plan, zero);
         let bn_channels = if preact { &c_in } else { c_out };
-        let conv_init = quote!(#conv: conv2d(&p / #conv_name, #c_in, #c_out, #ksize, #stride, #padding #extra));
+        let conv_init =
+            quote!(#conv: conv2d(&p / #conv_name, #c_in, #c_out, #ksize, #stride, #padding #extra));
         let bn_init = quote!(#bn: batch_norm2d(&p / #bn_name, #bn_channels #bn_arg));
         let k = if bottleneck && i != 1 { 1 } else { 3 };
         let conv_doc = format!(" The {k}x{k} convolution `{conv_name}`.");
-        let bn_doc = format!(" The batch normalization {} `{conv_name}`.", if preact { "before" } else { "after" });
+        let bn_doc = format!(
+            " The batch normalization {} `{conv_name}`.",
+            if preact { "before" } else { "after" }
+        );
         let conv_field = quote!(#[doc = #conv_doc] pub #conv: ::tch::nn::Conv2D);
         let bn_field = quote!(#[doc = #bn_doc] pub #bn: ::tch::nn::BatchNorm);
         if preact {
@@ -595,7 +648,11 @@ fn block(plan: &Plan, k: &KindPlan) -> TokenStream {
                 fields.push(quote!(#[doc = " The projection shortcut, where the block has one."] pub downsample: ::core::option::Option<#ds>));
                 inits.push(quote!(downsample: project.then(|| #ds_new)));
             }
-            ShortcutStyle::Enum { identity, zero_pad, projection } => {
+            ShortcutStyle::Enum {
+                identity,
+                zero_pad,
+                projection,
+            } => {
                 let sc = ident(&plan.types.shortcut);
                 fields.push(quote!(#[doc = " How the block's input reaches the addition."] pub shortcut: #sc));
                 let zero = quote!(#sc::ZeroPad { stride, extra_channels: #c_last - c_in });
@@ -668,7 +725,9 @@ fn block_doc(plan: &Plan, k: &KindPlan) -> String {
     let shortcut = match plan.shortcut {
         ShortcutStyle::Identity => "the input itself",
         ShortcutStyle::Projection => "a projection (`downsample`) of the input",
-        ShortcutStyle::OptionalProjection => "the input (where the shape changes, its projection `downsample`)",
+        ShortcutStyle::OptionalProjection => {
+            "the input (where the shape changes, its projection `downsample`)"
+        }
         ShortcutStyle::Enum { .. } => "the block's `shortcut`",
     };
     let pre_shortcut = match plan.shortcut {
@@ -749,7 +808,9 @@ fn block_forward(plan: &Plan, kind: BlockKind) -> TokenStream {
         } else {
             match plan.shortcut {
                 ShortcutStyle::Identity => quote!((ys + xs).relu()),
-                ShortcutStyle::Projection => quote!((ys + xs.apply_t(&self.downsample, train)).relu()),
+                ShortcutStyle::Projection => {
+                    quote!((ys + xs.apply_t(&self.downsample, train)).relu())
+                }
                 ShortcutStyle::OptionalProjection => quote! {
                     match &self.downsample {
                         Some(downsample) => (ys + xs.apply_t(downsample, train)).relu(),
@@ -776,7 +837,12 @@ fn block_forward(plan: &Plan, kind: BlockKind) -> TokenStream {
 fn enum_arms(plan: &Plan, projected_input: TokenStream) -> Vec<TokenStream> {
     let sc = ident(&plan.types.shortcut);
     let mut arms = Vec::new();
-    if let ShortcutStyle::Enum { identity, zero_pad, projection } = plan.shortcut {
+    if let ShortcutStyle::Enum {
+        identity,
+        zero_pad,
+        projection,
+    } = plan.shortcut
+    {
         if identity {
             arms.push(quote!(#sc::Identity => xs.shallow_clone()));
         }
@@ -798,18 +864,25 @@ fn model(plan: &Plan, opts: &RustOptions) -> TokenStream {
     let model = plan.model;
     let name = ident(&plan.name);
 
-    let stem = &net.stem;
-    let sc = &stem.conv;
-    let (c_in, c_out, k, s, pad) = (int(sc.in_channels), int(sc.out_channels), int(sc.kernel), int(sc.stride), int(sc.padding));
+    let stem = super::plan::classic_stem(&net.stem).expect("checked by back::rust::unsupported");
+    let sc = stem.conv;
+    let (c_in, c_out, k, s, pad) = (
+        int(sc.in_channels),
+        int(sc.out_channels),
+        int(sc.kernel),
+        int(sc.stride),
+        int(sc.padding),
+    );
     let stem_extra = conv_extra(plan, quote!(1), knob_bool(Knob::Fixed(sc.bias), "bias"));
     let mut fields = vec![quote! {
         /// The stem convolution.
         pub conv1: ::tch::nn::Conv2D
     }];
-    let mut lets = vec![quote!(let conv1 = conv2d(p / "conv1", #c_in, #c_out, #k, #s, #pad #stem_extra);)];
+    let mut lets =
+        vec![quote!(let conv1 = conv2d(p / "conv1", #c_in, #c_out, #k, #s, #pad #stem_extra);)];
     let mut names = vec![ident("conv1")];
     let mut stem_ops = vec![quote!(.apply(&self.conv1))];
-    if let Some(bn) = &stem.bn {
+    if let Some(bn) = stem.bn {
         let ch = int(bn.channels);
         let extra = bn_extra(plan, false);
         fields.push(quote! {
@@ -823,12 +896,14 @@ fn model(plan: &Plan, opts: &RustOptions) -> TokenStream {
     if stem.relu {
         stem_ops.push(quote!(.relu()));
     }
-    if let Some(pool) = &stem.pool {
+    if let Some(pool) = stem.pool {
         let p = pool.pool;
         let (k, s, pad, ceil) = (int(p.kernel), int(p.stride), int(p.padding), p.ceil_mode);
         stem_ops.push(match p.kind {
             PoolKind::Max => quote!(.max_pool2d([#k, #k], [#s, #s], [#pad, #pad], [1, 1], #ceil)),
-            PoolKind::Avg => quote!(.avg_pool2d([#k, #k], [#s, #s], [#pad, #pad], #ceil, true, None::<i64>)),
+            PoolKind::Avg => {
+                quote!(.avg_pool2d([#k, #k], [#s, #s], [#pad, #pad], #ceil, true, None::<i64>))
+            }
         });
     }
 
@@ -900,12 +975,23 @@ fn model(plan: &Plan, opts: &RustOptions) -> TokenStream {
     let params = grouped_int(net.totals.trainable_params);
     let macs = grouped_int(net.totals.macs);
     let doc = doc_lines(&model_doc(plan, opts));
-    let input_doc = doc_lines(&format!("Input shape of one sample, `[C, H, W]`: the spec's {}.", i));
+    let input_doc = doc_lines(&format!(
+        "Input shape of one sample, `[C, H, W]`: the spec's {}.",
+        i
+    ));
     let classes_doc = doc_lines(&format!(
         "Number of classes: the width of the output{}.",
-        if head.softmax { " (softmax probabilities)" } else { " (logits)" }
+        if head.softmax {
+            " (softmax probabilities)"
+        } else {
+            " (logits)"
+        }
     ));
-    let mut_xs = if plan.stages.is_empty() { TokenStream::new() } else { quote!(mut) };
+    let mut_xs = if plan.stages.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(mut)
+    };
     let init_doc = doc_lines(&format!(
         "Creates every variable under `p`, named as torchvision's `state_dict`, initialized\n{}.",
         match model.init {
@@ -973,7 +1059,11 @@ fn stage_builder(plan: &Plan, stage: &StagePlan, kind: &KindPlan) -> TokenStream
         }
     } else {
         // `Vec::from([..])` rather than `vec![..]`: prettyplease formats calls, not macros.
-        let calls = stage.calls.iter().enumerate().map(|(i, c)| call(c, int(i as u64).into_token_stream()));
+        let calls = stage
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| call(c, int(i as u64).into_token_stream()));
         quote!(let #field = ::std::vec::Vec::from([#(#calls),*]);)
     }
 }
@@ -1036,7 +1126,11 @@ fn model_doc(plan: &Plan, opts: &RustOptions) -> String {
         None => String::new(),
     };
     let i = net.input;
-    let out = if net.head.softmax { "softmax probabilities" } else { "logits" };
+    let out = if net.head.softmax {
+        "softmax probabilities"
+    } else {
+        "logits"
+    };
     let init = match model.init {
         Init::KaimingNormal => {
             "torchvision's (Kaiming-normal fan-out convolutions, BN weight 1 and bias 0, `fc` as\n`nn.Linear`)"
@@ -1071,6 +1165,12 @@ fn model_doc(plan: &Plan, opts: &RustOptions) -> String {
 /// The layer table for the doc's `text` block: spec text in it (the model's name) is made
 /// inert, and so is every line, so nothing can end the block early.
 fn doc_table(model: &crate::ir::Model, net: &crate::valid::Network) -> String {
-    let shown = crate::ir::Model { name: doc_text(&model.name), ..model.clone() };
-    table::layers(&shown, net).lines().map(|line| doc_text(line) + "\n").collect()
+    let shown = crate::ir::Model {
+        name: doc_text(&model.name),
+        ..model.clone()
+    };
+    table::layers(&shown, net)
+        .lines()
+        .map(|line| doc_text(line) + "\n")
+        .collect()
 }

@@ -1,7 +1,11 @@
 //! The name of the generated struct, derived from the model's name.
 
 /// Words spelled the way their authors spell them, matched at the start of a word.
-const KNOWN_WORDS: &[(&str, &str)] = &[("resnext", "ResNeXt"), ("resnet", "ResNet"), ("preact", "PreAct")];
+const KNOWN_WORDS: &[(&str, &str)] = &[
+    ("resnext", "ResNeXt"),
+    ("resnet", "ResNet"),
+    ("preact", "PreAct"),
+];
 
 /// The Rust type name for a model name.
 ///
@@ -23,7 +27,10 @@ const KNOWN_WORDS: &[(&str, &str)] = &[("resnext", "ResNeXt"), ("resnet", "ResNe
 /// ```
 pub fn struct_name(model_name: &str) -> String {
     let mut out = String::new();
-    for word in model_name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in model_name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         if word.starts_with(|c: char| c.is_ascii_digit()) {
             out.push_str(if out.is_empty() { "Model" } else { "_" });
             out.push_str(word);
@@ -76,14 +83,20 @@ pub fn check_type_name(name: &str) -> Result<(), String> {
         return Err(format!("the struct name is empty; {fix}"));
     }
     if name.starts_with("r#") {
-        return Err(format!("`{name}` is a raw identifier, which cannot name the struct; {fix}"));
+        return Err(format!(
+            "`{name}` is a raw identifier, which cannot name the struct; {fix}"
+        ));
     }
     if syn::parse_str::<syn::Ident>(name).is_ok() {
         return Ok(());
     }
     // `syn` rejects keywords and anything that is not one identifier token.
-    if syn::parse_str::<syn::Ident>(&format!("r#{name}")).is_ok() || matches!(name, "self" | "Self" | "super" | "crate" | "_") {
-        Err(format!("`{name}` is a Rust keyword and cannot name the struct; {fix}"))
+    if syn::parse_str::<syn::Ident>(&format!("r#{name}")).is_ok()
+        || matches!(name, "self" | "Self" | "super" | "crate" | "_")
+    {
+        Err(format!(
+            "`{name}` is a Rust keyword and cannot name the struct; {fix}"
+        ))
     } else {
         Err(format!("`{name}` is not a Rust identifier; {fix}"))
     }
@@ -91,8 +104,8 @@ pub fn check_type_name(name: &str) -> Result<(), String> {
 
 /// Rust's primitive types, which a struct of the same name shadows in its module.
 const PRIMITIVES: &[&str] = &[
-    "bool", "char", "str", "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128",
-    "usize",
+    "bool", "char", "str", "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16",
+    "u32", "u64", "u128", "usize",
 ];
 
 /// True when `name` is a primitive type's name (`i64`, `bool`, ...).
@@ -137,10 +150,33 @@ mod tests {
 
     #[test]
     fn only_keywords_and_non_identifiers_are_refused() {
-        for name in ["Vec", "Option", "Result", "Box", "String", "Tensor", "Path", "Some", "None", "Ok", "Err", "Default", "std", "core", "tch", "nn", "i64", "bool", "_x", "ünïcode"] {
+        for name in [
+            "Vec",
+            "Option",
+            "Result",
+            "Box",
+            "String",
+            "Tensor",
+            "Path",
+            "Some",
+            "None",
+            "Ok",
+            "Err",
+            "Default",
+            "std",
+            "core",
+            "tch",
+            "nn",
+            "i64",
+            "bool",
+            "_x",
+            "ünïcode",
+        ] {
             assert_eq!(check_type_name(name), Ok(()), "{name}");
         }
-        for name in ["Self", "self", "fn", "struct", "crate", "super", "async", "_"] {
+        for name in [
+            "Self", "self", "fn", "struct", "crate", "super", "async", "_",
+        ] {
             let message = check_type_name(name).unwrap_err();
             assert!(message.contains("keyword"), "{name}: {message}");
         }

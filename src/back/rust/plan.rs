@@ -8,7 +8,9 @@
 //! arguments from its [`BlockPlan`], so the emitter never looks at the IR's options.
 
 use crate::ir::{BlockKind, Model};
-use crate::valid::{BlockPlan, Network, ShortcutPlan};
+use crate::valid::{
+    BlockPlan, ConvLayer, Layer, Network, NormLayer, PoolLayer, ShortcutPlan, StemPlan,
+};
 use crate::Compiled;
 
 /// A setting of generated code: the same value everywhere (written inline), or a
@@ -49,7 +51,11 @@ pub(super) enum ShortcutStyle {
     OptionalProjection,
     /// Zero-padding shortcuts (option A) appear: a `shortcut: Shortcut` field whose enum has
     /// the variants used; a `ShortcutKind` argument when there is more than one.
-    Enum { identity: bool, zero_pad: bool, projection: bool },
+    Enum {
+        identity: bool,
+        zero_pad: bool,
+        projection: bool,
+    },
 }
 
 impl ShortcutStyle {
@@ -64,9 +70,11 @@ impl ShortcutStyle {
     /// The enum style with more than one variant takes a `ShortcutKind` argument.
     pub fn takes_kind(self) -> bool {
         match self {
-            ShortcutStyle::Enum { identity, zero_pad, projection } => {
-                usize::from(identity) + usize::from(zero_pad) + usize::from(projection) > 1
-            }
+            ShortcutStyle::Enum {
+                identity,
+                zero_pad,
+                projection,
+            } => usize::from(identity) + usize::from(zero_pad) + usize::from(projection) > 1,
             _ => false,
         }
     }
@@ -165,35 +173,36 @@ impl<'a> Plan<'a> {
         let model = &compiled.model;
         let net = &compiled.network;
 
-        let all_convs = std::iter::once(&net.stem.conv).chain(net.blocks.iter().flat_map(|b| {
-            b.convs.iter().chain(match &b.shortcut {
-                ShortcutPlan::Projection { conv, .. } => Some(conv),
-                _ => None,
-            })
-        }));
-        let conv_bias = Knob::of(all_convs.clone().map(|c| c.bias), false);
-        let conv_groups = all_convs.clone().any(|c| c.groups != 1);
+        let all_convs: Vec<&ConvLayer> = net.convs().collect();
+        let conv_bias = Knob::of(all_convs.iter().map(|c| c.bias), false);
+        let conv_groups = all_convs.iter().any(|c| c.groups != 1);
 
         let residual = || net.blocks.iter().filter(|b| b.kind.has_shortcut());
         let has = |f: fn(&ShortcutPlan) -> bool| residual().any(|b| f(&b.shortcut));
-        let identity = has(|s| matches!(s, ShortcutPlan::Identity));
-        let zero_pad = has(|s| matches!(s, ShortcutPlan::ZeroPad { .. }));
-        let projection = has(|s| matches!(s, ShortcutPlan::Projection { .. }));
+        let identity = has(|s| matches!(classic_shortcut(s), Classic::Identity));
+        let zero_pad = has(|s| matches!(classic_shortcut(s), Classic::ZeroPad { .. }));
+        let projection = has(|s| matches!(classic_shortcut(s), Classic::Projection { .. }));
         let shortcut = match (identity, zero_pad, projection) {
             (_, false, false) => ShortcutStyle::Identity,
             (false, false, true) => ShortcutStyle::Projection,
             (true, false, true) => ShortcutStyle::OptionalProjection,
-            _ => ShortcutStyle::Enum { identity, zero_pad, projection },
+            _ => ShortcutStyle::Enum {
+                identity,
+                zero_pad,
+                projection,
+            },
         };
         let projections: Vec<(bool, bool)> = residual()
-            .filter_map(|b| match &b.shortcut {
-                ShortcutPlan::Projection { conv, bn } => Some((bn.is_some(), conv.bias)),
+            .filter_map(|b| match classic_shortcut(&b.shortcut) {
+                Classic::Projection { conv, bn } => Some((bn.is_some(), conv.bias)),
                 _ => None,
             })
             .collect();
         let downsample = projection.then(|| DownsamplePlan {
             bn: Knob::of(projections.iter().map(|p| p.0), true),
-            bias: conv_bias.is_param().then(|| Knob::of(projections.iter().map(|p| p.1), false)),
+            bias: conv_bias
+                .is_param()
+                .then(|| Knob::of(projections.iter().map(|p| p.1), false)),
         });
 
         let mut kinds: Vec<KindPlan> = Vec::new();
@@ -206,9 +215,14 @@ impl<'a> Plan<'a> {
                 kind: block.kind,
                 ident: kind_ident(block.kind).to_string(),
                 groups: conv_groups.then(|| Knob::of(of_kind().map(grouped), 1)),
-                bias: conv_bias.is_param().then(|| Knob::of(of_kind().map(block_bias), false)),
+                bias: conv_bias
+                    .is_param()
+                    .then(|| Knob::of(of_kind().map(block_bias), false)),
                 stride_first: block.kind.is_bottleneck().then(|| {
-                    Knob::of(of_kind().filter(|b| block_stride(b) > 1).map(stride_first), false)
+                    Knob::of(
+                        of_kind().filter(|b| block_stride(b) > 1).map(stride_first),
+                        false,
+                    )
                 }),
             });
         }
@@ -218,15 +232,34 @@ impl<'a> Plan<'a> {
         for (si, stage) in model.stages.iter().enumerate() {
             let mut calls = Vec::new();
             while let Some(block) = blocks.next_if(|b| b.stage == si) {
-                calls.push(block_call(block, stage.projection.bn, stage.projection.bias));
+                calls.push(block_call(
+                    block,
+                    stage.projection.bn,
+                    stage.projection.bias,
+                ));
             }
-            let kind = kinds.iter().position(|k| k.kind == stage.block).unwrap_or(0);
+            let kind = kinds
+                .iter()
+                .position(|k| k.kind == stage.block)
+                .unwrap_or(0);
             let loop_tail = calls.len() >= 3 && calls[2..].iter().all(|c| *c == calls[1]);
-            stages.push(StagePlan { field: format!("layer{}", si + 1), kind, summary: si, calls, loop_tail });
+            stages.push(StagePlan {
+                field: format!("layer{}", si + 1),
+                kind,
+                summary: si,
+                calls,
+                loop_tail,
+            });
         }
 
         // The model's own name wins; a private type of the same name steps aside.
-        let avoid = |base: &str| if base == name { format!("{base}Inner") } else { base.to_string() };
+        let avoid = |base: &str| {
+            if base == name {
+                format!("{base}Inner")
+            } else {
+                base.to_string()
+            }
+        };
         for k in &mut kinds {
             k.ident = avoid(&k.ident);
         }
@@ -236,8 +269,21 @@ impl<'a> Plan<'a> {
             shortcut_kind: avoid("ShortcutKind"),
         };
 
-        let zero_init = model.zero_init_residual && net.blocks.iter().any(|b| b.kind.has_shortcut());
-        Plan { model, net, name, conv_bias, conv_groups, shortcut, downsample, kinds, stages, zero_init, types }
+        let zero_init =
+            model.zero_init_residual && net.blocks.iter().any(|b| b.kind.has_shortcut());
+        Plan {
+            model,
+            net,
+            name,
+            conv_bias,
+            conv_groups,
+            shortcut,
+            downsample,
+            kinds,
+            stages,
+            zero_init,
+            types,
+        }
     }
 
     /// Whether the model has any BN layer (and so needs the `batch_norm2d` helper).
@@ -260,34 +306,46 @@ fn kind_ident(kind: BlockKind) -> &'static str {
 
 /// The block's stride (its one strided convolution's, or 1).
 fn block_stride(b: &BlockPlan) -> u64 {
-    b.convs.iter().map(|c| c.stride).max().unwrap_or(1)
+    b.convs().map(|c| c.stride).max().unwrap_or(1)
 }
 
 /// Bottlenecks: the stride is on the first 1x1 (v1).
 fn stride_first(b: &BlockPlan) -> bool {
-    b.convs.first().is_some_and(|c| c.stride > 1)
+    b.convs().next().is_some_and(|c| c.stride > 1)
 }
 
 /// Groups of the grouped convolution: the 3x3 of a bottleneck, both 3x3s of a basic block.
 fn grouped(b: &BlockPlan) -> u64 {
     let i = if b.kind.is_bottleneck() { 1 } else { 0 };
-    b.convs.get(i).map_or(1, |c| c.groups)
+    b.convs().nth(i).map_or(1, |c| c.groups)
 }
 
 fn block_bias(b: &BlockPlan) -> bool {
-    b.convs.first().is_some_and(|c| c.bias)
+    b.convs().next().is_some_and(|c| c.bias)
 }
 
 fn block_call(b: &BlockPlan, stage_projection_bn: bool, stage_projection_bias: bool) -> BlockCall {
-    let (shortcut, projection_bn, projection_bias) = match &b.shortcut {
-        ShortcutPlan::None => (ShortcutArg::None, stage_projection_bn, stage_projection_bias),
-        ShortcutPlan::Identity => (ShortcutArg::Identity, stage_projection_bn, stage_projection_bias),
-        ShortcutPlan::ZeroPad { .. } => (ShortcutArg::ZeroPad, stage_projection_bn, stage_projection_bias),
-        ShortcutPlan::Projection { conv, bn } => (ShortcutArg::Projection, bn.is_some(), conv.bias),
+    let (shortcut, projection_bn, projection_bias) = match classic_shortcut(&b.shortcut) {
+        Classic::None | Classic::Other => (
+            ShortcutArg::None,
+            stage_projection_bn,
+            stage_projection_bias,
+        ),
+        Classic::Identity => (
+            ShortcutArg::Identity,
+            stage_projection_bn,
+            stage_projection_bias,
+        ),
+        Classic::ZeroPad { .. } => (
+            ShortcutArg::ZeroPad,
+            stage_projection_bn,
+            stage_projection_bias,
+        ),
+        Classic::Projection { conv, bn } => (ShortcutArg::Projection, bn.is_some(), conv.bias),
     };
     BlockCall {
         c_in: b.input.c,
-        filters: b.convs.iter().map(|c| c.out_channels).collect(),
+        filters: b.convs().map(|c| c.out_channels).collect(),
         stride: block_stride(b),
         groups: grouped(b),
         bias: block_bias(b),
@@ -296,4 +354,117 @@ fn block_call(b: &BlockPlan, stage_projection_bn: bool, stage_projection_bias: b
         projection_bn,
         projection_bias,
     }
+}
+
+/// A shortcut of the forms the block structs implement.
+pub(super) enum Classic<'a> {
+    None,
+    Identity,
+    // The fields are checked against the generated code by the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    ZeroPad {
+        stride: u64,
+        extra_channels: u64,
+    },
+    Projection {
+        conv: &'a ConvLayer,
+        bn: Option<&'a NormLayer>,
+    },
+    /// Anything else.
+    Other,
+}
+
+pub(super) fn classic_shortcut(s: &ShortcutPlan) -> Classic<'_> {
+    match s {
+        ShortcutPlan::None => Classic::None,
+        ShortcutPlan::Path { layers, .. } => match &layers[..] {
+            [] => Classic::Identity,
+            [Layer::Subsample {
+                stride,
+                extra_channels,
+                ..
+            }] => Classic::ZeroPad {
+                stride: *stride,
+                extra_channels: *extra_channels,
+            },
+            [Layer::Conv(conv)] if conv.kernel == 1 => Classic::Projection { conv, bn: None },
+            [Layer::Conv(conv), Layer::Norm(bn)]
+                if conv.kernel == 1 && bn.norm == crate::ir::Norm::Batch =>
+            {
+                Classic::Projection { conv, bn: Some(bn) }
+            }
+            _ => Classic::Other,
+        },
+    }
+}
+
+/// The stem's parts as the generated code builds them: `conv1`, `bn1`, a ReLU, one pool.
+pub(super) struct ClassicStem<'a> {
+    pub conv: &'a ConvLayer,
+    pub bn: Option<&'a NormLayer>,
+    pub relu: bool,
+    pub pool: Option<&'a PoolLayer>,
+}
+
+pub(super) fn classic_stem(stem: &StemPlan) -> Option<ClassicStem<'_>> {
+    let mut it = stem.layers.iter().peekable();
+    let Some(Layer::Conv(conv)) = it.next() else {
+        return None;
+    };
+    let mut out = ClassicStem {
+        conv,
+        bn: None,
+        relu: false,
+        pool: None,
+    };
+    match it.peek() {
+        Some(Layer::Norm(n)) if n.norm == crate::ir::Norm::Batch => {
+            out.bn = Some(n);
+            out.relu = n.relu;
+            it.next();
+        }
+        Some(Layer::Relu { .. }) => {
+            out.relu = true;
+            it.next();
+        }
+        _ => {}
+    }
+    if let Some(Layer::Pool(p)) = it.peek() {
+        out.pool = Some(p);
+        it.next();
+    }
+    it.next().is_none().then_some(out)
+}
+
+/// Whether a block is one of the forms the block structs implement: its preset's
+/// convolutions with BN after (or before) each, and a classic shortcut.
+fn classic_block(b: &BlockPlan) -> bool {
+    let batch = |l: &Layer| matches!(l, Layer::Norm(n) if n.norm == crate::ir::Norm::Batch);
+    let layers_ok = b
+        .pre
+        .iter()
+        .chain(&b.branch)
+        .all(|l| matches!(l, Layer::Conv(_)) || batch(l));
+    let convs_ok = b.convs().all(|c| c.dilation == 1);
+    layers_ok && convs_ok && !matches!(classic_shortcut(&b.shortcut), Classic::Other)
+}
+
+/// The first part of the network that the Rust back end does not generate code for yet,
+/// if any.
+pub fn unsupported(net: &Network) -> Option<String> {
+    if classic_stem(&net.stem).is_none() {
+        return Some("this stem (several convolutions, anti-aliasing, GroupNorm or a convolution in place of the pooling)".into());
+    }
+    if let Some(b) = net.blocks.iter().find(|b| !classic_block(b)) {
+        return Some(format!("block {} (attention, anti-aliasing, GroupNorm, dilation, stochastic depth or a ResNet-D/V2 shortcut)", b.name));
+    }
+    if net
+        .head
+        .norm
+        .as_ref()
+        .is_some_and(|n| n.norm != crate::ir::Norm::Batch)
+    {
+        return Some("a GroupNorm head".into());
+    }
+    None
 }

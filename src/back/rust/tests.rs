@@ -3,23 +3,31 @@
 //! (`examples/macro-demo` checks the same by building the code with libtorch.)
 
 use super::emit::doc_wrap;
+use super::plan::{classic_shortcut, Classic};
 use super::plan::{BlockCall, KindPlan, Knob, Plan, ShortcutArg, ShortcutStyle};
 use crate::span::{SourceFile, Syntax};
-use crate::valid::{ConvLayer, ShortcutPlan};
+use crate::valid::ConvLayer;
 use crate::Compiled;
 
 fn specs() -> Vec<Compiled> {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut out = Vec::new();
     for dir in ["specs", "examples/macro-demo/specs"] {
-        let Ok(entries) = std::fs::read_dir(format!("{root}/{dir}")) else { continue };
+        let Ok(entries) = std::fs::read_dir(format!("{root}/{dir}")) else {
+            continue;
+        };
         for entry in entries {
             let path = entry.expect("directory entry").path();
             let name = path.display().to_string();
-            let Some(syntax) = Syntax::from_path(&name) else { continue };
+            let Some(syntax) = Syntax::from_path(&name) else {
+                continue;
+            };
             let text = std::fs::read_to_string(&path).expect("readable spec");
             let file = SourceFile::new(name.clone(), text, syntax);
-            out.push(crate::compile(&file).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d))));
+            out.push(
+                crate::compile(&file)
+                    .unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d))),
+            );
         }
     }
     assert!(out.len() > 10, "the shipped specs are there");
@@ -30,7 +38,15 @@ fn specs() -> Vec<Compiled> {
 type ConvKey = (u64, u64, u64, u64, bool, u64, u64);
 
 fn key(c: &ConvLayer) -> ConvKey {
-    (c.kernel, c.stride, c.padding, c.groups, c.bias, c.in_channels, c.out_channels)
+    (
+        c.kernel,
+        c.stride,
+        c.padding,
+        c.groups,
+        c.bias,
+        c.in_channels,
+        c.out_channels,
+    )
 }
 
 fn fixed_bias(plan: &Plan) -> bool {
@@ -59,14 +75,21 @@ fn template_convs(plan: &Plan, kind: &KindPlan, call: &BlockCall) -> Vec<ConvKey
             Some(Knob::Fixed(b)) => b,
             None => false,
         };
-        let (s1, s2) = if first { (call.stride, 1) } else { (1, call.stride) };
+        let (s1, s2) = if first {
+            (call.stride, 1)
+        } else {
+            (1, call.stride)
+        };
         vec![
             (1, s1, 0, 1, bias, call.c_in, f[0]),
             (3, s2, 1, groups, bias, f[0], f[1]),
             (1, 1, 0, 1, bias, f[1], f[2]),
         ]
     } else {
-        vec![(3, call.stride, 1, groups, bias, call.c_in, f[0]), (3, 1, 1, groups, bias, f[0], f[1])]
+        vec![
+            (3, call.stride, 1, groups, bias, call.c_in, f[0]),
+            (3, 1, 1, groups, bias, f[0], f[1]),
+        ]
     }
 }
 
@@ -75,23 +98,43 @@ fn block_arguments_rebuild_every_layer() {
     for compiled in specs() {
         let plan = Plan::new(&compiled, "Model".into());
         let name = &compiled.model.name;
-        let blocks = plan.stages.iter().flat_map(|s| s.calls.iter().map(move |c| (s.kind, c)));
-        assert_eq!(blocks.clone().count(), compiled.network.blocks.len(), "{name}");
+        let blocks = plan
+            .stages
+            .iter()
+            .flat_map(|s| s.calls.iter().map(move |c| (s.kind, c)));
+        assert_eq!(
+            blocks.clone().count(),
+            compiled.network.blocks.len(),
+            "{name}"
+        );
         for ((kind, call), block) in blocks.zip(&compiled.network.blocks) {
             let kind = &plan.kinds[kind];
             assert_eq!(kind.kind, block.kind, "{name} {}", block.name);
             let built = template_convs(&plan, kind, call);
-            let expected: Vec<ConvKey> = block.convs.iter().map(key).collect();
+            let expected: Vec<ConvKey> = block.convs().map(key).collect();
             assert_eq!(built, expected, "{name} {}", block.name);
             let last = *call.filters.last().expect("filters");
-            match (&block.shortcut, call.shortcut) {
-                (ShortcutPlan::None, ShortcutArg::None) => {}
-                (ShortcutPlan::Identity, ShortcutArg::Identity) => {}
-                (ShortcutPlan::ZeroPad { stride, extra_channels }, ShortcutArg::ZeroPad) => {
-                    assert_eq!((*stride, *extra_channels), (call.stride, last - call.c_in), "{name} {}", block.name);
+            match (classic_shortcut(&block.shortcut), call.shortcut) {
+                (Classic::None, ShortcutArg::None) => {}
+                (Classic::Identity, ShortcutArg::Identity) => {}
+                (
+                    Classic::ZeroPad {
+                        stride,
+                        extra_channels,
+                    },
+                    ShortcutArg::ZeroPad,
+                ) => {
+                    assert_eq!(
+                        (stride, extra_channels),
+                        (call.stride, last - call.c_in),
+                        "{name} {}",
+                        block.name
+                    );
                 }
-                (ShortcutPlan::Projection { conv, bn }, ShortcutArg::Projection) => {
-                    let ds = plan.downsample.expect("a projection needs the Downsample struct");
+                (Classic::Projection { conv, bn }, ShortcutArg::Projection) => {
+                    let ds = plan
+                        .downsample
+                        .expect("a projection needs the Downsample struct");
                     let bias = match ds.bias {
                         Some(Knob::Param) => call.projection_bias,
                         Some(Knob::Fixed(b)) => b,
@@ -101,19 +144,33 @@ fn block_arguments_rebuild_every_layer() {
                         Knob::Param => call.projection_bn,
                         Knob::Fixed(b) => b,
                     };
-                    assert_eq!(key(conv), (1, call.stride, 0, 1, bias, call.c_in, last), "{name} {}", block.name);
+                    assert_eq!(
+                        key(conv),
+                        (1, call.stride, 0, 1, bias, call.c_in, last),
+                        "{name} {}",
+                        block.name
+                    );
                     assert_eq!(bn.is_some(), has_bn, "{name} {}", block.name);
                 }
-                (plan_shortcut, arg) => panic!("{name} {}: {plan_shortcut:?} written as {arg:?}", block.name),
+                (_, arg) => panic!(
+                    "{name} {}: {:?} written as {arg:?}",
+                    block.name, block.shortcut
+                ),
             }
         }
         // A block style without a choice never gets a shortcut argument that varies.
         match plan.shortcut {
             ShortcutStyle::Identity => {
-                assert!(compiled.network.blocks.iter().all(|b| matches!(b.shortcut, ShortcutPlan::None | ShortcutPlan::Identity)));
+                assert!(compiled.network.blocks.iter().all(|b| matches!(
+                    classic_shortcut(&b.shortcut),
+                    Classic::None | Classic::Identity
+                )));
             }
             ShortcutStyle::Projection => {
-                assert!(compiled.network.blocks.iter().all(|b| matches!(b.shortcut, ShortcutPlan::None | ShortcutPlan::Projection { .. })));
+                assert!(compiled.network.blocks.iter().all(|b| matches!(
+                    classic_shortcut(&b.shortcut),
+                    Classic::None | Classic::Projection { .. }
+                )));
             }
             _ => {}
         }
@@ -152,7 +209,11 @@ fn shipped_specs_use_the_plainest_style() {
     assert_eq!(find("plain34").1, ShortcutStyle::Identity);
     assert_eq!(
         find("cifar-resnet20").1,
-        ShortcutStyle::Enum { identity: true, zero_pad: true, projection: false }
+        ShortcutStyle::Enum {
+            identity: true,
+            zero_pad: true,
+            projection: false
+        }
     );
     assert_eq!(find("option-c").1, ShortcutStyle::Projection);
 }
@@ -162,7 +223,17 @@ fn doc_prose_is_wrapped_and_code_kept() {
     let text = "one two three four five six\n\n```text\na    b     c d e f g h\n```\nseven eight";
     assert_eq!(
         doc_wrap(text, 10),
-        ["one two", "three four", "five six", "", "```text", "a    b     c d e f g h", "```", "seven", "eight"]
+        [
+            "one two",
+            "three four",
+            "five six",
+            "",
+            "```text",
+            "a    b     c d e f g h",
+            "```",
+            "seven",
+            "eight"
+        ]
     );
 }
 
@@ -171,6 +242,12 @@ fn doc_wrap_never_breaks_a_code_span() {
     let text = "The `# not a heading - nor <b>list</b>` network, `[N, 3, 224, 224]` in.";
     assert_eq!(
         doc_wrap(text, 10),
-        ["The", "`# not a heading - nor <b>list</b>`", "network,", "`[N, 3, 224, 224]`", "in."]
+        [
+            "The",
+            "`# not a heading - nor <b>list</b>`",
+            "network,",
+            "`[N, 3, 224, 224]`",
+            "in."
+        ]
     );
 }

@@ -5,10 +5,12 @@
 //! keyword to last token, a stage's is its whole line (without comment).
 
 use super::lines::{self, Line, LineKind, STATEMENTS, STATEMENT_KEYS};
-use super::{syntax, ResnetParser, Rule, DUPLICATE_ERROR, KERNEL_ERROR, NUMBER_ERROR, SYNTAX_ERROR};
+use super::{
+    syntax, ResnetParser, Rule, DUPLICATE_ERROR, KERNEL_ERROR, NUMBER_ERROR, SYNTAX_ERROR,
+};
 use crate::ast::{
-    BatchNormAst, BlockOptionsAst, ConvAst, Field, HeadAst, InputAst, PoolAst, ProjectionAst, SpecAst, StageAst,
-    StemAst, StemPoolAst, UnknownKey,
+    BatchNormAst, BlockOptionsAst, ConvAst, Field, HeadAst, InputAst, PoolAst, ProjectionAst,
+    SpecAst, StageAst, StemAst, StemPoolAst, UnknownKey,
 };
 use crate::diag::Diagnostic;
 use crate::span::{Span, Spanned};
@@ -20,9 +22,19 @@ type P<'i> = Pair<'i, Rule>;
 /// Keys accepted in the stem (for "unknown key" reports).
 pub const STEM_KEYS: &[&str] = &["conv", "bn", "relu", "maxpool", "avgpool", "no pool"];
 /// Keys accepted in `defaults` and after a stage.
-pub const OPTION_KEYS: &[&str] = &["block", "stride_on", "shortcut", "projection", "groups", "width_per_group", "bias"];
+pub const OPTION_KEYS: &[&str] = &[
+    "block",
+    "stride_on",
+    "shortcut",
+    "projection",
+    "groups",
+    "width_per_group",
+    "bias",
+];
 /// Keys accepted in the head.
-pub const HEAD_KEYS: &[&str] = &["norm", "avgpool", "maxpool", "flatten", "dropout", "in", "fc", "softmax"];
+pub const HEAD_KEYS: &[&str] = &[
+    "norm", "avgpool", "maxpool", "flatten", "dropout", "in", "fc", "softmax",
+];
 
 /// Collects the AST line by line, and every problem found on the way.
 pub struct Builder {
@@ -63,8 +75,14 @@ impl Builder {
         if self.diags.is_empty() {
             Ok(self.ast)
         } else {
-            self.diags.extend(self.ast.unknown.iter().map(crate::ast::UnknownKey::diagnostic));
-            self.diags.sort_by_key(|d| d.primary_span().map_or(usize::MAX, |s| s.start));
+            self.diags.extend(
+                self.ast
+                    .unknown
+                    .iter()
+                    .map(crate::ast::UnknownKey::diagnostic),
+            );
+            self.diags
+                .sort_by_key(|d| d.primary_span().map_or(usize::MAX, |s| s.start));
             Err(self.diags)
         }
     }
@@ -76,9 +94,14 @@ impl Builder {
             self.ast.span = line.content_span();
         }
         match line.kind {
-            LineKind::Garbage => self.diags.push(syntax::not_a_statement(line.text, line.start)),
+            LineKind::Garbage => self
+                .diags
+                .push(syntax::not_a_statement(line.text, line.start)),
             LineKind::Unknown(span) => {
-                let word = line.text.get(span.start - line.start..span.end - line.start).unwrap_or("");
+                let word = line
+                    .text
+                    .get(span.start - line.start..span.end - line.start)
+                    .unwrap_or("");
                 self.ast.unknown.push(UnknownKey {
                     key: Spanned::new(word.to_string(), span),
                     section: "the spec".to_string(),
@@ -92,10 +115,14 @@ impl Builder {
                 }
                 match ResnetParser::parse(rule, line.text) {
                     // The statement is dropped; the next line is read as usual.
-                    Err(e) => self.diags.push(syntax::diagnostic(&e, line.text, line.start, rule)),
+                    Err(e) => self
+                        .diags
+                        .push(syntax::diagnostic(&e, line.text, line.start, rule)),
                     Ok(mut pairs) => {
                         // The entry rule's pair holds the statement, then EOI.
-                        if let Some(statement) = pairs.next().and_then(|line| line.into_inner().next()) {
+                        if let Some(statement) =
+                            pairs.next().and_then(|line| line.into_inner().next())
+                        {
                             self.statement(rule, statement, stage_index);
                         }
                     }
@@ -113,7 +140,10 @@ impl Builder {
             return;
         }
         if let Some((_, first)) = self.first.iter().find(|(r, _)| *r == rule) {
-            let keyword = STATEMENTS.iter().find(|(_, r)| *r == rule).map_or("statement", |(k, _)| k);
+            let keyword = STATEMENTS
+                .iter()
+                .find(|(_, r)| *r == rule)
+                .map_or("statement", |(k, _)| k);
             self.diags.push(
                 Diagnostic::error(DUPLICATE_ERROR, format!("`{keyword}` is given twice"))
                     .with_primary(span, "given again here")
@@ -151,7 +181,9 @@ impl Builder {
                 let value = child(&p, Rule::boolean).is_none_or(|b| b.as_str() == "true");
                 self.ast.zero_init_residual = Some(Spanned::new(value, span));
             }
-            Rule::batch_norm_line => self.ast.batch_norm = Some(Spanned::new(self.batch_norm(p), span)),
+            Rule::batch_norm_line => {
+                self.ast.batch_norm = Some(Spanned::new(self.batch_norm(p), span))
+            }
             _ => {}
         }
     }
@@ -161,7 +193,9 @@ impl Builder {
     fn stem(&mut self, p: P<'_>) -> StemAst {
         let mut stem = StemAst::default();
         for item in children(&p, Rule::stem_item) {
-            let Some(part) = item.into_inner().next() else { continue };
+            let Some(part) = item.into_inner().next() else {
+                continue;
+            };
             let span = self.span(&part);
             match part.as_rule() {
                 Rule::stem_conv => {
@@ -221,12 +255,18 @@ impl Builder {
     /// kind lowering accepts.
     fn pool_kind(&self, p: &P<'_>, bare_is_kind: bool) -> Field<String> {
         let text = p.as_str();
-        let prefix = text.strip_suffix("pool").unwrap_or(text).trim_end_matches('_');
+        let prefix = text
+            .strip_suffix("pool")
+            .unwrap_or(text)
+            .trim_end_matches('_');
         let start = self.span(p).start;
         if prefix.is_empty() {
             return bare_is_kind.then(|| Spanned::new(text.to_string(), self.span(p)));
         }
-        Some(Spanned::new(prefix.to_string(), Span::new(start, start + prefix.len())))
+        Some(Spanned::new(
+            prefix.to_string(),
+            Span::new(start, start + prefix.len()),
+        ))
     }
 
     fn defaults(&mut self, p: P<'_>) -> BlockOptionsAst {
@@ -247,7 +287,9 @@ impl Builder {
     }
 
     fn option(&mut self, options: &mut BlockOptionsAst, p: &P<'_>, section: &str) {
-        let Some(opt) = p.clone().into_inner().next() else { return };
+        let Some(opt) = p.clone().into_inner().next() else {
+            return;
+        };
         let span = self.span(&opt);
         let value = |rule| child(&opt, rule).map(|v| (v.as_str().to_string(), self.span(&v)));
         match opt.as_rule() {
@@ -272,14 +314,18 @@ impl Builder {
                     let s = self.span(&f);
                     match f.as_rule() {
                         Rule::bn_flag => self.set(&mut projection.bn, flag(&f), s, "projection bn"),
-                        Rule::bias_flag => self.set(&mut projection.bias, flag(&f), s, "projection bias"),
+                        Rule::bias_flag => {
+                            self.set(&mut projection.bias, flag(&f), s, "projection bias")
+                        }
                         _ => {}
                     }
                 }
                 self.set(&mut options.projection, projection, span, "projection");
             }
             Rule::opt_groups => self.number_in(&opt, &mut options.groups, "groups"),
-            Rule::opt_width_per_group => self.number_in(&opt, &mut options.width_per_group, "width_per_group"),
+            Rule::opt_width_per_group => {
+                self.number_in(&opt, &mut options.width_per_group, "width_per_group")
+            }
             Rule::bias_flag => self.set(&mut options.bias, flag(&opt), span, "bias"),
             Rule::unknown_item => self.unknown(&opt, section, OPTION_KEYS),
             _ => {}
@@ -293,7 +339,9 @@ impl Builder {
             let span = self.span(&part);
             match part.as_rule() {
                 Rule::stage_name => stage.name = Some(Spanned::new(self.unquote(&part), span)),
-                Rule::block_kind => stage.options.block = Some(Spanned::new(part.as_str().to_string(), span)),
+                Rule::block_kind => {
+                    stage.options.block = Some(Spanned::new(part.as_str().to_string(), span))
+                }
                 Rule::filters => {
                     let numbers: Vec<_> = children(&part, Rule::number).collect();
                     let values = numbers.iter().filter_map(|n| self.int(n)).collect();
@@ -311,7 +359,9 @@ impl Builder {
     fn head(&mut self, p: P<'_>) -> HeadAst {
         let mut head = HeadAst::default();
         for item in children(&p, Rule::head_item) {
-            let Some(part) = item.into_inner().next() else { continue };
+            let Some(part) = item.into_inner().next() else {
+                continue;
+            };
             let span = self.span(&part);
             match part.as_rule() {
                 Rule::norm_flag => self.set(&mut head.norm, flag(&part), span, "norm"),
@@ -369,14 +419,24 @@ impl Builder {
     /// `KxK` or `KxK/S`: kernels are square, so the two sides must agree.
     fn window(&mut self, p: &P<'_>, kernel: &mut Field<i64>, stride: &mut Field<i64>) {
         let numbers: Vec<_> = children(p, Rule::number).collect();
-        let [height, width, rest @ ..] = numbers.as_slice() else { return };
+        let [height, width, rest @ ..] = numbers.as_slice() else {
+            return;
+        };
         let span = self.span(height).to(self.span(width));
         if let (Some(h), Some(w)) = (self.int(height), self.int(width)) {
             if h.value != w.value {
                 self.diags.push(
-                    Diagnostic::error(KERNEL_ERROR, format!("{} {}x{} window is not square", number_article(h.value), h.value, w.value))
-                        .with_primary(span, "both sides must be equal")
-                        .with_help(format!("write `{0}x{0}` or `{1}x{1}`", h.value, w.value)),
+                    Diagnostic::error(
+                        KERNEL_ERROR,
+                        format!(
+                            "{} {}x{} window is not square",
+                            number_article(h.value),
+                            h.value,
+                            w.value
+                        ),
+                    )
+                    .with_primary(span, "both sides must be equal")
+                    .with_help(format!("write `{0}x{0}` or `{1}x{1}`", h.value, w.value)),
                 );
             }
             self.set(kernel, h.value, span, "window size");
@@ -400,8 +460,11 @@ impl Builder {
             Ok(v) => Some(Spanned::new(v, span)),
             Err(_) => {
                 self.diags.push(
-                    Diagnostic::error(NUMBER_ERROR, format!("number {} is too large", shorten(p.as_str())))
-                        .with_primary(span, "does not fit in 64 bits"),
+                    Diagnostic::error(
+                        NUMBER_ERROR,
+                        format!("number {} is too large", shorten(p.as_str())),
+                    )
+                    .with_primary(span, "does not fit in 64 bits"),
                 );
                 None
             }
@@ -414,8 +477,11 @@ impl Builder {
             Ok(v) if v.is_finite() => Some(Spanned::new(v, span)),
             _ => {
                 self.diags.push(
-                    Diagnostic::error(NUMBER_ERROR, format!("number {} is too large", shorten(p.as_str())))
-                        .with_primary(span, "does not fit in a 64-bit float"),
+                    Diagnostic::error(
+                        NUMBER_ERROR,
+                        format!("number {} is too large", shorten(p.as_str())),
+                    )
+                    .with_primary(span, "does not fit in a 64-bit float"),
                 );
                 None
             }
@@ -471,11 +537,17 @@ impl Builder {
                     // `\u{1b}`: one to six hex digits naming a Unicode scalar value.
                     // Only the next few bytes are looked at, so many `\u{` stay linear.
                     let rest = &inner[i + 2..];
-                    let digits = rest
-                        .strip_prefix('{')
-                        .and_then(|r| r.as_bytes().iter().take(7).position(|&b| b == b'}').map(|end| &r[..end]));
+                    let digits = rest.strip_prefix('{').and_then(|r| {
+                        r.as_bytes()
+                            .iter()
+                            .take(7)
+                            .position(|&b| b == b'}')
+                            .map(|end| &r[..end])
+                    });
                     let value = digits
-                        .filter(|d| (1..=6).contains(&d.len()) && d.chars().all(|c| c.is_ascii_hexdigit()))
+                        .filter(|d| {
+                            (1..=6).contains(&d.len()) && d.chars().all(|c| c.is_ascii_hexdigit())
+                        })
                         .and_then(|d| u32::from_str_radix(d, 16).ok())
                         .and_then(char::from_u32);
                     match (digits, value) {
@@ -497,9 +569,13 @@ impl Builder {
                     }
                 }
                 Some((_, other)) => {
-                    const KNOWN: &str = "a quoted name knows `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\u{..}`";
+                    const KNOWN: &str =
+                        "a quoted name knows `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\u{..}`";
                     let (shown, help) = if other.is_control() {
-                        (format!("`\\` followed by U+{:04X}", other as u32), format!("{KNOWN}; remove the backslash"))
+                        (
+                            format!("`\\` followed by U+{:04X}", other as u32),
+                            format!("{KNOWN}; remove the backslash"),
+                        )
                     } else {
                         (
                             format!("`\\{other}`"),
@@ -508,9 +584,15 @@ impl Builder {
                     };
                     let len = 1 + other.len_utf8();
                     self.diags.push(
-                        Diagnostic::error(SYNTAX_ERROR, format!("unknown escape {shown} in a quoted name"))
-                            .with_primary(Span::new(at + i, at + i + len), "not an escape of the language")
-                            .with_help(help),
+                        Diagnostic::error(
+                            SYNTAX_ERROR,
+                            format!("unknown escape {shown} in a quoted name"),
+                        )
+                        .with_primary(
+                            Span::new(at + i, at + i + len),
+                            "not an escape of the language",
+                        )
+                        .with_help(help),
                     );
                     out.push(other);
                 }
@@ -530,7 +612,6 @@ impl Builder {
         }
     }
 }
-
 
 fn children<'i>(p: &P<'i>, rule: Rule) -> impl Iterator<Item = P<'i>> {
     p.clone().into_inner().filter(move |c| c.as_rule() == rule)

@@ -48,20 +48,36 @@ pub const STATEMENTS: &[(&str, Rule)] = &[
 ];
 
 /// The keys accepted at the top level (for "unknown key" reports).
-pub const STATEMENT_KEYS: &[&str] =
-    &["model", "input", "stem", "defaults", "head", "init", "zero_init_residual", "batch_norm"];
+pub const STATEMENT_KEYS: &[&str] = &[
+    "model",
+    "input",
+    "stem",
+    "defaults",
+    "head",
+    "init",
+    "zero_init_residual",
+    "batch_norm",
+];
 
 /// The statement lines of `text`, blank and comment-only lines left out.
 pub fn split(text: &str) -> Vec<Line<'_>> {
     let mut out = Vec::new();
     // A byte-order mark (which some editors write) is no part of the first line, as in YAML.
-    let mut start = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+    let mut start = if text.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
     for raw in text[start..].split_inclusive('\n') {
         let line = raw.strip_suffix('\n').unwrap_or(raw);
         let body = line.trim_start_matches(is_blank);
         if !body.is_empty() && !body.starts_with('#') {
             let lead = line.len() - body.len();
-            out.push(Line { text: line, start, kind: classify(body, start + lead) });
+            out.push(Line {
+                text: line,
+                start,
+                kind: classify(body, start + lead),
+            });
         }
         start += raw.len();
     }
@@ -158,13 +174,28 @@ mod tests {
     fn first_word_picks_the_statement() {
         assert_eq!(kind("model x"), LineKind::Statement(Rule::model_line));
         assert_eq!(kind("stem conv 3x3"), LineKind::Statement(Rule::stem_line));
-        assert_eq!(kind("conv2_x: basic [64, 64] x2"), LineKind::Statement(Rule::stage_line));
-        assert_eq!(kind("head: basic [64, 64] x2"), LineKind::Statement(Rule::stage_line));
+        assert_eq!(
+            kind("conv2_x: basic [64, 64] x2"),
+            LineKind::Statement(Rule::stage_line)
+        );
+        assert_eq!(
+            kind("head: basic [64, 64] x2"),
+            LineKind::Statement(Rule::stage_line)
+        );
         assert_eq!(kind("bottleneck x3"), LineKind::Statement(Rule::stage_line));
-        assert_eq!(kind("bottlenek [1, 2, 3] x3"), LineKind::Statement(Rule::stage_line));
-        assert_eq!(kind("\"a b\": basic [1, 2]"), LineKind::Statement(Rule::stage_line));
+        assert_eq!(
+            kind("bottlenek [1, 2, 3] x3"),
+            LineKind::Statement(Rule::stage_line)
+        );
+        assert_eq!(
+            kind("\"a b\": basic [1, 2]"),
+            LineKind::Statement(Rule::stage_line)
+        );
         assert_eq!(kind("modle resnet50"), LineKind::Unknown(Span::new(0, 5)));
-        assert_eq!(kind("modle resnet50 # [x]"), LineKind::Unknown(Span::new(0, 5)));
+        assert_eq!(
+            kind("modle resnet50 # [x]"),
+            LineKind::Unknown(Span::new(0, 5))
+        );
         assert_eq!(kind("3x224x224"), LineKind::Garbage);
         assert_eq!(kind("-> 64"), LineKind::Garbage);
     }

@@ -19,7 +19,10 @@ pub fn diagnostic(error: &Error<Rule>, text: &str, base: usize, entry: Rule) -> 
     .min(text.len());
     let (found, found_len) = found_at(text, pos);
     let (message, label) = match &error.variant {
-        ErrorVariant::ParsingError { positives, negatives } => {
+        ErrorVariant::ParsingError {
+            positives,
+            negatives,
+        } => {
             // Say what may come next before "`,`" and "end of line".
             let mut positives = positives.clone();
             positives.sort_by_key(|r| match r {
@@ -30,8 +33,14 @@ pub fn diagnostic(error: &Error<Rule>, text: &str, base: usize, entry: Rule) -> 
             let expected = join(positives.iter().filter_map(|r| describe(*r)));
             let unexpected = join(negatives.iter().filter_map(|r| describe(*r)));
             match (expected.is_empty(), unexpected.is_empty()) {
-                (false, _) => (format!("expected {expected}, found {found}"), format!("expected {expected}")),
-                (true, false) => (format!("unexpected {unexpected}"), "not allowed here".to_string()),
+                (false, _) => (
+                    format!("expected {expected}, found {found}"),
+                    format!("expected {expected}"),
+                ),
+                (true, false) => (
+                    format!("unexpected {unexpected}"),
+                    "not allowed here".to_string(),
+                ),
                 (true, true) => (format!("unexpected {found}"), "not understood".to_string()),
             }
         }
@@ -47,7 +56,10 @@ pub fn not_a_statement(text: &str, base: usize) -> Diagnostic {
     let lead = text.len() - text.trim_start().len();
     let (found, len) = found_at(text, lead);
     Diagnostic::error(SYNTAX_ERROR, format!("expected a statement, found {found}"))
-        .with_primary(Span::new(base + lead, base + lead + len), "expected a statement keyword or a stage")
+        .with_primary(
+            Span::new(base + lead, base + lead + len),
+            "expected a statement keyword or a stage",
+        )
         .with_help(lines::STATEMENT_HELP)
 }
 

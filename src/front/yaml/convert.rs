@@ -19,7 +19,11 @@ impl<'a> Spans<'a> {
 
     /// Byte offset where a location starts (clamped to the text).
     pub fn start_of(&self, loc: &Location) -> usize {
-        let offset = match loc.span().byte_offset().and_then(|b| usize::try_from(b).ok()) {
+        let offset = match loc
+            .span()
+            .byte_offset()
+            .and_then(|b| usize::try_from(b).ok())
+        {
             Some(b) => b,
             None => {
                 let line = usize::try_from(loc.line()).unwrap_or(usize::MAX);
@@ -33,14 +37,23 @@ impl<'a> Spans<'a> {
     /// The span of a scalar (or of any single token saphyr located).
     pub fn token(&self, loc: &Location) -> Span {
         let start = self.start_of(loc);
-        let len = loc.span().byte_len().and_then(|l| usize::try_from(l).ok()).unwrap_or(0);
+        let len = loc
+            .span()
+            .byte_len()
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(0);
         if len > 0 {
-            let end = floor_boundary(&self.file.text, start.saturating_add(len).min(self.file.text.len()));
+            let end = floor_boundary(
+                &self.file.text,
+                start.saturating_add(len).min(self.file.text.len()),
+            );
             return Span::new(start, end);
         }
         // No length known: up to the end of the plain token.
         let rest = self.file.text.get(start..).unwrap_or("");
-        let token_len = rest.find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}')).unwrap_or(rest.len());
+        let token_len = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}'))
+            .unwrap_or(rest.len());
         Span::new(start, start + token_len)
     }
 
@@ -135,7 +148,11 @@ pub fn document_span(text: &str) -> Span {
         let body = line.trim_start();
         let indent = line.len() - body.len();
         let t = body.trim_end();
-        let skip = t.is_empty() || t.starts_with('#') || t.starts_with('%') || t == "---" || t.starts_with("--- #");
+        let skip = t.is_empty()
+            || t.starts_with('#')
+            || t.starts_with('%')
+            || t == "---"
+            || t.starts_with("--- #");
         if !skip {
             return first_line_from(text, offset + indent);
         }
@@ -160,7 +177,10 @@ pub struct Converter<'a> {
 
 impl<'a> Converter<'a> {
     pub fn new(file: &'a SourceFile) -> Self {
-        Converter { spans: Spans::new(file), errors: Vec::new() }
+        Converter {
+            spans: Spans::new(file),
+            errors: Vec::new(),
+        }
     }
 
     /// A scalar with its span. A number or boolean written in quotes is a string in
@@ -171,9 +191,15 @@ impl<'a> Converter<'a> {
             let text = self.spans.text(span);
             if text.starts_with(['"', '\'']) {
                 self.errors.push(
-                    Diagnostic::error("E-yaml-type", format!("wrong type: expected {expected}, found the string {text}"))
-                        .with_primary(span, format!("expected {expected}, not a quoted string"))
-                        .with_help(format!("remove the quotes: `{}`", text.trim_matches(['"', '\'']))),
+                    Diagnostic::error(
+                        "E-yaml-type",
+                        format!("wrong type: expected {expected}, found the string {text}"),
+                    )
+                    .with_primary(span, format!("expected {expected}, not a quoted string"))
+                    .with_help(format!(
+                        "remove the quotes: `{}`",
+                        text.trim_matches(['"', '\''])
+                    )),
                 );
             }
         }
@@ -190,7 +216,11 @@ impl<'a> Converter<'a> {
     fn present<T>(&mut self, v: Entry<T>) -> Option<YSpanned<T>> {
         let v = v?;
         match v.value {
-            Some(value) => Some(YSpanned { value, referenced: v.referenced, defined: v.defined }),
+            Some(value) => Some(YSpanned {
+                value,
+                referenced: v.referenced,
+                defined: v.defined,
+            }),
             None => {
                 let at = self.spans.token(loc_of(&v));
                 let (key, span) = self.key_of(at);
@@ -217,16 +247,27 @@ impl<'a> Converter<'a> {
     fn key_of(&self, at: Span) -> (String, Span) {
         let text = self.spans.text(Span::new(0, self.spans.file.text.len()));
         // The colon itself may be where an empty value is located.
-        let end = if text[at.start..].starts_with(':') { at.start + 1 } else { at.start };
+        let end = if text[at.start..].starts_with(':') {
+            at.start + 1
+        } else {
+            at.start
+        };
         let upto = &text[..end];
-        let Some(colon) = upto.rfind(':') else { return ("?".to_owned(), at) };
+        let Some(colon) = upto.rfind(':') else {
+            return ("?".to_owned(), at);
+        };
         let before = upto[..colon].trim_end();
-        let start = before.rfind(|c: char| c.is_whitespace() || matches!(c, '{' | '[' | ',')).map_or(0, |i| i + 1);
+        let start = before
+            .rfind(|c: char| c.is_whitespace() || matches!(c, '{' | '[' | ','))
+            .map_or(0, |i| i + 1);
         let key = &before[start..];
         if key.is_empty() {
             return ("?".to_owned(), at);
         }
-        (key.trim_matches(['"', '\'']).to_owned(), Span::new(start, start + key.len()))
+        (
+            key.trim_matches(['"', '\'']).to_owned(),
+            Span::new(start, start + key.len()),
+        )
     }
 
     /// A mapping or sequence field, converted by `f` and spanned by its first line.
@@ -280,11 +321,17 @@ impl<'a> Converter<'a> {
                             .with_help("write `input: [channels, height, width]`, e.g. `input: [3, 224, 224]`"),
                     );
                 }
-                InputAst { channels, height, width }
+                InputAst {
+                    channels,
+                    height,
+                    width,
+                }
             }
-            InputRepr::Map(m) => {
-                InputAst { channels: self.field(m.channels), height: self.field(m.height), width: self.field(m.width) }
-            }
+            InputRepr::Map(m) => InputAst {
+                channels: self.field(m.channels),
+                height: self.field(m.height),
+                width: self.field(m.width),
+            },
         }
     }
 
@@ -332,7 +379,10 @@ impl<'a> Converter<'a> {
     }
 
     fn projection(&mut self, p: Entry<ProjectionRepr>) -> Field<ProjectionAst> {
-        self.section(p, |c, p| ProjectionAst { bn: c.field(p.bn), bias: c.field(p.bias) })
+        self.section(p, |c, p| ProjectionAst {
+            bn: c.field(p.bn),
+            bias: c.field(p.bias),
+        })
     }
 
     fn options(&mut self, o: OptionsRepr) -> BlockOptionsAst {

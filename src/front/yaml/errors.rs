@@ -18,7 +18,9 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
     let span = location.map_or_else(|| Span::new(0, 0), |l| label_span(file, &spans, &l));
     let found = file.text.get(span.range()).unwrap_or("").to_owned();
     match inner {
-        Error::SerdeUnknownField { field, expected, .. } => unknown_key(field, expected, span),
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => unknown_key(field, expected, span),
         Error::DuplicateMappingKey { key, .. } => {
             let key = key.clone().unwrap_or_else(|| found.clone());
             let d = Diagnostic::error("E-duplicate-key", format!("duplicate key `{key}`"))
@@ -39,16 +41,31 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
             Diagnostic::error("E-yaml-type", format!("`{value}` is not a finite number"))
                 .with_primary(span, "expected a finite number")
         }
-        Error::SerdeInvalidType { unexpected, expected, .. }
-        | Error::SerdeInvalidValue { unexpected, expected, .. } => Diagnostic::error(
+        Error::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        }
+        | Error::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => Diagnostic::error(
             "E-yaml-type",
-            format!("wrong type: expected {}, found {unexpected}", plain_expected(expected)),
+            format!(
+                "wrong type: expected {}, found {unexpected}",
+                plain_expected(expected)
+            ),
         )
         .with_primary(span, format!("expected {}", plain_expected(expected))),
-        Error::SerdeInvalidLength { len, expected, .. } => {
-            Diagnostic::error("E-yaml-type", format!("wrong length: expected {expected}, found {len} item{}", if *len == 1 { "" } else { "s" }))
-                .with_primary(span, format!("expected {expected}"))
-        }
+        Error::SerdeInvalidLength { len, expected, .. } => Diagnostic::error(
+            "E-yaml-type",
+            format!(
+                "wrong length: expected {expected}, found {len} item{}",
+                if *len == 1 { "" } else { "s" }
+            ),
+        )
+        .with_primary(span, format!("expected {expected}")),
         Error::Unexpected { expected, .. } => {
             let what = match *expected {
                 "mapping start" => "a mapping (`key: value` entries)",
@@ -56,11 +73,15 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
                 "string scalar" | "scalar" | "value" => "a single value",
                 other => other,
             };
-            Diagnostic::error("E-yaml-type", format!("wrong type: expected {what}, found {}", describe(&found)))
-                .with_primary(span, format!("expected {what}"))
+            Diagnostic::error(
+                "E-yaml-type",
+                format!("wrong type: expected {what}, found {}", describe(&found)),
+            )
+            .with_primary(span, format!("expected {what}"))
         }
         Error::SerdeMissingField { field, .. } => {
-            Diagnostic::error("E-yaml-type", format!("missing key `{field}`")).with_primary(span, "in this mapping")
+            Diagnostic::error("E-yaml-type", format!("missing key `{field}`"))
+                .with_primary(span, "in this mapping")
         }
         Error::TaggedScalarCannotDeserializeIntoString { .. }
         | Error::TaggedEnumMismatch { .. }
@@ -71,11 +92,14 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
         | Error::BytesNotSupportedMissingBinaryTag { .. }
         | Error::QuotingRequired { .. } => {
             let message = plain_message(inner);
-            Diagnostic::error("E-yaml-type", format!("wrong type: {message}")).with_primary(span, message)
+            Diagnostic::error("E-yaml-type", format!("wrong type: {message}"))
+                .with_primary(span, message)
         }
-        Error::Budget { breach: BudgetBreach::Documents { .. }, .. } | Error::MultipleDocuments { .. } => {
-            several_documents(file, span)
+        Error::Budget {
+            breach: BudgetBreach::Documents { .. },
+            ..
         }
+        | Error::MultipleDocuments { .. } => several_documents(file, span),
         Error::Budget { breach, .. } => limit(&budget_message(breach), span),
         Error::AliasReplayCounterOverflow { .. }
         | Error::AliasReplayLimitExceeded { .. }
@@ -83,12 +107,16 @@ pub fn diagnostic(file: &SourceFile, error: &Error) -> Diagnostic {
         | Error::AliasReplayStackDepthExceeded { .. } => limit("aliases expand to too much", span),
         _ => {
             let message = plain_message(inner);
-            let d = Diagnostic::error("E-yaml-syntax", format!("invalid YAML: {message}")).with_primary(span, message);
+            let d = Diagnostic::error("E-yaml-syntax", format!("invalid YAML: {message}"))
+                .with_primary(span, message);
             match unclosed_bracket(&file.text, span.start) {
                 Some((open, c)) => {
                     let close = if c == '[' { ']' } else { '}' };
-                    d.with_secondary(Span::new(open, open + 1), format!("this `{c}` is still open here"))
-                        .with_help(format!("close it with `{close}`"))
+                    d.with_secondary(
+                        Span::new(open, open + 1),
+                        format!("this `{c}` is still open here"),
+                    )
+                    .with_help(format!("close it with `{close}`"))
                 }
                 None => d,
             }
@@ -134,7 +162,9 @@ fn innermost(error: &Error) -> (&Error, Option<Location>) {
     for _ in 0..16 {
         match e {
             Error::WithSnippet { error, .. } => e = error,
-            Error::AliasError { error, locations, .. } => {
+            Error::AliasError {
+                error, locations, ..
+            } => {
                 location = location.or_else(|| locations.primary_location());
                 e = error;
             }
@@ -192,7 +222,9 @@ fn first_occurrence(text: &str, key: &str, dup: usize) -> Option<Span> {
         let (before, at) = (line.get(..column), line.get(column..));
         if let (Some(before), Some(at)) = (before, at) {
             if before.chars().all(|c| c == ' ' || c == '-')
-                && at.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
+                && at
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with(':'))
             {
                 return Some(Span::new(start + column, start + column + key.len()));
             }
@@ -207,9 +239,14 @@ fn first_occurrence(text: &str, key: &str, dup: usize) -> Option<Span> {
 
 /// A document too big or too deep to be a spec.
 pub fn limit(what: &str, span: Span) -> Diagnostic {
-    Diagnostic::error("E-yaml-limit", format!("the document is too large to be a spec: {what}"))
-        .with_primary(span, "limit reached here")
-        .with_note("a spec is a few dozen lines of mappings and lists; size, nesting and aliases are limited")
+    Diagnostic::error(
+        "E-yaml-limit",
+        format!("the document is too large to be a spec: {what}"),
+    )
+    .with_primary(span, "limit reached here")
+    .with_note(
+        "a spec is a few dozen lines of mappings and lists; size, nesting and aliases are limited",
+    )
 }
 
 /// What a budget breach means for a spec author: the limit that was passed, in words.
@@ -220,16 +257,24 @@ fn budget_message(breach: &BudgetBreach) -> String {
         BudgetBreach::Depth { depth } => format!("nested {depth} levels deep"),
         BudgetBreach::Nodes { nodes } => format!("more than {} values", past(*nodes)),
         BudgetBreach::Events { events } => format!("more than {} YAML events", past(*events)),
-        BudgetBreach::Aliases { aliases } => format!("more than {} aliases (`*name`)", past(*aliases)),
+        BudgetBreach::Aliases { aliases } => {
+            format!("more than {} aliases (`*name`)", past(*aliases))
+        }
         BudgetBreach::AliasAnchorRatio { aliases, anchors } => {
             format!("{aliases} aliases (`*name`) of only {anchors} anchors")
         }
-        BudgetBreach::Anchors { anchors } => format!("more than {} anchors (`&name`)", past(*anchors)),
-        BudgetBreach::MergeKeys { merge_keys } => format!("more than {} merge keys (`<<`)", past(*merge_keys)),
+        BudgetBreach::Anchors { anchors } => {
+            format!("more than {} anchors (`&name`)", past(*anchors))
+        }
+        BudgetBreach::MergeKeys { merge_keys } => {
+            format!("more than {} merge keys (`<<`)", past(*merge_keys))
+        }
         BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
             "anchored values (`&name`) too large to repeat".to_owned()
         }
-        BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => "too much text".to_owned(),
+        BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
+            "too much text".to_owned()
+        }
         BudgetBreach::SequenceUnbalanced => "a closing bracket without its opening one".to_owned(),
         // Limits of YAML features a spec never uses (includes, property interpolation).
         _ => "a limit of the YAML reader".to_owned(),
@@ -239,9 +284,12 @@ fn budget_message(breach: &BudgetBreach) -> String {
 /// A file with a second YAML document (`---` after the first one's content).
 fn several_documents(file: &SourceFile, span: Span) -> Diagnostic {
     let second = second_document(&file.text).unwrap_or(span);
-    Diagnostic::error("E-yaml-syntax", "a spec is a single YAML document, but this file holds more than one")
-        .with_primary(second, "a second document starts here")
-        .with_help("remove this `---` line and what follows it, or put each spec in a file of its own")
+    Diagnostic::error(
+        "E-yaml-syntax",
+        "a spec is a single YAML document, but this file holds more than one",
+    )
+    .with_primary(second, "a second document starts here")
+    .with_help("remove this `---` line and what follows it, or put each spec in a file of its own")
 }
 
 /// The `---` line that starts the second document: the first `---` after a line of
@@ -255,7 +303,10 @@ fn second_document(text: &str) -> Option<Span> {
             if content {
                 return Some(Span::new(offset, offset + 3));
             }
-        } else if !body.trim_start().is_empty() && !body.trim_start().starts_with('#') && !body.starts_with('%') {
+        } else if !body.trim_start().is_empty()
+            && !body.trim_start().starts_with('#')
+            && !body.starts_with('%')
+        {
             content = true;
         }
         offset += line.len();
@@ -276,10 +327,12 @@ fn unknown_key(field: &str, expected: &[&'static str], span: Span) -> Diagnostic
 fn invalid_scalar(ty: &str, found: &str, span: Span) -> Diagnostic {
     let found = found.trim();
     match ty {
-        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "isize" => {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize"
+        | "isize" => {
             let digits = found.trim_start_matches(['-', '+']);
             let fits = found.replace('_', "").parse::<i64>().is_ok();
-            if !fits && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '_') {
+            if !fits && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
+            {
                 Diagnostic::error("E-yaml-type", format!("integer `{found}` is too large"))
                     .with_primary(span, "does not fit in 64 bits")
             } else {
@@ -308,7 +361,8 @@ fn tag_before(text: &str, start: usize) -> Option<&str> {
 /// A scalar whose explicit tag makes it something other than the field's type.
 fn tagged_scalar(ty: &str, tag: &str, found: &str, span: Span) -> Diagnostic {
     let expected = match ty {
-        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "isize" => "an integer",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize"
+        | "isize" => "an integer",
         "f32" | "f64" | "floating point" => "a number",
         "bool" | "boolean" => "`true` or `false`",
         _ => "a value of another type",
@@ -321,14 +375,23 @@ fn tagged_scalar(ty: &str, tag: &str, found: &str, span: Span) -> Diagnostic {
         "!!null" => "null".to_owned(),
         other => format!("a value tagged `{other}`"),
     };
-    Diagnostic::error("E-yaml-type", format!("wrong type: expected {expected}, found {what} (`{tag} {}`)", found.trim()))
-        .with_primary(span, format!("expected {expected}"))
-        .with_help(format!("remove the `{tag}` tag: `{}`", found.trim()))
+    Diagnostic::error(
+        "E-yaml-type",
+        format!(
+            "wrong type: expected {expected}, found {what} (`{tag} {}`)",
+            found.trim()
+        ),
+    )
+    .with_primary(span, format!("expected {expected}"))
+    .with_help(format!("remove the `{tag}` tag: `{}`", found.trim()))
 }
 
 fn wrong_type(expected: &str, found: &str, span: Span) -> Diagnostic {
-    Diagnostic::error("E-yaml-type", format!("wrong type: expected {expected}, found `{found}`"))
-        .with_primary(span, format!("expected {expected}"))
+    Diagnostic::error(
+        "E-yaml-type",
+        format!("wrong type: expected {expected}, found `{found}`"),
+    )
+    .with_primary(span, format!("expected {expected}"))
 }
 
 /// serde's "expected" phrases, with the struct names of the private schema replaced by

@@ -29,7 +29,10 @@ pub fn parse(file: &SourceFile) -> Result<SpecAst, Vec<Diagnostic>> {
     let span = convert::document_span(&file.text);
     if span == crate::span::Span::DUMMY && file.text.trim().is_empty() {
         // Nothing but blanks: an empty spec, whose missing sections lowering reports.
-        return Ok(SpecAst { span, ..SpecAst::default() });
+        return Ok(SpecAst {
+            span,
+            ..SpecAst::default()
+        });
     }
     let root: schema::RootRepr = match serde_saphyr::from_str_with_options(&file.text, options()) {
         Ok(root) => root,
@@ -43,7 +46,6 @@ pub fn parse(file: &SourceFile) -> Result<SpecAst, Vec<Diagnostic>> {
         Err(converter.errors)
     }
 }
-
 
 /// Limits far above any real spec (a few hundred nodes), far below what would take
 /// noticeable time or memory: deep nesting and alias bombs fail fast with `E-yaml-limit`.

@@ -19,15 +19,31 @@ use serde_saphyr::Spanned;
 use std::fmt;
 
 /// Keys of the top level.
-pub const ROOT_KEYS: &[&str] =
-    &["name", "input", "stem", "defaults", "stages", "head", "init", "zero_init_residual", "batch_norm"];
+pub const ROOT_KEYS: &[&str] = &[
+    "name",
+    "input",
+    "stem",
+    "defaults",
+    "stages",
+    "head",
+    "init",
+    "zero_init_residual",
+    "batch_norm",
+];
 /// Keys of the mapping form of `input`.
 pub const INPUT_KEYS: &[&str] = &["channels", "height", "width"];
 pub const STEM_KEYS: &[&str] = &["conv", "bn", "relu", "pool"];
 pub const CONV_KEYS: &[&str] = &["filters", "kernel", "stride", "padding", "bias"];
 pub const POOL_KEYS: &[&str] = &["kind", "kernel", "stride", "padding", "ceil_mode"];
-pub const OPTIONS_KEYS: &[&str] =
-    &["block", "stride_on", "shortcut", "projection", "groups", "width_per_group", "bias"];
+pub const OPTIONS_KEYS: &[&str] = &[
+    "block",
+    "stride_on",
+    "shortcut",
+    "projection",
+    "groups",
+    "width_per_group",
+    "bias",
+];
 pub const PROJECTION_KEYS: &[&str] = &["bn", "bias"];
 pub const STAGE_KEYS: &[&str] = &[
     "stage",
@@ -42,7 +58,14 @@ pub const STAGE_KEYS: &[&str] = &[
     "width_per_group",
     "bias",
 ];
-pub const HEAD_KEYS: &[&str] = &["norm", "pool", "dropout", "in_features", "classes", "softmax"];
+pub const HEAD_KEYS: &[&str] = &[
+    "norm",
+    "pool",
+    "dropout",
+    "in_features",
+    "classes",
+    "softmax",
+];
 pub const BATCH_NORM_KEYS: &[&str] = &["eps", "momentum"];
 
 /// Where a list of accepted keys applies, as a phrase ("in stage", "at the top level"),
@@ -60,7 +83,10 @@ pub fn section_of(expected: &[&str]) -> &'static str {
         (HEAD_KEYS, "in head"),
         (BATCH_NORM_KEYS, "in batch_norm"),
     ];
-    SECTIONS.iter().find(|(keys, _)| *keys == expected).map_or("in this mapping", |(_, name)| name)
+    SECTIONS
+        .iter()
+        .find(|(keys, _)| *keys == expected)
+        .map_or("in this mapping", |(_, name)| name)
 }
 
 /// A key's value: `None` when the key is left out; otherwise its place and value, where
@@ -70,7 +96,9 @@ pub type Entry<T> = Option<Spanned<Option<T>>>;
 
 /// Reads a key that is present as `Some`, null included (serde's own `Option` handling
 /// would take a null for a missing key).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(deserializer).map(Some)
 }
 
@@ -122,7 +150,9 @@ impl<'de> Deserialize<'de> for InputRepr {
             type Value = InputRepr;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list [channels, height, width] or a mapping {channels, height, width}")
+                f.write_str(
+                    "a list [channels, height, width] or a mapping {channels, height, width}",
+                )
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputRepr, A::Error> {
@@ -138,7 +168,8 @@ impl<'de> Deserialize<'de> for InputRepr {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<InputRepr, A::Error> {
-                InputMapRepr::deserialize(de::value::MapAccessDeserializer::new(map)).map(InputRepr::Map)
+                InputMapRepr::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(InputRepr::Map)
             }
         }
 
@@ -209,11 +240,19 @@ impl<'de> Deserialize<'de> for StemPoolRepr {
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<StemPoolRepr, E> {
-                Ok(if v == "none" { StemPoolRepr::None } else { StemPoolRepr::Other(v.to_owned()) })
+                Ok(if v == "none" {
+                    StemPoolRepr::None
+                } else {
+                    StemPoolRepr::Other(v.to_owned())
+                })
             }
 
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<StemPoolRepr, E> {
-                Ok(if v { StemPoolRepr::Other(v.to_string()) } else { StemPoolRepr::None })
+                Ok(if v {
+                    StemPoolRepr::Other(v.to_string())
+                } else {
+                    StemPoolRepr::None
+                })
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<StemPoolRepr, E> {

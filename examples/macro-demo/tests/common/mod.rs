@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use resnetc::span::{SourceFile, Syntax};
-use resnetc::valid::{BnLayer, ConvLayer, Network, ShortcutPlan};
+use resnetc::valid::{BnLayer, ConvLayer, Network};
 use resnetc::{Compiled, Overrides};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +32,8 @@ pub fn compile(spec: &str, overrides: &Overrides) -> Compiled {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(spec);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let file = SourceFile::new(spec, text, Syntax::from_path(spec).expect("spec extension"));
-    resnetc::compile_with(&file, overrides).unwrap_or_else(|d| panic!("{}", resnetc::diag::render(&file, &d)))
+    resnetc::compile_with(&file, overrides)
+        .unwrap_or_else(|d| panic!("{}", resnetc::diag::render(&file, &d)))
 }
 
 /// Name -> (shape, trainable) of every variable the network implies: `weight`/`bias` of
@@ -41,19 +42,21 @@ pub fn expected_variables(net: &Network) -> BTreeMap<String, (Vec<i64>, bool)> {
     let mut vars = BTreeMap::new();
     let mut conv = |c: &ConvLayer| {
         let k = c.kernel as i64;
-        let shape = vec![c.out_channels as i64, (c.in_channels / c.groups) as i64, k, k];
+        let shape = vec![
+            c.out_channels as i64,
+            (c.in_channels / c.groups) as i64,
+            k,
+            k,
+        ];
         vars.insert(format!("{}.weight", c.name), (shape, true));
         if c.bias {
-            vars.insert(format!("{}.bias", c.name), (vec![c.out_channels as i64], true));
+            vars.insert(
+                format!("{}.bias", c.name),
+                (vec![c.out_channels as i64], true),
+            );
         }
     };
-    conv(&net.stem.conv);
-    for b in &net.blocks {
-        b.convs.iter().for_each(&mut conv);
-        if let ShortcutPlan::Projection { conv: c, .. } = &b.shortcut {
-            conv(c);
-        }
-    }
+    net.convs().for_each(&mut conv);
     let bns: Vec<&BnLayer> = net.batch_norms().collect();
     for bn in bns {
         let c = vec![bn.channels as i64];
@@ -63,7 +66,10 @@ pub fn expected_variables(net: &Network) -> BTreeMap<String, (Vec<i64>, bool)> {
         vars.insert(format!("{}.running_var", bn.name), (c, false));
     }
     let fc = &net.head.fc;
-    vars.insert("fc.weight".into(), (vec![fc.out_features as i64, fc.in_features as i64], true));
+    vars.insert(
+        "fc.weight".into(),
+        (vec![fc.out_features as i64, fc.in_features as i64], true),
+    );
     vars.insert("fc.bias".into(), (vec![fc.out_features as i64], true));
     vars
 }
@@ -73,9 +79,16 @@ pub fn expected_variables(net: &Network) -> BTreeMap<String, (Vec<i64>, bool)> {
 pub fn check_variables(vs: &nn::VarStore, compiled: &Compiled) {
     let net = &compiled.network;
     let vars = vs.variables();
-    let actual: BTreeMap<String, (Vec<i64>, bool)> =
-        vars.iter().map(|(name, t)| (name.clone(), (t.size(), t.requires_grad()))).collect();
-    assert_eq!(actual, expected_variables(net), "variables of {}", compiled.model.name);
+    let actual: BTreeMap<String, (Vec<i64>, bool)> = vars
+        .iter()
+        .map(|(name, t)| (name.clone(), (t.size(), t.requires_grad())))
+        .collect();
+    assert_eq!(
+        actual,
+        expected_variables(net),
+        "variables of {}",
+        compiled.model.name
+    );
 
     // Every row of the layer table with parameters owns exactly the variables under its name.
     let mut by_module: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -95,18 +108,33 @@ pub fn check_variables(vs: &nn::VarStore, compiled: &Compiled) {
         .filter(|r| r.params > 0 || r.non_trainable > 0)
         .map(|r| (r.name.as_str(), (r.params, r.non_trainable)))
         .collect();
-    assert_eq!(by_module, rows, "parameters per layer of {}", compiled.model.name);
+    assert_eq!(
+        by_module, rows,
+        "parameters per layer of {}",
+        compiled.model.name
+    );
 
-    let trainable: u64 = vs.trainable_variables().iter().map(|t| t.numel() as u64).sum();
+    let trainable: u64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as u64)
+        .sum();
     assert_eq!(trainable, net.totals.trainable_params);
-    let non_trainable: u64 = vars.values().filter(|t| !t.requires_grad()).map(|t| t.numel() as u64).sum();
+    let non_trainable: u64 = vars
+        .values()
+        .filter(|t| !t.requires_grad())
+        .map(|t| t.numel() as u64)
+        .sum();
     assert_eq!(non_trainable, net.totals.non_trainable_params);
 }
 
 /// A random input batch of `n` samples of `[c, h, w]`.
 pub fn batch(n: i64, shape: [i64; 3]) -> Tensor {
     let _rng = rng();
-    Tensor::randn([n, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu))
+    Tensor::randn(
+        [n, shape[0], shape[1], shape[2]],
+        (Kind::Float, Device::Cpu),
+    )
 }
 
 /// Gives BN layers non-trivial affine parameters and running statistics, so an eval-mode
@@ -116,7 +144,9 @@ pub fn randomize_batch_norms(vs: &nn::VarStore) {
     let vars = vs.variables();
     tch::no_grad(|| {
         for (name, t) in &vars {
-            let Some((module, leaf)) = name.rsplit_once('.') else { continue };
+            let Some((module, leaf)) = name.rsplit_once('.') else {
+                continue;
+            };
             let is_bn = vars.contains_key(&format!("{module}.running_mean"));
             let mut t = t.shallow_clone();
             match (is_bn, leaf) {
@@ -148,12 +178,15 @@ pub fn check_against_runtime<M: ModuleT>(
     input: [i64; 3],
 ) {
     let name = &compiled.model.name;
-    let (runtime_vs, runtime) =
-        build(|p| resnetc::runtime::ResNet::new(p, compiled).expect("the runtime builds every checked spec"));
+    let (runtime_vs, runtime) = build(|p| {
+        resnetc::runtime::ResNet::new(p, compiled).expect("the runtime builds every checked spec")
+    });
     randomize_batch_norms(&runtime_vs);
     let (mut generated_vs, generated) = build(new);
     // The runtime's store has `num_batches_tracked` besides: copy into the generated one.
-    generated_vs.copy(&runtime_vs).expect("the runtime has every generated variable");
+    generated_vs
+        .copy(&runtime_vs)
+        .expect("the runtime has every generated variable");
 
     let x = batch(3, input);
     for train in [false, true, false] {
@@ -168,13 +201,19 @@ pub fn check_against_runtime<M: ModuleT>(
             (generated.forward_t(&x, train), runtime.forward_t(&x, train))
         };
         let d = max_diff(&a, &b);
-        assert!(d <= 1e-5, "{name}: generated and runtime differ by {d} (train = {train})");
+        assert!(
+            d <= 1e-5,
+            "{name}: generated and runtime differ by {d} (train = {train})"
+        );
     }
     // Train mode moved the running statistics the same way in both.
     let rt = runtime_vs.variables();
     for (var, t) in generated_vs.variables() {
         let d = max_diff(&t, &rt[&var]);
-        assert!(d <= 1e-6, "{name}: {var} differs by {d} after training-mode passes");
+        assert!(
+            d <= 1e-6,
+            "{name}: {var} differs by {d} after training-mode passes"
+        );
     }
 }
 
@@ -189,7 +228,10 @@ pub fn check_same_network<A: ModuleT, B: ModuleT>(
     randomize_batch_norms(&vs_a);
     let (mut vs_b, b) = build(build_b);
     let shapes = |vs: &nn::VarStore| -> BTreeMap<String, Vec<i64>> {
-        vs.variables().into_iter().map(|(name, t)| (name, t.size())).collect()
+        vs.variables()
+            .into_iter()
+            .map(|(name, t)| (name, t.size()))
+            .collect()
     };
     assert_eq!(shapes(&vs_a), shapes(&vs_b));
     vs_b.copy(&vs_a).expect("same variables");
