@@ -183,7 +183,7 @@ impl PrepareReport {
 pub struct InferenceModel<'a> {
     net: &'a ResNet,
     opts: InferenceOptions,
-    plan: Plan,
+    plan: Plan<'a>,
     device: Device,
     /// Kind of convolution weights and activations.
     compute: Kind,
@@ -237,9 +237,6 @@ struct PConv {
     input: Shape,
 }
 
-/// Marks a plan error for a layer the passes do not handle.
-const UNSUPPORTED: &str = "unsupported: ";
-
 /// Eval-mode BN that stays unfolded.
 #[derive(Debug)]
 struct PBn {
@@ -257,29 +254,42 @@ struct Unit {
     bn: Option<PBn>,
 }
 
+/// One step of a prepared block or stem.
 #[derive(Debug)]
-enum PShortcut {
-    None,
-    Identity,
-    ZeroPad { stride: i64, extra: i64 },
-    Projection(Unit),
+enum Step<'a> {
+    /// A convolution with the BN after it (folded or not), then ReLU if set.
+    Unit(Unit, bool),
+    /// A norm layer on its own (a pre-activation block's first BN, GroupNorm), then
+    /// ReLU if set.
+    Norm(PNorm, bool),
+    Relu,
+    Pool(PoolLayer),
+    /// A layer the passes run as the runtime does (blur, attention, subsampling; drop
+    /// path is the identity in eval mode).
+    Layer(&'a RLayer),
+}
+
+/// Eval-mode norm that is not folded.
+#[derive(Debug)]
+enum PNorm {
+    Batch(PBn),
+    Group { w: Tensor, b: Tensor, groups: i64, eps: f64 },
 }
 
 #[derive(Debug)]
-struct PBlock {
-    /// `bn1` of a pre-activation block (then `units[i]` carries `bn{i+2}`).
-    lead: Option<PBn>,
-    units: Vec<Unit>,
-    shortcut: PShortcut,
+struct PBlock<'a> {
+    pre: Vec<Step<'a>>,
+    branch: Vec<Step<'a>>,
+    /// `(from_pre, steps)`; `None` for plain blocks.
+    shortcut: Option<(bool, Vec<Step<'a>>)>,
+    relu_after_add: bool,
 }
 
 #[derive(Debug)]
-struct Plan {
-    stem: Unit,
-    stem_relu: bool,
-    pool: Option<PoolLayer>,
-    blocks: Vec<PBlock>,
-    head_norm: Option<PBn>,
+struct Plan<'a> {
+    stem: Vec<Step<'a>>,
+    blocks: Vec<PBlock<'a>>,
+    head_norm: Option<PNorm>,
     head_pool: HeadPool,
     fc_w: Tensor,
     fc_b: Tensor,
@@ -317,6 +327,18 @@ impl PlanBuilder<'_> {
             mean: self.param(&bn.running_mean, self.bn_kind)?,
             var: self.param(&bn.running_var, self.bn_kind)?,
             eps: bn.eps,
+        })
+    }
+
+    fn norm(&self, n: &Norm) -> Result<PNorm, TchError> {
+        Ok(match n {
+            Norm::Batch(bn) => PNorm::Batch(self.bn(bn)?),
+            Norm::Group(g) => PNorm::Group {
+                w: self.param(&g.weight, self.bn_kind)?,
+                b: self.param(&g.bias, self.bn_kind)?,
+                groups: g.groups,
+                eps: g.eps,
+            },
         })
     }
 
@@ -412,13 +434,7 @@ impl<'a> InferenceModel<'a> {
             next_id: 0,
             folded: 0,
         };
-        let plan = Self::plan(net, &mut b).map_err(|e| match e {
-            TchError::Kind(m) if m.starts_with(UNSUPPORTED) => RuntimeError::Unsupported(format!(
-                "the inference passes do not handle {} yet",
-                &m[UNSUPPORTED.len()..]
-            )),
-            e => RuntimeError::torch("folding BN into the convolutions")(e),
-        })?;
+        let plan = Self::plan(net, &mut b).map_err(RuntimeError::torch("folding BN into the convolutions"))?;
         // oneDNN's fused kernels write residual sums in place: only without autograd.
         let onednn = (device == Device::Cpu
             && opts.dtype == DType::F32
@@ -448,105 +464,48 @@ impl<'a> InferenceModel<'a> {
         })
     }
 
-    fn plan(net: &ResNet, b: &mut PlanBuilder) -> Result<Plan, TchError> {
-        let unsupported = |what: &str| TchError::Kind(format!("{UNSUPPORTED}{what}"));
-        fn batch(l: &RLayer) -> Option<&BatchNorm> {
-            match l {
-                RLayer::Norm(Norm::Batch(bn), _) => Some(bn),
-                _ => None,
-            }
+    /// The steps of a layer list: each convolution with the BN that follows it.
+    fn plan_steps<'n>(layers: &'n [RLayer], b: &mut PlanBuilder) -> Result<Vec<Step<'n>>, TchError> {
+        let mut out = Vec::new();
+        let mut it = layers.iter().peekable();
+        while let Some(l) = it.next() {
+            out.push(match l {
+                RLayer::Conv(conv) => match it.peek() {
+                    Some(RLayer::Norm(Norm::Batch(bn), relu)) => {
+                        it.next();
+                        Step::Unit(b.unit(conv, Some(bn))?, *relu)
+                    }
+                    _ => Step::Unit(b.unit(conv, None)?, false),
+                },
+                RLayer::Norm(n, relu) => Step::Norm(b.norm(n)?, *relu),
+                RLayer::Relu(_) => Step::Relu,
+                RLayer::Pool(p) => Step::Pool(p.clone()),
+                other => Step::Layer(other),
+            });
         }
-        // The stem: conv1, then BN (+ ReLU) or a ReLU, then one pooling layer.
-        let mut it = net.stem.layers.iter().peekable();
-        let Some(RLayer::Conv(conv)) = it.next() else {
-            return Err(unsupported("this stem"));
-        };
-        let mut stem_bn = None;
-        let mut stem_relu = false;
-        match it.peek() {
-            Some(RLayer::Norm(Norm::Batch(bn), relu)) => {
-                stem_bn = Some(bn);
-                stem_relu = *relu;
-                it.next();
-            }
-            Some(RLayer::Relu(_)) => {
-                stem_relu = true;
-                it.next();
-            }
-            _ => {}
-        }
-        let pool = match it.next() {
-            None => None,
-            Some(RLayer::Pool(p)) if it.peek().is_none() => Some(p.clone()),
-            Some(_) => return Err(unsupported("this stem")),
-        };
-        let stem = b.unit(conv, stem_bn)?;
+        Ok(out)
+    }
+
+    fn plan<'n>(net: &'n ResNet, b: &mut PlanBuilder) -> Result<Plan<'n>, TchError> {
+        let stem = Self::plan_steps(&net.stem.layers, b)?;
         let mut blocks = Vec::with_capacity(net.blocks.len());
         for blk in &net.blocks {
-            let lead = match &blk.pre[..] {
-                [] => None,
-                [l] => Some(b.bn(batch(l).ok_or_else(|| unsupported(&blk.name))?)?),
-                _ => return Err(unsupported(&blk.name)),
-            };
-            // Each convolution with the BN that follows it (if any).
-            let mut units = Vec::new();
-            let mut layers = blk.branch.iter().peekable();
-            while let Some(l) = layers.next() {
-                let RLayer::Conv(conv) = l else {
-                    return Err(unsupported(&blk.name));
-                };
-                let bn = match layers.peek() {
-                    Some(next) => match batch(next) {
-                        Some(bn) => {
-                            layers.next();
-                            Some(bn)
-                        }
-                        None => return Err(unsupported(&blk.name)),
-                    },
-                    None => None,
-                };
-                if conv.dilation() != 1 {
-                    return Err(unsupported(&blk.name));
-                }
-                units.push(b.unit(conv, bn)?);
-            }
             let shortcut = match &blk.shortcut {
-                Shortcut::None => PShortcut::None,
-                Shortcut::Path { layers, .. } => match &layers[..] {
-                    [] => PShortcut::Identity,
-                    [RLayer::Subsample {
-                        stride,
-                        extra_channels,
-                        ..
-                    }] => PShortcut::ZeroPad {
-                        stride: *stride,
-                        extra: *extra_channels,
-                    },
-                    [RLayer::Conv(conv)] => PShortcut::Projection(b.unit(conv, None)?),
-                    [RLayer::Conv(conv), l] if batch(l).is_some() => {
-                        PShortcut::Projection(b.unit(conv, batch(l))?)
-                    }
-                    _ => return Err(unsupported(&blk.name)),
-                },
+                Shortcut::None => None,
+                Shortcut::Path { from_pre, layers } => Some((*from_pre, Self::plan_steps(layers, b)?)),
             };
             blocks.push(PBlock {
-                lead,
-                units,
+                pre: Self::plan_steps(&blk.pre, b)?,
+                branch: Self::plan_steps(&blk.branch, b)?,
                 shortcut,
+                relu_after_add: blk.relu_after_add,
             });
         }
         let head = &net.head;
-        let head_norm = match &head.norm {
-            None => None,
-            Some(Norm::Batch(bn)) => Some(b.bn(bn)?),
-            Some(Norm::Group(_)) => return Err(unsupported("a GroupNorm head")),
-        };
         Ok(Plan {
             stem,
-            stem_relu,
-            pool,
             blocks,
-            head_norm,
+            head_norm: head.norm.as_ref().map(|n| b.norm(n)).transpose()?,
             head_pool: head.pool,
             fc_w: b.param(&head.fc.weight, b.compute)?,
             fc_b: b.param(&head.fc.bias, b.compute)?,
@@ -758,12 +717,15 @@ impl<'a> InferenceModel<'a> {
             Ok(())
         };
         let p = &self.plan;
-        add(&p.stem.conv)?;
+        let mut all: Vec<&Step> = p.stem.iter().collect();
         for blk in &p.blocks {
-            for u in &blk.units {
-                add(&u.conv)?;
+            all.extend(blk.pre.iter().chain(&blk.branch));
+            if let Some((_, steps)) = &blk.shortcut {
+                all.extend(steps.iter());
             }
-            if let PShortcut::Projection(u) = &blk.shortcut {
+        }
+        for step in all {
+            if let Step::Unit(u, _) = step {
                 add(&u.conv)?;
             }
         }
@@ -786,15 +748,12 @@ impl<'a> InferenceModel<'a> {
             MemoryFormat::ChannelsLast => channels_last(xs)?,
             _ => xs.shallow_clone(),
         };
-        x = self.unit(v, lw, &p.stem, &x, p.stem_relu, None)?;
-        if let Some(pool) = &p.pool {
-            x = pool2d(layout, &x, pool)?;
-        }
+        x = self.steps(v, lw, &p.stem, &x)?;
         for blk in &p.blocks {
             x = self.block(v, lw, blk, &x)?;
         }
-        if let Some(bn) = &p.head_norm {
-            x = relu_(bn_eval(&x, bn)?, self.opts.no_grad)?;
+        if let Some(n) = &p.head_norm {
+            x = relu_(self.norm_eval(v, &x, n)?, self.opts.no_grad)?;
         }
         let dense = |t: Tensor| {
             if t.is_mkldnn() {
@@ -812,65 +771,93 @@ impl<'a> InferenceModel<'a> {
         pooled.f_flatten(1, -1)?.f_linear(&p.fc_w, Some(&p.fc_b))
     }
 
-    /// One block. The residual sum may be written into the shortcut tensor (the block's
-    /// input for an identity shortcut), which nothing reads afterwards.
-    fn block(
-        &self,
-        v: Variant,
-        lw: &LayoutWeights,
-        blk: &PBlock,
-        x: &Tensor,
-    ) -> Result<Tensor, TchError> {
-        let n = blk.units.len();
-        if let Some(lead) = &blk.lead {
-            let pre = relu_(bn_eval(x, lead)?, self.opts.no_grad)?;
-            let shortcut = self.shortcut(v, lw, &blk.shortcut, x, &pre)?;
-            let mut out = pre.shallow_clone();
-            for u in &blk.units[..n.saturating_sub(1)] {
-                out = self.unit(v, lw, u, &out, true, None)?;
+    /// Runs `steps` in order.
+    fn steps(&self, v: Variant, lw: &LayoutWeights, steps: &[Step], x: &Tensor) -> Result<Tensor, TchError> {
+        let mut x = x.shallow_clone();
+        for step in steps {
+            x = self.step(v, lw, step, &x)?;
+        }
+        Ok(x)
+    }
+
+    fn step(&self, v: Variant, lw: &LayoutWeights, step: &Step, x: &Tensor) -> Result<Tensor, TchError> {
+        let in_place = self.opts.no_grad;
+        match step {
+            Step::Unit(u, relu) => self.unit(v, lw, u, x, *relu, None),
+            Step::Norm(n, relu) => {
+                let y = self.norm_eval(v, x, n)?;
+                if *relu {
+                    relu_(y, in_place)
+                } else {
+                    Ok(y)
+                }
             }
-            let Some(last) = blk.units.last() else {
-                return Ok(out);
-            };
-            // No activation after a pre-activation block's addition.
-            return self.unit(v, lw, last, &out, false, shortcut.as_ref());
-        }
-        let mut out = x.shallow_clone();
-        for u in &blk.units[..n.saturating_sub(1)] {
-            out = self.unit(v, lw, u, &out, true, None)?;
-        }
-        let Some(last) = blk.units.last() else {
-            return Ok(out);
-        };
-        match self.shortcut(v, lw, &blk.shortcut, x, x)? {
-            // Plain block: ReLU right after the last BN.
-            None => self.unit(v, lw, last, &out, true, None),
-            Some(s) => self.unit(v, lw, last, &out, true, Some(&s)),
+            Step::Relu => relu_(x.f_relu()?, false),
+            Step::Pool(p) => pool2d(v.layout, x, p),
+            Step::Layer(l) => dense_op(x, |d| {
+                // Eval mode: drop path is the identity; the others as the runtime runs them.
+                let weights_kind = match l {
+                    RLayer::Attention(_) => Kind::Float,
+                    _ => d.kind(),
+                };
+                let d = if d.kind() == weights_kind || matches!(l, RLayer::Blur(_) | RLayer::Subsample { .. }) {
+                    d.shallow_clone()
+                } else {
+                    d.f_to_kind(weights_kind)?
+                };
+                let y = match l {
+                    RLayer::Blur(b) => b.forward(&d)?,
+                    RLayer::Attention(a) => a.forward(&d, &mut |_, _| {})?,
+                    RLayer::Subsample { stride, extra_channels, .. } => zero_pad_shortcut(&d, *stride, *extra_channels)?,
+                    RLayer::DropPath { .. } => d.shallow_clone(),
+                    RLayer::Conv(_) | RLayer::Norm(..) | RLayer::Relu(_) | RLayer::Pool(_) => {
+                        return Err(TchError::Kind("internal: a planned layer reached the generic step".into()))
+                    }
+                };
+                if y.kind() == x.kind() {
+                    Ok(y)
+                } else {
+                    y.f_to_kind(x.kind())
+                }
+            }),
         }
     }
 
-    fn shortcut(
-        &self,
-        v: Variant,
-        lw: &LayoutWeights,
-        sc: &PShortcut,
-        x: &Tensor,
-        pre: &Tensor,
-    ) -> Result<Option<Tensor>, TchError> {
-        Ok(match sc {
-            PShortcut::None => None,
-            PShortcut::Identity => Some(x.shallow_clone()),
-            PShortcut::ZeroPad { stride, extra } => Some(if x.is_mkldnn() {
-                zero_pad_shortcut(&x.f_to_dense(None::<Kind>, false)?, *stride, *extra)?
-                    .f_contiguous()?
-                    .f_to_mkldnn(Kind::Float)?
-            } else if v.layout == MemoryFormat::ChannelsLast {
-                channels_last(&zero_pad_shortcut(x, *stride, *extra)?)?
-            } else {
-                zero_pad_shortcut(x, *stride, *extra)?
+    /// An eval-mode norm layer (dense for GroupNorm under the MKLDNN layout).
+    fn norm_eval(&self, _v: Variant, x: &Tensor, n: &PNorm) -> Result<Tensor, TchError> {
+        match n {
+            PNorm::Batch(bn) => bn_eval(x, bn),
+            PNorm::Group { w, b, groups, eps } => dense_op(x, |d| {
+                let y = d.f_group_norm(*groups, Some(&w.f_to_kind(d.kind())?), Some(&b.f_to_kind(d.kind())?), *eps, true)?;
+                Ok(y)
             }),
-            PShortcut::Projection(u) => Some(self.unit(v, lw, u, pre, false, None)?),
-        })
+        }
+    }
+
+    /// One block. The last convolution of the branch takes the shortcut's sum (and the
+    /// ReLU after it) when it ends the branch: with fused kernels the sum may be written
+    /// into the shortcut tensor (the block's input for an identity shortcut), which
+    /// nothing reads afterwards.
+    fn block(&self, v: Variant, lw: &LayoutWeights, blk: &PBlock, x: &Tensor) -> Result<Tensor, TchError> {
+        let in_place = self.opts.no_grad;
+        let pre = self.steps(v, lw, &blk.pre, x)?;
+        let shortcut = match &blk.shortcut {
+            None => None,
+            Some((from_pre, steps)) => Some(self.steps(v, lw, steps, if *from_pre { &pre } else { x })?),
+        };
+        let n = blk.branch.len();
+        if let Some(Step::Unit(last, false)) = blk.branch.last() {
+            let out = self.steps(v, lw, &blk.branch[..n - 1], &pre)?;
+            return self.unit(v, lw, last, &out, blk.relu_after_add, shortcut.as_ref());
+        }
+        let mut out = self.steps(v, lw, &blk.branch, &pre)?;
+        if let Some(s) = &shortcut {
+            out = add_(out, s, in_place)?;
+        }
+        if blk.relu_after_add {
+            out = relu_(out, in_place)?;
+        }
+        Ok(out)
     }
 
     /// conv (+ unfolded BN) (+ `add`) (+ ReLU), with fused kernels where they apply.
@@ -970,6 +957,15 @@ fn add_(mut x: Tensor, y: &Tensor, in_place: bool) -> Result<Tensor, TchError> {
         Ok(x)
     } else {
         x.f_add(y)
+    }
+}
+
+/// `f` on a dense tensor: an MKLDNN tensor is converted for it and back.
+fn dense_op(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor, TchError>) -> Result<Tensor, TchError> {
+    if x.is_mkldnn() {
+        f(&x.f_to_dense(None::<Kind>, false)?)?.f_contiguous()?.f_to_mkldnn(Kind::Float)
+    } else {
+        f(x)
     }
 }
 
