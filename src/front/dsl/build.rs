@@ -326,7 +326,9 @@ impl Builder {
             Rule::opt_width_per_group => {
                 self.number_in(&opt, &mut options.width_per_group, "width_per_group")
             }
-            Rule::bias_flag => self.set(&mut options.bias, flag(&opt), span, "bias"),
+            Rule::bias_flag => {
+                self.set(&mut options.bias, crate::ast::BiasAst::All(flag(&opt)), span, "bias")
+            }
             Rule::unknown_item => self.unknown(&opt, section, OPTION_KEYS),
             _ => {}
         }

@@ -313,7 +313,7 @@ batch_norm momentum 0.01, eps 1.001e-5
     assert_eq!((value(&p.bn), value(&p.bias)), (Some(false), Some(true)));
     assert_eq!(
         (value(&d.groups), value(&d.width_per_group), value(&d.bias)),
-        (Some(2), Some(8), Some(false))
+        (Some(2), Some(8), Some(crate::ast::BiasAst::All(false)))
     );
 
     let s0 = &stage(&ast, 0).value;
@@ -329,7 +329,7 @@ batch_norm momentum 0.01, eps 1.001e-5
             value(&s1.options.shortcut).as_deref(),
             value(&s1.options.bias)
         ),
-        (Some("C"), Some(true))
+        (Some("C"), Some(crate::ast::BiasAst::All(true)))
     );
     let s2 = &stage(&ast, 2).value;
     assert_eq!(value(&s2.name).as_deref(), Some("stage three"));
