@@ -152,7 +152,7 @@ pub struct PoolAst {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StemPoolAst {
     None,
-    Pool(PoolAst),
+    Pool(Box<PoolAst>),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

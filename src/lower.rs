@@ -1105,7 +1105,8 @@ impl Lowerer {
             "eca" => Some(false),
             _ => None,
         })?;
-        let (kind, own, foreign): (_, [(&str, &Field<i64>); 2], [(&str, &Field<i64>); 2]) = if is_se {
+        type Keys<'f> = [(&'static str, &'f Field<i64>); 2];
+        let (kind, own, foreign): (_, Keys, Keys) = if is_se {
             ("se", [("reduction", &v.reduction), ("divisor", &v.divisor)], [("gamma", &v.gamma), ("beta", &v.beta)])
         } else {
             ("eca", [("gamma", &v.gamma), ("beta", &v.beta)], [("reduction", &v.reduction), ("divisor", &v.divisor)])

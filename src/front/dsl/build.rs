@@ -207,7 +207,7 @@ impl Builder {
                 Rule::no_pool => self.set(&mut stem.pool, StemPoolAst::None, span, "pool"),
                 Rule::stem_pool => {
                     let pool = self.pool(&part);
-                    self.set(&mut stem.pool, StemPoolAst::Pool(pool), span, "pool");
+                    self.set(&mut stem.pool, StemPoolAst::Pool(Box::new(pool)), span, "pool");
                 }
                 Rule::unknown_item => self.unknown(&part, "stem", STEM_KEYS),
                 _ => {}

@@ -441,7 +441,7 @@ impl<'a> Converter<'a> {
                             filters: self.field(pool.filters),
                             bias: self.field(pool.bias),
                         };
-                        span::Spanned::new(StemPoolAst::Pool(pool), self.spans.first_line(&loc))
+                        span::Spanned::new(StemPoolAst::Pool(Box::new(pool)), self.spans.first_line(&loc))
                     }
                     StemPoolRepr::Other(found) => {
                         let span = self.spans.token(&loc);
