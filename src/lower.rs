@@ -918,7 +918,10 @@ impl Lowerer {
             if repeat == 1 && stride > 1 {
                 let mut d = Diagnostic::error(
                     "E-stride-at",
-                    format!("{what}: `stride_at: last` on a stage of one block"),
+                    format!(
+                        "{what}: `{}` on a stage of one block",
+                        self.spans.example("stride_at: last", "stride_at last")
+                    ),
                 )
                 .with_primary(at.span, "the last block is the first one here")
                 .with_note(format!(
