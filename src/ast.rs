@@ -38,6 +38,10 @@ pub struct SpecAst {
     pub zero_init_residual: Field<bool>,
     /// Batch-norm hyper-parameters shared by every BN layer.
     pub batch_norm: Field<BatchNormAst>,
+    /// The normalization layer everywhere: `batch` (default) or `group` with its groups.
+    pub norm: Field<NormAst>,
+    /// timm's `drop_path_rate` (stochastic depth), in [0, 1).
+    pub drop_path_rate: Field<f64>,
     /// Keys the front end did not recognise, kept so lowering can report them all at
     /// once with a "did you mean" (the YAML front end stops at serde's first unknown key
     /// instead; the DSL front end collects them here).
@@ -86,6 +90,36 @@ pub struct BatchNormAst {
     pub momentum: Field<f64>,
 }
 
+/// `norm: batch`, `norm: {kind: group, groups: 32}` / `norm group 32`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NormAst {
+    /// `batch` or `group`.
+    pub kind: Field<String>,
+    /// GroupNorm's groups (required with `group`, an error with `batch`).
+    pub groups: Field<i64>,
+}
+
+/// Channel attention as written: `se`, `eca`, or a mapping with the kind's numbers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttentionAst {
+    /// `se` or `eca`.
+    pub kind: Field<String>,
+    /// SE: hidden channels = channels / reduction (default 16), rounded to `divisor` (8).
+    pub reduction: Field<i64>,
+    pub divisor: Field<i64>,
+    /// ECA: the adaptive kernel's `gamma` (default 2) and `beta` (1).
+    pub gamma: Field<i64>,
+    pub beta: Field<i64>,
+}
+
+/// `bias: true` (every convolution of the block) or `bias: [false, false, true]` (one
+/// per convolution).
+#[derive(Clone, Debug, PartialEq)]
+pub enum BiasAst {
+    All(bool),
+    PerConv(Vec<Spanned<bool>>),
+}
+
 /// A convolution's settings as written.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConvAst {
@@ -106,18 +140,28 @@ pub struct PoolAst {
     pub padding: Field<i64>,
     /// Round the output size up (Caffe's pooling) instead of down.
     pub ceil_mode: Field<bool>,
+    /// `blur` or `avg`: the pooling (or convolution) runs at stride 1 and this layer
+    /// strides.
+    pub anti_alias: Field<String>,
+    /// Kind `conv` only (ResNet-RS's stem convolution in place of the pooling).
+    pub filters: Field<i64>,
+    pub bias: Field<bool>,
 }
 
 /// The stem's pooling: written out, or explicitly switched off (`pool: none`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum StemPoolAst {
     None,
-    Pool(PoolAst),
+    Pool(Box<PoolAst>),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StemAst {
+    /// One convolution (the paper's conv1).
     pub conv: Field<ConvAst>,
+    /// Several convolutions (timm's deep stems), norm + ReLU between each two; exclusive
+    /// with `conv`.
+    pub convs: Field<Vec<Spanned<ConvAst>>>,
     pub bn: Field<bool>,
     pub relu: Field<bool>,
     /// Absent: torchvision's max-pool 3x3/2 pad 1. `none`: no pooling (CIFAR stem). A YAML
@@ -152,14 +196,26 @@ pub struct BlockOptionsAst {
     /// `resnext50_32x4d`; or when it has `groups * width_per_group` filters (the value read
     /// as that stage's own channels per group).
     pub width_per_group: Field<i64>,
-    /// Bias on every convolution inside the blocks.
-    pub bias: Field<bool>,
+    /// Bias on every convolution inside the blocks, or one flag per convolution.
+    pub bias: Field<BiasAst>,
+    /// Channel attention after the residual branch (`se`, `eca`).
+    pub attention: Field<AttentionAst>,
+    /// Anti-aliased downsampling in the strided block: `blur` or `avg`.
+    pub anti_alias: Field<String>,
+    /// Which block of the stage strides: `first` (default) or `last` (Keras's V2).
+    pub stride_at: Field<String>,
+    /// Dilation of the spatial convolutions (at least 1).
+    pub dilation: Field<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProjectionAst {
     pub bn: Field<bool>,
     pub bias: Field<bool>,
+    /// Kernel of the projection convolution (timm's `down_kernel_size`).
+    pub kernel: Field<i64>,
+    /// `avg` (ResNet-D's average-pool downsampling) or `none` (default).
+    pub pool: Field<String>,
 }
 
 /// One stage (a `layerN` of torchvision, a `convN_x` of the paper).

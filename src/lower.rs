@@ -8,11 +8,12 @@
 //! Beside the [`Model`] it builds a [`SpanTable`] recording where each setting was
 //! written, so later passes can point diagnostics at the spec line.
 
-use crate::ast::{self, Field, SpecAst, StemPoolAst};
+use crate::ast::{self, BiasAst, Field, SpecAst, StemPoolAst};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::ir::{
-    defaults, BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Limits, Model, Norm, Pool,
-    PoolKind, Projection, Shape, ShortcutOption, Stage, Stem, StemPool, StrideAt, StrideOn,
+    defaults, AntiAlias, Attention, BatchNorm, BlockKind, Conv, Head, HeadPool, Init, Limits,
+    Model, Norm, Pool, PoolKind, Projection, Shape, ShortcutOption, Stage, Stem, StemPool,
+    StrideAt, StrideOn,
 };
 use crate::span::{Span, Spanned, Syntax};
 use std::collections::BTreeMap;
@@ -104,7 +105,11 @@ struct Options<'a> {
     projection: Option<&'a Spanned<ast::ProjectionAst>>,
     groups: Option<&'a Spanned<i64>>,
     width_per_group: Option<&'a Spanned<i64>>,
-    bias: Option<&'a Spanned<bool>>,
+    bias: Option<&'a Spanned<BiasAst>>,
+    attention: Option<&'a Spanned<ast::AttentionAst>>,
+    anti_alias: Option<&'a Spanned<String>>,
+    stride_at: Option<&'a Spanned<String>>,
+    dilation: Option<&'a Spanned<i64>>,
 }
 
 impl Lowerer {
@@ -177,6 +182,33 @@ impl Lowerer {
             .as_ref()
             .map_or(defaults::ZERO_INIT_RESIDUAL, |z| z.value);
         let batch_norm = self.batch_norm(ast.batch_norm.as_ref());
+        let norm = self.norm(ast.norm.as_ref());
+        let drop_path_rate = match &ast.drop_path_rate {
+            Some(d) => {
+                self.spans.map.insert("drop_path_rate".into(), d.span);
+                if (0.0..1.0).contains(&d.value) {
+                    d.value
+                } else {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E-range",
+                            format!(
+                                "drop_path_rate {} is not a probability below 1",
+                                decimal(d.value)
+                            ),
+                        )
+                        .with_primary(d.span, "must be at least 0 and below 1")
+                        .with_note("the rate rises linearly from 0 at the first block to this value at the last")
+                        .with_help(format!(
+                            "use e.g. `{}` (timm's usual rates are 0.05 to 0.2), or 0 for none",
+                            self.spans.example("drop_path_rate: 0.05", "drop_path 0.05")
+                        )),
+                    );
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
 
         Model {
             name,
@@ -187,8 +219,59 @@ impl Lowerer {
             init,
             zero_init_residual,
             batch_norm,
-            norm: Norm::Batch,
-            drop_path_rate: 0.0,
+            norm,
+            drop_path_rate,
+        }
+    }
+
+    /// `norm: batch` / `norm: {kind: group, groups: G}`.
+    fn norm(&mut self, norm: Option<&Spanned<ast::NormAst>>) -> Norm {
+        let Some(norm) = norm else {
+            return Norm::Batch;
+        };
+        self.spans.map.insert("norm".into(), norm.span);
+        let n = &norm.value;
+        let kind = match &n.kind {
+            Some(k) => self.keyword(k, "norm kind", Norm::KEYWORDS, |s| match s {
+                "batch" | "batch_norm" | "batchnorm" | "bn" => Some(false),
+                "group" | "group_norm" | "groupnorm" | "gn" => Some(true),
+                _ => None,
+            }),
+            None => {
+                let example = self
+                    .spans
+                    .example("`kind: group`", "the kind after `norm`: `norm group 32`");
+                self.missing(norm.span, "kind", "`norm`", example);
+                None
+            }
+        };
+        let groups = self.int(&n.groups, "norm.groups", "groups", 1, Limits::MAX_CHANNELS);
+        match (kind, groups) {
+            (Some(true), Some(g)) => Norm::Group { groups: g },
+            (Some(true), None) => {
+                if n.groups.is_none() {
+                    let example = self
+                        .spans
+                        .example("`groups: 32` to `norm`", "the groups: `norm group 32`");
+                    self.missing(norm.span, "groups", "GroupNorm", example);
+                }
+                Norm::Batch
+            }
+            (Some(false), _) => {
+                if let Some(g) = &n.groups {
+                    self.diags.push(
+                        Diagnostic::error("E-no-effect", "BatchNorm has no groups, so `groups` has no effect")
+                            .with_primary(g.span, "has no effect here")
+                            .with_help(format!(
+                                "remove `groups`, or use GroupNorm: `{}`",
+                                self.spans
+                                    .example("norm: {kind: group, groups: 32}", "norm group 32")
+                            )),
+                    );
+                }
+                Norm::Batch
+            }
+            (None, _) => Norm::Batch,
         }
     }
 
@@ -252,15 +335,27 @@ impl Lowerer {
         let Some(stem) = stem else { return default };
         self.spans.map.insert("stem".into(), stem.span);
         let s = &stem.value;
-        let conv = match &s.conv {
-            Some(c) => {
-                self.spans.map.insert("stem.conv".into(), c.span);
-                self.conv(&c.value, "stem.conv", &default.convs[0])
+        let convs = match (&s.conv, &s.convs) {
+            (Some(one), Some(several)) => {
+                self.diags.push(
+                    Diagnostic::error("E-conflict", "the stem has both `conv` and `convs`")
+                        .with_primary(several.span, "several convolutions here")
+                        .with_secondary(one.span, "one convolution here")
+                        .with_note("`convs` lists every convolution of a deep stem, the first included")
+                        .with_help("keep one: `conv` for a single convolution, or `convs` for several"),
+                );
+                vec![default.convs[0]]
             }
-            None => default.convs[0],
+            (Some(c), None) => {
+                self.spans.map.insert("stem.conv".into(), c.span);
+                vec![self.conv(&c.value, "stem.conv", &default.convs[0])]
+            }
+            (None, Some(list)) => self.stem_convs(list, &default.convs[0]),
+            (None, None) => default.convs.clone(),
         };
         self.spans.record("stem.bn", &s.bn);
         self.spans.record("stem.relu", &s.relu);
+        let out_channels = convs.last().map_or(defaults::STEM_FILTERS, |c| c.filters);
         let pool = match &s.pool {
             None => default.pool,
             Some(Spanned {
@@ -275,15 +370,133 @@ impl Lowerer {
                 span,
             }) => {
                 self.spans.map.insert("stem.pool".into(), *span);
-                StemPool::Pool(self.pool(p, "stem.pool"))
+                self.stem_pool(p, out_channels)
             }
         };
         Stem {
-            convs: vec![conv],
+            convs,
             bn: s.bn.as_ref().map_or(default.bn, |b| b.value),
             relu: s.relu.as_ref().map_or(default.relu, |b| b.value),
             pool,
         }
+    }
+
+    /// `convs: [...]`: timm's deep stem. Each convolution records its span at
+    /// `stem.convs[i]` (and a single one at `stem.conv` too, the name the checker uses for
+    /// a stem of one convolution).
+    fn stem_convs(&mut self, list: &Spanned<Vec<Spanned<ast::ConvAst>>>, default: &Conv) -> Vec<Conv> {
+        self.spans.map.insert("stem.convs".into(), list.span);
+        const MAX_STEM_CONVS: usize = 16;
+        if list.value.is_empty() {
+            self.diags.push(
+                Diagnostic::error("E-missing", "the stem's `convs` is empty")
+                    .with_primary(list.span, "no convolution")
+                    .with_help(format!(
+                        "give at least one convolution, e.g. `{}`",
+                        self.spans.example(
+                            "convs: [{filters: 32, kernel: 3, stride: 2, padding: 1}]",
+                            "conv 3x3/2 pad 1 -> 32"
+                        )
+                    )),
+            );
+            return vec![*default];
+        }
+        if list.value.len() > MAX_STEM_CONVS {
+            self.diags.push(
+                Diagnostic::error(
+                    "E-limit",
+                    format!("{} stem convolutions is too many", list.value.len()),
+                )
+                .with_primary(list.span, format!("at most {MAX_STEM_CONVS}")),
+            );
+            return vec![*default];
+        }
+        let single = list.value.len() == 1;
+        list.value
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let path = if single {
+                    "stem.conv".to_string()
+                } else {
+                    format!("stem.convs[{i}]")
+                };
+                self.spans.map.insert(path.clone(), c.span);
+                self.spans.map.insert(format!("stem.convs[{i}]"), c.span);
+                self.conv(&c.value, &path, default)
+            })
+            .collect()
+    }
+
+    /// The stem's pooling: `max`/`avg` (optionally anti-aliased) or `conv` (ResNet-RS's
+    /// strided convolution + norm + ReLU in place of the pooling, whose filters default
+    /// to the stem's output channels).
+    fn stem_pool(&mut self, p: &ast::PoolAst, channels: u64) -> StemPool {
+        let path = "stem.pool";
+        const KINDS: &[&str] = &["max", "avg", "conv"];
+        let is_conv = match &p.kind {
+            Some(k) => {
+                self.spans.map.insert(format!("{path}.kind"), k.span);
+                self.keyword(k, "pooling kind", KINDS, |s| match s {
+                    "max" | "maxpool" => Some(false),
+                    "avg" | "avgpool" => Some(false),
+                    "conv" => Some(true),
+                    _ => None,
+                })
+                .unwrap_or(false)
+            }
+            None => false,
+        };
+        let anti_alias = p.anti_alias.as_ref().and_then(|a| {
+            self.spans.map.insert(format!("{path}.anti_alias"), a.span);
+            self.keyword(a, "anti-aliasing", AntiAlias::KEYWORDS, anti_alias)
+        });
+        if is_conv {
+            if let Some(c) = &p.ceil_mode {
+                self.diags.push(
+                    Diagnostic::error("E-no-effect", "`ceil_mode` has no effect on a stem pooling convolution")
+                        .with_primary(c.span, "has no effect here")
+                        .with_help("remove `ceil_mode`: it rounds a pooling's output size, and kind `conv` is a convolution"),
+                );
+            }
+            let conv = self.conv(
+                &ast::ConvAst {
+                    filters: p.filters.clone(),
+                    kernel: p.kernel.clone(),
+                    stride: p.stride.clone(),
+                    padding: p.padding.clone(),
+                    bias: p.bias.clone(),
+                },
+                path,
+                &Conv {
+                    filters: channels,
+                    kernel: defaults::POOL_KERNEL,
+                    stride: defaults::POOL_STRIDE,
+                    padding: defaults::padding(defaults::POOL_KERNEL),
+                    bias: false,
+                },
+            );
+            return StemPool::Conv { conv, anti_alias };
+        }
+        for (key, span) in [
+            ("filters", p.filters.as_ref().map(|f| f.span)),
+            ("bias", p.bias.as_ref().map(|b| b.span)),
+        ] {
+            if let Some(span) = span {
+                self.diags.push(
+                    Diagnostic::error("E-no-effect", format!("a pooling has no `{key}`"))
+                        .with_primary(span, "has no effect here")
+                        .with_help(format!(
+                            "remove `{key}`, or use `{}` for ResNet-RS's strided convolution in place of the pooling",
+                            self.spans.example("kind: conv", "pool conv")
+                        )),
+                );
+            }
+        }
+        StemPool::Pool(Pool {
+            anti_alias,
+            ..self.pool(p, path)
+        })
     }
 
     fn conv(&mut self, c: &ast::ConvAst, path: &str, default: &Conv) -> Conv {
@@ -326,18 +539,11 @@ impl Lowerer {
         }
     }
 
+    /// A max or average pooling (its kind already checked by [`Self::stem_pool`]).
     fn pool(&mut self, p: &ast::PoolAst, path: &str) -> Pool {
-        let kind = match &p.kind {
-            Some(k) => {
-                self.spans.map.insert(format!("{path}.kind"), k.span);
-                self.keyword(k, "pooling kind", PoolKind::KEYWORDS, |s| match s {
-                    "max" => Some(PoolKind::Max),
-                    "avg" => Some(PoolKind::Avg),
-                    _ => None,
-                })
-                .unwrap_or(PoolKind::Max)
-            }
-            None => PoolKind::Max,
+        let kind = match p.kind.as_ref().map(|k| k.value.trim()) {
+            Some("avg" | "avgpool") => PoolKind::Avg,
+            _ => PoolKind::Max,
         };
         let kernel = self.int(
             &p.kernel,
@@ -590,7 +796,23 @@ impl Lowerer {
                     .bias
                     .as_ref()
                     .map_or(default_projection.bias, |b| b.value),
-                ..default_projection
+                kernel: self
+                    .int(
+                        &p.value.kernel,
+                        &format!("{path}.projection.kernel"),
+                        "kernel",
+                        1,
+                        Limits::MAX_KERNEL,
+                    )
+                    .unwrap_or(default_projection.kernel),
+                avg_pool: p.value.pool.as_ref().is_some_and(|k| {
+                    self.keyword(k, "projection pooling", &["avg", "none"], |s| match s {
+                        "avg" | "avgpool" => Some(true),
+                        "none" => Some(false),
+                        _ => None,
+                    })
+                    .unwrap_or(false)
+                }),
             },
             None => default_projection,
         };
@@ -661,23 +883,98 @@ impl Lowerer {
                 );
             }
         }
-        let bias = opts.bias.map_or(defaults::BIAS, |b| b.value);
+        let bias = match opts.bias {
+            None => vec![defaults::BIAS; block.arity()],
+            Some(Spanned {
+                value: BiasAst::All(b),
+                ..
+            }) => vec![*b; block.arity()],
+            Some(Spanned {
+                value: BiasAst::PerConv(list),
+                span,
+            }) => {
+                for (i, b) in list.iter().enumerate() {
+                    self.spans.map.insert(format!("{path}.bias[{i}]"), b.span);
+                }
+                let mut values: Vec<bool> = list.iter().map(|b| b.value).collect();
+                if values.len() != block.arity() {
+                    self.bias_arity_error(*span, values.len(), block, opts.block.map(|b| b.span), &name);
+                    values.resize(block.arity(), defaults::BIAS);
+                }
+                values
+            }
+        };
+        let attention = opts.attention.and_then(|a| self.attention(a));
+        let anti_alias = opts.anti_alias.and_then(|a| {
+            self.keyword(a, "anti-aliasing", AntiAlias::KEYWORDS, anti_alias)
+        });
+        let stride_at = opts
+            .stride_at
+            .and_then(|k| self.keyword(k, "stride placement", StrideAt::KEYWORDS, stride_at))
+            .unwrap_or(StrideAt::First);
+        let stride = stride.unwrap_or_else(|| defaults::stage_stride(index));
+        let repeat = repeat.unwrap_or(1);
+        if let (StrideAt::Last, Some(at)) = (stride_at, opts.stride_at) {
+            if repeat == 1 && stride > 1 {
+                let mut d = Diagnostic::error(
+                    "E-stride-at",
+                    format!(
+                        "{what}: `{}` on a stage of one block",
+                        self.spans.example("stride_at: last", "stride_at last")
+                    ),
+                )
+                .with_primary(at.span, "the last block is the first one here")
+                .with_note(format!(
+                    "with one block, the block that strides (by {stride}) is also the first, which changes the channels and projects: Keras's V2 puts the stride in a later block, whose identity shortcut is subsampled"
+                ))
+                .with_help(format!(
+                    "use `{}` on this stage, or give it more blocks",
+                    self.spans.example("stride_at: first", "stride_at first")
+                ));
+                if let Some(r) = &s.repeat {
+                    d = d.with_secondary(r.span, "one block");
+                }
+                self.diags.push(d);
+            }
+        }
+        let dilation = match opts.dilation {
+            Some(d) => self
+                .check_range(d, "dilation", 1, Limits::MAX_PADDING)
+                .unwrap_or(1),
+            None => 1,
+        };
+        if let Some(d) = opts.dilation.filter(|_| dilation > 1 && stride > 1) {
+            let mut diag = Diagnostic::error(
+                "E-dilation",
+                format!("{what}: stride {stride} and dilation {dilation} in one stage"),
+            )
+            .with_primary(d.span, format!("dilation {dilation}"))
+            .with_note("a dilated stage keeps the size: its blocks run at stride 1")
+            .with_help(format!(
+                "set the stage's stride to 1 and its dilation to {}, as torchvision's replace_stride_with_dilation does (it sets the stride to 1 and multiplies the dilation by it)",
+                dilation.saturating_mul(stride)
+            ));
+            if let Some(st) = &s.stride {
+                diag = diag.with_secondary(st.span, format!("stride {stride}"));
+            }
+            self.diags.push(diag);
+        }
 
         Stage {
             name,
             block,
-            repeat: repeat.unwrap_or(1),
+            repeat,
             filters,
-            stride: stride.unwrap_or_else(|| defaults::stage_stride(index)),
+            stride,
             stride_on,
             shortcut,
             projection,
             groups,
-            bias: vec![bias; block.arity()],
-            attention: None,
-            anti_alias: None,
-            dilation: 1,
-            stride_at: StrideAt::First,
+            bias,
+            attention,
+            anti_alias,
+            dilation,
+            stride_at,
         }
     }
 
@@ -745,6 +1042,30 @@ impl Lowerer {
                 &stage.bias,
                 model.map(|m| &m.bias),
             ),
+            attention: pick(
+                s,
+                format!("{path}.attention"),
+                &stage.attention,
+                model.map(|m| &m.attention),
+            ),
+            anti_alias: pick(
+                s,
+                format!("{path}.anti_alias"),
+                &stage.anti_alias,
+                model.map(|m| &m.anti_alias),
+            ),
+            stride_at: pick(
+                s,
+                format!("{path}.stride_at"),
+                &stage.stride_at,
+                model.map(|m| &m.stride_at),
+            ),
+            dilation: pick(
+                s,
+                format!("{path}.dilation"),
+                &stage.dilation,
+                model.map(|m| &m.dilation),
+            ),
         }
     }
 
@@ -760,6 +1081,99 @@ impl Lowerer {
         if let Some(k) = &d.shortcut {
             self.keyword(k, "shortcut option", ShortcutOption::KEYWORDS, shortcut);
         }
+        if let Some(k) = &d.anti_alias {
+            self.keyword(k, "anti-aliasing", AntiAlias::KEYWORDS, anti_alias);
+        }
+        if let Some(k) = &d.stride_at {
+            self.keyword(k, "stride placement", StrideAt::KEYWORDS, stride_at);
+        }
+        if let Some(a) = &d.attention {
+            self.attention(a);
+        }
+    }
+
+    /// `attention: se` / `eca` / `{kind: se, reduction: 16, divisor: 8}` /
+    /// `{kind: eca, gamma: 2, beta: 1}` (timm's defaults where left out).
+    fn attention(&mut self, a: &Spanned<ast::AttentionAst>) -> Option<Attention> {
+        let v = &a.value;
+        let Some(k) = &v.kind else {
+            let example = self
+                .spans
+                .example("`kind: se` (or `eca`)", "the kind: `attention se`");
+            self.missing(a.span, "kind", "`attention`", example);
+            return None;
+        };
+        let is_se = self.keyword(k, "attention", Attention::KEYWORDS, |s| match s {
+            "se" | "squeeze_excitation" => Some(true),
+            "eca" => Some(false),
+            _ => None,
+        })?;
+        type Keys<'f> = [(&'static str, &'f Field<i64>); 2];
+        let (kind, own, foreign): (_, Keys, Keys) = if is_se {
+            ("se", [("reduction", &v.reduction), ("divisor", &v.divisor)], [("gamma", &v.gamma), ("beta", &v.beta)])
+        } else {
+            ("eca", [("gamma", &v.gamma), ("beta", &v.beta)], [("reduction", &v.reduction), ("divisor", &v.divisor)])
+        };
+        for (key, field) in foreign {
+            if let Some(f) = field {
+                self.diags.push(
+                    Diagnostic::error("E-no-effect", format!("`{key}` has no effect on `{kind}` attention"))
+                        .with_primary(f.span, "has no effect here")
+                        .with_note("SE takes `reduction` and `divisor`; ECA takes `gamma` and `beta`")
+                        .with_help(format!("remove `{key}`")),
+                );
+            }
+        }
+        let [(k1, f1), (k2, f2)] = own;
+        let min2 = if is_se { 1 } else { 0 };
+        let x = f1.as_ref().and_then(|f| self.check_range(f, k1, 1, Limits::MAX_CHANNELS));
+        let y = f2.as_ref().and_then(|f| self.check_range(f, k2, min2, Limits::MAX_CHANNELS));
+        Some(if is_se {
+            Attention::Se {
+                reduction: x.unwrap_or(16),
+                divisor: y.unwrap_or(8),
+            }
+        } else {
+            Attention::Eca {
+                gamma: x.unwrap_or(2),
+                beta: y.unwrap_or(1),
+            }
+        })
+    }
+
+    /// `bias: [..]` with a number of flags other than the block's convolutions.
+    fn bias_arity_error(
+        &mut self,
+        span: Span,
+        n: usize,
+        block: BlockKind,
+        block_span: Option<Span>,
+        stage: &str,
+    ) {
+        let want = block.arity();
+        let example = if want == 3 {
+            "[false, false, true]"
+        } else {
+            "[false, true]"
+        };
+        let mut d = Diagnostic::error(
+            "E-arity",
+            format!(
+                "stage `{stage}`: a {} block has {want} convolutions, found {n} bias flags",
+                block.keyword()
+            ),
+        )
+        .with_primary(span, format!("{n} flag{}", if n == 1 { "" } else { "s" }))
+        .with_help(format!(
+            "give one flag per convolution, e.g. `{}`, or one for all: `{}`",
+            self.spans
+                .example(&format!("bias: {example}"), &format!("bias {example}")),
+            self.spans.example("bias: true", "bias")
+        ));
+        if let Some(b) = block_span {
+            d = d.with_secondary(b, format!("block kind `{}` set here", block.keyword()));
+        }
+        self.diags.push(d);
     }
 
     /// A block option under `defaults` that reaches no stage it could change: every stage
@@ -1311,6 +1725,22 @@ fn stride_on(k: &str) -> Option<StrideOn> {
     match k {
         "conv1" | "v1" | "1x1" => Some(StrideOn::Conv1),
         "conv2" | "v1.5" | "3x3" => Some(StrideOn::Conv2),
+        _ => None,
+    }
+}
+
+fn anti_alias(k: &str) -> Option<AntiAlias> {
+    match k {
+        "blur" | "blurpool" => Some(AntiAlias::Blur),
+        "avg" | "avgpool" => Some(AntiAlias::Avg),
+        _ => None,
+    }
+}
+
+fn stride_at(k: &str) -> Option<StrideAt> {
+    match k {
+        "first" => Some(StrideAt::First),
+        "last" => Some(StrideAt::Last),
         _ => None,
     }
 }

@@ -1,5 +1,5 @@
 //! `resnetc fmt` round trip: converting a spec to YAML or the DSL and back gives the same
-//! IR, for every shipped spec.
+//! IR, for every shipped spec and every zoo spec.
 
 mod common;
 
@@ -7,7 +7,7 @@ use resnetc::span::{SourceFile, Syntax};
 
 #[test]
 fn every_shipped_spec_round_trips_through_both_syntaxes() {
-    for path in common::shipped_specs() {
+    for path in common::shipped_specs().into_iter().chain(common::zoo_specs()) {
         let file = common::load(&path);
         let model = resnetc::compile(&file)
             .unwrap_or_else(|d| panic!("{}", resnetc::diag::render(&file, &d)))

@@ -25,8 +25,8 @@
 //! ```
 
 use crate::ir::{
-    defaults, BatchNorm, Conv, Head, HeadPool, Model, Pool, PoolKind, Projection, Stage, Stem,
-    StemPool,
+    defaults, AntiAlias, Attention, BatchNorm, Conv, Head, HeadPool, Model, Norm, Pool, PoolKind,
+    Projection, Stage, Stem, StemPool, StrideAt,
 };
 use std::fmt::Write;
 
@@ -81,19 +81,43 @@ pub fn print(model: &Model) -> String {
             float(bn.momentum)
         );
     }
+    if let Norm::Group { groups } = model.norm {
+        let _ = writeln!(out, "norm group {groups}");
+    }
+    if model.drop_path_rate.to_bits() != 0f64.to_bits() {
+        let _ = writeln!(out, "drop_path {}", float(model.drop_path_rate));
+    }
     out
 }
 
 fn stem(s: &Stem) -> String {
-    let mut parts = vec![conv(&s.convs[0])];
+    let mut parts: Vec<String> = s.convs.iter().map(conv).collect();
     parts.push(if s.bn { "bn" } else { "no bn" }.to_string());
     parts.push(if s.relu { "relu" } else { "no relu" }.to_string());
     parts.push(match &s.pool {
         StemPool::Pool(p) => pool(p),
         StemPool::None => "no pool".to_string(),
-        StemPool::Conv { conv: c, .. } => conv(c),
+        StemPool::Conv {
+            conv: c,
+            anti_alias,
+        } => {
+            let bias = if c.bias { " bias" } else { "" };
+            format!(
+                "convpool {0}x{0}/{1} pad {2}{bias} -> {3}{4}",
+                c.kernel,
+                c.stride,
+                c.padding,
+                c.filters,
+                anti_alias_part(*anti_alias)
+            )
+        }
     });
     parts.join(", ")
+}
+
+/// ` anti_alias blur` after a stem pooling, or nothing.
+fn anti_alias_part(a: Option<AntiAlias>) -> String {
+    a.map_or(String::new(), |a| format!(" anti_alias {}", a.keyword()))
 }
 
 fn conv(c: &Conv) -> String {
@@ -111,8 +135,11 @@ fn pool(p: &Pool) -> String {
     };
     let ceil = if p.ceil_mode { " ceil" } else { "" };
     format!(
-        "{kind} {0}x{0}/{1} pad {2}{ceil}",
-        p.kernel, p.stride, p.padding
+        "{kind} {0}x{0}/{1} pad {2}{ceil}{3}",
+        p.kernel,
+        p.stride,
+        p.padding,
+        anti_alias_part(p.anti_alias)
     )
 }
 
@@ -185,14 +212,41 @@ impl OptionPlan {
         );
         plan.place(
             stages,
-            |s| s.bias.iter().all(|b| *b),
-            |_| defaults::BIAS,
-            |v| if v { "bias" } else { "no bias" }.to_string(),
+            |s| s.bias.clone(),
+            |s| vec![defaults::BIAS; s.block.arity()],
+            |v| match v.first() {
+                Some(&first) if v.iter().all(|b| *b == first) => {
+                    if first { "bias" } else { "no bias" }.to_string()
+                }
+                _ => {
+                    let flags: Vec<&str> = v.iter().map(|b| if *b { "true" } else { "false" }).collect();
+                    format!("bias [{}]", flags.join(", "))
+                }
+            },
+        );
+        plan.place(stages, |s| s.attention, |_| None, attention);
+        plan.place(
+            stages,
+            |s| s.anti_alias,
+            |_| None,
+            |v| format!("anti_alias {}", v.map_or("none", AntiAlias::keyword)),
+        );
+        plan.place(
+            stages,
+            |s| s.stride_at,
+            |_| StrideAt::First,
+            |v| format!("stride_at {}", v.keyword()),
+        );
+        plan.place(
+            stages,
+            |s| s.dilation,
+            |_| 1,
+            |v| format!("dilation {v}"),
         );
         plan
     }
 
-    fn place<T: PartialEq + Copy>(
+    fn place<T: PartialEq + Clone>(
         &mut self,
         stages: &[Stage],
         value: impl Fn(&Stage) -> T,
@@ -220,7 +274,41 @@ impl OptionPlan {
 fn projection(p: Projection) -> String {
     let bn = if p.bn { "bn" } else { "no bn" };
     let bias = if p.bias { "bias" } else { "no bias" };
-    format!("projection {bn} {bias}")
+    let mut s = format!("projection {bn} {bias}");
+    if p.kernel != Projection::default().kernel {
+        let _ = write!(s, " kernel {}", p.kernel);
+    }
+    if p.avg_pool {
+        s.push_str(" avgpool");
+    }
+    s
+}
+
+/// `attention se`, `attention eca gamma 3 beta 0`, ... (timm's defaults left out).
+fn attention(a: Option<Attention>) -> String {
+    match a {
+        None => "attention none".to_string(),
+        Some(Attention::Se { reduction, divisor }) => {
+            let mut s = "attention se".to_string();
+            if reduction != 16 {
+                let _ = write!(s, " reduction {reduction}");
+            }
+            if divisor != 8 {
+                let _ = write!(s, " divisor {divisor}");
+            }
+            s
+        }
+        Some(Attention::Eca { gamma, beta }) => {
+            let mut s = "attention eca".to_string();
+            if gamma != 2 {
+                let _ = write!(s, " gamma {gamma}");
+            }
+            if beta != 1 {
+                let _ = write!(s, " beta {beta}");
+            }
+            s
+        }
+    }
 }
 
 /// A float that reads back as exactly the same `f64` (Rust's shortest round-trip form).
@@ -304,7 +392,25 @@ mod tests {
             s.stride_on = StrideOn::Conv1;
             s.groups = 32;
             s.bias = vec![true; s.block.arity()];
+            s.anti_alias = Some(AntiAlias::Avg);
         }
+        m.stages[2].bias = vec![false, false, true];
+        m.stages[1].attention = Some(Attention::Se {
+            reduction: 4,
+            divisor: 8,
+        });
+        m.stages[2].attention = Some(Attention::Eca { gamma: 3, beta: 0 });
+        m.stages[3].attention = Some(Attention::Se {
+            reduction: 16,
+            divisor: 8,
+        });
+        m.stages[1].stride_at = StrideAt::Last;
+        m.stages[3].stride = 1;
+        m.stages[3].dilation = 2;
+        m.stages[2].projection.kernel = 3;
+        m.stages[2].projection.avg_pool = true;
+        m.norm = Norm::Group { groups: 8 };
+        m.drop_path_rate = 0.1;
         m.head = Head {
             norm: true,
             pool: HeadPool::Flatten,
@@ -354,15 +460,15 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("defaults stride_on conv1, groups 32, bias\n"),
+            text.contains("defaults stride_on conv1, groups 32, anti_alias avg\n"),
             "{text}"
         );
         assert!(
-            text.contains("conv2_x: preact_bottleneck [64, 64, 256] x3 /1, projection bn bias\n"),
+            text.contains("conv2_x: preact_bottleneck [64, 64, 256] x3 /1, projection bn bias, bias\n"),
             "{text}"
         );
         assert!(
-            text.contains("\"stage two\": bottleneck [128, 128, 512] x4 /2, shortcut C\n"),
+            text.contains("\"stage two\": bottleneck [128, 128, 512] x4 /2, shortcut C, bias, attention se reduction 4, stride_at last\n"),
             "{text}"
         );
         assert!(
@@ -374,6 +480,90 @@ mod tests {
         assert!(text.contains(
             "init xavier_uniform\nzero_init_residual true\nbatch_norm eps 1.001e-5 momentum 0.01\n"
         ));
+    }
+
+    #[test]
+    fn prints_the_new_settings() {
+        let text = print(&unusual());
+        for part in [
+            "defaults stride_on conv1, groups 32, anti_alias avg\n",
+            ", bias [false, false, true]",
+            ", attention se reduction 4",
+            ", attention eca gamma 3 beta 0",
+            ", attention se, dilation 2\n",
+            ", stride_at last",
+            ", dilation 2",
+            ", projection bn no bias kernel 3 avgpool",
+            "norm group 8\ndrop_path 0.1\n",
+        ] {
+            assert!(text.contains(part), "{part}\n{text}");
+        }
+    }
+
+    #[test]
+    fn deep_stems_and_stem_pools_round_trip() {
+        let deep = vec![
+            Conv {
+                filters: 32,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+                bias: false,
+            },
+            Conv {
+                filters: 64,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                bias: true,
+            },
+        ];
+        let pools = [
+            StemPool::Pool(Pool {
+                kind: PoolKind::Max,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+                ceil_mode: false,
+                anti_alias: Some(AntiAlias::Blur),
+            }),
+            StemPool::Conv {
+                conv: Conv {
+                    filters: 64,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                    bias: false,
+                },
+                anti_alias: None,
+            },
+            StemPool::Conv {
+                conv: Conv {
+                    filters: 48,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                    bias: true,
+                },
+                anti_alias: Some(AntiAlias::Avg),
+            },
+        ];
+        for pool in pools {
+            let mut model = resnet50();
+            model.stem.convs = deep.clone();
+            model.stem.pool = pool;
+            let text = print(&model);
+            assert!(
+                text.contains("stem conv 3x3/2 pad 1 -> 32, conv 3x3/1 pad 1 bias -> 64, bn"),
+                "{text}"
+            );
+            let file = SourceFile::new("printed.resnet", text, Syntax::Dsl);
+            let ast = crate::front::dsl::parse(&file)
+                .unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+            let (back, _, _) = crate::lower::lower(&ast, crate::span::Syntax::Dsl)
+                .unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+            assert_eq!(back, model, "{}", file.text);
+        }
     }
 
     #[test]

@@ -26,7 +26,10 @@
 //! assert!(text.contains("defaults:\n  block: basic\n"));
 //! ```
 
-use crate::ir::{defaults, BatchNorm, Conv, Model, Pool, Projection, Stage, StemPool};
+use crate::ir::{
+    defaults, AntiAlias, Attention, BatchNorm, Conv, Model, Norm, Pool, Projection, Stage,
+    StemPool, StrideAt,
+};
 use std::fmt::Write;
 
 /// The spec text for `model`; parsing it back yields an equal [`Model`].
@@ -41,9 +44,26 @@ pub fn print(model: &Model) -> String {
         model.input.c, model.input.h, model.input.w
     );
 
+    if let Norm::Group { groups } = model.norm {
+        let _ = writeln!(out, "norm: {{kind: group, groups: {groups}}}");
+    }
+    if model.drop_path_rate.to_bits() != 0f64.to_bits() {
+        let _ = writeln!(out, "drop_path_rate: {}", float(model.drop_path_rate));
+    }
+
     let stem = &model.stem;
     out.push_str("stem:\n");
-    let _ = writeln!(out, "  conv: {}", conv(&stem.convs[0]));
+    match stem.convs.as_slice() {
+        [one] => {
+            let _ = writeln!(out, "  conv: {}", conv(one));
+        }
+        several => {
+            out.push_str("  convs:\n");
+            for c in several {
+                let _ = writeln!(out, "    - {}", conv(c));
+            }
+        }
+    }
     let _ = writeln!(out, "  bn: {}", stem.bn);
     let _ = writeln!(out, "  relu: {}", stem.relu);
     match &stem.pool {
@@ -51,8 +71,20 @@ pub fn print(model: &Model) -> String {
             let _ = writeln!(out, "  pool: {}", pool(p));
         }
         StemPool::None => out.push_str("  pool: none\n"),
-        StemPool::Conv { conv: c, .. } => {
-            let _ = writeln!(out, "  pool: {}", conv(c));
+        StemPool::Conv {
+            conv: c,
+            anti_alias,
+        } => {
+            let _ = writeln!(
+                out,
+                "  pool: {{kind: conv, filters: {}, kernel: {}, stride: {}, padding: {}, bias: {}{}}}",
+                c.filters,
+                c.kernel,
+                c.stride,
+                c.padding,
+                c.bias,
+                anti_alias_key(*anti_alias)
+            );
         }
     }
 
@@ -127,17 +159,61 @@ fn conv(c: &Conv) -> String {
 
 fn pool(p: &Pool) -> String {
     format!(
-        "{{kind: {}, kernel: {}, stride: {}, padding: {}, ceil_mode: {}}}",
+        "{{kind: {}, kernel: {}, stride: {}, padding: {}, ceil_mode: {}{}}}",
         p.kind.keyword(),
         p.kernel,
         p.stride,
         p.padding,
-        p.ceil_mode
+        p.ceil_mode,
+        anti_alias_key(p.anti_alias)
     )
 }
 
+/// `, anti_alias: blur` inside a stem pool mapping, or nothing.
+fn anti_alias_key(a: Option<AntiAlias>) -> String {
+    a.map_or(String::new(), |a| format!(", anti_alias: {}", a.keyword()))
+}
+
+/// `{bn, bias}`, with `kernel` and `pool` where they differ from the defaults.
 fn projection(p: &Projection) -> String {
-    format!("{{bn: {}, bias: {}}}", p.bn, p.bias)
+    let mut s = format!("{{bn: {}, bias: {}", p.bn, p.bias);
+    if p.kernel != Projection::default().kernel {
+        let _ = write!(s, ", kernel: {}", p.kernel);
+    }
+    if p.avg_pool {
+        s.push_str(", pool: avg");
+    }
+    s.push('}');
+    s
+}
+
+/// `se` / `eca` at timm's defaults, the mapping otherwise.
+fn attention(a: Option<Attention>) -> String {
+    match a {
+        None => "none".to_owned(),
+        Some(Attention::Se {
+            reduction: 16,
+            divisor: 8,
+        }) => "se".to_owned(),
+        Some(Attention::Eca { gamma: 2, beta: 1 }) => "eca".to_owned(),
+        Some(Attention::Se { reduction, divisor }) => {
+            format!("{{kind: se, reduction: {reduction}, divisor: {divisor}}}")
+        }
+        Some(Attention::Eca { gamma, beta }) => {
+            format!("{{kind: eca, gamma: {gamma}, beta: {beta}}}")
+        }
+    }
+}
+
+/// `true` / `false` when every convolution agrees, one flag per convolution otherwise.
+fn bias(b: &[bool]) -> String {
+    match b.first() {
+        Some(first) if b.iter().all(|x| x == first) => first.to_string(),
+        _ => {
+            let flags: Vec<String> = b.iter().map(bool::to_string).collect();
+            format!("[{}]", flags.join(", "))
+        }
+    }
 }
 
 /// Block options split into those every stage shares (for `defaults:`) and the rest,
@@ -150,7 +226,7 @@ struct BlockOptions {
 fn block_options(stages: &[Stage]) -> BlockOptions {
     type OptionRow = (&'static str, fn(&Stage) -> String, fn(&Stage) -> bool);
     // (key, value as written, whether the value is what lowering would pick anyway)
-    let table: [OptionRow; 6] = [
+    let table: [OptionRow; 10] = [
         ("block", |s| s.block.keyword().to_owned(), |_| false),
         (
             "stride_on",
@@ -174,8 +250,28 @@ fn block_options(stages: &[Stage]) -> BlockOptions {
         ),
         (
             "bias",
-            |s| s.bias.iter().all(|b| *b).to_string(),
+            |s| bias(&s.bias),
             |s| s.bias.iter().all(|b| *b == defaults::BIAS),
+        ),
+        (
+            "attention",
+            |s| attention(s.attention),
+            |s| s.attention.is_none(),
+        ),
+        (
+            "anti_alias",
+            |s| s.anti_alias.map_or("none", |a| a.keyword()).to_owned(),
+            |s| s.anti_alias.is_none(),
+        ),
+        (
+            "stride_at",
+            |s| s.stride_at.keyword().to_owned(),
+            |s| s.stride_at == StrideAt::First,
+        ),
+        (
+            "dilation",
+            |s| s.dilation.to_string(),
+            |s| s.dilation == 1,
         ),
     ];
     let mut shared = Vec::new();
@@ -305,7 +401,28 @@ mod tests {
         m.stages[3].stride = 1;
         for s in &mut m.stages {
             s.bias = vec![true; s.block.arity()];
+            s.anti_alias = Some(AntiAlias::Blur);
         }
+        m.stages[0].bias = vec![false, true, false];
+        m.stages[1].attention = Some(Attention::Se {
+            reduction: 4,
+            divisor: 8,
+        });
+        m.stages[2].attention = Some(Attention::Eca { gamma: 2, beta: 1 });
+        m.stages[3].attention = Some(Attention::Eca { gamma: 3, beta: 0 });
+        m.stages[1].stride_at = StrideAt::Last;
+        m.stages[3].dilation = 2;
+        m.stages[2].projection.kernel = 3;
+        m.stages[2].projection.avg_pool = true;
+        m.stem.convs.push(Conv {
+            filters: 32,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            bias: false,
+        });
+        m.norm = Norm::Group { groups: 32 };
+        m.drop_path_rate = 0.05;
         m.head = Head {
             norm: true,
             pool: HeadPool::Flatten,
@@ -383,7 +500,7 @@ head:
     fn round_trips_every_setting() {
         let model = unusual();
         let text = print(&model);
-        assert!(text.contains("defaults:\n  bias: true\n"), "{text}");
+        assert!(text.contains("    bias: true\n"), "{text}");
         assert!(text.contains("    block: preact_bottleneck\n"), "{text}");
         assert!(text.contains("    stride_on: conv1\n"), "{text}");
         assert!(
@@ -391,6 +508,68 @@ head:
             "{text}"
         );
         assert_eq!(reparse(&text), model);
+    }
+
+    #[test]
+    fn round_trips_every_stem_pool() {
+        let pools = [
+            StemPool::None,
+            StemPool::Pool(Pool {
+                kind: PoolKind::Avg,
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+                ceil_mode: true,
+                anti_alias: Some(AntiAlias::Avg),
+            }),
+            StemPool::Conv {
+                conv: Conv {
+                    filters: 64,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                    bias: true,
+                },
+                anti_alias: Some(AntiAlias::Blur),
+            },
+            StemPool::Conv {
+                conv: Conv {
+                    filters: 48,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                    bias: false,
+                },
+                anti_alias: None,
+            },
+        ];
+        for pool in pools {
+            let mut model = resnet50();
+            model.stem.pool = pool;
+            let text = print(&model);
+            assert_eq!(reparse(&text), model, "{text}");
+        }
+    }
+
+    #[test]
+    fn prints_the_new_settings() {
+        let text = print(&unusual());
+        for line in [
+            "norm: {kind: group, groups: 32}\n",
+            "drop_path_rate: 0.05\n",
+            "  convs:\n    - {filters: 64, kernel: 7, stride: 2, padding: 3, bias: true}\n    - {filters: 32, kernel: 3, stride: 1, padding: 1, bias: false}\n",
+            "defaults:\n",
+            "  anti_alias: blur\n",
+            "    bias: [false, true, false]\n",
+            "    attention: {kind: se, reduction: 4, divisor: 8}\n",
+            "    attention: eca\n",
+            "    attention: {kind: eca, gamma: 3, beta: 0}\n",
+            "    stride_at: last\n",
+            "    dilation: 2\n",
+            "    projection: {bn: false, bias: true, kernel: 3, pool: avg}\n",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 
     #[test]

@@ -1149,7 +1149,21 @@ impl Validator<'_> {
         let kind = match attention {
             Attention::Se { reduction, divisor } => {
                 let hidden = Attention::se_hidden(c, reduction, divisor);
-                let _ = field;
+                if reduction > c {
+                    // timm computes channels / reduction before rounding up to the divisor:
+                    // below 1, the squeeze no longer reduces anything it was meant to.
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E-se-reduction",
+                            format!("SE reduction {reduction} is larger than the {c} channels of {name}"),
+                        )
+                        .with_primary(self.spans.get(field), format!("{c} / {reduction} is below 1 channel"))
+                        .with_note(format!(
+                            "squeeze-and-excitation squeezes to channels / reduction hidden channels (rounded to a multiple of {divisor}, at least {divisor}): here {hidden}, more than {c} / {reduction}"
+                        ))
+                        .with_help(format!("use a reduction of at most {c} (timm's SE uses 16; ResNet-RS uses 4)")),
+                    );
+                }
                 let (p1, p2) = (
                     u128::from(c) * u128::from(hidden) + u128::from(hidden),
                     u128::from(hidden) * u128::from(c) + u128::from(c),

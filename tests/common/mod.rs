@@ -32,6 +32,23 @@ pub fn shipped_specs() -> Vec<PathBuf> {
     v
 }
 
+/// The zoo's specs (`specs/timm`, `specs/keras`), sorted: real models written with the
+/// constructs of timm and Keras, checked against the live models by `tests/zoo_specs.rs`.
+pub fn zoo_specs() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for source in ["timm", "keras"] {
+        let dir = root().join("specs").join(source);
+        v.extend(
+            std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|e| e.expect("dir entry").path())
+                .filter(|p| Syntax::from_path(&p.display().to_string()).is_some()),
+        );
+    }
+    v.sort();
+    v
+}
+
 /// The python of resnetc's venv (`$RESNETC_HOME/venv`, default `~/.cache/resnetc/venv`),
 /// which `scripts/setup.sh` fills with PyTorch 2.11.0 and torchvision.
 pub fn venv_python() -> PathBuf {

@@ -9,8 +9,8 @@ use super::{
     syntax, ResnetParser, Rule, DUPLICATE_ERROR, KERNEL_ERROR, NUMBER_ERROR, SYNTAX_ERROR,
 };
 use crate::ast::{
-    BatchNormAst, BlockOptionsAst, ConvAst, Field, HeadAst, InputAst, PoolAst, ProjectionAst,
-    SpecAst, StageAst, StemAst, StemPoolAst, UnknownKey,
+    AttentionAst, BatchNormAst, BiasAst, BlockOptionsAst, ConvAst, Field, HeadAst, InputAst,
+    NormAst, PoolAst, ProjectionAst, SpecAst, StageAst, StemAst, StemPoolAst, UnknownKey,
 };
 use crate::diag::Diagnostic;
 use crate::span::{Span, Spanned};
@@ -20,7 +20,9 @@ use pest::Parser;
 type P<'i> = Pair<'i, Rule>;
 
 /// Keys accepted in the stem (for "unknown key" reports).
-pub const STEM_KEYS: &[&str] = &["conv", "bn", "relu", "maxpool", "avgpool", "no pool"];
+pub const STEM_KEYS: &[&str] = &[
+    "conv", "bn", "relu", "maxpool", "avgpool", "convpool", "no pool",
+];
 /// Keys accepted in `defaults` and after a stage.
 pub const OPTION_KEYS: &[&str] = &[
     "block",
@@ -30,6 +32,10 @@ pub const OPTION_KEYS: &[&str] = &[
     "groups",
     "width_per_group",
     "bias",
+    "attention",
+    "anti_alias",
+    "stride_at",
+    "dilation",
 ];
 /// Keys accepted in the head.
 pub const HEAD_KEYS: &[&str] = &[
@@ -184,6 +190,17 @@ impl Builder {
             Rule::batch_norm_line => {
                 self.ast.batch_norm = Some(Spanned::new(self.batch_norm(p), span))
             }
+            Rule::norm_line => {
+                let norm = NormAst {
+                    kind: child(&p, Rule::norm_kind)
+                        .map(|k| Spanned::new(k.as_str().to_string(), self.span(&k))),
+                    groups: child(&p, Rule::number).and_then(|n| self.int(&n)),
+                };
+                self.ast.norm = Some(Spanned::new(norm, span));
+            }
+            Rule::drop_path_line => {
+                self.ast.drop_path_rate = child(&p, Rule::float).and_then(|f| self.float(&f));
+            }
             _ => {}
         }
     }
@@ -192,26 +209,31 @@ impl Builder {
 
     fn stem(&mut self, p: P<'_>) -> StemAst {
         let mut stem = StemAst::default();
+        let mut convs: Vec<Spanned<ConvAst>> = Vec::new();
         for item in children(&p, Rule::stem_item) {
             let Some(part) = item.into_inner().next() else {
                 continue;
             };
             let span = self.span(&part);
             match part.as_rule() {
-                Rule::stem_conv => {
-                    let conv = self.conv(&part);
-                    self.set(&mut stem.conv, conv, span, "conv");
-                }
+                // One `conv` is the stem's convolution; several make a deep stem.
+                Rule::stem_conv => convs.push(Spanned::new(self.conv(&part), span)),
                 Rule::bn_flag => self.set(&mut stem.bn, flag(&part), span, "bn"),
                 Rule::relu_flag => self.set(&mut stem.relu, flag(&part), span, "relu"),
                 Rule::no_pool => self.set(&mut stem.pool, StemPoolAst::None, span, "pool"),
                 Rule::stem_pool => {
                     let pool = self.pool(&part);
-                    self.set(&mut stem.pool, StemPoolAst::Pool(pool), span, "pool");
+                    self.set(&mut stem.pool, StemPoolAst::Pool(Box::new(pool)), span, "pool");
                 }
                 Rule::unknown_item => self.unknown(&part, "stem", STEM_KEYS),
                 _ => {}
             }
+        }
+        if convs.len() == 1 {
+            stem.conv = convs.pop();
+        } else if let (Some(first), Some(last)) = (convs.first(), convs.last()) {
+            let span = first.span.to(last.span);
+            stem.convs = Some(Spanned::new(convs, span));
         }
         stem
     }
@@ -243,6 +265,17 @@ impl Builder {
                 Rule::ceil_flag => {
                     let span = self.span(&attr);
                     self.set(&mut pool.ceil_mode, flag(&attr), span, "ceil");
+                }
+                Rule::out_filters => self.number_in(&attr, &mut pool.filters, "->"),
+                Rule::bias_flag => {
+                    let span = self.span(&attr);
+                    self.set(&mut pool.bias, flag(&attr), span, "bias");
+                }
+                Rule::anti_alias => {
+                    if let Some(v) = child(&attr, Rule::anti_alias_value) {
+                        let span = self.span(&v);
+                        self.set(&mut pool.anti_alias, v.as_str().to_string(), span, "anti_alias");
+                    }
                 }
                 _ => {}
             }
@@ -317,6 +350,19 @@ impl Builder {
                         Rule::bias_flag => {
                             self.set(&mut projection.bias, flag(&f), s, "projection bias")
                         }
+                        Rule::proj_kernel => {
+                            self.number_in(&f, &mut projection.kernel, "projection kernel")
+                        }
+                        Rule::no_pool => {
+                            self.set(&mut projection.pool, "none".to_string(), s, "projection pool")
+                        }
+                        Rule::pool_word => {
+                            // `avgpool` -> `avg`; a bare `pool` is no kind at all.
+                            let kind = self
+                                .pool_kind(&f, true)
+                                .unwrap_or_else(|| Spanned::new(f.as_str().to_string(), s));
+                            self.set(&mut projection.pool, kind.value, kind.span, "projection pool")
+                        }
                         _ => {}
                     }
                 }
@@ -326,7 +372,45 @@ impl Builder {
             Rule::opt_width_per_group => {
                 self.number_in(&opt, &mut options.width_per_group, "width_per_group")
             }
-            Rule::bias_flag => self.set(&mut options.bias, flag(&opt), span, "bias"),
+            Rule::bias_flag => {
+                self.set(&mut options.bias, crate::ast::BiasAst::All(flag(&opt)), span, "bias")
+            }
+            Rule::bias_list => {
+                let flags = children(&opt, Rule::boolean)
+                    .map(|b| Spanned::new(b.as_str() == "true", self.span(&b)))
+                    .collect();
+                self.set(&mut options.bias, BiasAst::PerConv(flags), span, "bias");
+            }
+            Rule::opt_attention => {
+                let mut a = AttentionAst {
+                    kind: value(Rule::attention_kind).map(|(v, s)| Spanned::new(v, s)),
+                    ..AttentionAst::default()
+                };
+                for param in children(&opt, Rule::attention_param) {
+                    let Some(key) = param.clone().into_inner().next() else {
+                        continue;
+                    };
+                    let (slot, what) = match key.as_rule() {
+                        Rule::kw_reduction => (&mut a.reduction, "reduction"),
+                        Rule::kw_divisor => (&mut a.divisor, "divisor"),
+                        Rule::kw_gamma => (&mut a.gamma, "gamma"),
+                        _ => (&mut a.beta, "beta"),
+                    };
+                    self.number_in(&param, slot, what);
+                }
+                self.set(&mut options.attention, a, span, "attention");
+            }
+            Rule::anti_alias => {
+                if let Some((v, s)) = value(Rule::anti_alias_value) {
+                    self.set(&mut options.anti_alias, v, s, "anti_alias");
+                }
+            }
+            Rule::opt_stride_at => {
+                if let Some((v, s)) = value(Rule::stride_at_value) {
+                    self.set(&mut options.stride_at, v, s, "stride_at");
+                }
+            }
+            Rule::opt_dilation => self.number_in(&opt, &mut options.dilation, "dilation"),
             Rule::unknown_item => self.unknown(&opt, section, OPTION_KEYS),
             _ => {}
         }

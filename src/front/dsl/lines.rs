@@ -45,6 +45,8 @@ pub const STATEMENTS: &[(&str, Rule)] = &[
     ("init", Rule::init_line),
     ("zero_init_residual", Rule::zero_init_residual_line),
     ("batch_norm", Rule::batch_norm_line),
+    ("norm", Rule::norm_line),
+    ("drop_path", Rule::drop_path_line),
 ];
 
 /// The keys accepted at the top level (for "unknown key" reports).
@@ -57,6 +59,8 @@ pub const STATEMENT_KEYS: &[&str] = &[
     "init",
     "zero_init_residual",
     "batch_norm",
+    "norm",
+    "drop_path",
 ];
 
 /// The statement lines of `text`, blank and comment-only lines left out.
@@ -153,6 +157,8 @@ pub fn expected_form(rule: Rule) -> &'static str {
         Rule::init_line => "the init line reads `init kaiming_normal` or `init xavier_uniform`",
         Rule::zero_init_residual_line => "the line reads `zero_init_residual` (or `zero_init_residual false`)",
         Rule::batch_norm_line => "the batch-norm line reads `batch_norm eps 1e-5 momentum 0.1`",
+        Rule::norm_line => "the norm line reads `norm batch` or `norm group 32`",
+        Rule::drop_path_line => "the drop-path line reads `drop_path 0.05` (a rate in [0, 1))",
         _ => STATEMENT_HELP,
     }
 }
@@ -160,7 +166,7 @@ pub fn expected_form(rule: Rule) -> &'static str {
 /// Help for a line that starts no statement.
 pub const STATEMENT_HELP: &str = "a line is one of `model NAME`, `input CxHxW`, `stem ...`, \
      `defaults ...`, a stage such as `conv2_x: basic [64, 64] x2`, `head ...`, `init ...`, \
-     `zero_init_residual`, `batch_norm ...`";
+     `zero_init_residual`, `batch_norm ...`, `norm ...`, `drop_path P`";
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 use super::lines::{self, expected_form};
 use super::{Rule, SYNTAX_ERROR};
 use crate::diag::Diagnostic;
-use crate::ir::{BlockKind, Init, ShortcutOption, StrideOn};
+use crate::ir::{AntiAlias, Attention, BlockKind, Init, Norm, ShortcutOption, StrideAt, StrideOn};
 use crate::span::Span;
 use pest::error::{Error, ErrorVariant, InputLocation};
 
@@ -123,6 +123,10 @@ pub fn describe(rule: Rule) -> Option<String> {
         Rule::stride_on_value => return Some(format!("a stride position ({})", one_of(StrideOn::KEYWORDS))),
         Rule::shortcut_value => return Some(format!("a shortcut option ({})", one_of(ShortcutOption::KEYWORDS))),
         Rule::init_kind => return Some(format!("an init scheme ({})", one_of(Init::KEYWORDS))),
+        Rule::stride_at_value => return Some(format!("a stride position ({})", one_of(StrideAt::KEYWORDS))),
+        Rule::anti_alias_value => return Some(format!("an anti-aliasing ({})", one_of(AntiAlias::KEYWORDS))),
+        Rule::attention_kind => return Some(format!("an attention ({})", one_of(Attention::KEYWORDS))),
+        Rule::norm_kind => return Some(format!("a norm kind ({})", one_of(Norm::KEYWORDS))),
         Rule::pool_word => "a pooling (`maxpool` or `avgpool`)",
         Rule::times => "`x`",
         Rule::slash => "`/`",
@@ -161,6 +165,25 @@ pub fn describe(rule: Rule) -> Option<String> {
         Rule::kw_width_per_group => "`width_per_group`",
         Rule::kw_eps => "`eps`",
         Rule::kw_momentum => "`momentum`",
+        Rule::kw_drop_path => "`drop_path`",
+        Rule::kw_attention => "`attention`",
+        Rule::kw_anti_alias => "`anti_alias`",
+        Rule::kw_stride_at => "`stride_at`",
+        Rule::kw_dilation => "`dilation`",
+        Rule::kw_kernel => "`kernel`",
+        Rule::kw_reduction => "`reduction`",
+        Rule::kw_divisor => "`divisor`",
+        Rule::kw_gamma => "`gamma`",
+        Rule::kw_beta => "`beta`",
+        Rule::anti_alias => "`anti_alias blur|avg`",
+        Rule::proj_kernel => "`kernel K`",
+        Rule::bias_list => "`bias [..]`",
+        Rule::opt_attention => "`attention se|eca`",
+        Rule::attention_param => "an attention setting (`reduction R`, `divisor D`, `gamma G`, `beta B`)",
+        Rule::opt_stride_at => "`stride_at first|last`",
+        Rule::opt_dilation => "`dilation D`",
+        Rule::model_norm => "`norm ...`",
+        Rule::drop_path => "`drop_path P`",
         Rule::kernel_stride => "a window such as `3x3/2`",
         Rule::padding => "`pad P`",
         Rule::bias_flag => "`bias`/`no bias`",
@@ -175,8 +198,11 @@ pub fn describe(rule: Rule) -> Option<String> {
         Rule::stem_conv => "`conv`",
         Rule::out_filters => "`-> FILTERS`",
         Rule::no_pool => "`no pool`",
-        Rule::stem_pool => "a pooling such as `maxpool 3x3/2 pad 1`",
-        Rule::option => "a block option (`stride_on`, `shortcut`, `projection`, `groups`, `width_per_group`, `bias`)",
+        Rule::stem_pool => "a pooling such as `maxpool 3x3/2 pad 1` or `convpool 3x3/2 pad 1 -> 64`",
+        Rule::option => {
+            "a block option (`stride_on`, `shortcut`, `projection`, `groups`, `width_per_group`, `bias`, `attention`, \
+             `anti_alias`, `stride_at`, `dilation`)"
+        }
         Rule::opt_block => "`block KIND`",
         Rule::opt_stride_on => "`stride_on conv1|conv2`",
         Rule::opt_shortcut => "`shortcut A|B|C`",
@@ -212,7 +238,9 @@ pub fn describe(rule: Rule) -> Option<String> {
         | Rule::head_line
         | Rule::init_line
         | Rule::zero_init_residual_line
-        | Rule::batch_norm_line => return None,
+        | Rule::batch_norm_line
+        | Rule::norm_line
+        | Rule::drop_path_line => return None,
         // Silent helpers: pest never reports them, but they are variants of `Rule`.
         Rule::WHITESPACE
         | Rule::COMMENT

@@ -313,7 +313,7 @@ batch_norm momentum 0.01, eps 1.001e-5
     assert_eq!((value(&p.bn), value(&p.bias)), (Some(false), Some(true)));
     assert_eq!(
         (value(&d.groups), value(&d.width_per_group), value(&d.bias)),
-        (Some(2), Some(8), Some(false))
+        (Some(2), Some(8), Some(crate::ast::BiasAst::All(false)))
     );
 
     let s0 = &stage(&ast, 0).value;
@@ -329,7 +329,7 @@ batch_norm momentum 0.01, eps 1.001e-5
             value(&s1.options.shortcut).as_deref(),
             value(&s1.options.bias)
         ),
-        (Some("C"), Some(true))
+        (Some("C"), Some(crate::ast::BiasAst::All(true)))
     );
     let s2 = &stage(&ast, 2).value;
     assert_eq!(value(&s2.name).as_deref(), Some("stage three"));
@@ -1052,4 +1052,65 @@ fn unicode_escapes_in_quoted_names() {
     let many = format!("\"{}\"", r"\u{".repeat(50_000));
     let file = SourceFile::new("t.resnet", spec(&many), Syntax::Dsl);
     assert!(crate::compile(&file).is_err());
+}
+
+#[test]
+fn new_constructs_parse() {
+    let text = "\
+model x
+norm group 32
+drop_path 0.05
+stem conv 3x3/2 pad 1 -> 32, conv 3x3/1 pad 1 -> 64, bn, relu, convpool 3x3/2 pad 1 -> 64 anti_alias blur
+defaults bottleneck, attention se reduction 4, projection avgpool kernel 3, bias [false, false, true]
+conv2_x: [64, 64, 256] x3, stride_at last, dilation 2, anti_alias avg, attention eca gamma 3 beta 0
+";
+    let ast = ok(text);
+    let norm = ast.norm.clone().expect("norm");
+    assert_eq!(norm.span, at(text, "norm group 32", 0));
+    assert_eq!(value(&norm.value.kind).as_deref(), Some("group"));
+    assert_eq!(value(&norm.value.groups), Some(32));
+    assert_eq!(value(&ast.drop_path_rate), Some(0.05));
+    let stem = ast.stem.clone().expect("stem").value;
+    let convs = stem.convs.expect("two convs: a deep stem").value;
+    assert_eq!(convs.len(), 2);
+    assert_eq!(convs[1].span, at(text, "conv 3x3/1 pad 1 -> 64", 0));
+    assert!(stem.conv.is_none());
+    let Some(StemPoolAst::Pool(pool)) = value(&stem.pool) else {
+        panic!("a stem pool")
+    };
+    assert_eq!(value(&pool.kind).as_deref(), Some("conv"));
+    assert_eq!(value(&pool.filters), Some(64));
+    assert_eq!(value(&pool.anti_alias).as_deref(), Some("blur"));
+    let d = ast.defaults.clone().expect("defaults").value;
+    let a = d.attention.expect("attention");
+    assert_eq!(a.span, at(text, "attention se reduction 4", 0));
+    assert_eq!(value(&a.value.reduction), Some(4));
+    let p = d.projection.expect("projection").value;
+    assert_eq!(value(&p.pool).as_deref(), Some("avg"));
+    assert_eq!(value(&p.kernel), Some(3));
+    let Some(crate::ast::BiasAst::PerConv(flags)) = value(&d.bias) else {
+        panic!("a bias list")
+    };
+    assert_eq!(flags.iter().map(|f| f.value).collect::<Vec<_>>(), [false, false, true]);
+    let o = &stage(&ast, 0).value.options;
+    assert_eq!(value(&o.stride_at).as_deref(), Some("last"));
+    assert_eq!(value(&o.dilation), Some(2));
+    assert_eq!(value(&o.anti_alias).as_deref(), Some("avg"));
+    let eca = o.attention.as_ref().expect("attention").value.clone();
+    assert_eq!((value(&eca.gamma), value(&eca.beta)), (Some(3), Some(0)));
+}
+
+#[test]
+fn one_stem_conv_stays_the_stem_conv() {
+    let ast = ok("model x\nstem conv 3x3/1 pad 1 -> 16, no pool\nbasic [16, 16] x2\n");
+    let stem = ast.stem.expect("stem").value;
+    assert!(stem.conv.is_some());
+    assert!(stem.convs.is_none());
+}
+
+#[test]
+fn projection_no_pool_is_none() {
+    let ast = ok("model x\ndefaults bottleneck, projection no pool\n[64, 64, 256] x2\n");
+    let p = ast.defaults.expect("defaults").value.projection.expect("projection");
+    assert_eq!(value(&p.value.pool).as_deref(), Some("none"));
 }

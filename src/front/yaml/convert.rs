@@ -305,6 +305,15 @@ impl<'a> Converter<'a> {
                 eps: c.field(bn.eps),
                 momentum: c.field(bn.momentum),
             }),
+            norm: self.kind_or(
+                root.norm,
+                |c, m| NormAst {
+                    kind: c.field(m.kind),
+                    groups: c.field(m.groups),
+                },
+                |n| &mut n.kind,
+            ),
+            drop_path_rate: self.field(root.drop_path_rate),
             unknown: Vec::new(),
         }
     }
@@ -335,14 +344,85 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// A keyword (`norm: batch`) as the `kind` of an otherwise empty AST, spanned by its
+    /// token; or a mapping converted by `map`, spanned by its first line.
+    fn kind_or<M, T: Default>(
+        &mut self,
+        v: Entry<KindOr<M>>,
+        map: impl FnOnce(&mut Self, M) -> T,
+        kind: impl FnOnce(&mut T) -> &mut Field<String>,
+    ) -> Field<T> {
+        let v = self.present(v)?;
+        let loc = *loc_of(&v);
+        Some(match v.value {
+            KindOr::Kind(k) => {
+                let span = self.spans.token(&loc);
+                let mut out = T::default();
+                *kind(&mut out) = Some(span::Spanned::new(k, span));
+                span::Spanned::new(out, span)
+            }
+            KindOr::Map(m) => {
+                let span = self.spans.first_line(&loc);
+                span::Spanned::new(map(self, m), span)
+            }
+        })
+    }
+
+    fn conv(&mut self, conv: ConvRepr) -> ConvAst {
+        ConvAst {
+            filters: self.field(conv.filters),
+            kernel: self.field(conv.kernel),
+            stride: self.field(conv.stride),
+            padding: self.field(conv.padding),
+            bias: self.field(conv.bias),
+        }
+    }
+
+    fn bias(&mut self, b: Entry<BiasRepr>) -> Field<BiasAst> {
+        let v = self.present(b)?;
+        let loc = *loc_of(&v);
+        Some(match v.value {
+            BiasRepr::All(all) => {
+                let s = self.scalar(YSpanned {
+                    value: all,
+                    referenced: v.referenced,
+                    defined: v.defined,
+                });
+                span::Spanned::new(BiasAst::All(s.value), s.span)
+            }
+            BiasRepr::PerConv(items) => {
+                let span = self.spans.first_line(&loc);
+                let items = items.into_iter().map(|i| self.scalar(i)).collect();
+                span::Spanned::new(BiasAst::PerConv(items), span)
+            }
+        })
+    }
+
+    fn attention(&mut self, a: Entry<KindOr<AttentionMapRepr>>) -> Field<AttentionAst> {
+        self.kind_or(
+            a,
+            |c, m| AttentionAst {
+                kind: c.field(m.kind),
+                reduction: c.field(m.reduction),
+                divisor: c.field(m.divisor),
+                gamma: c.field(m.gamma),
+                beta: c.field(m.beta),
+            },
+            |a| &mut a.kind,
+        )
+    }
+
     fn stem(&mut self, stem: StemRepr) -> StemAst {
         StemAst {
-            conv: self.section(stem.conv, |c, conv| ConvAst {
-                filters: c.field(conv.filters),
-                kernel: c.field(conv.kernel),
-                stride: c.field(conv.stride),
-                padding: c.field(conv.padding),
-                bias: c.field(conv.bias),
+            conv: self.section(stem.conv, Self::conv),
+            convs: self.section(stem.convs, |c, convs| {
+                convs
+                    .into_iter()
+                    .map(|v| {
+                        let span = c.spans.first_line(loc_of(&v));
+                        span::Spanned::new(c.conv(v.value), span)
+                    })
+                    .collect()
             }),
             bn: self.field(stem.bn),
             relu: self.field(stem.relu),
@@ -357,8 +437,11 @@ impl<'a> Converter<'a> {
                             stride: self.field(pool.stride),
                             padding: self.field(pool.padding),
                             ceil_mode: self.field(pool.ceil_mode),
+                            anti_alias: self.field(pool.anti_alias),
+                            filters: self.field(pool.filters),
+                            bias: self.field(pool.bias),
                         };
-                        span::Spanned::new(StemPoolAst::Pool(pool), self.spans.first_line(&loc))
+                        span::Spanned::new(StemPoolAst::Pool(Box::new(pool)), self.spans.first_line(&loc))
                     }
                     StemPoolRepr::Other(found) => {
                         let span = self.spans.token(&loc);
@@ -382,6 +465,8 @@ impl<'a> Converter<'a> {
         self.section(p, |c, p| ProjectionAst {
             bn: c.field(p.bn),
             bias: c.field(p.bias),
+            kernel: c.field(p.kernel),
+            pool: c.field(p.pool),
         })
     }
 
@@ -393,7 +478,11 @@ impl<'a> Converter<'a> {
             projection: self.projection(o.projection),
             groups: self.field(o.groups),
             width_per_group: self.field(o.width_per_group),
-            bias: self.field(o.bias),
+            bias: self.bias(o.bias),
+            attention: self.attention(o.attention),
+            anti_alias: self.field(o.anti_alias),
+            stride_at: self.field(o.stride_at),
+            dilation: self.field(o.dilation),
         }
     }
 
@@ -410,7 +499,11 @@ impl<'a> Converter<'a> {
                 projection: self.projection(s.projection),
                 groups: self.field(s.groups),
                 width_per_group: self.field(s.width_per_group),
-                bias: self.field(s.bias),
+                bias: self.bias(s.bias),
+                attention: self.attention(s.attention),
+                anti_alias: self.field(s.anti_alias),
+                stride_at: self.field(s.stride_at),
+                dilation: self.field(s.dilation),
             },
         }
     }

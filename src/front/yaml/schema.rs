@@ -29,12 +29,27 @@ pub const ROOT_KEYS: &[&str] = &[
     "init",
     "zero_init_residual",
     "batch_norm",
+    "norm",
+    "drop_path_rate",
 ];
 /// Keys of the mapping form of `input`.
 pub const INPUT_KEYS: &[&str] = &["channels", "height", "width"];
-pub const STEM_KEYS: &[&str] = &["conv", "bn", "relu", "pool"];
+pub const STEM_KEYS: &[&str] = &["conv", "convs", "bn", "relu", "pool"];
 pub const CONV_KEYS: &[&str] = &["filters", "kernel", "stride", "padding", "bias"];
-pub const POOL_KEYS: &[&str] = &["kind", "kernel", "stride", "padding", "ceil_mode"];
+pub const POOL_KEYS: &[&str] = &[
+    "kind",
+    "kernel",
+    "stride",
+    "padding",
+    "ceil_mode",
+    "anti_alias",
+    "filters",
+    "bias",
+];
+/// Keys of the mapping form of the top-level `norm`.
+pub const NORM_KEYS: &[&str] = &["kind", "groups"];
+/// Keys of the mapping form of `attention`.
+pub const ATTENTION_KEYS: &[&str] = &["kind", "reduction", "divisor", "gamma", "beta"];
 pub const OPTIONS_KEYS: &[&str] = &[
     "block",
     "stride_on",
@@ -43,8 +58,12 @@ pub const OPTIONS_KEYS: &[&str] = &[
     "groups",
     "width_per_group",
     "bias",
+    "attention",
+    "anti_alias",
+    "stride_at",
+    "dilation",
 ];
-pub const PROJECTION_KEYS: &[&str] = &["bn", "bias"];
+pub const PROJECTION_KEYS: &[&str] = &["bn", "bias", "kernel", "pool"];
 pub const STAGE_KEYS: &[&str] = &[
     "stage",
     "repeat",
@@ -57,6 +76,10 @@ pub const STAGE_KEYS: &[&str] = &[
     "groups",
     "width_per_group",
     "bias",
+    "attention",
+    "anti_alias",
+    "stride_at",
+    "dilation",
 ];
 pub const HEAD_KEYS: &[&str] = &[
     "norm",
@@ -82,6 +105,8 @@ pub fn section_of(expected: &[&str]) -> &'static str {
         (STAGE_KEYS, "in stage"),
         (HEAD_KEYS, "in head"),
         (BATCH_NORM_KEYS, "in batch_norm"),
+        (NORM_KEYS, "in norm"),
+        (ATTENTION_KEYS, "in attention"),
     ];
     SECTIONS
         .iter()
@@ -123,6 +148,119 @@ pub struct RootRepr {
     pub zero_init_residual: Entry<bool>,
     #[serde(default, deserialize_with = "present")]
     pub batch_norm: Entry<BatchNormRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub norm: Entry<KindOr<NormMapRepr>>,
+    #[serde(default, deserialize_with = "present")]
+    pub drop_path_rate: Entry<f64>,
+}
+
+/// A keyword (`norm: batch`, `attention: se`) or a mapping with the kind and its numbers;
+/// any scalar is kept as written, for lowering to check against the keywords.
+pub enum KindOr<M> {
+    Kind(String),
+    Map(M),
+}
+
+impl<'de, M: Deserialize<'de>> Deserialize<'de> for KindOr<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KindVisitor<M>(std::marker::PhantomData<M>);
+
+        impl<'de, M: Deserialize<'de>> Visitor<'de> for KindVisitor<M> {
+            type Value = KindOr<M>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a keyword or a mapping with `kind`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KindOr<M>, E> {
+                Ok(KindOr::Kind(v.to_owned()))
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KindOr<M>, E> {
+                Ok(KindOr::Kind(v.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KindOr<M>, E> {
+                Ok(KindOr::Kind(v.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KindOr<M>, E> {
+                Ok(KindOr::Kind(v.to_string()))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KindOr<M>, E> {
+                Ok(KindOr::Kind(v.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KindOr<M>, A::Error> {
+                M::deserialize(de::value::MapAccessDeserializer::new(map)).map(KindOr::Map)
+            }
+        }
+
+        deserializer.deserialize_any(KindVisitor(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormMapRepr {
+    #[serde(default, deserialize_with = "present")]
+    pub kind: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub groups: Entry<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionMapRepr {
+    #[serde(default, deserialize_with = "present")]
+    pub kind: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub reduction: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub divisor: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub gamma: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub beta: Entry<i64>,
+}
+
+/// `bias: true` or `bias: [false, false, true]`.
+pub enum BiasRepr {
+    All(bool),
+    PerConv(Vec<Spanned<bool>>),
+}
+
+impl<'de> Deserialize<'de> for BiasRepr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BiasVisitor;
+
+        impl<'de> Visitor<'de> for BiasVisitor {
+            type Value = BiasRepr;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a boolean or a list of booleans, one per convolution of the block")
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<BiasRepr, E> {
+                Ok(BiasRepr::All(v))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BiasRepr, A::Error> {
+                let mut items = Vec::new();
+                // A block has two or three convolutions; a few more are read so lowering
+                // can report the real count, without letting a huge list allocate.
+                while let Some(item) = seq.next_element::<Spanned<bool>>()? {
+                    if items.len() < 16 {
+                        items.push(item);
+                    }
+                }
+                Ok(BiasRepr::PerConv(items))
+            }
+        }
+
+        deserializer.deserialize_any(BiasVisitor)
+    }
 }
 
 /// `input: [3, 224, 224]` or `input: {channels: 3, height: 224, width: 224}`.
@@ -183,6 +321,8 @@ pub struct StemRepr {
     #[serde(default, deserialize_with = "present")]
     pub conv: Entry<ConvRepr>,
     #[serde(default, deserialize_with = "present")]
+    pub convs: Entry<Vec<Spanned<ConvRepr>>>,
+    #[serde(default, deserialize_with = "present")]
     pub bn: Entry<bool>,
     #[serde(default, deserialize_with = "present")]
     pub relu: Entry<bool>,
@@ -218,6 +358,12 @@ pub struct PoolRepr {
     pub padding: Entry<i64>,
     #[serde(default, deserialize_with = "present")]
     pub ceil_mode: Entry<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub anti_alias: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub filters: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub bias: Entry<bool>,
 }
 
 /// `pool: none` (also `false`) or a pool mapping; any other scalar is kept as written
@@ -293,7 +439,15 @@ pub struct OptionsRepr {
     #[serde(default, deserialize_with = "present")]
     pub width_per_group: Entry<i64>,
     #[serde(default, deserialize_with = "present")]
-    pub bias: Entry<bool>,
+    pub bias: Entry<BiasRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub attention: Entry<KindOr<AttentionMapRepr>>,
+    #[serde(default, deserialize_with = "present")]
+    pub anti_alias: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub stride_at: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub dilation: Entry<i64>,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +457,10 @@ pub struct ProjectionRepr {
     pub bn: Entry<bool>,
     #[serde(default, deserialize_with = "present")]
     pub bias: Entry<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub kernel: Entry<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub pool: Entry<String>,
 }
 
 /// A stage item: its own keys plus any block option (flattening is not used because
@@ -331,7 +489,15 @@ pub struct StageRepr {
     #[serde(default, deserialize_with = "present")]
     pub width_per_group: Entry<i64>,
     #[serde(default, deserialize_with = "present")]
-    pub bias: Entry<bool>,
+    pub bias: Entry<BiasRepr>,
+    #[serde(default, deserialize_with = "present")]
+    pub attention: Entry<KindOr<AttentionMapRepr>>,
+    #[serde(default, deserialize_with = "present")]
+    pub anti_alias: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub stride_at: Entry<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub dilation: Entry<i64>,
 }
 
 #[derive(Deserialize)]

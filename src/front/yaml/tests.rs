@@ -817,3 +817,80 @@ fn labels_under_a_long_line_stop_early() {
     let span = super::convert::first_line_from(short, 0);
     assert_eq!(&short[span.start..span.end], "stem: {conv: 7}");
 }
+
+#[test]
+fn new_constructs_parse_with_spans() {
+    let text = "\
+name: x
+norm: {kind: group, groups: 32}
+drop_path_rate: 0.05
+stem:
+  convs:
+    - {filters: 32, kernel: 3, stride: 2, padding: 1}
+    - {filters: 64, kernel: 3, stride: 1, padding: 1}
+  pool: {kind: conv, filters: 64, kernel: 3, stride: 2, padding: 1, anti_alias: blur}
+defaults:
+  block: bottleneck
+  attention: se
+  projection: {pool: avg, kernel: 3}
+  bias: [false, false, true]
+stages:
+  - {repeat: 1, filters: [64, 64, 256], stride_at: last, dilation: 2, anti_alias: avg,
+     attention: {kind: eca, gamma: 3, beta: 0}}
+";
+    let file = yaml(text);
+    let ast = parse(&file).unwrap_or_else(|d| panic!("{}", crate::diag::render(&file, &d)));
+    let norm = ast.norm.expect("norm");
+    assert_eq!(at(&file, norm.span), "{kind: group, groups: 32}");
+    assert_eq!(norm.value.groups.map(|g| g.value), Some(32));
+    assert_eq!(ast.drop_path_rate.map(|d| d.value), Some(0.05));
+    let stem = ast.stem.expect("stem").value;
+    let convs = stem.convs.expect("convs").value;
+    assert_eq!(convs.len(), 2);
+    assert_eq!(at(&file, convs[1].span), "{filters: 64, kernel: 3, stride: 1, padding: 1}");
+    let Some(StemPoolAst::Pool(pool)) = stem.pool.map(|p| p.value) else {
+        panic!("a pool mapping")
+    };
+    assert_eq!(pool.kind.map(|k| k.value).as_deref(), Some("conv"));
+    assert_eq!(pool.filters.map(|f| f.value), Some(64));
+    assert_eq!(pool.anti_alias.map(|a| a.value).as_deref(), Some("blur"));
+    let d = ast.defaults.expect("defaults").value;
+    let attention = d.attention.expect("attention");
+    assert_eq!(at(&file, attention.span), "se");
+    assert_eq!(attention.value.kind.map(|k| k.value).as_deref(), Some("se"));
+    let projection = d.projection.expect("projection").value;
+    assert_eq!(projection.pool.map(|p| p.value).as_deref(), Some("avg"));
+    assert_eq!(projection.kernel.map(|k| k.value), Some(3));
+    let Some(crate::ast::BiasAst::PerConv(flags)) = d.bias.map(|b| b.value) else {
+        panic!("a bias list")
+    };
+    assert_eq!(flags.iter().map(|f| f.value).collect::<Vec<_>>(), [false, false, true]);
+    assert_eq!(at(&file, flags[2].span), "true");
+    let stages = ast.stages.expect("stages").value;
+    let o = &stages[0].value.options;
+    assert_eq!(o.stride_at.as_ref().map(|s| s.value.as_str()), Some("last"));
+    assert_eq!(o.dilation.as_ref().map(|s| s.value), Some(2));
+    assert_eq!(o.anti_alias.as_ref().map(|s| s.value.as_str()), Some("avg"));
+    let eca = o.attention.as_ref().expect("attention").value.clone();
+    assert_eq!((eca.gamma.map(|g| g.value), eca.beta.map(|b| b.value)), (Some(3), Some(0)));
+}
+
+#[test]
+fn a_scalar_norm_is_its_kind() {
+    let file = yaml("name: x\nnorm: batch\n");
+    let ast = parse(&file).expect("parses");
+    let norm = ast.norm.expect("norm");
+    assert_eq!(at(&file, norm.span), "batch");
+    assert_eq!(norm.value.kind.map(|k| k.value).as_deref(), Some("batch"));
+}
+
+#[test]
+fn unknown_key_in_attention_names_the_section() {
+    let (_, d) = error("name: x\ndefaults: {attention: {kind: se, ratio: 4}}\n");
+    assert!(d.message.contains("ratio"), "{}", d.message);
+    assert!(
+        d.notes.iter().any(|n| n.contains("in attention")),
+        "{:?}",
+        d.notes
+    );
+}
