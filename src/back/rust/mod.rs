@@ -39,6 +39,7 @@
 pub mod audit;
 mod doc;
 mod emit;
+mod general;
 mod naming;
 mod plan;
 
@@ -69,8 +70,6 @@ impl RustOptions {
     }
 }
 
-pub use plan::unsupported;
-
 /// The module's items as tokens: what `#[resnet(...)]` expands to.
 ///
 /// Never fails: a [`Compiled`] network is checked, so every shape, count and name in it
@@ -79,15 +78,21 @@ pub use plan::unsupported;
 /// [`is_type_name`] accepts (`Vec`, `Option`, `Tensor`, `i64`, ...).
 pub fn module_tokens(compiled: &Compiled, opts: &RustOptions) -> TokenStream {
     let name = opts.struct_name(compiled);
-    if !naming::is_primitive(&name) {
-        let plan = plan::Plan::new(compiled, name);
-        return emit::module(&plan, opts);
-    }
     // The templates write `i64`, `f64` and `bool` as such; a struct of that name would
     // shadow the primitive type. Emit under a placeholder name, then spell the primitive
     // `::core::primitive::NAME` and give the struct its name.
-    let plan = plan::Plan::new(compiled, PLACEHOLDER.to_string());
-    rename_primitive(emit::module(&plan, opts), &name)
+    let primitive = naming::is_primitive(&name);
+    let emitted = if primitive { PLACEHOLDER } else { &name };
+    let tokens = if plan::fits_classic(&compiled.network) {
+        emit::module(&plan::Plan::new(compiled, emitted.to_string()), opts)
+    } else {
+        general::module(compiled, emitted, opts)
+    };
+    if primitive {
+        rename_primitive(tokens, &name)
+    } else {
+        tokens
+    }
 }
 
 /// The struct's name while a primitive-named module is emitted; no template uses it.
