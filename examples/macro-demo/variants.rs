@@ -144,7 +144,7 @@ pub fn all(root: &Path) -> Vec<(&'static str, Compiled)> {
             }),
         ),
         // ResNet-RS-like: a convolution in place of the stem pooling, average
-        // anti-aliasing, SE, per-convolution bias, stochastic depth, dropout.
+        // anti-aliasing, SE, per-convolution bias, stochastic depth.
         (
             "resnet-rs-like",
             mutate(r50(), "resnet-rs-like", |m| {
@@ -154,7 +154,6 @@ pub fn all(root: &Path) -> Vec<(&'static str, Compiled)> {
                     anti_alias: None,
                 };
                 m.drop_path_rate = 0.05;
-                m.head.dropout = 0.25;
                 for s in &mut m.stages {
                     s.repeat = 2;
                     s.anti_alias = Some(AntiAlias::Avg);
