@@ -695,3 +695,16 @@ fn hostile_names_stay_in_the_docs_of_general_modules() {
         "no doc test at all in the generated modules"
     );
 }
+
+#[test]
+fn generated_modules_of_general_variants() {
+    for (file, compiled) in general_variants() {
+        if ["cifar-eca-mixed", "preact-gn-blur"].contains(&file) {
+            let opts = RustOptions {
+                name: None,
+                source: Some(format!("variants.rs: {file}")),
+            };
+            insta::assert_snapshot!(format!("general-{file}"), module_source(&compiled, &opts));
+        }
+    }
+}

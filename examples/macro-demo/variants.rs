@@ -153,7 +153,7 @@ pub fn all(root: &Path) -> Vec<(&'static str, Compiled)> {
                     conv: conv(64, 3, 2),
                     anti_alias: None,
                 };
-                m.drop_path_rate = 0.05;
+                m.drop_path_rate = 0.3;
                 for s in &mut m.stages {
                     s.repeat = 2;
                     s.anti_alias = Some(AntiAlias::Avg);

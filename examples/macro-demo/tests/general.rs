@@ -142,21 +142,45 @@ general!(
     [3, 32, 32]
 );
 
-/// Stochastic depth really drops something in training (and nothing in evaluation): the
-/// comparison above would pass for a drop path that never fires.
+/// Stochastic depth really drops something in training, and nothing in evaluation: the
+/// comparison with the runtime would also pass for a drop path that never fires.
 #[test]
-fn drop_path_is_random_in_training_only() {
-    use general::resnet_rs_like::ResNetRsLike as Net;
+fn drop_path_drops_whole_samples_in_training_only() {
+    use general::resnet_rs_like::{Layer, ResNetRsLike as Net};
+    let compiled = variant("resnet-rs-like");
     let (_vs, net) = build(Net::new);
-    let x = common::batch(4, [3, 32, 32]);
-    let eval = |net: &Net| net.forward_t(&x, false);
-    assert_eq!(common::max_diff(&eval(&net), &eval(&net)), 0.0);
+    // The generated blocks carry the checked network's rates.
+    let rates: Vec<f64> = [&net.layer1, &net.layer2, &net.layer3, &net.layer4]
+        .into_iter()
+        .flatten()
+        .flat_map(|b| &b.branch)
+        .filter_map(|l| match l {
+            Layer::DropPath { rate } => Some(*rate),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<f64> = compiled
+        .network
+        .body_layers()
+        .filter_map(|l| match l {
+            resnetc::valid::Layer::DropPath { rate, .. } => Some(*rate),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rates, expected);
+    assert!(!rates.is_empty());
+
+    let layer = Layer::DropPath { rate: 0.5 };
+    let ones = tch::Tensor::ones([256, 2, 3, 3], (tch::Kind::Float, tch::Device::Cpu));
+    assert_eq!(common::max_diff(&layer.forward_t(&ones, false), &ones), 0.0);
     let _rng = common::rng();
-    let draws: Vec<tch::Tensor> = (0..4).map(|_| net.forward_t(&x, true)).collect();
-    assert!(
-        draws[1..]
-            .iter()
-            .any(|d| common::max_diff(d, &draws[0]) > 1e-4),
-        "training-mode passes all gave the same output"
-    );
+    let y = layer.forward_t(&ones, true);
+    // Each sample is all 0 (dropped) or all 2 (kept, scaled by 1 / 0.5).
+    let per_sample = y.flatten(1, -1);
+    let (min, max) = (per_sample.min_dim(1, false).0, per_sample.max_dim(1, false).0);
+    assert_eq!(common::max_diff(&min, &max), 0.0, "whole samples");
+    let kept = max.eq(2.0).sum(tch::Kind::Int64).int64_value(&[]);
+    let dropped = max.eq(0.0).sum(tch::Kind::Int64).int64_value(&[]);
+    assert_eq!(kept + dropped, 256);
+    assert!((64..=192).contains(&kept), "kept {kept} of 256 at rate 0.5");
 }

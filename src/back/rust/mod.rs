@@ -26,6 +26,15 @@
 //! are written as literals; only what varies between blocks becomes a constructor
 //! argument, so the usual networks read like torchvision's.
 //!
+//! That form covers the classic networks (one-convolution stem with BN, the presets'
+//! blocks with BN, identity, zero-padding or 1x1 projection shortcuts). Every other
+//! checked network (deep stems, GroupNorm, SE/ECA attention, BlurPool or average
+//! anti-aliasing, ResNet-D and Keras V2 shortcuts, dilation, per-convolution bias, drop
+//! path) gets the general form: a `Layer` enum with one variant per layer kind used and a
+//! `Block` struct of layer lists, whose `forward_t` mirror resnetc's runtime interpreter
+//! layer for layer, and a model struct with `stem: Vec<Layer>`, `layerN: Vec<Block>` and
+//! the head. Both forms name every variable as the runtime does.
+//!
 //! ```
 //! # let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/resnet18.yaml")).unwrap();
 //! use resnetc::back::rust::{module_source, RustOptions};
