@@ -562,3 +562,149 @@ fn no_doc_test_runs_from_a_hostile_spec() {
         "no doc test at all in the generated modules"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The general form: networks beyond the block structs (deep stems, ResNet-D, SE/ECA,
+// GroupNorm, BlurPool, Keras V2 blocks, dilation, stochastic depth), built by mutating the
+// IR of shipped specs (examples/macro-demo/variants.rs, which macro-demo runs on libtorch).
+
+#[path = "../examples/macro-demo/variants.rs"]
+mod variants;
+
+fn general_variants() -> Vec<(&'static str, resnetc::Compiled)> {
+    variants::all(&common::root())
+}
+
+#[test]
+fn general_modules_hold_every_layer_and_pass_the_audit() {
+    for (file, compiled) in general_variants() {
+        let opts = RustOptions {
+            name: None,
+            source: Some(format!("{file}.yaml")),
+        };
+        let source = audit_both(&compiled, &opts, file);
+        let name = opts.struct_name(&compiled);
+        assert!(source.contains(&format!("pub struct {name} {{")), "{file}");
+        assert!(source.contains("pub enum Layer {"), "{file}: the general form");
+        for banned in ["unwrap", "expect(", "panic!", "unsafe", "use "] {
+            assert!(!source.contains(banned), "{file}: contains `{banned}`");
+        }
+        let parsed = syn::parse_file(&source).expect("parses");
+        assert_eq!(relative_std_paths(&parsed, &name), Vec::<String>::new(), "{file}");
+        for row in &compiled.network.layers {
+            assert!(
+                source.contains(&format!("/// {} ", row.name)),
+                "{file}: table row {}",
+                row.name
+            );
+        }
+        // Every variable-holding layer is built under its torchvision/timm path.
+        for conv in compiled.network.convs() {
+            let segments: Vec<String> = conv
+                .name
+                .split('.')
+                .skip(2)
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            assert!(
+                source.contains(&segments.join(" / ")),
+                "{file}: no path for {}",
+                conv.name
+            );
+        }
+    }
+}
+
+#[test]
+fn general_modules_compile_against_the_stand_in() {
+    let mut source = String::new();
+    for (i, (file, compiled)) in general_variants().into_iter().enumerate() {
+        let module = module_source(
+            &compiled,
+            &RustOptions {
+                name: None,
+                source: Some(format!("{file}.yaml")),
+            },
+        );
+        source.push_str(&format!("/// {file}\npub mod m{i} {{\n{module}\n}}\n"));
+    }
+    let out = run_on_module(&source, "general", false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn general_modules_named_like_std_items_compile() {
+    let (_, compiled) = general_variants()
+        .into_iter()
+        .find(|(f, _)| *f == "resnet-rs-like")
+        .expect("the variant");
+    let mut source = String::new();
+    for (i, name) in SHADOWING_NAMES
+        .iter()
+        .chain(&["Layer", "Block", "Conv", "forward_layers", "group_norm", "conv1d"])
+        .enumerate()
+    {
+        let opts = RustOptions {
+            name: Some((*name).into()),
+            source: None,
+        };
+        let module = audit_both(&compiled, &opts, name);
+        let file = syn::parse_file(&module).expect("parses");
+        assert_eq!(relative_std_paths(&file, name), Vec::<String>::new(), "{name}");
+        source.push_str(&format!("pub mod m{i} {{\n{module}\n}}\n"));
+    }
+    let out = run_on_module(&source, "general_named", false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn hostile_names_stay_in_the_docs_of_general_modules() {
+    let (_, base) = general_variants()
+        .into_iter()
+        .find(|(f, _)| *f == "cifar-eca-mixed")
+        .expect("the variant");
+    let mut source = String::new();
+    for (i, payload) in PAYLOADS.iter().enumerate() {
+        let mut compiled = base.clone();
+        compiled.model.name = (*payload).to_string();
+        for s in &mut compiled.model.stages {
+            s.name = (*payload).to_string();
+        }
+        let (network, _) = resnetc::valid::validate(&compiled.model, &compiled.spans)
+            .expect("names do not change the checks");
+        compiled.network = network;
+        let opts = RustOptions {
+            name: Some(format!("Hostile{i}")),
+            source: Some((*payload).into()),
+        };
+        let module = audit_both(&compiled, &opts, payload);
+        assert!(module.contains("pub enum Layer {"));
+        source.push_str(&format!("pub mod m{i} {{\n{module}\n}}\n"));
+    }
+    assert_eq!(
+        doc_tests(&source, "general_hostile"),
+        Ok(0),
+        "no doc test at all in the generated modules"
+    );
+}
+
+#[test]
+fn generated_modules_of_general_variants() {
+    for (file, compiled) in general_variants() {
+        if ["cifar-eca-mixed", "preact-gn-blur"].contains(&file) {
+            let opts = RustOptions {
+                name: None,
+                source: Some(format!("variants.rs: {file}")),
+            };
+            insta::assert_snapshot!(format!("general-{file}"), module_source(&compiled, &opts));
+        }
+    }
+}

@@ -2,9 +2,14 @@
 //!    LD_LIBRARY_PATH (as the root crate's build script does for `resnetc`).
 //! 2. Writes the module `resnetc build` would write for every shipped spec and every spec
 //!    under `specs/` into `$OUT_DIR/<spec name>.rs`, for `macro_demo::built`.
+//! 3. Writes the modules of the networks of `variants.rs` (IR built in code: constructs no
+//!    shipped spec uses) into `$OUT_DIR/general-<name>.rs`, for `macro_demo::built::general`.
 use resnetc::back::rust::{module_source, RustOptions};
 use resnetc::span::{SourceFile, Syntax};
 use std::path::Path;
+
+#[path = "variants.rs"]
+mod variants;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
@@ -46,5 +51,21 @@ fn main() {
             std::fs::write(Path::new(&out_dir).join(format!("{stem}.rs")), source)
                 .expect("write to OUT_DIR");
         }
+    }
+
+    println!("cargo:rerun-if-changed=variants.rs");
+    for (stem, compiled) in variants::all(Path::new("../..")) {
+        let source = module_source(
+            &compiled,
+            &RustOptions {
+                name: None,
+                source: Some(format!("variants.rs: {stem}")),
+            },
+        );
+        std::fs::write(
+            Path::new(&out_dir).join(format!("general-{stem}.rs")),
+            source,
+        )
+        .expect("write to OUT_DIR");
     }
 }

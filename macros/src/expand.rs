@@ -104,13 +104,6 @@ fn expand_struct(args: TokenStream, item: ItemStruct) -> Result<TokenStream, Fai
         error: syn::Error::new(spec.span(), spec_errors(&file, diags)),
         include: include.clone(),
     })?;
-    if let Some(what) = resnetc::back::rust::unsupported(&compiled.network) {
-        let message = format!("the Rust back end does not generate {what} yet");
-        return Err(Failure {
-            error: syn::Error::new(spec.span(), message),
-            include,
-        });
-    }
     let tokens = module_tokens(
         &compiled,
         &RustOptions {

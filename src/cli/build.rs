@@ -29,9 +29,6 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let Some((_, compiled)) = compile_or_report(&args.spec, &args.overrides.overrides())? else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
-    if let Some(what) = crate::back::rust::unsupported(&compiled.network) {
-        return Err(CliError::msg(format!("{}: the Rust back end does not generate {what} yet; `resnetc run` executes it on libtorch", args.spec)));
-    }
     let opts = RustOptions {
         name: args.name,
         source: Some(args.spec.clone()),

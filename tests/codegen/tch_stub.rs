@@ -9,6 +9,45 @@ pub enum Kind {
     Float,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+}
+
+/// tch's `IntList`: what size and padding arguments accept.
+pub trait IntList {}
+impl<const N: usize> IntList for [i64; N] {}
+impl IntList for &[i64] {}
+impl IntList for Vec<i64> {}
+
+/// tch's `IntListOption`: what `mean_dim` takes as its dimensions.
+pub trait IntListOption {}
+impl<T: IntList> IntListOption for T {}
+
+/// tch's `Shape`: what `view` takes.
+pub trait Shape {}
+impl<const N: usize> Shape for [i64; N] {}
+impl Shape for &[i64] {}
+
+/// tch's `Scalar` conversions.
+pub struct Scalar;
+impl From<f64> for Scalar {
+    fn from(_: f64) -> Scalar {
+        Scalar
+    }
+}
+impl From<i64> for Scalar {
+    fn from(_: i64) -> Scalar {
+        Scalar
+    }
+}
+
+/// Element types of `Tensor::from_slice`.
+pub trait Element {}
+impl Element for f64 {}
+impl Element for f32 {}
+impl Element for i64 {}
+
 #[derive(Debug)]
 pub struct Tensor;
 
@@ -71,6 +110,73 @@ impl Tensor {
         Tensor
     }
     pub fn shallow_clone(&self) -> Tensor {
+        Tensor
+    }
+    pub fn size(&self) -> Vec<i64> {
+        Vec::new()
+    }
+    pub fn kind(&self) -> Kind {
+        Kind::Float
+    }
+    pub fn device(&self) -> Device {
+        Device::Cpu
+    }
+    pub fn from_slice<T: Element>(data: &[T]) -> Tensor {
+        Tensor
+    }
+    pub fn empty(size: impl IntList, options: (Kind, Device)) -> Tensor {
+        Tensor
+    }
+    pub fn to_kind(&self, kind: Kind) -> Tensor {
+        Tensor
+    }
+    pub fn to_device(&self, device: Device) -> Tensor {
+        Tensor
+    }
+    pub fn outer(&self, vec2: &Tensor) -> Tensor {
+        Tensor
+    }
+    pub fn g_div_scalar<S: Into<Scalar>>(&self, other: S) -> Tensor {
+        Tensor
+    }
+    pub fn g_mul(&self, other: &Tensor) -> Tensor {
+        Tensor
+    }
+    pub fn reshape(&self, shape: impl IntList) -> Tensor {
+        Tensor
+    }
+    pub fn view<T: Shape>(&self, s: T) -> Tensor {
+        Tensor
+    }
+    pub fn repeat(&self, repeats: impl IntList) -> Tensor {
+        Tensor
+    }
+    pub fn reflection_pad2d(&self, padding: impl IntList) -> Tensor {
+        Tensor
+    }
+    pub fn conv2d<T: std::borrow::Borrow<Tensor>>(
+        &self,
+        weight: &Tensor,
+        bias: Option<T>,
+        stride: impl IntList,
+        padding: impl IntList,
+        dilation: impl IntList,
+        groups: i64,
+    ) -> Tensor {
+        Tensor
+    }
+    pub fn mean_dim(
+        &self,
+        dim: impl IntListOption,
+        keepdim: bool,
+        dtype: impl Into<Option<Kind>>,
+    ) -> Tensor {
+        Tensor
+    }
+    pub fn sigmoid(&self) -> Tensor {
+        Tensor
+    }
+    pub fn bernoulli_float_(&mut self, p: f64) -> Tensor {
         Tensor
     }
 }
@@ -176,6 +282,61 @@ pub mod nn {
         pub ws_init: Init,
         pub bs_init: Option<Init>,
         pub bias: bool,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct GroupNormConfig {
+        pub cudnn_enabled: bool,
+        pub eps: f64,
+        pub affine: bool,
+        pub ws_init: Init,
+        pub bs_init: Init,
+    }
+
+    impl Default for GroupNormConfig {
+        fn default() -> Self {
+            GroupNormConfig {
+                cudnn_enabled: true,
+                eps: 1e-5,
+                affine: true,
+                ws_init: Init::Const(1.0),
+                bs_init: Init::Const(0.0),
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct GroupNorm;
+    #[derive(Debug)]
+    pub struct Conv1D;
+
+    impl Module for GroupNorm {
+        fn forward(&self, xs: &Tensor) -> Tensor {
+            Tensor
+        }
+    }
+    impl Module for Conv1D {
+        fn forward(&self, xs: &Tensor) -> Tensor {
+            Tensor
+        }
+    }
+
+    pub fn group_norm<'a, T: Borrow<Path<'a>>>(
+        vs: T,
+        num_groups: i64,
+        num_channels: i64,
+        config: GroupNormConfig,
+    ) -> GroupNorm {
+        GroupNorm
+    }
+    pub fn conv1d<'a, T: Borrow<Path<'a>>>(
+        vs: T,
+        c_in: i64,
+        c_out: i64,
+        ksize: i64,
+        config: ConvConfig,
+    ) -> Conv1D {
+        Conv1D
     }
 
     #[derive(Debug)]

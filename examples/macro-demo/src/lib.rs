@@ -145,4 +145,49 @@ pub mod built {
     pub mod preact_flatten {
         include!(concat!(env!("OUT_DIR"), "/preact-flatten.rs"));
     }
+    /// The general form of the generated module: networks of `variants.rs` (deep stems,
+    /// ResNet-D, SE/ECA, GroupNorm, BlurPool, Keras V2 blocks, dilation, stochastic
+    /// depth), whose IR is built in code until the spec syntax for them lands.
+    pub mod general {
+        /// The `resnet50d` network of `variants.rs`.
+        pub mod resnet50d {
+            include!(concat!(env!("OUT_DIR"), "/general-resnet50d.rs"));
+        }
+        /// The `seresnet50` network of `variants.rs`.
+        pub mod seresnet50 {
+            include!(concat!(env!("OUT_DIR"), "/general-seresnet50.rs"));
+        }
+        /// The `ecaresnet26` network of `variants.rs`.
+        pub mod ecaresnet26 {
+            include!(concat!(env!("OUT_DIR"), "/general-ecaresnet26.rs"));
+        }
+        /// The `resnet50-gn` network of `variants.rs`.
+        pub mod resnet50_gn {
+            include!(concat!(env!("OUT_DIR"), "/general-resnet50-gn.rs"));
+        }
+        /// The `resnetblur50` network of `variants.rs`.
+        pub mod resnetblur50 {
+            include!(concat!(env!("OUT_DIR"), "/general-resnetblur50.rs"));
+        }
+        /// The `keras-resnet50v2` network of `variants.rs`.
+        pub mod keras_resnet50v2 {
+            include!(concat!(env!("OUT_DIR"), "/general-keras-resnet50v2.rs"));
+        }
+        /// The `resnet50-dilated` network of `variants.rs`.
+        pub mod resnet50_dilated {
+            include!(concat!(env!("OUT_DIR"), "/general-resnet50-dilated.rs"));
+        }
+        /// The `resnet-rs-like` network of `variants.rs`.
+        pub mod resnet_rs_like {
+            include!(concat!(env!("OUT_DIR"), "/general-resnet-rs-like.rs"));
+        }
+        /// The `preact-gn-blur` network of `variants.rs`.
+        pub mod preact_gn_blur {
+            include!(concat!(env!("OUT_DIR"), "/general-preact-gn-blur.rs"));
+        }
+        /// The `cifar-eca-mixed` network of `variants.rs`.
+        pub mod cifar_eca_mixed {
+            include!(concat!(env!("OUT_DIR"), "/general-cifar-eca-mixed.rs"));
+        }
+    }
 }

@@ -48,10 +48,12 @@ pub enum AuditError {
 /// - it parses as a Rust file;
 /// - it holds `pub struct {expected_struct}` and otherwise only the generator's own items:
 ///   the block structs (`BasicBlock`, `Bottleneck`, `PreActBlock`, `PreActBottleneck`,
-///   `PlainBlock`, `PlainBottleneck`), `Downsample`, `Shortcut`, `ShortcutKind` (each
-///   perhaps with an `Inner` suffix), their inherent impls and `impl ::tch::nn::ModuleT`,
-///   and the functions `conv2d`, `batch_norm2d`, `linear` and `zero_pad`; no macro call,
-///   and no attribute but `doc`, `derive` and `allow`;
+///   `PlainBlock`, `PlainBottleneck`), `Downsample`, `Shortcut`, `ShortcutKind`, and the
+///   general form's `Layer` and `Block` (each perhaps with an `Inner` suffix), their
+///   inherent impls and `impl ::tch::nn::ModuleT`, and the functions `conv2d`,
+///   `batch_norm2d`, `linear`, `zero_pad`, `group_norm`, `conv1d`, `squeeze_excitation`
+///   and `forward_layers`;
+///   no macro call, and no attribute but `doc`, `derive` and `allow`;
 /// - no doc comment holds a code block that rustdoc would run: only ```` ```text ````
 ///   blocks are allowed (closed in the same doc), and no line is indented as a code block;
 /// - no control character but `\n`, no U+2028/U+2029 and no bidirectional control occurs
@@ -108,10 +110,21 @@ const TYPES: &[&str] = &[
     "Downsample",
     "Shortcut",
     "ShortcutKind",
+    "Layer",
+    "Block",
 ];
 
 /// The generator's helper functions.
-const FUNCTIONS: &[&str] = &["conv2d", "batch_norm2d", "linear", "zero_pad"];
+const FUNCTIONS: &[&str] = &[
+    "conv2d",
+    "batch_norm2d",
+    "linear",
+    "zero_pad",
+    "group_norm",
+    "conv1d",
+    "squeeze_excitation",
+    "forward_layers",
+];
 
 fn check_items(file: &syn::File, expected: &str) -> Result<(), AuditError> {
     let is_type = |name: &str| {

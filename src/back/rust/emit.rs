@@ -25,19 +25,19 @@ pub(super) fn module(plan: &Plan, opts: &RustOptions) -> TokenStream {
 // ---------------------------------------------------------------------------------------
 // Small token helpers.
 
-fn ident(name: &str) -> Ident {
+pub(super) fn ident(name: &str) -> Ident {
     // Every name reaching here is a checked identifier (see `super::naming`) or one of
     // this module's own constants.
     Ident::new(name, Span::call_site())
 }
 
 /// An integer literal; every count in a checked network fits in `i64` (`ir::Limits`).
-fn int(v: u64) -> Literal {
+pub(super) fn int(v: u64) -> Literal {
     Literal::i64_unsuffixed(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 /// A float literal as Rust's `Debug` writes it (`1.0`, `0.1`, `1e-5`).
-fn float(v: f64) -> TokenStream {
+pub(super) fn float(v: f64) -> TokenStream {
     // The IR's ranges make every float finite; fall back to 0 rather than panic.
     let v = if v.is_finite() { v } else { 0.0 };
     format!("{v:?}")
@@ -46,7 +46,7 @@ fn float(v: f64) -> TokenStream {
 }
 
 /// `11_689_512`, for the metadata constants.
-fn grouped_int(v: u64) -> TokenStream {
+pub(super) fn grouped_int(v: u64) -> TokenStream {
     let v = v.min(i64::MAX as u64);
     let text = table::thousands(v).replace(',', "_");
     text.parse::<TokenStream>()
@@ -58,7 +58,7 @@ const DOC_WIDTH: usize = 88;
 
 /// `#[doc = " line"]` for every line of `text`: paragraphs (split at blank lines) are
 /// re-wrapped to [`DOC_WIDTH`], lines inside ``` fences are kept as they are.
-fn doc_lines(text: &str) -> TokenStream {
+pub(super) fn doc_lines(text: &str) -> TokenStream {
     let lines = doc_wrap(text, DOC_WIDTH).into_iter().map(|l| {
         let l = if l.is_empty() {
             String::new()
@@ -144,7 +144,7 @@ fn helpers(plan: &Plan) -> TokenStream {
     } else {
         TokenStream::new()
     };
-    let linear = linear_helper(plan);
+    let linear = linear_helper(plan.model.init);
     let zero_pad = if matches!(plan.shortcut, ShortcutStyle::Enum { zero_pad: true, .. }) {
         quote! {
             /// The parameter-free shortcut of option A (paper section 3.3): every `stride`-th
@@ -289,8 +289,8 @@ fn bn_helper(plan: &Plan) -> TokenStream {
     }
 }
 
-fn linear_helper(plan: &Plan) -> TokenStream {
-    match plan.model.init {
+pub(super) fn linear_helper(init: Init) -> TokenStream {
+    match init {
         Init::KaimingNormal => quote! {
             /// The fully connected layer, initialized as `nn.Linear`: weight and bias
             /// U(-1/sqrt(in_features), 1/sqrt(in_features)).
@@ -864,7 +864,7 @@ fn model(plan: &Plan, opts: &RustOptions) -> TokenStream {
     let model = plan.model;
     let name = ident(&plan.name);
 
-    let stem = super::plan::classic_stem(&net.stem).expect("checked by back::rust::unsupported");
+    let stem = super::plan::classic_stem(&net.stem).expect("only networks that fit_classic reach the block structs");
     let sc = stem.conv;
     let (c_in, c_out, k, s, pad) = (
         int(sc.in_channels),
@@ -974,7 +974,7 @@ fn model(plan: &Plan, opts: &RustOptions) -> TokenStream {
     let classes = int(head.fc.out_features);
     let params = grouped_int(net.totals.trainable_params);
     let macs = grouped_int(net.totals.macs);
-    let doc = doc_lines(&model_doc(plan, opts));
+    let doc = doc_lines(&model_doc(plan.model, plan.net, opts));
     let input_doc = doc_lines(&format!(
         "Input shape of one sample, `[C, H, W]`: the spec's {}.",
         i
@@ -1118,9 +1118,11 @@ fn block_args(plan: &Plan, kind: &KindPlan, c: &BlockCall) -> TokenStream {
     quote!(#c_in, [#(#filters),*], #stride #(, #extra)*)
 }
 
-fn model_doc(plan: &Plan, opts: &RustOptions) -> String {
-    let model = plan.model;
-    let net = plan.net;
+pub(super) fn model_doc(
+    model: &crate::ir::Model,
+    net: &crate::valid::Network,
+    opts: &RustOptions,
+) -> String {
     let from = match &opts.source {
         Some(path) => format!(" (from {})", doc_code(path)),
         None => String::new(),

@@ -26,6 +26,15 @@
 //! are written as literals; only what varies between blocks becomes a constructor
 //! argument, so the usual networks read like torchvision's.
 //!
+//! That form covers the classic networks (one-convolution stem with BN, the presets'
+//! blocks with BN, identity, zero-padding or 1x1 projection shortcuts). Every other
+//! checked network (deep stems, GroupNorm, SE/ECA attention, BlurPool or average
+//! anti-aliasing, ResNet-D and Keras V2 shortcuts, dilation, per-convolution bias, drop
+//! path) gets the general form: a `Layer` enum with one variant per layer kind used and a
+//! `Block` struct of layer lists, whose `forward_t` mirror resnetc's runtime interpreter
+//! layer for layer, and a model struct with `stem: Vec<Layer>`, `layerN: Vec<Block>` and
+//! the head. Both forms name every variable as the runtime does.
+//!
 //! ```
 //! # let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/resnet18.yaml")).unwrap();
 //! use resnetc::back::rust::{module_source, RustOptions};
@@ -39,6 +48,7 @@
 pub mod audit;
 mod doc;
 mod emit;
+mod general;
 mod naming;
 mod plan;
 
@@ -69,8 +79,6 @@ impl RustOptions {
     }
 }
 
-pub use plan::unsupported;
-
 /// The module's items as tokens: what `#[resnet(...)]` expands to.
 ///
 /// Never fails: a [`Compiled`] network is checked, so every shape, count and name in it
@@ -79,15 +87,21 @@ pub use plan::unsupported;
 /// [`is_type_name`] accepts (`Vec`, `Option`, `Tensor`, `i64`, ...).
 pub fn module_tokens(compiled: &Compiled, opts: &RustOptions) -> TokenStream {
     let name = opts.struct_name(compiled);
-    if !naming::is_primitive(&name) {
-        let plan = plan::Plan::new(compiled, name);
-        return emit::module(&plan, opts);
-    }
     // The templates write `i64`, `f64` and `bool` as such; a struct of that name would
     // shadow the primitive type. Emit under a placeholder name, then spell the primitive
     // `::core::primitive::NAME` and give the struct its name.
-    let plan = plan::Plan::new(compiled, PLACEHOLDER.to_string());
-    rename_primitive(emit::module(&plan, opts), &name)
+    let primitive = naming::is_primitive(&name);
+    let emitted = if primitive { PLACEHOLDER } else { &name };
+    let tokens = if plan::fits_classic(&compiled.network) {
+        emit::module(&plan::Plan::new(compiled, emitted.to_string()), opts)
+    } else {
+        general::module(compiled, emitted, opts)
+    };
+    if primitive {
+        rename_primitive(tokens, &name)
+    } else {
+        tokens
+    }
 }
 
 /// The struct's name while a primitive-named module is emitted; no template uses it.

@@ -445,26 +445,24 @@ fn classic_block(b: &BlockPlan) -> bool {
         .iter()
         .chain(&b.branch)
         .all(|l| matches!(l, Layer::Conv(_)) || batch(l));
-    let convs_ok = b.convs().all(|c| c.dilation == 1);
+    // The block structs write one bias for all of a block's convolutions, and the presets'
+    // kernels and paddings.
+    let first_bias = b.convs().next().is_some_and(|c| c.bias);
+    let convs_ok = b.convs().all(|c| {
+        c.dilation == 1 && c.bias == first_bias && c.padding == c.kernel / 2
+    });
     layers_ok && convs_ok && !matches!(classic_shortcut(&b.shortcut), Classic::Other)
 }
 
-/// The first part of the network that the Rust back end does not generate code for yet,
-/// if any.
-pub fn unsupported(net: &Network) -> Option<String> {
-    if classic_stem(&net.stem).is_none() {
-        return Some("this stem (several convolutions, anti-aliasing, GroupNorm or a convolution in place of the pooling)".into());
-    }
-    if let Some(b) = net.blocks.iter().find(|b| !classic_block(b)) {
-        return Some(format!("block {} (attention, anti-aliasing, GroupNorm, dilation, stochastic depth or a ResNet-D/V2 shortcut)", b.name));
-    }
-    if net
-        .head
-        .norm
-        .as_ref()
-        .is_some_and(|n| n.norm != crate::ir::Norm::Batch)
-    {
-        return Some("a GroupNorm head".into());
-    }
-    None
+/// Whether the block structs describe the whole network: a one-convolution stem with BN,
+/// blocks of their presets' layers with BN and a classic shortcut, a BN head. Anything
+/// else gets the general form ([`super::general`]).
+pub(super) fn fits_classic(net: &Network) -> bool {
+    classic_stem(&net.stem).is_some()
+        && net.blocks.iter().all(classic_block)
+        && net
+            .head
+            .norm
+            .as_ref()
+            .is_none_or(|n| n.norm == crate::ir::Norm::Batch)
 }
