@@ -97,6 +97,20 @@ def timm_model(name):
 MODELS.update({f"timm-{n}": (functools.partial(timm_model, n), TIMM_INPUT) for n in TIMM_MODELS})
 
 
+def resnet50_os8():
+    """torchvision's resnet50 with `replace_stride_with_dilation=[False, True, True]` as
+    DeepLab reads it: `IntermediateLayerGetter` returning layer3 and layer4 (no avgpool, no
+    fc in its state_dict). Its io file has `layer3_eval`, `layer4_eval`, `layer3_train` and
+    `layer4_train` instead of logits."""
+    from torchvision.models._utils import IntermediateLayerGetter
+
+    net = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, True, True])
+    return IntermediateLayerGetter(net, return_layers={"layer3": "layer3", "layer4": "layer4"})
+
+
+MODELS["resnet50_os8"] = (resnet50_os8, (3, 96, 96))
+
+
 class ArticleBlock(nn.Module):
     """d2l's `Residual`, with torchvision's attribute names (so state_dict keys match)."""
 
@@ -276,6 +290,15 @@ def generate(name, out_dir, check_f64=False):
     with torch.no_grad():
         logits_train = model(x)
     write_atomically(state, weights)
+    if isinstance(logits_eval, dict):
+        # A backbone: its feature maps, named by module.
+        tensors = {"input": x}
+        tensors.update({f"{k}_eval": v for k, v in logits_eval.items()})
+        tensors.update({f"{k}_train": v for k, v in logits_train.items()})
+        write_atomically(tensors, io)
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in logits_eval.items())
+        print(f"{name}: {params:,} params, {len(state)} keys, input {list(x.shape)}, feature maps {shapes}")
+        return
     tensors = {"input": x, "logits_eval": logits_eval, "logits_train": logits_train}
     if is_timm:
         tensors["meta_max_abs_logit"] = torch.stack([logits_eval.abs().max(), logits_train.abs().max()])

@@ -40,6 +40,8 @@ pub struct SpecAst {
     pub batch_norm: Field<BatchNormAst>,
     /// The normalization layer everywhere: `batch` (default) or `group` with its groups.
     pub norm: Field<NormAst>,
+    /// A backbone's outputs: the stages whose feature maps it returns (no head then).
+    pub features: Field<Vec<Spanned<String>>>,
     /// timm's `drop_path_rate` (stochastic depth), in [0, 1).
     pub drop_path_rate: Field<f64>,
     /// Keys the front end did not recognise, kept so lowering can report them all at

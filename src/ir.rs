@@ -42,7 +42,13 @@ pub struct Model {
     pub input: Shape,
     pub stem: Stem,
     pub stages: Vec<Stage>,
-    pub head: Head,
+    /// The classifier head; `None` for a backbone, which returns the feature maps of the
+    /// stages in [`Model::features`] instead (timm's `features_only`).
+    pub head: Option<Head>,
+    /// Indices of the stages whose outputs a backbone returns, ascending (timm's
+    /// `out_indices`, torchvision's feature extractor); empty for a classifier. Exactly
+    /// one of `head` and `features` is set.
+    pub features: Vec<usize>,
     pub init: Init,
     /// torchvision's `zero_init_residual` (timm's `zero_init_last`): the last norm layer
     /// of each residual block starts with weight 0.
@@ -803,7 +809,8 @@ pub(crate) mod fixtures {
                 Stage::new("conv4_x", b, 6, &[256, 256, 1024], 2),
                 Stage::new("conv5_x", b, 3, &[512, 512, 2048], 2),
             ],
-            head: defaults::head(Some(b)),
+            head: Some(defaults::head(Some(b))),
+            features: Vec::new(),
             init: defaults::INIT,
             zero_init_residual: false,
             batch_norm: BatchNorm::default(),

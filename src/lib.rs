@@ -94,7 +94,14 @@ fn compile_stages(file: &SourceFile, overrides: &Overrides) -> Result<Compiled, 
         model.input = input;
     }
     if let Some(classes) = overrides.classes {
-        model.head.classes = classes;
+        match &mut model.head {
+            Some(head) => head.classes = classes,
+            None => {
+                return Err(vec![Diagnostic::error("E-no-effect", "`--classes` has no effect on a backbone")
+                    .with_primary(spans.get("features"), "this network returns feature maps, not classes")
+                    .with_help("drop `--classes`, or give the spec a head instead of `features`")])
+            }
+        }
     }
     if let Some(name) = &overrides.name {
         model.name = name.clone();

@@ -148,7 +148,8 @@ impl Lowerer {
         let stem = self.stem(ast.stem.as_ref());
         let stages = self.stages(ast);
         let last_block = stages.last().map(|s| s.block);
-        let head = self.head(ast.head.as_ref(), last_block);
+        let features = self.features(ast, &stages);
+        let head = if ast.features.is_some() { None } else { Some(self.head(ast.head.as_ref(), last_block)) };
 
         let init = match &ast.init {
             Some(i) => {
@@ -216,12 +217,79 @@ impl Lowerer {
             stem,
             stages,
             head,
+            features,
             init,
             zero_init_residual,
             batch_norm,
             norm,
             drop_path_rate,
         }
+    }
+
+    /// `features: [conv4_x, conv5_x]`: a backbone returning those stages' outputs, in
+    /// stage order; it has no head.
+    fn features(&mut self, ast: &SpecAst, stages: &[Stage]) -> Vec<usize> {
+        let Some(f) = &ast.features else { return Vec::new() };
+        self.spans.map.insert("features".into(), f.span);
+        if let Some(h) = &ast.head {
+            self.diags.push(
+                Diagnostic::error("E-conflict", "a backbone (`features`) has no head")
+                    .with_primary(h.span, "a head here")
+                    .with_secondary(f.span, "`features` makes the network return these stages' feature maps")
+                    .with_help("remove the head to return feature maps, or remove `features` for a classifier"),
+            );
+        }
+        if f.value.is_empty() {
+            self.diags.push(
+                Diagnostic::error("E-range", "`features` names no stage")
+                    .with_primary(f.span, "empty list")
+                    .with_help(format!(
+                        "name the stages whose outputs the backbone returns, e.g. `{}`",
+                        self.spans.example("features: [conv4_x, conv5_x]", "features conv4_x, conv5_x")
+                    )),
+            );
+            return Vec::new();
+        }
+        let mut out: Vec<usize> = Vec::new();
+        let mut unknown = false;
+        for (i, name) in f.value.iter().enumerate() {
+            self.spans.map.insert(format!("features[{i}]"), name.span);
+            match stages.iter().position(|s| s.name == name.value) {
+                Some(si) if out.contains(&si) => self.diags.push(
+                    Diagnostic::error("E-duplicate", format!("stage `{}` is listed twice in `features`", crate::diag::escape(&name.value)))
+                        .with_primary(name.span, "listed again here")
+                        .with_help("list each stage once"),
+                ),
+                Some(si) => out.push(si),
+                None => {
+                    unknown = true;
+                    let mut d = Diagnostic::error("E-unknown-stage", format!("`features` names no stage `{}`", crate::diag::escape(&name.value)))
+                        .with_primary(name.span, "not a stage of this network");
+                    if let Some(sug) = did_you_mean(&name.value, stages.iter().map(|s| s.name.as_str())) {
+                        d = d.with_help(format!("did you mean `{sug}`?"));
+                    }
+                    let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+                    self.diags.push(d.with_note(format!("the stages are {}", names.join(", "))));
+                }
+            }
+        }
+        out.sort_unstable();
+        // With a misspelt name the last stage meant is unknown: no guess about the rest.
+        if let (false, Some(&last), Some(ast_stages)) = (unknown, out.last(), &ast.stages) {
+            if let Some(extra) = stages.get(last + 1) {
+                let at = ast_stages.value.get(last + 1).map_or(f.span, |s| s.span);
+                self.diags.push(
+                    Diagnostic::error(
+                        "E-no-effect",
+                        format!("stage `{}` comes after the backbone's last feature map", crate::diag::escape(&extra.name)),
+                    )
+                    .with_primary(at, "its output is never returned")
+                    .with_secondary(f.span, "the feature maps returned")
+                    .with_help("list it in `features`, or remove it (and the stages after it) from the backbone"),
+                );
+            }
+        }
+        out
     }
 
     /// `norm: batch` / `norm: {kind: group, groups: G}`.
@@ -1794,7 +1862,7 @@ mod tests {
         assert_eq!(m.stages[0].name, "conv2_x");
         assert_eq!(m.stages[0].stride, 1);
         assert_eq!(m.stages[0].shortcut, ShortcutOption::B);
-        assert_eq!(m.head.classes, 1000);
+        assert_eq!(m.head.as_ref().map(|h| h.classes), Some(1000));
         assert_eq!(spans.get("stages[0].filters[1]"), Span::new(22, 23));
         // A default setting falls back to its stage's span.
         assert_eq!(spans.get("stages[0].stride"), Span::new(5, 6));

@@ -214,6 +214,40 @@ mod timm {
     );
 }
 
+/// torchvision's resnet50 with dilation in place of the last two strides, as a backbone
+/// (`IntermediateLayerGetter` returning layer3 and layer4): the feature maps agree within
+/// 1e-4 of the largest |value| in eval and train mode.
+#[test]
+fn resnet50_os8_backbone() {
+    let (weights_path, io_path) = reference("resnet50_os8");
+    let io = weights::read_tensors(&io_path).expect("io file");
+    let x = io_tensor(&io, "input");
+    let size = x.size();
+    let compiled = compile_spec("resnet50-os8.yaml", Some(Shape::new(size[1] as u64, size[2] as u64, size[3] as u64)));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = ResNet::new(&vs.root(), &compiled).expect("network");
+    let report = weights::load(&vs, &weights_path, LoadMode::Strict).unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.is_exact());
+    assert!(net.f_logits_t(&x, false).is_err(), "a backbone has no logits");
+    let mut lines = Vec::new();
+    for (mode, train) in [("eval", false), ("train", true)] {
+        let features = {
+            let _guard = tch::no_grad_guard();
+            net.f_features_t(&x, train).expect("features")
+        };
+        let names: Vec<&str> = features.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["layer3", "layer4"]);
+        for (module, y) in &features {
+            let reference = io_tensor(&io, &format!("{module}_{mode}"));
+            let scale = reference.abs().max().double_value(&[]).max(1.0);
+            let d = max_abs_diff(y, &reference);
+            lines.push(format!("{module} {mode} {d:.2e} (max {scale:.1})"));
+            assert!(d <= TOLERANCE * scale, "resnet50_os8 {module} {mode}: max abs diff {d:e}");
+        }
+    }
+    eprintln!("parity resnet50_os8 feature maps: {}", lines.join(", "));
+}
+
 #[test]
 fn resnet18() {
     check_model("resnet18", "resnet18.yaml");
@@ -635,14 +669,15 @@ fn arb_model() -> impl Strategy<Value = Model> {
                         }),
                     },
                     stages,
-                    head: Head {
+                    head: Some(Head {
                         norm: norm || last.is_some_and(BlockKind::is_preact),
                         pool: [HeadPool::Avg, HeadPool::Max, HeadPool::Flatten][pool_kind as usize],
                         dropout: if dropout { 0.5 } else { 0.0 },
                         in_features: None,
                         classes,
                         softmax,
-                    },
+                    }),
+                    features: Vec::new(),
                     init: if xavier {
                         Init::XavierUniform
                     } else {
@@ -691,7 +726,7 @@ proptest! {
             }
             expected.insert(format!("{}.num_batches_tracked", bn.name), 1);
         }
-        let fc = &net_plan.head.fc;
+        let fc = &net_plan.head.as_ref().expect("a classifier").fc;
         expected.insert("fc.weight".into(), fc.in_features * fc.out_features);
         expected.insert("fc.bias".into(), fc.out_features);
         let actual: std::collections::BTreeMap<String, u64> = vars.iter().map(|(k, v)| (k.clone(), v.numel() as u64)).collect();

@@ -62,7 +62,11 @@ fn check(source: &str, golden_path: &Path) -> String {
         .file_stem()
         .and_then(|s| s.to_str())
         .expect("file name");
-    let spec = common::root().join(format!("specs/{source}/{name}.yaml"));
+    // torchvision's variant is a top-level spec (`specs/resnet50-os8.yaml`).
+    let spec = match source {
+        "torchvision" => common::root().join(format!("specs/{name}.yaml")),
+        _ => common::root().join(format!("specs/{source}/{name}.yaml")),
+    };
     let file = common::load(&spec);
 
     let default = Shape::new(
@@ -107,7 +111,21 @@ fn check(source: &str, golden_path: &Path) -> String {
         expect("MACs", totals.macs, macs);
         macs_text.push(format!("{tag} {macs}"));
 
-        if source == "timm" {
+        // A backbone's outputs: `{module: [1, C, H, W]}`.
+        if let Some(outputs) = golden["inputs"][tag.as_str()]["output_shape"].as_object() {
+            let ours: BTreeMap<String, Vec<u64>> = compiled
+                .network
+                .features
+                .iter()
+                .map(|f| (f.module.clone(), vec![1, f.shape.c, f.shape.h, f.shape.w]))
+                .collect();
+            let theirs: BTreeMap<String, Vec<u64>> = outputs.iter().map(|(k, v)| (k.clone(), shape_of(v))).collect();
+            if ours != theirs {
+                failures.push(format!("{tag}: feature maps ours {ours:?}, golden {theirs:?}"));
+            }
+        }
+
+        if source != "keras" {
             let rows: BTreeMap<&str, &resnetc::valid::LayerRow> = compiled
                 .network
                 .layers
@@ -148,7 +166,7 @@ fn check(source: &str, golden_path: &Path) -> String {
         golden_path.display(),
         failures.join("\n  ")
     );
-    let modules = if source == "timm" {
+    let modules = if source != "keras" {
         format!(", {modules_checked} module checks")
     } else {
         String::new()
@@ -185,6 +203,15 @@ fn keras_specs_match_the_live_models() {
     assert_eq!(files.len(), 6, "6 Keras models: {files:?}");
     for golden in files {
         println!("{}", check("keras", &golden));
+    }
+}
+
+#[test]
+fn torchvision_backbone_matches_the_live_model() {
+    let files = golden_files("torchvision");
+    assert_eq!(files.len(), 1, "resnet50-os8: {files:?}");
+    for golden in files {
+        println!("{}", check("torchvision", &golden));
     }
 }
 

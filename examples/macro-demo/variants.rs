@@ -130,7 +130,9 @@ pub fn all(root: &Path) -> Vec<(&'static str, Compiled)> {
                         ..Projection::default()
                     };
                 }
-                m.head.norm = true;
+                if let Some(h) = &mut m.head {
+                    h.norm = true;
+                }
             }),
         ),
         // torchvision's replace_stride_with_dilation=[False, True, True].
@@ -186,7 +188,9 @@ pub fn all(root: &Path) -> Vec<(&'static str, Compiled)> {
                         ..Projection::default()
                     };
                 }
-                m.head.norm = true;
+                if let Some(h) = &mut m.head {
+                    h.norm = true;
+                }
             }),
         ),
         // Option A shortcuts and plain blocks with ECA, an average-pooled ceil-mode stem

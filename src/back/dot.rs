@@ -59,36 +59,48 @@ pub fn graph(model: &Model, net: &Network) -> String {
         shape = out_shape;
     }
 
-    let h = &net.head;
-    if let Some(bn) = &h.norm {
-        d.node(&bn.name, &format!("{}\nBN + ReLU", bn.name), "");
-        d.edge(&last, &bn.name, shape, "");
-        last = bn.name.clone();
+    match &net.head {
+        Some(h) => {
+        if let Some(bn) = &h.norm {
+            d.node(&bn.name, &format!("{}\nBN + ReLU", bn.name), "");
+            d.edge(&last, &bn.name, shape, "");
+            last = bn.name.clone();
+        }
+        let pool = h.pool.keyword();
+        d.node("pool", &format!("{pool} pool"), "");
+        d.edge(&last, "pool", shape, "");
+        d.node(
+            "fc",
+            &format!(
+                "fc\n{} -> {}{}",
+                h.fc.in_features,
+                h.fc.out_features,
+                if h.softmax { ", softmax" } else { "" }
+            ),
+            "",
+        );
+        d.edge("pool", "fc", h.pooled, "");
+        d.node(
+            "output",
+            &format!("output\n[{}]", h.fc.out_features),
+            ", shape=oval",
+        );
+        let _ = writeln!(
+            d.out,
+            "  \"fc\" -> \"output\" [label=\"{}\"];",
+            h.fc.out_features
+        );
+        }
+        None => {
+            // A backbone: one output per feature map, from its stage's last block.
+            for f in &net.features {
+                let Some(b) = net.blocks.iter().rfind(|b| b.stage == f.stage) else { continue };
+                let out = format!("output {}", f.module);
+                d.node(&out, &format!("{}\n{}", f.module, escape(&f.name)), ", shape=oval");
+                d.edge(&format!("{}.add", b.name), &out, f.shape, "");
+            }
+        }
     }
-    let pool = h.pool.keyword();
-    d.node("pool", &format!("{pool} pool"), "");
-    d.edge(&last, "pool", shape, "");
-    d.node(
-        "fc",
-        &format!(
-            "fc\n{} -> {}{}",
-            h.fc.in_features,
-            h.fc.out_features,
-            if h.softmax { ", softmax" } else { "" }
-        ),
-        "",
-    );
-    d.edge("pool", "fc", h.pooled, "");
-    d.node(
-        "output",
-        &format!("output\n[{}]", h.fc.out_features),
-        ", shape=oval",
-    );
-    let _ = writeln!(
-        d.out,
-        "  \"fc\" -> \"output\" [label=\"{}\"];",
-        h.fc.out_features
-    );
     d.out.push_str("}\n");
     d.out
 }

@@ -12,7 +12,8 @@
 //!     input: Shape::new(3, 32, 32),
 //!     stem: defaults::stem(),
 //!     stages: vec![Stage::new("conv2_x", BlockKind::Basic, 2, &[64, 64], 1)],
-//!     head: Head { classes: 10, ..defaults::head(Some(BlockKind::Basic)) },
+//!     head: Some(Head { classes: 10, ..defaults::head(Some(BlockKind::Basic)) }),
+//!     features: Vec::new(),
 //!     init: Init::KaimingNormal,
 //!     zero_init_residual: false,
 //!     batch_norm: BatchNorm::default(),
@@ -61,11 +62,15 @@ pub fn print(model: &Model) -> String {
         out.push('\n');
     }
 
-    let _ = writeln!(
-        out,
-        "head {}",
-        head(&model.head, model.stages.last().map(|s| s.block))
-    );
+    match &model.head {
+        Some(h) => {
+            let _ = writeln!(out, "head {}", head(h, model.stages.last().map(|s| s.block)));
+        }
+        None => {
+            let names: Vec<String> = model.features.iter().filter_map(|&i| model.stages.get(i)).map(|s| name(&s.name)).collect();
+            let _ = writeln!(out, "features {}", names.join(", "));
+        }
+    }
     if model.init != defaults::INIT {
         let _ = writeln!(out, "init {}", model.init.keyword());
     }
@@ -411,14 +416,14 @@ mod tests {
         m.stages[2].projection.avg_pool = true;
         m.norm = Norm::Group { groups: 8 };
         m.drop_path_rate = 0.1;
-        m.head = Head {
+        m.head = Some(Head {
             norm: true,
             pool: HeadPool::Flatten,
             dropout: 0.1 + 0.2,
             in_features: Some(2048),
             classes: 10,
             softmax: true,
-        };
+        });
         m.init = Init::XavierUniform;
         m.zero_init_residual = true;
         m.batch_norm = BatchNorm {
@@ -616,7 +621,7 @@ mod tests {
             }
             if let Some(head) = ast.head.map(|h| h.value) {
                 if let Some(d) = head.dropout {
-                    assert_eq!(d.value, model.head.dropout);
+                    assert_eq!(Some(d.value), model.head.as_ref().map(|h| h.dropout));
                 }
             }
         }

@@ -202,23 +202,33 @@ pub fn stages(model: &Model, net: &Network) -> String {
             thousands(s.macs),
         ]);
     }
-    let h = &net.head;
-    let pool = match h.pool {
-        HeadPool::Avg => "average pool",
-        HeadPool::Max => "max pool",
-        HeadPool::Flatten => "flatten",
-    };
-    rows.push([
-        "head".into(),
-        format!("{}x{}", h.pooled.h, h.pooled.w),
-        format!(
-            "{pool}, {}-d fc{}",
-            h.fc.out_features,
-            if h.softmax { ", softmax" } else { "" }
-        ),
-        String::new(),
-        thousands(h.fc.macs()),
-    ]);
+    if let Some(h) = &net.head {
+        let pool = match h.pool {
+            HeadPool::Avg => "average pool",
+            HeadPool::Max => "max pool",
+            HeadPool::Flatten => "flatten",
+        };
+        rows.push([
+            "head".into(),
+            format!("{}x{}", h.pooled.h, h.pooled.w),
+            format!(
+                "{pool}, {}-d fc{}",
+                h.fc.out_features,
+                if h.softmax { ", softmax" } else { "" }
+            ),
+            String::new(),
+            thousands(h.fc.macs()),
+        ]);
+    }
+    for f in &net.features {
+        rows.push([
+            "features".into(),
+            format!("{}x{}", f.shape.h, f.shape.w),
+            format!("{} ({}), {} channels", f.module, crate::diag::escape(&f.name), f.shape.c),
+            String::new(),
+            String::new(),
+        ]);
+    }
 
     let titles = ["stage", "output", "block", "", "MACs"];
     columns(
@@ -261,10 +271,11 @@ pub fn block_config(s: &StageSummary) -> String {
 }
 
 /// The table as JSON: `params.trainable`, `params.non_trainable`, `macs`, `output`,
-/// `input`, `stages[]` and `layers[]` (`name`, `op`, `output`, `params`, `macs`).
+/// `input`, `stages[]` and `layers[]` (`name`, `op`, `output`, `params`, `macs`); a
+/// backbone also has `features[]` (`name`, `module`, `output`).
 pub fn json(model: &Model, net: &Network) -> serde_json::Value {
     let i = net.input;
-    serde_json::json!({
+    let mut value = serde_json::json!({
         "name": model.name,
         "input": [i.c, i.h, i.w],
         "output": net.output(),
@@ -294,7 +305,15 @@ pub fn json(model: &Model, net: &Network) -> serde_json::Value {
             "non_trainable": r.non_trainable,
             "macs": r.macs,
         })).collect::<Vec<_>>(),
-    })
+    });
+    if !net.features.is_empty() {
+        value["features"] = net
+            .features
+            .iter()
+            .map(|f| serde_json::json!({"name": f.name, "module": f.module, "output": [f.shape.c, f.shape.h, f.shape.w]}))
+            .collect();
+    }
+    value
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!     input: Shape::new(3, 32, 32),
 //!     stem: defaults::stem(),
 //!     stages: vec![Stage::new("conv2_x", BlockKind::Basic, 2, &[16, 16], 1)],
-//!     head: Head { classes: 10, ..defaults::head(Some(BlockKind::Basic)) },
+//!     head: Some(Head { classes: 10, ..defaults::head(Some(BlockKind::Basic)) }),
+//!     features: Vec::new(),
 //!     init: Init::KaimingNormal,
 //!     zero_init_residual: false,
 //!     batch_norm: BatchNorm::default(),
@@ -108,7 +109,18 @@ pub fn print(model: &Model) -> String {
         }
     }
 
-    let head = &model.head;
+    if let Some(head) = &model.head {
+        print_head(&mut out, head, model);
+    } else {
+        let names: Vec<String> = model.features.iter().filter_map(|&i| model.stages.get(i)).map(|s| string(&s.name)).collect();
+        let _ = writeln!(out, "features: [{}]", names.join(", "));
+    }
+    print_tail(&mut out, model);
+    out
+}
+
+/// The `head` section.
+fn print_head(out: &mut String, head: &crate::ir::Head, model: &Model) {
     let default_head = defaults::head(model.stages.last().map(|s| s.block));
     out.push_str("head:\n");
     if head.norm != default_head.norm {
@@ -128,6 +140,10 @@ pub fn print(model: &Model) -> String {
     if head.softmax != default_head.softmax {
         let _ = writeln!(out, "  softmax: {}", head.softmax);
     }
+}
+
+/// The model-wide settings after the head.
+fn print_tail(out: &mut String, model: &Model) {
 
     if model.init != defaults::INIT {
         let _ = writeln!(out, "init: {}", model.init.keyword());
@@ -147,7 +163,6 @@ pub fn print(model: &Model) -> String {
     if !bn_fields.is_empty() {
         let _ = writeln!(out, "batch_norm: {{{}}}", bn_fields.join(", "));
     }
-    out
 }
 
 fn conv(c: &Conv) -> String {
@@ -423,14 +438,14 @@ mod tests {
         });
         m.norm = Norm::Group { groups: 32 };
         m.drop_path_rate = 0.05;
-        m.head = Head {
+        m.head = Some(Head {
             norm: true,
             pool: HeadPool::Flatten,
             dropout: 0.1 + 0.2,
             in_features: Some(2048),
             classes: 7,
             softmax: true,
-        };
+        });
         m.init = Init::XavierUniform;
         m.zero_init_residual = true;
         m.batch_norm = BatchNorm {

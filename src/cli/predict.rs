@@ -65,7 +65,13 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     pre.check()
         .map_err(|m| CliError::msg(format!("cannot preprocess images for `{}`: {m}", args.spec)))?;
 
-    let classes = compiled.network.head.fc.out_features as usize;
+    let Some(classes) = compiled.network.classes() else {
+        return Err(CliError::msg(format!(
+            "`{}` is a backbone (`features`): it has no classes to predict; `resnetc run` returns its feature maps",
+            args.spec
+        )));
+    };
+    let classes = classes as usize;
     let labels = match &args.labels {
         Some(path) => Some(read_labels(path, classes)?),
         None => None,

@@ -181,6 +181,25 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     };
     net.check_input(&x).map_err(bad_input)?;
 
+    if net.is_backbone() {
+        // A backbone's outputs: its feature maps, named by module (`layer3`, ...).
+        if dtype != DType::F32 {
+            return Err(CliError::msg("a backbone runs in f32 (the inference passes take classifiers); drop --dtype"));
+        }
+        let features = if args.train_mode {
+            net.f_features_t(&x, true)
+        } else {
+            let _guard = tch::no_grad_guard();
+            net.f_features_t(&x, false)
+        }
+        .map_err(bad_input)?;
+        weights::write_tensors(&args.output, &features).map_err(|e| CliError::other("cannot write the output", e))?;
+        let shapes: Vec<String> = features.iter().map(|(n, t)| format!("{n} {:?}", t.size())).collect();
+        let how = if args.train_mode { "train mode" } else { "eval mode" };
+        say!("wrote feature maps {} to `{}` ({}, {how})", shapes.join(", "), args.output, device::device_name(device));
+        return Ok(ExitCode::SUCCESS);
+    }
+
     let (logits, how) = if args.train_mode {
         if dtype != DType::F32 {
             return Err(CliError::msg("--train-mode runs in f32; drop --dtype"));

@@ -84,6 +84,11 @@ pub(super) fn prepare<T>(
     let Ok(first) = crate::compile(&file) else {
         return Ok(compile_or_report(spec, &Overrides::default())?.and(None));
     };
+    if first.model.head.is_none() {
+        return Err(CliError::msg(format!(
+            "`{spec}` is a backbone (`features`): it has no classifier head to train; give the spec a head"
+        )));
+    }
     let mut overrides = Overrides::default();
     if let Some(n) = resize {
         overrides.input = Some(crate::ir::Shape::new(first.model.input.c, n, n));
@@ -98,11 +103,11 @@ pub(super) fn prepare<T>(
     };
     let data = load(&sized)?;
     let classes = classes_of(&data) as u64;
-    if classes != sized.model.head.classes {
+    let declared = sized.model.head.as_ref().map_or(0, |h| h.classes);
+    if classes != declared {
         say!(
-            "note: `{spec}` declares {} classes; the data set has {classes}, so its fc layer gets {classes} outputs \
-             (pass --classes {classes} to other commands)",
-            sized.model.head.classes
+            "note: `{spec}` declares {declared} classes; the data set has {classes}, so its fc layer gets {classes} outputs \
+             (pass --classes {classes} to other commands)"
         );
         overrides.classes = Some(classes);
     }

@@ -399,6 +399,12 @@ impl<'a> InferenceModel<'a> {
         net: &'a ResNet,
         opts: InferenceOptions,
     ) -> Result<InferenceModel<'a>, RuntimeError> {
+        if net.is_backbone() {
+            return Err(RuntimeError::Unsupported(format!(
+                "the inference passes run classifiers; `{}` is a backbone (run it with `resnetc run`)",
+                crate::diag::escape(&net.model.name)
+            )));
+        }
         let device = net.device();
         opts.dtype.check_device(device)?;
         if opts.memory_format == MemoryFormat::Mkldnn
@@ -501,7 +507,9 @@ impl<'a> InferenceModel<'a> {
                 relu_after_add: blk.relu_after_add,
             });
         }
-        let head = &net.head;
+        let Some(head) = &net.head else {
+            return Err(TchError::Kind("a backbone has no head".into()));
+        };
         Ok(Plan {
             stem,
             blocks,

@@ -30,7 +30,11 @@ pub struct ResNet {
     pub(crate) network: Network,
     pub(crate) stem: Stem,
     pub(crate) blocks: Vec<Block>,
-    pub(crate) head: Head,
+    /// `None` for a backbone.
+    pub(crate) head: Option<Head>,
+    /// Per block: the module name (`layer3`) of the feature map a backbone returns after
+    /// it, if any.
+    pub(crate) feature_after: Vec<Option<String>>,
     pub(crate) device: Device,
     pub(crate) kind: Kind,
 }
@@ -177,18 +181,25 @@ impl ResNet {
                 relu_after_add: b.relu_after_add,
             });
         }
-        let head = Head {
-            norm: net
-                .head
-                .norm
-                .as_ref()
-                .map(|l| Norm::new(p, l, bn_cfg, false))
-                .transpose()?,
-            pool: net.head.pool,
-            dropout: net.head.dropout,
-            fc: Linear::new(p, &net.head.fc, init)?,
-            softmax: net.head.softmax,
+        let head = match &net.head {
+            Some(h) => Some(Head {
+                norm: h.norm.as_ref().map(|l| Norm::new(p, l, bn_cfg, false)).transpose()?,
+                pool: h.pool,
+                dropout: h.dropout,
+                fc: Linear::new(p, &h.fc, init)?,
+                softmax: h.softmax,
+            }),
+            None => None,
         };
+        let feature_after = net
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let last_of_stage = net.blocks.get(i + 1).is_none_or(|next| next.stage != b.stage);
+                net.features.iter().find(|f| f.stage == b.stage && last_of_stage).map(|f| f.module.clone())
+            })
+            .collect();
         Ok(ResNet {
             model: model.clone(),
             spans: compiled.spans.clone(),
@@ -196,6 +207,7 @@ impl ResNet {
             stem,
             blocks,
             head,
+            feature_after,
             device: p.device(),
             kind: p.kind(),
         })
@@ -211,14 +223,34 @@ impl ResNet {
         self.network.input
     }
 
-    /// Number of classes (`fc`'s outputs).
-    pub fn classes(&self) -> i64 {
-        self.network.head.fc.out_features as i64
+    /// Number of classes (`fc`'s outputs); `None` for a backbone.
+    pub fn classes(&self) -> Option<i64> {
+        self.network.classes().map(|c| c as i64)
     }
 
     /// Whether [`nn::ModuleT::forward_t`] applies a softmax (the spec's `head.softmax`).
     pub fn has_softmax(&self) -> bool {
-        self.head.softmax
+        self.head.as_ref().is_some_and(|h| h.softmax)
+    }
+
+    /// Whether the network is a backbone (no head; [`ResNet::f_features_t`]).
+    pub fn is_backbone(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// A backbone's feature maps `[N, C, H, W]`, named by module (`layer3`, `layer4`), input
+    /// checked as in [`ResNet::f_logits_t`]. For a classifier: an error.
+    pub fn f_features_t(&self, xs: &Tensor, train: bool) -> Result<Vec<(String, Tensor)>, RuntimeError> {
+        if self.head.is_some() {
+            return Err(RuntimeError::Unsupported(format!(
+                "`{}` is a classifier: it returns logits, not feature maps (give the spec `features` for a backbone)",
+                crate::diag::escape(&self.model.name)
+            )));
+        }
+        let xs = self.prepare_input(xs)?;
+        let mut features = Vec::new();
+        let _last = self.body(&xs, train, &mut |_, _| {}, &mut features).map_err(RuntimeError::torch("running the forward pass"))?;
+        Ok(features)
     }
 
     /// The device the variables were created on.
@@ -251,7 +283,7 @@ impl ResNet {
                 RLayer::Norm(Norm::Batch(b), _) => Some(b),
                 _ => None,
             })
-            .chain(self.head.norm.iter().filter_map(|n| match n {
+            .chain(self.head.iter().flat_map(|h| h.norm.iter()).filter_map(|n| match n {
                 Norm::Batch(b) => Some(b),
                 Norm::Group(_) => None,
             }))
@@ -271,6 +303,9 @@ impl ResNet {
     /// network can take (any size for pooling heads that does not shrink to zero, the
     /// spec's size for `flatten`). It is moved to the model's device and dtype.
     pub fn f_logits_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, RuntimeError> {
+        if self.head.is_none() {
+            return Err(self.no_logits());
+        }
         let xs = self.prepare_input(xs)?;
         self.logits_unchecked(&xs, train)
             .map_err(RuntimeError::torch("running the forward pass"))
@@ -284,9 +319,17 @@ impl ResNet {
             .map_err(RuntimeError::torch("applying the softmax"))
     }
 
+    /// The error for asking a backbone for logits.
+    pub(crate) fn no_logits(&self) -> RuntimeError {
+        RuntimeError::Unsupported(format!(
+            "`{}` is a backbone: it returns feature maps (`features`), not logits",
+            crate::diag::escape(&self.model.name)
+        ))
+    }
+
     /// Applies the head's softmax if the spec has one.
     pub(crate) fn finish(&self, logits: Tensor) -> Result<Tensor, TchError> {
-        if self.head.softmax {
+        if self.has_softmax() {
             logits.f_softmax(-1, logits.kind())
         } else {
             Ok(logits)
@@ -345,12 +388,12 @@ impl ResNet {
         let mut model = self.model.clone();
         model.input = Shape::new(c as u64, h as u64, w as u64);
         let why = match valid::validate(&model, &self.spans) {
-            Ok((net, _)) if net.head.fc.in_features == self.network.head.fc.in_features => return Ok(()),
+            Ok((net, _)) if net.head.as_ref().map(|h| h.fc.in_features) == self.network.head.as_ref().map(|h| h.fc.in_features) => return Ok(()),
             Ok((net, _)) => format!(
                 "{}: the head would give fc {} features instead of {} (a flatten head fixes the input size)",
                 expected(),
-                net.head.fc.in_features,
-                self.network.head.fc.in_features
+                net.head.as_ref().map_or(0, |h| h.fc.in_features),
+                self.network.head.as_ref().map_or(0, |h| h.fc.in_features)
             ),
             Err(diags) => {
                 let first = diags.iter().find(|d| d.is_error()).map_or_else(String::new, |d| d.message.clone());
@@ -375,21 +418,35 @@ impl ResNet {
         let xs = self.prepare_input(xs)?;
         let mut shapes = Vec::new();
         let _guard = tch::no_grad_guard();
-        let _ = self
-            .forward_hooked(&xs, false, &mut |name, t| {
-                shapes.push((name.to_string(), t.size()[1..].to_vec()))
-            })
-            .map_err(RuntimeError::torch("running the forward pass"))?;
+        let mut hook = |name: &str, t: &Tensor| shapes.push((name.to_string(), t.size()[1..].to_vec()));
+        let mut features = Vec::new();
+        let x = self.body(&xs, false, &mut hook, &mut features).map_err(RuntimeError::torch("running the forward pass"))?;
+        if self.head.is_some() {
+            let _ = self.head_forward(&x, false, &mut hook).map_err(RuntimeError::torch("running the forward pass"))?;
+        }
         Ok(shapes)
     }
 
     /// The forward pass; `hook` sees each layer's output under its layer-table name.
     fn forward_hooked(&self, xs: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
-        let mut x = self.stem_forward(xs, train, hook)?;
-        for b in &self.blocks {
-            x = b.forward(&x, train, hook)?;
-        }
+        let x = self.body(xs, train, hook, &mut Vec::new())?;
         self.head_forward(&x, train, hook)
+    }
+
+    /// The stem and the blocks; a backbone's feature maps are collected into `features`
+    /// (and shown to `hook` under their module names, as the layer table lists them).
+    fn body(&self, xs: &Tensor, train: bool, hook: Hook, features: &mut Vec<(String, Tensor)>) -> Result<Tensor, TchError> {
+        let mut x = self.stem_forward(xs, train, hook)?;
+        for (b, feature) in self.blocks.iter().zip(&self.feature_after) {
+            x = b.forward(&x, train, hook)?;
+            if let Some(module) = feature {
+                features.push((module.clone(), x.shallow_clone()));
+            }
+        }
+        for (module, t) in features.iter() {
+            hook(module, t);
+        }
+        Ok(x)
     }
 
     fn stem_forward(&self, xs: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
@@ -397,7 +454,9 @@ impl ResNet {
     }
 
     fn head_forward(&self, x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
-        let h = &self.head;
+        let Some(h) = &self.head else {
+            return Err(TchError::Kind("a backbone has no head".into()));
+        };
         let mut x = x.shallow_clone();
         if let Some(norm) = &h.norm {
             x = norm.forward(&x, train)?.f_relu()?;

@@ -83,7 +83,7 @@ mod tests {
                     "a stage's MACs include its blocks' convolutions"
                 );
                 assert_eq!(
-                    net.head.fc.macs(),
+                    net.head.as_ref().map_or(0, |h| h.fc.macs()),
                     net.layers
                         .iter()
                         .find(|r| r.name == "fc")
@@ -121,8 +121,9 @@ mod tests {
                     ..Stage::new(format!("s{i}"), block, Limits::MAX_REPEAT, &filters, 1)
                 })
                 .collect();
-            model.head.pool = HeadPool::Flatten;
-            model.head.classes = Limits::MAX_CLASSES;
+            let head = model.head.as_mut().expect("resnet50 has a head");
+            head.pool = HeadPool::Flatten;
+            head.classes = Limits::MAX_CLASSES;
             let errors = super::validate(&model, &no_spans()).expect_err("far over the limits");
             assert_eq!(
                 errors
@@ -258,8 +259,10 @@ mod tests {
                 model.stem.convs = vec![conv];
                 model.stem.pool = pool.map_or(crate::ir::StemPool::None, crate::ir::StemPool::Pool);
                 model.stages = stages;
-                model.head.pool = hp;
-                model.head.classes = classes;
+                if let Some(head) = model.head.as_mut() {
+                    head.pool = hp;
+                    head.classes = classes;
+                }
                 model
             })
     }
@@ -654,6 +657,18 @@ pub struct HeadPlan {
     pub softmax: bool,
 }
 
+/// One output of a backbone: a stage's last feature map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureMap {
+    /// Index into [`Network::stages`].
+    pub stage: usize,
+    /// The stage's name in the spec (`conv4_x`).
+    pub name: String,
+    /// torchvision's module path (`layer3`), the name the output is written under.
+    pub module: String,
+    pub shape: Shape,
+}
+
 /// One stage as the paper's Table 1 shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageSummary {
@@ -699,16 +714,29 @@ pub struct Network {
     pub input: Shape,
     pub stem: StemPlan,
     pub blocks: Vec<BlockPlan>,
-    pub head: HeadPlan,
+    /// The classifier head; `None` for a backbone.
+    pub head: Option<HeadPlan>,
+    /// A backbone's outputs, in stage order (empty for a classifier).
+    pub features: Vec<FeatureMap>,
     pub stages: Vec<StageSummary>,
     pub layers: Vec<LayerRow>,
     pub totals: Totals,
 }
 
 impl Network {
-    /// Output shape for one sample: `[classes]`.
+    /// Output shape for one sample: `[classes]`, or for a backbone its first feature
+    /// map's `[C, H, W]` (see [`Network::features`] for all of them).
     pub fn output(&self) -> Vec<u64> {
-        vec![self.head.fc.out_features]
+        match (&self.head, self.features.first()) {
+            (Some(h), _) => vec![h.fc.out_features],
+            (None, Some(f)) => vec![f.shape.c, f.shape.h, f.shape.w],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Number of classes of a classifier (`fc`'s outputs); `None` for a backbone.
+    pub fn classes(&self) -> Option<u64> {
+        self.head.as_ref().map(|h| h.fc.out_features)
     }
 
     /// Every layer of the stem and the blocks, in execution order.
@@ -729,7 +757,7 @@ impl Network {
                     None
                 }
             })
-            .chain(self.head.norm.iter())
+            .chain(self.head.iter().flat_map(|h| h.norm.iter()))
     }
 
     /// Every BN layer (norm layers with running statistics).
@@ -849,13 +877,26 @@ impl Validator<'_> {
             });
         }
 
-        let head = self.head(model, shape).ok()?;
+        let head = match &model.head {
+            Some(h) => Some(self.head(h, shape).ok()?),
+            None => None,
+        };
+        let features: Vec<FeatureMap> = model
+            .features
+            .iter()
+            .filter_map(|&si| stages.get(si).map(|s| (si, s)))
+            .map(|(si, s)| FeatureMap { stage: si, name: s.name.clone(), module: s.module.clone(), shape: s.output })
+            .collect();
+        for f in &features {
+            self.row(&f.module, format!("Feature map ({})", crate::diag::escape(&f.name)), f.shape);
+        }
         let rows = std::mem::take(&mut self.rows);
         Some(Network {
             input,
             stem,
             blocks,
             head,
+            features,
             stages,
             layers: rows,
             totals: self.totals,
@@ -1632,8 +1673,7 @@ impl Validator<'_> {
         })
     }
 
-    fn head(&mut self, model: &Model, input: Shape) -> Result<HeadPlan, Stop> {
-        let h = &model.head;
+    fn head(&mut self, h: &crate::ir::Head, input: Shape) -> Result<HeadPlan, Stop> {
         let norm = h
             .norm
             .then(|| self.norm("final_bn", input, true))
@@ -1820,7 +1860,7 @@ impl Validator<'_> {
     ) -> Diagnostic {
         let macs_over = macs.is_some();
         let stage = block_of(name).and_then(|(si, bi)| Some((si, self.model.stages.get(si)?, bi)));
-        let flatten = self.model.head.pool == HeadPool::Flatten;
+        let flatten = self.model.head.as_ref().is_some_and(|h| h.pool == HeadPool::Flatten);
         let (at, ctx) = match (stage, name) {
             (Some((si, stage, bi)), _) => (
                 self.spans.get(&format!("stages[{si}]")),

@@ -40,7 +40,7 @@ struct Used {
 impl Used {
     fn of(net: &Network) -> Used {
         let mut u = Used::default();
-        let head = net.head.norm.iter().map(|n| Layer::Norm(n.clone()));
+        let head = net.head.iter().flat_map(|h| h.norm.iter()).map(|n| Layer::Norm(n.clone()));
         let layers: Vec<Layer> = net.body_layers().cloned().chain(head).collect();
         for l in &layers {
             match l {
@@ -331,58 +331,53 @@ fn model(compiled: &Compiled, names: &Names, opts: &RustOptions) -> TokenStream 
                 xs = xs.apply_t(block, train);
             }
         });
+        if net.features.iter().any(|f| f.stage == si) {
+            stage_loops.push(quote!(features.push(xs.shallow_clone());));
+        }
     }
 
-    let head = &net.head;
     let mut head_ops = Vec::new();
-    if let Some(n) = &head.norm {
-        let norm = layer_new(names, &Layer::Norm(n.clone()), path(&p, &n.name), false);
-        fields.push(quote! {
-            /// The final norm layer (+ ReLU) of a pre-activation network.
-            pub final_bn: #layer_ty
+    if let Some(head) = &net.head {
+        if let Some(n) = &head.norm {
+            let norm = layer_new(names, &Layer::Norm(n.clone()), path(&p, &n.name), false);
+            fields.push(quote! {
+                /// The final norm layer (+ ReLU) of a pre-activation network.
+                pub final_bn: #layer_ty
+            });
+            lets.push(quote!(let final_bn = #norm;));
+            field_names.push(ident("final_bn"));
+            head_ops.push(quote!(.apply_t(&self.final_bn, train)));
+        }
+        head_ops.push(match head.pool {
+            HeadPool::Avg => quote!(.adaptive_avg_pool2d([1, 1])),
+            HeadPool::Max => quote!(.adaptive_max_pool2d([1, 1]).0),
+            HeadPool::Flatten => TokenStream::new(),
         });
-        lets.push(quote!(let final_bn = #norm;));
-        field_names.push(ident("final_bn"));
-        head_ops.push(quote!(.apply_t(&self.final_bn, train)));
+        head_ops.push(quote!(.flatten(1, -1)));
+        if head.dropout > 0.0 {
+            let d = float(head.dropout);
+            head_ops.push(quote!(.dropout(#d, train)));
+        }
+        head_ops.push(quote!(.apply(&self.fc)));
+        if head.softmax {
+            head_ops.push(quote!(.softmax(-1, ::core::option::Option::None::<::tch::Kind>)));
+        }
+        let (fc_in, fc_out) = (int(head.fc.in_features), int(head.fc.out_features));
+        fields.push(quote! {
+            /// The fully connected layer.
+            pub fc: ::tch::nn::Linear
+        });
+        lets.push(quote!(let fc = linear(p / "fc", #fc_in, #fc_out);));
+        field_names.push(ident("fc"));
     }
-    head_ops.push(match head.pool {
-        HeadPool::Avg => quote!(.adaptive_avg_pool2d([1, 1])),
-        HeadPool::Max => quote!(.adaptive_max_pool2d([1, 1]).0),
-        HeadPool::Flatten => TokenStream::new(),
-    });
-    head_ops.push(quote!(.flatten(1, -1)));
-    if head.dropout > 0.0 {
-        let d = float(head.dropout);
-        head_ops.push(quote!(.dropout(#d, train)));
-    }
-    head_ops.push(quote!(.apply(&self.fc)));
-    if head.softmax {
-        head_ops.push(quote!(.softmax(-1, ::core::option::Option::None::<::tch::Kind>)));
-    }
-    let (fc_in, fc_out) = (int(head.fc.in_features), int(head.fc.out_features));
-    fields.push(quote! {
-        /// The fully connected layer.
-        pub fc: ::tch::nn::Linear
-    });
-    lets.push(quote!(let fc = linear(p / "fc", #fc_in, #fc_out);));
-    field_names.push(ident("fc"));
 
     let i = net.input;
     let (ic, ih, iw) = (int(i.c), int(i.h), int(i.w));
-    let classes = int(head.fc.out_features);
     let params = grouped_int(net.totals.trainable_params);
     let macs = grouped_int(net.totals.macs);
     let doc = doc_lines(&model_doc(model, net, opts));
     let input_doc = doc_lines(&format!(
         "Input shape of one sample, `[C, H, W]`: the spec's {i}."
-    ));
-    let classes_doc = doc_lines(&format!(
-        "Number of classes: the width of the output{}.",
-        if head.softmax {
-            " (softmax probabilities)"
-        } else {
-            " (logits)"
-        }
     ));
     let mut_xs = if stage_loops.is_empty() {
         TokenStream::new()
@@ -396,6 +391,60 @@ fn model(compiled: &Compiled, names: &Names, opts: &RustOptions) -> TokenStream 
             Init::XavierUniform => "Xavier/Glorot-uniform",
         }
     ));
+    let (output_consts, forward) = match &net.head {
+        Some(head) => {
+            let classes = int(head.fc.out_features);
+            let classes_doc = doc_lines(&format!(
+                "Number of classes: the width of the output{}.",
+                if head.softmax {
+                    " (softmax probabilities)"
+                } else {
+                    " (logits)"
+                }
+            ));
+            (
+                quote! {
+                    #classes_doc
+                    pub const NUM_CLASSES: i64 = #classes;
+                },
+                quote! {
+                    impl ::tch::nn::ModuleT for #name {
+                        fn forward_t(&self, xs: &::tch::Tensor, train: bool) -> ::tch::Tensor {
+                            let #mut_xs xs = forward_layers(&self.stem, xs, train);
+                            #(#stage_loops)*
+                            xs #(#head_ops)*
+                        }
+                    }
+                },
+            )
+        }
+        None => {
+            let modules: Vec<&str> = net.features.iter().map(|f| f.module.as_str()).collect();
+            let n = proc_macro2::Literal::usize_unsuffixed(modules.len());
+            let doc = doc_lines(&format!(
+                "The backbone's outputs, in order: the feature maps of {}.",
+                net.features.iter().map(|f| format!("{} ({}, {})", doc_code(&f.name), f.module, f.shape)).collect::<Vec<_>>().join(", ")
+            ));
+            (
+                quote! {
+                    #doc
+                    pub const FEATURES: [&'static str; #n] = [#(#modules),*];
+                },
+                quote! {
+                    impl #name {
+                        /// Runs the backbone: one feature map `[N, C, H, W]` per entry of `FEATURES`.
+                        pub fn features_t(&self, xs: &::tch::Tensor, train: bool) -> ::std::vec::Vec<::tch::Tensor> {
+                            let mut features = ::std::vec::Vec::with_capacity(#n);
+                            let #mut_xs xs = forward_layers(&self.stem, xs, train);
+                            #(#stage_loops)*
+                            let _ = xs;
+                            features
+                        }
+                    }
+                },
+            )
+        }
+    };
     quote! {
         #doc
         #[derive(Debug)]
@@ -407,8 +456,7 @@ fn model(compiled: &Compiled, names: &Names, opts: &RustOptions) -> TokenStream 
         impl #name {
             #input_doc
             pub const INPUT_SHAPE: [i64; 3] = [#ic, #ih, #iw];
-            #classes_doc
-            pub const NUM_CLASSES: i64 = #classes;
+            #output_consts
             /// Trainable parameters: weights and biases of convolutions, norm layers and `fc`.
             pub const TRAINABLE_PARAMS: i64 = #params;
             /// Multiply-accumulates of convolutions and `fc` for one sample (FLOPs = 2 x MACs).
@@ -423,13 +471,7 @@ fn model(compiled: &Compiled, names: &Names, opts: &RustOptions) -> TokenStream 
             }
         }
 
-        impl ::tch::nn::ModuleT for #name {
-            fn forward_t(&self, xs: &::tch::Tensor, train: bool) -> ::tch::Tensor {
-                let #mut_xs xs = forward_layers(&self.stem, xs, train);
-                #(#stage_loops)*
-                xs #(#head_ops)*
-            }
-        }
+        #forward
     }
 }
 

@@ -92,10 +92,12 @@ pub fn module_tokens(compiled: &Compiled, opts: &RustOptions) -> TokenStream {
     // `::core::primitive::NAME` and give the struct its name.
     let primitive = naming::is_primitive(&name);
     let emitted = if primitive { PLACEHOLDER } else { &name };
-    let tokens = if plan::fits_classic(&compiled.network) {
-        emit::module(&plan::Plan::new(compiled, emitted.to_string()), opts)
-    } else {
-        general::module(compiled, emitted, opts)
+    let classic = plan::fits_classic(&compiled.network)
+        .then(|| plan::Plan::new(compiled, emitted.to_string()))
+        .flatten();
+    let tokens = match classic {
+        Some(plan) => emit::module(&plan, opts),
+        None => general::module(compiled, emitted, opts),
     };
     if primitive {
         rename_primitive(tokens, &name)

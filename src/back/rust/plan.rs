@@ -8,7 +8,7 @@
 //! arguments from its [`BlockPlan`], so the emitter never looks at the IR's options.
 
 use crate::ir::{BlockKind, Model};
-use crate::valid::{
+use crate::valid::{HeadPlan, 
     BlockPlan, ConvLayer, Layer, Network, NormLayer, PoolLayer, ShortcutPlan, StemPlan,
 };
 use crate::Compiled;
@@ -153,6 +153,8 @@ pub(super) struct TypeNames {
 pub(super) struct Plan<'a> {
     pub model: &'a Model,
     pub net: &'a Network,
+    /// The classifier head (the block structs' form has one).
+    pub head: &'a HeadPlan,
     /// The model struct's name.
     pub name: String,
     /// The `conv2d` helper's bias: fixed when every convolution agrees.
@@ -169,9 +171,11 @@ pub(super) struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    pub fn new(compiled: &'a Compiled, name: String) -> Self {
+    /// The plan of a network with a head (`None` for a backbone).
+    pub fn new(compiled: &'a Compiled, name: String) -> Option<Self> {
         let model = &compiled.model;
         let net = &compiled.network;
+        let head = net.head.as_ref()?;
 
         let all_convs: Vec<&ConvLayer> = net.convs().collect();
         let conv_bias = Knob::of(all_convs.iter().map(|c| c.bias), false);
@@ -271,9 +275,10 @@ impl<'a> Plan<'a> {
 
         let zero_init =
             model.zero_init_residual && net.blocks.iter().any(|b| b.kind.has_shortcut());
-        Plan {
+        Some(Plan {
             model,
             net,
+            head,
             name,
             conv_bias,
             conv_groups,
@@ -283,7 +288,7 @@ impl<'a> Plan<'a> {
             stages,
             zero_init,
             types,
-        }
+        })
     }
 
     /// Whether the model has any BN layer (and so needs the `batch_norm2d` helper).
@@ -462,7 +467,6 @@ pub(super) fn fits_classic(net: &Network) -> bool {
         && net.blocks.iter().all(classic_block)
         && net
             .head
-            .norm
             .as_ref()
-            .is_none_or(|n| n.norm == crate::ir::Norm::Batch)
+            .is_some_and(|h| h.norm.as_ref().is_none_or(|n| n.norm == crate::ir::Norm::Batch))
 }

@@ -201,6 +201,10 @@ impl Builder {
             Rule::drop_path_line => {
                 self.ast.drop_path_rate = child(&p, Rule::float).and_then(|f| self.float(&f));
             }
+            Rule::features_line => {
+                let names = children(&p, Rule::stage_name).map(|n| Spanned::new(self.unquote(&n), self.span(&n))).collect();
+                self.ast.features = Some(Spanned::new(names, span));
+            }
             _ => {}
         }
     }

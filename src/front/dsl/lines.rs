@@ -47,6 +47,7 @@ pub const STATEMENTS: &[(&str, Rule)] = &[
     ("batch_norm", Rule::batch_norm_line),
     ("norm", Rule::norm_line),
     ("drop_path", Rule::drop_path_line),
+    ("features", Rule::features_line),
 ];
 
 /// The keys accepted at the top level (for "unknown key" reports).
@@ -61,6 +62,7 @@ pub const STATEMENT_KEYS: &[&str] = &[
     "batch_norm",
     "norm",
     "drop_path",
+    "features",
 ];
 
 /// The statement lines of `text`, blank and comment-only lines left out.
@@ -159,6 +161,7 @@ pub fn expected_form(rule: Rule) -> &'static str {
         Rule::batch_norm_line => "the batch-norm line reads `batch_norm eps 1e-5 momentum 0.1`",
         Rule::norm_line => "the norm line reads `norm batch` or `norm group 32`",
         Rule::drop_path_line => "the drop-path line reads `drop_path 0.05` (a rate in [0, 1))",
+        Rule::features_line => "the features line reads `features conv4_x, conv5_x` (stage names)",
         _ => STATEMENT_HELP,
     }
 }
@@ -166,7 +169,7 @@ pub fn expected_form(rule: Rule) -> &'static str {
 /// Help for a line that starts no statement.
 pub const STATEMENT_HELP: &str = "a line is one of `model NAME`, `input CxHxW`, `stem ...`, \
      `defaults ...`, a stage such as `conv2_x: basic [64, 64] x2`, `head ...`, `init ...`, \
-     `zero_init_residual`, `batch_norm ...`, `norm ...`, `drop_path P`";
+     `zero_init_residual`, `batch_norm ...`, `norm ...`, `drop_path P`, `features STAGE, ...`";
 
 #[cfg(test)]
 mod tests {

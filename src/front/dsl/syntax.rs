@@ -166,6 +166,8 @@ pub fn describe(rule: Rule) -> Option<String> {
         Rule::kw_eps => "`eps`",
         Rule::kw_momentum => "`momentum`",
         Rule::kw_drop_path => "`drop_path`",
+        Rule::kw_features => "`features`",
+        Rule::features => "`features STAGE, ...`",
         Rule::kw_attention => "`attention`",
         Rule::kw_anti_alias => "`anti_alias`",
         Rule::kw_stride_at => "`stride_at`",
@@ -240,7 +242,8 @@ pub fn describe(rule: Rule) -> Option<String> {
         | Rule::zero_init_residual_line
         | Rule::batch_norm_line
         | Rule::norm_line
-        | Rule::drop_path_line => return None,
+        | Rule::drop_path_line
+        | Rule::features_line => return None,
         // Silent helpers: pest never reports them, but they are variants of `Rule`.
         Rule::WHITESPACE
         | Rule::COMMENT

@@ -314,6 +314,9 @@ impl<'a> Converter<'a> {
                 |n| &mut n.kind,
             ),
             drop_path_rate: self.field(root.drop_path_rate),
+            features: self.section(root.features, |c, items: Vec<YSpanned<String>>| {
+                items.into_iter().map(|i| c.scalar(i)).collect()
+            }),
             unknown: Vec::new(),
         }
     }

@@ -31,6 +31,7 @@ pub const ROOT_KEYS: &[&str] = &[
     "batch_norm",
     "norm",
     "drop_path_rate",
+    "features",
 ];
 /// Keys of the mapping form of `input`.
 pub const INPUT_KEYS: &[&str] = &["channels", "height", "width"];
@@ -152,6 +153,8 @@ pub struct RootRepr {
     pub norm: Entry<KindOr<NormMapRepr>>,
     #[serde(default, deserialize_with = "present")]
     pub drop_path_rate: Entry<f64>,
+    #[serde(default, deserialize_with = "present")]
+    pub features: Entry<Vec<Spanned<String>>>,
 }
 
 /// A keyword (`norm: batch`, `attention: se`) or a mapping with the kind and its numbers;
