@@ -30,8 +30,8 @@ macro_rules! check {
             );
             assert_eq!($ty::MACS as u64, compiled.network.totals.macs);
             assert_eq!(
-                $ty::NUM_CLASSES as u64,
-                compiled.network.head.fc.out_features
+                Some($ty::NUM_CLASSES as u64),
+                compiled.network.classes()
             );
             let input: [i64; 3] = $input;
             let input = if input == [0, 0, 0] {

@@ -65,12 +65,14 @@ pub fn expected_variables(net: &Network) -> BTreeMap<String, (Vec<i64>, bool)> {
         vars.insert(format!("{}.running_mean", bn.name), (c.clone(), false));
         vars.insert(format!("{}.running_var", bn.name), (c, false));
     }
-    let fc = &net.head.fc;
-    vars.insert(
-        "fc.weight".into(),
-        (vec![fc.out_features as i64, fc.in_features as i64], true),
-    );
-    vars.insert("fc.bias".into(), (vec![fc.out_features as i64], true));
+    if let Some(head) = &net.head {
+        let fc = &head.fc;
+        vars.insert(
+            "fc.weight".into(),
+            (vec![fc.out_features as i64, fc.in_features as i64], true),
+        );
+        vars.insert("fc.bias".into(), (vec![fc.out_features as i64], true));
+    }
     vars
 }
 
