@@ -321,15 +321,32 @@ const BLOCK_STRUCTS: &[&str] = &[
     "PreActBottleneck",
     "PlainBlock",
     "PlainBottleneck",
+    // The general form's block.
+    "Block",
 ];
 /// The projection shortcut's struct.
 const SHORTCUT_STRUCTS: &[&str] = &["Downsample"];
 /// The shortcut enums (option A or mixed shortcuts).
-const SHORTCUT_ENUMS: &[&str] = &["Shortcut", "ShortcutKind"];
+const SHORTCUT_ENUMS: &[&str] = &["Shortcut", "ShortcutKind", "Layer"];
 /// Free builder functions.
-const HELPER_FNS: &[&str] = &["conv2d", "batch_norm2d", "linear", "zero_pad"];
+const HELPER_FNS: &[&str] = &[
+    "conv2d",
+    "batch_norm2d",
+    "linear",
+    "zero_pad",
+    "group_norm",
+    "conv1d",
+    "squeeze_excitation",
+    "forward_layers",
+];
 /// Associated constants of the model struct.
-const MODEL_CONSTS: &[&str] = &["INPUT_SHAPE", "NUM_CLASSES", "TRAINABLE_PARAMS", "MACS"];
+const MODEL_CONSTS: &[&str] = &[
+    "INPUT_SHAPE",
+    "NUM_CLASSES",
+    "TRAINABLE_PARAMS",
+    "MACS",
+    "FEATURES",
+];
 /// The one trait the module implements, by path.
 const MODULE_TRAIT: &str = ":: tch :: nn :: ModuleT";
 /// Outer attributes the generator writes besides docs.
@@ -490,12 +507,15 @@ fn audit_items(file: &syn::File, struct_name: &str, problems: &mut Vec<String>) 
                         syn::ImplItem::Fn(f) => {
                             let name = f.sig.ident.to_string();
                             audit_attrs(&f.attrs, &format!("`{self_ty}::{name}`"), problems);
-                            let expected = if of_trait.is_some() {
-                                "forward_t"
+                            // A backbone's struct has `features_t` instead of the trait.
+                            let expected: &[&str] = if of_trait.is_some() {
+                                &["forward_t"]
+                            } else if self_ty == struct_name {
+                                &["new", "features_t"]
                             } else {
-                                "new"
+                                &["new"]
                             };
-                            if name != expected {
+                            if !expected.contains(&name.as_str()) {
                                 problems.push(format!("unexpected fn `{name}` in {what}"));
                             }
                             audit_signature(&f.sig, &name, problems);
@@ -557,8 +577,9 @@ fn audit_items(file: &syn::File, struct_name: &str, problems: &mut Vec<String>) 
             .iter()
             .filter(|(s, t)| s == self_ty && t == of_trait)
             .count();
+        // The model's constants, `new`, and a backbone's `features_t`.
         let allowed = if of_trait.is_none() && self_ty == struct_name {
-            2
+            3
         } else {
             1
         };
