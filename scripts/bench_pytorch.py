@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""Inference throughput: torchvision in PyTorch against `resnetc bench`, in one run.
+"""Inference throughput: torchvision or timm in PyTorch against `resnetc bench`, in one run.
 
 For each model (default resnet18, resnet50) and batch size (default 1 and 8), on the CPU
 with the same number of threads (default 2), in turns (round after round, every variant
 once per round, so that the noise of a shared machine hits all of them alike):
 
-- eager:     torchvision's model in eval mode under torch.no_grad();
+- eager:     the PyTorch model in eval mode under torch.no_grad();
 - ofi:       torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x)))
              (folds BN, fuses ReLU, runs oneDNN's blocked layout: PyTorch's best CPU path);
 - compile:   torch.compile(m) (inductor), compile time reported separately;
 - resnetc:   the release binary's `resnetc bench specs/<model>.yaml --format json`
              (a fresh process each round; its one-time cost is reported separately).
+
+Models: a plain name is torchvision's (`torchvision.models.<name>()`) against
+specs/<name>.yaml; `timm:<name>` is timm's (`timm.create_model(name, pretrained=False)`,
+timm 1.0.31, imported only when asked for) against specs/timm/<name>.yaml, e.g.
+`--models resnet50 timm:resnet50d timm:seresnet50`. Both sides use random weights
+(torchvision's and timm's default initialization; resnetc's spec initialization, no
+--weights) and the same random input shape, 3x224x224.
 
 Each variant's figure for a round is the median of --iters timed passes after warm-up;
 the table shows the median over rounds, in images/s, and resnetc / ofi.
@@ -22,10 +29,13 @@ default batches 64 and 256; ofi is CPU-only and skipped.
 
 Usage (resnetc's venv python; build first with `cargo build --release -j2 --features torch`):
     python scripts/bench_pytorch.py [--rounds 3] [--iters 10] [--threads 2] [--no-compile]
+    python scripts/bench_pytorch.py --models resnet50 timm:resnet50d timm:seresnet50
     python scripts/bench_pytorch.py --device cuda --dtypes f32 bf16 --batches 64 256
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -72,8 +82,32 @@ def time_fn(fn, iters, device, warmup=2):
     return statistics.median(times)
 
 
+TIMM = "timm:"
+
+
+def spec_path(model):
+    """specs/<name>.yaml for torchvision's models, specs/timm/<name>.yaml for `timm:<name>`."""
+    if model.startswith(TIMM):
+        return os.path.join(ROOT, "specs", "timm", f"{model[len(TIMM):]}.yaml")
+    return os.path.join(ROOT, "specs", f"{model}.yaml")
+
+
+def pytorch_model(model):
+    """torchvision's model, or timm's for `timm:<name>` (random weights, both)."""
+    if model.startswith(TIMM):
+        # Imported late (only timm models need it), with huggingface_hub's import-time
+        # "Error importing huggingface_hub.hf_api" line (timm sits in the venv with
+        # --no-deps; nothing here downloads) swallowed.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import timm
+
+            m = timm.create_model(model[len(TIMM):], pretrained=False)
+        return m
+    return getattr(torchvision.models, model)()
+
+
 def resnetc_bench(binary, model, batch, iters, threads, device, dtype):
-    spec = os.path.join(ROOT, "specs", f"{model}.yaml")
+    spec = spec_path(model)
     cmd = [binary, "bench", spec, "--batch", str(batch), "--iters", str(iters), "--warmup", "2",
            "--device", device, "--dtype", dtype, "--threads", str(threads), "--format", "json"]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -98,6 +132,9 @@ def main():
     args = ap.parse_args()
     if not os.path.exists(args.resnetc):
         sys.exit(f"{args.resnetc} not found: cargo build --release -j2 --features torch")
+    for model in args.models:
+        if not os.path.exists(spec_path(model)):
+            sys.exit(f"{model}: no spec {spec_path(model)}")
     dev = args.device
     cpu = dev == "cpu"
     batches = args.batches or ([1, 8] if cpu else [64, 256])
@@ -137,7 +174,7 @@ def main():
 def bench_case(args, model_name, batch, dtype):
     dev = args.device
     torch.manual_seed(0)
-    m = getattr(torchvision.models, model_name)().eval().to(dev)
+    m = pytorch_model(model_name).eval().to(dev)
     x = torch.randn(batch, 3, 224, 224, device=dev)
     bf16 = dtype == "bf16"
 
