@@ -3,7 +3,8 @@
 #  - a Python venv with PyTorch 2.11.0 (the libtorch tch 0.24 links against), torchvision
 #    0.26 (parity tests) and safetensors, in $RESNETC_HOME (default ~/.cache/resnetc), kept
 #    outside the checkout so every clone on the machine shares it; timm 1.0.31 and Keras
-#    3.15.1 beside them (the zoo's golden numbers, tests/zoo.rs);
+#    3.15.1 beside them (the zoo's golden numbers, tests/zoo.rs); onnx 1.23.2 and onnxruntime
+#    1.32.0 (tests/onnx.rs);
 #  - the `.libtorch` link that .cargo/config.toml points torch-sys at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,15 @@ if ! KERAS_BACKEND=torch "$venv/bin/python" -c 'import timm, keras; assert timm.
         rich==15.0.0 h5py==3.16.0 ml_dtypes==0.6.0 packaging==26.4 absl-py==2.5.1 markdown-it-py==4.3.0 \
         mdurl==0.1.2 Pygments==2.21.0 tqdm==4.70.1 requests==2.34.2 charset-normalizer==3.5.3 idna==3.20 \
         urllib3==2.8.0 certifi==2026.10.19.post1
+fi
+
+# onnx and ONNX Runtime, the oracle of `resnetc export --format onnx` (tests/onnx.rs,
+# scripts/onnx_check.py), beside torch and numpy without pulling others: --no-deps, their
+# dependencies pinned (numpy, packaging, sympy, ml_dtypes, typing_extensions are there already).
+if ! "$venv/bin/python" -c 'import onnx, onnxruntime; assert onnx.__version__ == "1.23.2" and onnxruntime.__version__ == "1.32.0"' >/dev/null 2>&1; then
+    echo "== installing onnx 1.23.2 and onnxruntime 1.32.0 into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+        onnx==1.23.2 onnxruntime==1.32.0 protobuf==7.36.2 flatbuffers==25.12.19
 fi
 
 torch_dir="$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')"

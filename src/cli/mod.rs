@@ -6,6 +6,8 @@ mod build;
 mod check;
 #[cfg(feature = "torch")]
 mod eval;
+#[cfg(feature = "torch")]
+mod export;
 mod fmt;
 mod graph;
 #[cfg(feature = "torch")]
@@ -68,6 +70,9 @@ enum Command {
     /// Test accuracy and confusion matrix of trained weights (libtorch).
     #[cfg(feature = "torch")]
     Eval(eval::Args),
+    /// Write the network as an ONNX model, with its weights (libtorch reads them).
+    #[cfg(feature = "torch")]
+    Export(export::Args),
 }
 
 /// Parses the arguments and runs the command.
@@ -106,6 +111,8 @@ pub fn run() -> ExitCode {
         Command::Train(a) => train::run(a),
         #[cfg(feature = "torch")]
         Command::Eval(a) => eval::run(a),
+        #[cfg(feature = "torch")]
+        Command::Export(a) => export::run(a),
     };
     match result {
         Ok(code) => code,
