@@ -85,6 +85,28 @@ fn random_network(c: &Compiled, seed: i64) -> (nn::VarStore, ResNet) {
     (vs, net)
 }
 
+/// One way of exporting: extra flags, the batches ORT runs, the tolerance.
+#[derive(Clone, Copy)]
+struct Variant {
+    label: &'static str,
+    flags: &'static [&'static str],
+    batches: &'static [i64],
+    tolerance: f64,
+}
+
+const PLAIN: Variant = Variant {
+    label: "plain",
+    flags: &[],
+    batches: &[1, 8],
+    tolerance: TOLERANCE,
+};
+const FOLDED: Variant = Variant {
+    label: "folded",
+    flags: &["--fold-bn"],
+    batches: &[1, 8],
+    tolerance: TOLERANCE,
+};
+
 /// One spec's files and reference outputs.
 struct Case {
     name: String,
@@ -92,12 +114,12 @@ struct Case {
     input: Option<String>,
     /// Reference outputs by name and batch (`logits@8`).
     reference: BTreeMap<String, Tensor>,
-    /// Models written: (path, fold_bn).
-    models: Vec<(PathBuf, bool)>,
+    /// Models written, with their variant.
+    models: Vec<(PathBuf, Variant)>,
     x: PathBuf,
 }
 
-fn prepare(dir: &Path, name: &str, seed: i64) -> Case {
+fn prepare(dir: &Path, name: &str, seed: i64, variants: &[Variant]) -> Case {
     let probe = compile(name, None);
     let input = input_for(&probe);
     let compiled = compile(name, input.as_deref());
@@ -137,8 +159,8 @@ fn prepare(dir: &Path, name: &str, seed: i64) -> Case {
         }
     });
     let mut models = Vec::new();
-    for fold in [false, true] {
-        let m = dir.join(format!("{stem}{}.onnx", if fold { ".folded" } else { "" }));
+    for &v in variants {
+        let m = dir.join(format!("{stem}.{}.onnx", v.label));
         let spec = spec_path(name);
         let mut args = vec![
             "export",
@@ -150,14 +172,12 @@ fn prepare(dir: &Path, name: &str, seed: i64) -> Case {
             "-o",
             m.to_str().unwrap(),
         ];
-        if fold {
-            args.push("--fold-bn");
-        }
+        args.extend(v.flags);
         if let Some(i) = &input {
             args.extend(["--input", i]);
         }
         ok(&resnetc(&args));
-        models.push((m, fold));
+        models.push((m, v));
     }
     Case {
         name: name.to_string(),
@@ -193,21 +213,26 @@ fn check(dir: &Path, jobs: &serde_json::Value) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&rp).unwrap()).unwrap()
 }
 
-/// Exports `specs`, checks and runs them, and compares with the runtime.
+/// Exports `specs` plain and with `--fold-bn`, checks and runs them, and compares with the
+/// runtime.
 fn agree(specs: &[&str]) {
+    agree_variants(specs, &[PLAIN, FOLDED]);
+}
+
+fn agree_variants(specs: &[&str], variants: &[Variant]) {
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<Case> = specs
         .iter()
         .enumerate()
-        .map(|(i, s)| prepare(dir.path(), s, i as i64))
+        .map(|(i, s)| prepare(dir.path(), s, i as i64, variants))
         .collect();
     let mut jobs = Vec::new();
     for c in &cases {
-        for (m, _) in &c.models {
+        for (m, v) in &c.models {
             jobs.push(serde_json::json!({
                 "model": m,
                 "input": c.x,
-                "batches": [1, 8],
+                "batches": v.batches,
                 "output": m.with_extension("out.safetensors"),
             }));
         }
@@ -220,7 +245,8 @@ fn agree(specs: &[&str]) {
             c.name,
             c.input.as_deref().unwrap_or("own input")
         );
-        for (m, fold) in &c.models {
+        for (m, v) in &c.models {
+            let label = v.label;
             // Outputs.
             let ort: BTreeMap<String, Tensor> =
                 weights::read_tensors(m.with_extension("out.safetensors").to_str().unwrap())
@@ -229,13 +255,17 @@ fn agree(specs: &[&str]) {
                     .collect();
             let mut worst = 0.0f64;
             for (name, r) in &c.reference {
+                let batch: i64 = name.rsplit_once('@').unwrap().1.parse().unwrap();
+                if !v.batches.contains(&batch) {
+                    continue;
+                }
                 let Some(o) = ort.get(name) else {
-                    failures.push(format!("{} fold={fold}: ORT has no output {name}", c.name));
+                    failures.push(format!("{} {label}: ORT has no output {name}", c.name));
                     continue;
                 };
                 if o.size() != r.size() {
                     failures.push(format!(
-                        "{} fold={fold} {name}: shape {:?} vs {:?}",
+                        "{} {label} {name}: shape {:?} vs {:?}",
                         c.name,
                         o.size(),
                         r.size()
@@ -245,9 +275,9 @@ fn agree(specs: &[&str]) {
                 let scale = r.abs().max().double_value(&[]).max(1e-12);
                 let diff = (o - r).abs().max().double_value(&[]) / scale;
                 worst = worst.max(diff);
-                if diff.is_nan() || diff > TOLERANCE {
+                if diff.is_nan() || diff > v.tolerance {
                     failures.push(format!(
-                        "{} fold={fold} {name}: relative diff {diff:.3e}",
+                        "{} {label} {name}: relative diff {diff:.3e}",
                         c.name
                     ));
                 }
@@ -260,27 +290,29 @@ fn agree(specs: &[&str]) {
                     continue;
                 };
                 compared += 1;
-                let want: Vec<serde_json::Value> = std::iter::once(serde_json::json!("batch"))
+                let batch = if v.flags.contains(&"--no-dynamic-batch") {
+                    serde_json::json!(1)
+                } else {
+                    serde_json::json!("batch")
+                };
+                let want: Vec<serde_json::Value> = std::iter::once(batch)
                     .chain(row.output.iter().map(|&d| serde_json::json!(d)))
                     .collect();
                 if dims != &want {
                     failures.push(format!(
-                        "{} fold={fold} {}: inferred {dims:?}, table {:?}",
+                        "{} {label} {}: inferred {dims:?}, table {:?}",
                         c.name, row.name, row.output
                     ));
                 }
             }
-            if !fold {
+            if !v.flags.contains(&"--fold-bn") {
                 for conv in c.compiled.network.convs() {
                     if shapes.get(&conv.name).is_none() {
                         failures.push(format!("{}: no inferred shape for {}", c.name, conv.name));
                     }
                 }
             }
-            line += &format!(
-                "  {}: max rel diff {worst:.2e}, {compared} shapes",
-                if *fold { "folded" } else { "plain" }
-            );
+            line += &format!("  {}: max rel diff {worst:.2e}, {compared} shapes", label);
         }
         println!("{line}");
     }
@@ -324,4 +356,211 @@ fn zoo_resnet50s_agree_with_the_runtime() {
         "timm/resnetrs50.yaml",
         "timm/resnetaa50.yaml",
     ]);
+}
+
+/// Opsets 13 (ReduceMean's axes as an attribute), 18 and 21, f16 weights and input, a
+/// fixed batch: checked, shape-inferred and run; f16 against the f32 runtime within 1e-2.
+#[test]
+fn other_opsets_f16_and_a_fixed_batch() {
+    const fn opset(label: &'static str, flags: &'static [&'static str]) -> Variant {
+        Variant {
+            label,
+            flags,
+            batches: &[1, 8],
+            tolerance: TOLERANCE,
+        }
+    }
+    agree_variants(
+        &["cifar-resnet20.yaml", "timm/resnet50_gn.yaml"],
+        &[
+            opset("opset13", &["--opset", "13"]),
+            opset("opset18", &["--opset", "18", "--fold-bn"]),
+            opset("opset21", &["--opset", "21"]),
+            Variant {
+                label: "f16",
+                flags: &["--dtype", "f16", "--fold-bn"],
+                batches: &[8],
+                tolerance: 1e-2,
+            },
+            Variant {
+                label: "batch1",
+                flags: &["--no-dynamic-batch"],
+                batches: &[1],
+                tolerance: TOLERANCE,
+            },
+        ],
+    );
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The same spec and weights give the same bytes; so does the same seed; another seed
+/// gives other weights. The file names the spec and resnetc's version.
+#[test]
+fn re_exports_are_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec_path("cifar-resnet20.yaml");
+    let spec = spec.to_str().unwrap();
+    let export = |out: &str, extra: &[&str]| -> Vec<u8> {
+        let p = dir.path().join(out);
+        let mut args = vec![
+            "export",
+            spec,
+            "--format",
+            "onnx",
+            "-o",
+            p.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        ok(&resnetc(&args));
+        std::fs::read(p).unwrap()
+    };
+    let a = export("a.onnx", &[]);
+    let b = export("b.onnx", &["--seed", "0"]);
+    assert!(a == b, "seed 0 twice");
+    let c = export("c.onnx", &["--seed", "1"]);
+    assert!(a != c && a.len() == c.len(), "another seed, other weights");
+    let (vs, _net) = random_network(&compile("cifar-resnet20.yaml", None), 7);
+    let w = dir.path().join("w.safetensors");
+    weights::save(&vs, w.to_str().unwrap()).unwrap();
+    for flags in [&[][..], &["--fold-bn"][..]] {
+        let mut args = vec!["--weights", w.to_str().unwrap()];
+        args.extend(flags);
+        let d = export("d.onnx", &args);
+        let e = export("e.onnx", &args);
+        assert!(d == e, "weights {flags:?} twice");
+    }
+    let text = String::from_utf8_lossy(&a);
+    assert!(text.contains(&format!(
+        "exported by resnetc {}",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(text.contains(spec));
+}
+
+/// Weights that do not fit: the same strict report as `run`, and nothing written.
+#[test]
+fn mismatched_weights_get_the_strict_error_of_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vs, _net) = random_network(&compile("cifar-resnet20.yaml", None), 0);
+    let w = dir.path().join("r20.safetensors");
+    weights::save(&vs, w.to_str().unwrap()).unwrap();
+    let x = dir.path().join("x.safetensors");
+    let t = Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu));
+    weights::write_tensors(x.to_str().unwrap(), &[("x".into(), t)]).unwrap();
+    let spec = spec_path("cifar-resnet32.yaml");
+    let out = dir.path().join("m.onnx");
+    let w = w.to_str().unwrap();
+    let e = resnetc(&[
+        "export",
+        spec.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "--weights",
+        w,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(e.status.code(), Some(3), "{}", stderr(&e));
+    let msg = stderr(&e);
+    assert!(
+        msg.contains("do not match the network") && msg.contains("missing keys"),
+        "{msg}"
+    );
+    assert!(msg.contains("layer1.3.conv1.weight"), "{msg}");
+    assert!(!out.exists());
+    let y = dir.path().join("y.safetensors");
+    let r = resnetc(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--weights",
+        w,
+        "--input",
+        x.to_str().unwrap(),
+        "-o",
+        y.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(r.status.code(), Some(3));
+    assert_eq!(msg, stderr(&r), "export and run report a mismatch alike");
+}
+
+/// `-o` refuses a directory, a symbolic link, a FIFO (without blocking) and the spec.
+#[test]
+fn output_paths_are_checked_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = d.join("net.yaml");
+    std::fs::copy(spec_path("cifar-resnet20.yaml"), &spec).unwrap();
+    let export = |out: &Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+            .args(["export", spec.to_str().unwrap(), "--format", "onnx", "-o"])
+            .arg(out)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("export to {} hangs", out.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    };
+    let folder = d.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let o = export(&folder);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+
+    let target = d.join("target.onnx");
+    std::fs::write(&target, "keep").unwrap();
+    let link = d.join("link.onnx");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let o = export(&link);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+
+    let fifo = d.join("fifo.onnx");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let o = export(&fifo);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("FIFO"), "{}", stderr(&o));
+
+    let o = export(&spec);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("the spec being compiled"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Nothing else was left behind (no temporary file).
+    let mut names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fifo.onnx",
+            "folder",
+            "link.onnx",
+            "net.yaml",
+            "target.onnx"
+        ]
+    );
+    // A regular file is replaced.
+    let o = export(&target);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::metadata(&target).unwrap().len() > 1000);
 }
