@@ -21,6 +21,7 @@ use resnetc::{Compiled, Overrides};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 use tch::{nn, Device, Kind, Tensor};
 
 const TOLERANCE: f64 = 1e-4;
@@ -179,6 +180,7 @@ fn prepare(dir: &Path, name: &str, seed: i64, variants: &[Variant]) -> Case {
         ok(&resnetc(&args));
         models.push((m, v));
     }
+    std::fs::remove_file(&w).unwrap();
     Case {
         name: name.to_string(),
         compiled,
@@ -219,15 +221,25 @@ fn agree(specs: &[&str]) {
     agree_variants(specs, &[PLAIN, FOLDED]);
 }
 
+/// One spec at a time across the tests: a ResNet-50's weights and models take about 100 MB
+/// each, and only one spec's files exist at once (each in its own folder, removed after).
+static ONE_SPEC_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 fn agree_variants(specs: &[&str], variants: &[Variant]) {
-    let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<Case> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| prepare(dir.path(), s, i as i64, variants))
-        .collect();
+    let mut failures = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let _one = ONE_SPEC_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let case = prepare(dir.path(), spec, i as i64, variants);
+        failures.extend(compare(dir.path(), &case));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Checks and runs one spec's models; prints its line; returns the failures.
+fn compare(dir: &Path, c: &Case) -> Vec<String> {
     let mut jobs = Vec::new();
-    for c in &cases {
+    {
         for (m, v) in &c.models {
             jobs.push(serde_json::json!({
                 "model": m,
@@ -237,9 +249,9 @@ fn agree_variants(specs: &[&str], variants: &[Variant]) {
             }));
         }
     }
-    let report = check(dir.path(), &serde_json::Value::Array(jobs));
+    let report = check(dir, &serde_json::Value::Array(jobs));
     let mut failures = Vec::new();
-    for c in &cases {
+    {
         let mut line = format!(
             "{:<26} {:>9}",
             c.name,
@@ -316,7 +328,7 @@ fn agree_variants(specs: &[&str], variants: &[Variant]) {
         }
         println!("{line}");
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    failures
 }
 
 #[test]
