@@ -3,6 +3,7 @@
 
 pub mod dot;
 pub mod dsl;
+pub mod pytorch;
 pub mod rust;
 pub mod table;
 pub mod yaml;
