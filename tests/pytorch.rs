@@ -239,6 +239,10 @@ fn every_shipped_spec_generates() {
 }
 
 #[cfg(feature = "torch")]
+#[path = "../examples/macro-demo/variants.rs"]
+mod variants;
+
+#[cfg(feature = "torch")]
 mod parity {
     use super::*;
     use resnetc::ir::{HeadPool, Norm, Shape};
@@ -248,8 +252,7 @@ mod parity {
     use std::process::Stdio;
     use tch::{nn, Device, Kind, Tensor};
 
-    #[path = "../../examples/macro-demo/variants.rs"]
-    mod variants;
+    use super::variants;
 
     const TOLERANCE: f64 = 1e-4;
     const SEED: i64 = 20_261_130;
@@ -321,9 +324,13 @@ mod parity {
     #[test]
     fn generated_pytorch_matches_the_runtime() {
         let started = std::time::Instant::now();
+        // Gigabytes of weights pass through here, one network at a time: memory-backed
+        // /dev/shm where there is one keeps them off the disk.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() { shm } else { Path::new(env!("CARGO_TARGET_TMPDIR")) };
         let dir = tempfile::Builder::new()
-            .prefix("pytorch-parity")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .prefix("resnetc-pytorch-parity")
+            .tempdir_in(base)
             .expect("temp dir");
         let mut child = Command::new(common::venv_python())
             .arg(common::root().join("tests/pytorch_driver.py"))
