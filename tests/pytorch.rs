@@ -475,3 +475,33 @@ mod parity {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }
+
+/// The Rust-side audit (the fuzz harness's) accepts every shipped spec's file and the hostile
+/// ones, and catches spec text in code.
+#[test]
+fn audit_source_accepts_generated_files_and_catches_code() {
+    let mut compiled: Vec<(String, resnetc::Compiled)> = common::shipped_specs()
+        .into_iter()
+        .chain(common::zoo_specs())
+        .map(|p| (p.display().to_string(), compile_file(&p)))
+        .collect();
+    compiled.extend(PAYLOADS.iter().map(|p| ((*p).to_string(), mixed_features(p))));
+    for (path, c) in &compiled {
+        let opts = PyOptions { name: None, source: Some(path.clone()) };
+        let source = module_source(c, &opts).expect("generates");
+        let mut texts: Vec<&str> = vec![path, &c.model.name];
+        texts.extend(c.model.stages.iter().map(|s| s.name.as_str()));
+        resnetc::back::pytorch::audit_source(&source, &opts.class_name(c), &texts)
+            .unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
+    }
+    let (path, c) = &compiled[0];
+    let opts = PyOptions { name: None, source: Some(path.clone()) };
+    let source = module_source(c, &opts).expect("generates");
+    let class = opts.class_name(c);
+    let bad = source.replace("        super().__init__()\n", "        super().__init__()\n        x = 'injected\u{202e}'\n");
+    assert!(resnetc::back::pytorch::audit_source(&bad, &class, &[]).is_err());
+    let bad = source.replace("# -*- coding: utf-8 -*-", "# coding: unicode_escape");
+    assert!(resnetc::back::pytorch::audit_source(&bad, &class, &[]).is_err());
+    let bad = source.replacen("import torch\n", "import torch\nos.system('net.yaml')\n", 1);
+    assert!(resnetc::back::pytorch::audit_source(&bad, &class, &["os.system('net.yaml')"]).is_err());
+}
