@@ -392,6 +392,11 @@ mod parity {
                 "after": after,
                 "seed": SEED,
                 "compile": label == "specs/cifar-resnet20.yaml",
+                "init_check": match label.as_str() {
+                    "specs/resnet50.yaml" => Some("kaiming_normal"),
+                    "specs/article-pytorch.yaml" => Some("xavier_uniform"),
+                    _ => None,
+                },
             });
             writeln!(to_py, "{job}").expect("to python");
             to_py.flush().expect("flush");
@@ -403,6 +408,11 @@ mod parity {
                 continue;
             }
             let mut fail = |what: String| failures.push(format!("{label}: {what}"));
+            if let Some(p) = r.get("init_problems") {
+                if p.as_array().is_none_or(|a| !a.is_empty()) {
+                    fail(format!("initialization: {p}"));
+                }
+            }
             let totals = net.totals;
             if r["trainable"].as_u64() != Some(totals.trainable_params) {
                 fail(format!("trainable {} != table {}", r["trainable"], totals.trainable_params));

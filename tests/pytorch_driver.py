@@ -42,6 +42,44 @@ def outputs(y):
     return {"logits": y}
 
 
+def init_problems(cls, scheme):
+    """The spec's initialization, on a fresh model: convolutions Kaiming-normal fan-out (std
+    sqrt(2 / fan_out)) or Xavier uniform (bound sqrt(6 / (fan_in + fan_out)), zero biases), norm
+    weight 1 and bias 0; with zero_init_residual=True every residual block's last norm weight
+    is 0."""
+    problems = []
+    model = cls(zero_init_residual=True)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    big = max(convs, key=lambda m: m.weight.numel())
+    w = big.weight.detach()
+    fan_in = w[0].numel()
+    fan_out = w.shape[0] * w[0, 0].numel()
+    if scheme == "kaiming_normal":
+        std = w.std().item()
+        if abs(std / (2.0 / fan_out) ** 0.5 - 1) > 0.05:
+            problems.append(f"conv std {std} vs {(2.0 / fan_out) ** 0.5}")
+    else:
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        if not (0.9 * bound < w.abs().max().item() <= bound + 1e-7):
+            problems.append(f"conv bound {w.abs().max().item()} vs {bound}")
+        for m in convs + [model.fc]:
+            if m.bias is not None and m.bias.abs().max().item() != 0:
+                problems.append("a bias is not 0")
+                break
+    zeroed = 0
+    for name, m in model.named_modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+            if m.bias.abs().max().item() != 0:
+                problems.append(f"{name}.bias is not 0")
+            if m.weight.abs().max().item() == 0:
+                zeroed += 1
+            elif m.weight.min().item() != 1:
+                problems.append(f"{name}.weight is not 1")
+    if zeroed == 0:
+        problems.append("zero_init_residual=True zeroed no norm")
+    return problems
+
+
 def run(job):
     t0 = time.time()
     spec = importlib.util.spec_from_file_location(job["module"], job["py"])
@@ -49,11 +87,13 @@ def run(job):
     spec.loader.exec_module(mod)
     cls = getattr(mod, job["class"])
     model = cls()
+    result = {"label": job["label"]}
+    if job.get("init_check"):
+        result["init_problems"] = init_problems(cls, job["init_check"])
     state = load_file(job["weights"])
     model.load_state_dict(state, strict=True)
     del state
     os.remove(job["weights"])
-    result = {"label": job["label"]}
     result["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result["statistics"] = sum(
         b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))

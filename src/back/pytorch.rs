@@ -794,7 +794,9 @@ impl BlockClass<'_> {
                 pending.push((key.clone(), vals));
             }
         }
-        // Parameters with the same values in every block share one name.
+        // Parameters with the same values in every block share one name; dilation and
+        // groups first, so that a padding that follows the dilation reads `dilation`.
+        pending.sort_by_key(|(key, _)| !(key.ends_with(".dilation") || key.ends_with(".groups")));
         for (key, vals) in pending {
             if let Some(p) = self.params.iter().find(|p| p.2 == vals) {
                 self.knobs.insert(key, p.0.clone());
@@ -868,10 +870,10 @@ impl BlockClass<'_> {
         fwd.extend(forward_lines(&branch_attrs, "out"));
         if let Some((attr, from_pre)) = &self.shortcut {
             let src = if *from_pre { "pre" } else { "x" };
-            fwd.push("shortcut = x".into());
+            fwd.push("identity = x".into());
             fwd.push(format!("if self.{attr} is not None:"));
-            fwd.push(format!("    shortcut = self.{attr}({src})"));
-            fwd.push("out += shortcut".into());
+            fwd.push(format!("    identity = self.{attr}({src})"));
+            fwd.push("out += identity".into());
         }
         if proto.relu_after_add {
             fwd.push("out = self.relu(out)".into());
