@@ -13,7 +13,9 @@
 //!   quotes every string it opens;
 //! - `fmt` to either syntax compiles back to the same model;
 //! - the generated Rust module passes [`audit_generated_module`]: it parses, holds no
-//!   item beyond the model's, and no doc comment holds a doc-test.
+//!   item beyond the model's, and no doc comment holds a doc-test;
+//! - the generated Python file (`build --target pytorch`) passes
+//!   [`crate::back::pytorch::audit_source`].
 //!
 //! ```
 //! use resnetc::fuzz::{exercise, Outcome};
@@ -57,6 +59,9 @@ pub enum Property {
     RoundTrip,
     /// The generated Rust module fails [`audit_generated_module`].
     GeneratedModule,
+    /// The generated Python file (`build --target pytorch`) fails
+    /// [`crate::back::pytorch::audit_source`], or could not be generated.
+    GeneratedPython,
 }
 
 impl Property {
@@ -69,6 +74,7 @@ impl Property {
             Property::DotWellFormed => "dot-well-formed",
             Property::RoundTrip => "round-trip",
             Property::GeneratedModule => "generated-module",
+            Property::GeneratedPython => "generated-python",
         }
     }
 }
@@ -239,6 +245,28 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
             property: Property::GeneratedModule,
             detail: format!("back::rust::audit: {problem}"),
         });
+    }
+    // `build --target pytorch`.
+    let py_opts = crate::back::pytorch::PyOptions {
+        name: None,
+        source: Some(path.to_string()),
+    };
+    match crate::back::pytorch::module_source(&compiled, &py_opts) {
+        Ok(py) => {
+            let mut texts: Vec<&str> = vec![path, &compiled.model.name];
+            texts.extend(compiled.model.stages.iter().map(|s| s.name.as_str()));
+            let class = py_opts.class_name(&compiled);
+            if let Err(problems) = crate::back::pytorch::audit_source(&py, &class, &texts) {
+                violations.push(Violation {
+                    property: Property::GeneratedPython,
+                    detail: problems.join("\n"),
+                });
+            }
+        }
+        Err(e) => violations.push(Violation {
+            property: Property::GeneratedPython,
+            detail: e.to_string(),
+        }),
     }
     Report {
         outcome: Outcome::Compiled,

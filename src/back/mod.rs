@@ -4,6 +4,7 @@
 pub mod dot;
 pub mod dsl;
 pub mod onnx;
+pub mod pytorch;
 pub mod rust;
 pub mod table;
 pub mod yaml;

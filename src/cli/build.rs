@@ -1,5 +1,6 @@
-//! `resnetc build SPEC [-o FILE] [--name NAME] [--input CxHxW] [--classes N]`
+//! `resnetc build SPEC [--target rust|pytorch] [-o FILE] [--name NAME] [--input CxHxW] [--classes N]`
 use super::{compile_or_report, write_stdout, CliError, OverrideArgs, EXIT_SPEC};
+use crate::back::pytorch::{self, PyOptions};
 use crate::back::rust::{check_type_name, module_source, RustOptions};
 use crate::output::OutputError;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,24 @@ pub struct Args {
     /// stdout. FILE must be a regular file or not exist; it keeps its permissions.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Name of the generated struct (default: from the model's name, `resnet50` -> `ResNet50`).
+    /// What to generate: a Rust module for tch, or a Python file for PyTorch.
+    #[arg(long, value_enum, default_value_t = Target::Rust)]
+    target: Target,
+    /// Name of the generated struct or Python class (default: from the model's name,
+    /// `resnet50` -> `ResNet50`).
     #[arg(long, value_name = "NAME", value_parser = parse_type_name)]
     name: Option<String>,
     #[command(flatten)]
     overrides: OverrideArgs,
+}
+
+/// The back end `build` writes with.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A Rust module for the tch crate.
+    Rust,
+    /// A self-contained Python file for PyTorch (`nn.Module` classes).
+    Pytorch,
 }
 
 fn parse_type_name(s: &str) -> Result<String, String> {
@@ -29,11 +43,25 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let Some((_, compiled)) = compile_or_report(&args.spec, &args.overrides.overrides())? else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
-    let opts = RustOptions {
-        name: args.name,
-        source: Some(args.spec.clone()),
+    let source = match args.target {
+        Target::Rust => module_source(
+            &compiled,
+            &RustOptions {
+                name: args.name,
+                source: Some(args.spec.clone()),
+            },
+        ),
+        Target::Pytorch => {
+            if let Some(name) = &args.name {
+                pytorch::check_class_name(name).map_err(CliError::msg)?;
+            }
+            let opts = PyOptions {
+                name: args.name,
+                source: Some(args.spec.clone()),
+            };
+            pytorch::module_source(&compiled, &opts).map_err(|e| CliError::msg(e.to_string()))?
+        }
     };
-    let source = module_source(&compiled, &opts);
     match &args.output {
         Some(path) => write_module(path, Path::new(&args.spec), source.as_bytes())?,
         None => write_stdout(&source)?,

@@ -53,7 +53,7 @@ enum Command {
     Graph(graph::Args),
     /// Print a spec converted to YAML or the DSL.
     Fmt(fmt::Args),
-    /// Write a Rust module (tch) that builds the network.
+    /// Write a Rust module (tch) or, with `--target pytorch`, a Python file (PyTorch) that builds the network.
     Build(build::Args),
     /// Run the forward pass on a tensor stored in a safetensors file (libtorch).
     #[cfg(feature = "torch")]
