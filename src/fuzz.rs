@@ -14,7 +14,8 @@
 //! - `fmt` to either syntax compiles back to the same model;
 //! - the generated Rust module passes [`audit_generated_module`]: it parses, holds no
 //!   item beyond the model's, and no doc comment holds a doc-test;
-//! - the generated Python file (`build --target pytorch`) passes
+//! - the generated Python file (`build --target pytorch`, or `--target torchrun` when the
+//!   network has a head) passes
 //!   [`crate::back::pytorch::audit_source`].
 //!
 //! ```
@@ -251,7 +252,13 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
         name: None,
         source: Some(path.to_string()),
     };
-    match crate::back::pytorch::module_source(&compiled, &py_opts) {
+    // With a head, the file with the torchrun entry point (the module is its first part).
+    let py = if compiled.network.head.is_some() {
+        crate::back::pytorch::trainer_source(&compiled, &py_opts).map_err(|e| e.to_string())
+    } else {
+        crate::back::pytorch::module_source(&compiled, &py_opts).map_err(|e| e.to_string())
+    };
+    match py {
         Ok(py) => {
             let mut texts: Vec<&str> = vec![path, &compiled.model.name];
             texts.extend(compiled.model.stages.iter().map(|s| s.name.as_str()));
@@ -265,7 +272,7 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
         }
         Err(e) => violations.push(Violation {
             property: Property::GeneratedPython,
-            detail: e.to_string(),
+            detail: e,
         }),
     }
     Report {

@@ -70,9 +70,14 @@ fn yaml_quoted(text: &str) -> String {
 /// The macro demo's `mixed-features.yaml` (every block kind and shortcut style) with the
 /// model and its stages renamed.
 fn mixed_features(name: &str) -> resnetc::Compiled {
-    let text = std::fs::read_to_string(common::root().join("examples/macro-demo/specs/mixed-features.yaml"))
-        .expect("mixed-features.yaml");
-    let mut out = text.replace("name: mixed-features", &format!("name: {}", yaml_quoted(name)));
+    let text = std::fs::read_to_string(
+        common::root().join("examples/macro-demo/specs/mixed-features.yaml"),
+    )
+    .expect("mixed-features.yaml");
+    let mut out = text.replace(
+        "name: mixed-features",
+        &format!("name: {}", yaml_quoted(name)),
+    );
     for (i, letter) in "abcdefg".chars().enumerate() {
         out = out.replace(
             &format!("  - stage: {letter}\n"),
@@ -117,33 +122,97 @@ for path in sys.argv[1:]:
 fn hostile_names_and_paths_stay_in_comments() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut files = Vec::new();
+    let mut trainers = Vec::new();
     for (i, payload) in PAYLOADS.iter().enumerate() {
         let compiled = mixed_features(payload);
-        let opts = PyOptions { name: None, source: Some((*payload).to_string()) };
+        let opts = PyOptions {
+            name: None,
+            source: Some((*payload).to_string()),
+        };
         let source = module_source(&compiled, &opts).expect("generates");
         // Deterministic.
         assert_eq!(source, module_source(&compiled, &opts).expect("generates"));
         let class = opts.class_name(&compiled);
         let path = dir.path().join(format!("hostile{i}.py"));
         std::fs::write(&path, &source).expect("write");
-        files.push((path, class, *payload));
+        files.push((path, class.clone(), *payload));
+        // The torchrun file: the same module, then fixed code naming only the class.
+        let trainer = resnetc::back::pytorch::trainer_source(&compiled, &opts).expect("generates");
+        let tail = trainer
+            .strip_prefix(source.as_str())
+            .expect("the module comes first");
+        assert!(
+            tail.contains(&format!("\nMODEL_CLASS = {class}\n")),
+            "{payload:?}"
+        );
+        assert!(
+            !tail.replace(class.as_str(), "").contains("injected"),
+            "{payload:?}"
+        );
+        trainers.push(dir.path().join(format!("hostile{i}-torchrun.py")));
+        std::fs::write(trainers.last().unwrap(), &trainer).expect("write");
     }
     let out = Command::new(python())
         .arg("-c")
         .arg(AUDIT)
         .args(files.iter().map(|f| &f.0))
+        .args(&trainers)
         .output()
         .expect("python runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
-    let reports: Vec<serde_json::Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-    assert_eq!(reports.len(), files.len());
+    let mut reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(reports.len(), files.len() + trainers.len());
+    let trainer_reports = reports.split_off(files.len());
+    for ((_, class, payload), r) in files.iter().zip(&trainer_reports) {
+        let top: Vec<&str> = r["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(top.contains(&"def main"), "{payload:?}: {top:?}");
+        let carriers = r["carriers"].as_array().unwrap();
+        assert!(
+            carriers
+                .iter()
+                .all(|t| t[0] == "COMMENT" || (t[0] == "NAME" && t[1] == class.as_str())),
+            "{payload:?}: {carriers:?}"
+        );
+        assert_eq!(
+            r["strings_with_payload"].as_array().unwrap().len(),
+            0,
+            "{payload:?}"
+        );
+        assert_eq!(r["encoding"], "utf-8", "{payload:?}");
+    }
     for ((_, class, payload), r) in files.iter().zip(&reports) {
-        let top: Vec<&str> = r["top"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let top: Vec<&str> = r["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         let allowed_classes = [
-            "SEModule", "EcaModule", "BlurPool2d", "Subsample", "DropPath", "BasicBlock", "Bottleneck",
-            "Bottleneck2", "PreActBlock", "PreActBottleneck", "PlainBlock", "PlainBottleneck",
+            "SEModule",
+            "EcaModule",
+            "BlurPool2d",
+            "Subsample",
+            "DropPath",
+            "BasicBlock",
+            "Bottleneck",
+            "Bottleneck2",
+            "PreActBlock",
+            "PreActBottleneck",
+            "PlainBlock",
+            "PlainBottleneck",
         ];
         let expected_imports = [
             "from typing import Dict,List,Optional",
@@ -160,24 +229,43 @@ fn hostile_names_and_paths_stay_in_comments() {
             };
             assert!(ok, "{payload:?}: unexpected top-level `{item}`");
         }
-        assert_eq!(top.last().copied(), Some(format!("class {class}").as_str()), "{payload:?}");
+        assert_eq!(
+            top.last().copied(),
+            Some(format!("class {class}").as_str()),
+            "{payload:?}"
+        );
         assert_eq!(r["encoding"], "utf-8", "{payload:?}");
         let carriers = r["carriers"].as_array().unwrap();
-        assert!(!carriers.is_empty(), "{payload:?}: the names are still shown");
+        assert!(
+            !carriers.is_empty(),
+            "{payload:?}: the names are still shown"
+        );
         // Only comments carry spec text; the class name derived from it is an identifier.
         assert!(
-            carriers.iter().all(|t| t[0] == "COMMENT" || (t[0] == "NAME" && t[1] == class.as_str())),
+            carriers
+                .iter()
+                .all(|t| t[0] == "COMMENT" || (t[0] == "NAME" && t[1] == class.as_str())),
             "{payload:?}: {carriers:?}"
         );
-        assert_eq!(r["strings_with_payload"].as_array().unwrap().len(), 0, "{payload:?}");
+        assert_eq!(
+            r["strings_with_payload"].as_array().unwrap().len(),
+            0,
+            "{payload:?}"
+        );
         for line in r["lines12"].as_array().unwrap() {
-            assert!(!line.as_str().unwrap().contains("injected"), "{payload:?}: lines 1-2 are fixed");
+            assert!(
+                !line.as_str().unwrap().contains("injected"),
+                "{payload:?}: lines 1-2 are fixed"
+            );
         }
     }
 }
 
 fn resnetc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_resnetc")).args(args).output().expect("resnetc runs")
+    Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(args)
+        .output()
+        .expect("resnetc runs")
 }
 
 #[test]
@@ -187,8 +275,19 @@ fn build_writes_python_through_the_safe_output_path() {
     std::fs::copy(common::root().join("specs/resnet18.yaml"), &spec).expect("copy");
     let spec_s = spec.to_str().unwrap();
     let out_py = dir.path().join("model.py");
-    let out = resnetc(&["build", spec_s, "--target", "pytorch", "-o", out_py.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = resnetc(&[
+        "build",
+        spec_s,
+        "--target",
+        "pytorch",
+        "-o",
+        out_py.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written = std::fs::read_to_string(&out_py).expect("written");
     assert!(written.contains("class ResNet18(nn.Module):"));
     assert!(written.contains("class BasicBlock(nn.Module):"));
@@ -197,7 +296,9 @@ fn build_writes_python_through_the_safe_output_path() {
     assert_eq!(String::from_utf8(printed.stdout).unwrap(), written);
     // --name: a Python class name.
     let named = resnetc(&["build", spec_s, "--target", "pytorch", "--name", "MyNet"]);
-    assert!(String::from_utf8(named.stdout).unwrap().contains("class MyNet(nn.Module):"));
+    assert!(String::from_utf8(named.stdout)
+        .unwrap()
+        .contains("class MyNet(nn.Module):"));
     for bad in ["class", "Bottleneck", "nn", "Модель"] {
         let out = resnetc(&["build", spec_s, "--target", "pytorch", "--name", bad]);
         assert!(!out.status.success(), "--name {bad}");
@@ -214,16 +315,32 @@ fn build_writes_python_through_the_safe_output_path() {
         std::fs::write(&victim, "keep").unwrap();
         let link = dir.path().join("link.py");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let out = resnetc(&["build", spec_s, "--target", "pytorch", "-o", link.to_str().unwrap()]);
+        let out = resnetc(&[
+            "build",
+            spec_s,
+            "--target",
+            "pytorch",
+            "-o",
+            link.to_str().unwrap(),
+        ]);
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
-    let out = resnetc(&["build", spec_s, "--target", "pytorch", "-o", dir.path().to_str().unwrap()]);
+    let out = resnetc(&[
+        "build",
+        spec_s,
+        "--target",
+        "pytorch",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     // The default target is still Rust.
     let rust = resnetc(&["build", spec_s]);
-    assert!(String::from_utf8(rust.stdout).unwrap().contains("pub struct ResNet18"));
+    assert!(String::from_utf8(rust.stdout)
+        .unwrap()
+        .contains("pub struct ResNet18"));
 }
 
 #[test]
@@ -232,9 +349,14 @@ fn every_shipped_spec_generates() {
     specs.extend(common::zoo_specs());
     for path in specs {
         let compiled = compile_file(&path);
-        let source = module_source(&compiled, &PyOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let source = module_source(&compiled, &PyOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let class = PyOptions::default().class_name(&compiled);
-        assert!(source.contains(&format!("\nclass {class}(nn.Module):\n")), "{}", path.display());
+        assert!(
+            source.contains(&format!("\nclass {class}(nn.Module):\n")),
+            "{}",
+            path.display()
+        );
     }
 }
 
@@ -269,11 +391,22 @@ mod parity {
             paths.push(common::root().join(format!("examples/macro-demo/specs/{demo}.yaml")));
         }
         for p in paths {
-            let rel = p.strip_prefix(common::root()).unwrap_or(&p).display().to_string();
+            let rel = p
+                .strip_prefix(common::root())
+                .unwrap_or(&p)
+                .display()
+                .to_string();
             out.push((rel, compile_file(&p)));
         }
         for (name, compiled) in variants::all(&common::root()) {
-            if ["ecaresnet26", "resnet-rs-like", "preact-gn-blur", "cifar-eca-mixed"].contains(&name) {
+            if [
+                "ecaresnet26",
+                "resnet-rs-like",
+                "preact-gn-blur",
+                "cifar-eca-mixed",
+            ]
+            .contains(&name)
+            {
                 out.push((format!("variant {name}"), compiled));
             }
         }
@@ -294,7 +427,10 @@ mod parity {
         let vars = vs.variables();
         tch::no_grad(|| {
             for n in net.norms() {
-                let get = |v: &str| vars.get(&format!("{}.{v}", n.name)).map(Tensor::shallow_clone);
+                let get = |v: &str| {
+                    vars.get(&format!("{}.{v}", n.name))
+                        .map(Tensor::shallow_clone)
+                };
                 if let Some(mut w) = get("weight") {
                     let _ = w.uniform_(0.5, 1.5);
                 }
@@ -327,7 +463,11 @@ mod parity {
         // Gigabytes of weights pass through here, one network at a time: memory-backed
         // /dev/shm where there is one keeps them off the disk.
         let shm = Path::new("/dev/shm");
-        let base = if shm.is_dir() { shm } else { Path::new(env!("CARGO_TARGET_TMPDIR")) };
+        let base = if shm.is_dir() {
+            shm
+        } else {
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+        };
         let dir = tempfile::Builder::new()
             .prefix("resnetc-pytorch-parity")
             .tempdir_in(base)
@@ -349,7 +489,8 @@ mod parity {
             let mut run_compiled = compiled.clone();
             if input != net.input {
                 run_compiled.model.input = input;
-                let (n, _) = resnetc::valid::validate(&run_compiled.model, &run_compiled.spans).expect("small input fits");
+                let (n, _) = resnetc::valid::validate(&run_compiled.model, &run_compiled.spans)
+                    .expect("small input fits");
                 run_compiled.network = n;
             }
             tch::manual_seed(i as i64);
@@ -360,16 +501,26 @@ mod parity {
             let w = dir.path().join(format!("{stem}.weights.safetensors"));
             weights::save(&vs, w.to_str().unwrap()).expect("save weights");
             let py = dir.path().join(format!("{stem}.py"));
-            let opts = PyOptions { name: None, source: Some(label.clone()) };
-            std::fs::write(&py, module_source(&compiled, &opts).expect("generates")).expect("write py");
+            let opts = PyOptions {
+                name: None,
+                source: Some(label.clone()),
+            };
+            std::fs::write(&py, module_source(&compiled, &opts).expect("generates"))
+                .expect("write py");
 
-            let x = Tensor::randn([2, input.c as i64, input.h as i64, input.w as i64], (Kind::Float, Device::Cpu));
+            let x = Tensor::randn(
+                [2, input.c as i64, input.h as i64, input.w as i64],
+                (Kind::Float, Device::Cpu),
+            );
             let run = |train: bool| -> Vec<(String, Tensor)> {
                 let _guard = tch::no_grad_guard();
                 if model.is_backbone() {
                     model.f_features_t(&x, train).expect("features")
                 } else {
-                    vec![("logits".to_string(), model.f_forward_t(&x, train).expect("forward"))]
+                    vec![(
+                        "logits".to_string(),
+                        model.f_forward_t(&x, train).expect("forward"),
+                    )]
                 }
             };
             let eval = run(false);
@@ -377,7 +528,10 @@ mod parity {
             let train = run(true);
             let mut io = vec![("input".to_string(), x.shallow_clone())];
             for (mode, ys) in [("eval", &eval), ("train", &train)] {
-                io.extend(ys.iter().map(|(n, t)| (format!("{mode}.{n}"), t.shallow_clone())));
+                io.extend(
+                    ys.iter()
+                        .map(|(n, t)| (format!("{mode}.{n}"), t.shallow_clone())),
+                );
             }
             let io_path = dir.path().join(format!("{stem}.io.safetensors"));
             weights::write_tensors(io_path.to_str().unwrap(), &io).expect("io");
@@ -402,7 +556,8 @@ mod parity {
             to_py.flush().expect("flush");
             let mut line = String::new();
             from_py.read_line(&mut line).expect("from python");
-            let r: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{label}: {e}: {line:?}"));
+            let r: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{label}: {e}: {line:?}"));
             if let Some(e) = r.get("error") {
                 failures.push(format!("{label}: {e}"));
                 continue;
@@ -415,10 +570,16 @@ mod parity {
             }
             let totals = net.totals;
             if r["trainable"].as_u64() != Some(totals.trainable_params) {
-                fail(format!("trainable {} != table {}", r["trainable"], totals.trainable_params));
+                fail(format!(
+                    "trainable {} != table {}",
+                    r["trainable"], totals.trainable_params
+                ));
             }
             if r["statistics"].as_u64() != Some(totals.non_trainable_params) {
-                fail(format!("BN statistics {} != table {}", r["statistics"], totals.non_trainable_params));
+                fail(format!(
+                    "BN statistics {} != table {}",
+                    r["statistics"], totals.non_trainable_params
+                ));
             }
             let mut max_diff = 0.0f64;
             for (k, d) in r["diffs"].as_object().expect("diffs") {
@@ -495,9 +656,16 @@ fn audit_source_accepts_generated_files_and_catches_code() {
         .chain(common::zoo_specs())
         .map(|p| (p.display().to_string(), compile_file(&p)))
         .collect();
-    compiled.extend(PAYLOADS.iter().map(|p| ((*p).to_string(), mixed_features(p))));
+    compiled.extend(
+        PAYLOADS
+            .iter()
+            .map(|p| ((*p).to_string(), mixed_features(p))),
+    );
     for (path, c) in &compiled {
-        let opts = PyOptions { name: None, source: Some(path.clone()) };
+        let opts = PyOptions {
+            name: None,
+            source: Some(path.clone()),
+        };
         let source = module_source(c, &opts).expect("generates");
         let mut texts: Vec<&str> = vec![path, &c.model.name];
         texts.extend(c.model.stages.iter().map(|s| s.name.as_str()));
@@ -505,13 +673,21 @@ fn audit_source_accepts_generated_files_and_catches_code() {
             .unwrap_or_else(|e| panic!("{path:?}: {e:?}"));
     }
     let (path, c) = &compiled[0];
-    let opts = PyOptions { name: None, source: Some(path.clone()) };
+    let opts = PyOptions {
+        name: None,
+        source: Some(path.clone()),
+    };
     let source = module_source(c, &opts).expect("generates");
     let class = opts.class_name(c);
-    let bad = source.replace("        super().__init__()\n", "        super().__init__()\n        x = 'injected\u{202e}'\n");
+    let bad = source.replace(
+        "        super().__init__()\n",
+        "        super().__init__()\n        x = 'injected\u{202e}'\n",
+    );
     assert!(resnetc::back::pytorch::audit_source(&bad, &class, &[]).is_err());
     let bad = source.replace("# -*- coding: utf-8 -*-", "# coding: unicode_escape");
     assert!(resnetc::back::pytorch::audit_source(&bad, &class, &[]).is_err());
     let bad = source.replacen("import torch\n", "import torch\nos.system('net.yaml')\n", 1);
-    assert!(resnetc::back::pytorch::audit_source(&bad, &class, &["os.system('net.yaml')"]).is_err());
+    assert!(
+        resnetc::back::pytorch::audit_source(&bad, &class, &["os.system('net.yaml')"]).is_err()
+    );
 }

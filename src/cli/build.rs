@@ -1,4 +1,4 @@
-//! `resnetc build SPEC [--target rust|pytorch] [-o FILE] [--name NAME] [--input CxHxW] [--classes N]`
+//! `resnetc build SPEC [--target rust|pytorch|torchrun] [-o FILE] [--name NAME] [--input CxHxW] [--classes N]`
 use super::{compile_or_report, write_stdout, CliError, OverrideArgs, EXIT_SPEC};
 use crate::back::pytorch::{self, PyOptions};
 use crate::back::rust::{check_type_name, module_source, RustOptions};
@@ -15,7 +15,8 @@ pub struct Args {
     /// stdout. FILE must be a regular file or not exist; it keeps its permissions.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// What to generate: a Rust module for tch, or a Python file for PyTorch.
+    /// What to generate: a Rust module for tch, a Python file for PyTorch, or that file
+    /// with a training entry point for torchrun.
     #[arg(long, value_enum, default_value_t = Target::Rust)]
     target: Target,
     /// Name of the generated struct or Python class (default: from the model's name,
@@ -33,6 +34,9 @@ pub enum Target {
     Rust,
     /// A self-contained Python file for PyTorch (`nn.Module` classes).
     Pytorch,
+    /// The PyTorch file plus a training entry point for one process or `torchrun`
+    /// (DistributedDataParallel), with `resnetc train`'s flags and run files.
+    Torchrun,
 }
 
 fn parse_type_name(s: &str) -> Result<String, String> {
@@ -51,7 +55,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 source: Some(args.spec.clone()),
             },
         ),
-        Target::Pytorch => {
+        Target::Pytorch | Target::Torchrun => {
             if let Some(name) = &args.name {
                 pytorch::check_class_name(name).map_err(CliError::msg)?;
             }
@@ -59,7 +63,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 name: args.name,
                 source: Some(args.spec.clone()),
             };
-            pytorch::module_source(&compiled, &opts).map_err(|e| CliError::msg(e.to_string()))?
+            let source = if args.target == Target::Torchrun {
+                pytorch::trainer_source(&compiled, &opts).map_err(|e| e.to_string())
+            } else {
+                pytorch::module_source(&compiled, &opts).map_err(|e| e.to_string())
+            };
+            source.map_err(CliError::msg)?
         }
     };
     match &args.output {

@@ -5,6 +5,8 @@ mod bench;
 mod build;
 mod check;
 #[cfg(feature = "torch")]
+mod curves;
+#[cfg(feature = "torch")]
 mod eval;
 #[cfg(feature = "torch")]
 mod export;
@@ -53,7 +55,7 @@ enum Command {
     Graph(graph::Args),
     /// Print a spec converted to YAML or the DSL.
     Fmt(fmt::Args),
-    /// Write a Rust module (tch) or, with `--target pytorch`, a Python file (PyTorch) that builds the network.
+    /// Write a Rust module (tch) or, with `--target pytorch`, a Python file (PyTorch) that builds the network (`--target torchrun`: with a training entry point).
     Build(build::Args),
     /// Run the forward pass on a tensor stored in a safetensors file (libtorch).
     #[cfg(feature = "torch")]
@@ -70,6 +72,9 @@ enum Command {
     /// Test accuracy and confusion matrix of trained weights (libtorch).
     #[cfg(feature = "torch")]
     Eval(eval::Args),
+    /// Redraw a run folder's curves.png and curves.svg from its metrics.csv.
+    #[cfg(feature = "torch")]
+    Curves(curves::Args),
     /// Write the network as an ONNX model, with its weights (libtorch reads them).
     #[cfg(feature = "torch")]
     Export(export::Args),
@@ -111,6 +116,8 @@ pub fn run() -> ExitCode {
         Command::Train(a) => train::run(a),
         #[cfg(feature = "torch")]
         Command::Eval(a) => eval::run(a),
+        #[cfg(feature = "torch")]
+        Command::Curves(a) => curves::run(a),
         #[cfg(feature = "torch")]
         Command::Export(a) => export::run(a),
     };

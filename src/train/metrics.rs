@@ -112,6 +112,13 @@ pub fn parse_csv(text: &str) -> Result<Vec<EpochMetrics>, String> {
                     .parse()
                     .map_err(|_| format!("line {}: `{f}` is not a number", i + 2))?;
             }
+            if !(1.0..=1e6).contains(&a[0]) || a[0].fract() != 0.0 {
+                return Err(format!(
+                    "line {}: the epoch `{}` is not a whole number from 1 to 1000000",
+                    i + 2,
+                    fields[0].trim()
+                ));
+            }
             Ok(EpochMetrics::from_array(a))
         })
         .collect()
