@@ -13,13 +13,16 @@
 #   bench    scripts/bench_pytorch.py on CUDA: eager and resnetc, f32 and bf16, batch 64, 256
 #   torch    scripts/train_article_pytorch.py: the same run in PyTorch eager
 #   compile  torch.compile beside eager and resnetc for resnet50 at batch 256
+#   torchrun the `build --target torchrun` entry point on CUDA: one process on NCCL, then
+#            two processes sharing the GPU over gloo with nn.SyncBatchNorm; resnetc eval
+#            of the weights (needs safetensors in that python)
 # Logs and results go to OUT_DIR (at most a handful of files).
 set -u
 out=${1:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
 budget=${2:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
 shift 2
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(sanity parity train bench torch compile)
+[ ${#stages[@]} -eq 0 ] && stages=(sanity parity train bench torch compile torchrun)
 mkdir -p "$out"
 bin=target/release/resnetc
 torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || exit 1
@@ -71,6 +74,18 @@ for stage in "${stages[@]}"; do
     compile)
         within 200 python3 scripts/bench_pytorch.py --device cuda --models resnet50 --dtypes f32 bf16 \
             --batches 256 --rounds 2 --iters 10 --json "$out/bench-cuda-compile.json"
+        ;;
+    torchrun)
+        rm -rf /tmp/ddp-1 /tmp/ddp-2
+        "$bin" build specs/fmnist-resnet20.yaml --target torchrun -o /tmp/train_ddp.py
+        within 120 python3 -m torch.distributed.run --standalone --nproc_per_node=1 /tmp/train_ddp.py \
+            --data fashion-mnist --out /tmp/ddp-1 --device cuda --backend nccl --epochs 2 \
+            --limit-train 10000 2>&1 | tee "$out/torchrun-nccl.log"
+        within 120 python3 -m torch.distributed.run --standalone --nproc_per_node=2 /tmp/train_ddp.py \
+            --data fashion-mnist --out /tmp/ddp-2 --device cuda --backend gloo --sync-bn --epochs 2 \
+            --limit-train 10000 2>&1 | tee "$out/torchrun-gloo-syncbn.log"
+        within 60 "$bin" eval specs/fmnist-resnet20.yaml --weights /tmp/ddp-2/weights.safetensors \
+            --data fashion-mnist --device cuda | head -1 | tee -a "$out/torchrun-gloo-syncbn.log"
         ;;
     *)
         log "unknown stage $stage"

@@ -244,8 +244,9 @@ def make_batch(data, idx, aug, input_shape, device):
             for k, (dy, dx) in enumerate(shifts.tolist())])
         x = torch.where(flips.view(-1, 1, 1, 1), x.flip(3), x)
     c = x.shape[1]
-    mean = torch.tensor(data.mean[:c] + data.mean[-1:] * (c - len(data.mean[:c]))).view(1, c, 1, 1)
-    std = torch.tensor(data.std[:c] + data.std[-1:] * (c - len(data.std[:c]))).view(1, c, 1, 1)
+    # Per channel, the last statistic repeating for channels beyond the list (as resnetc).
+    mean = torch.tensor([data.mean[min(i, len(data.mean) - 1)] for i in range(c)]).view(1, c, 1, 1)
+    std = torch.tensor([data.std[min(i, len(data.std) - 1)] for i in range(c)]).view(1, c, 1, 1)
     x = ((x.to(torch.get_default_dtype()) / 255.0 - mean) / std).to(device)
     ch, h, w = input_shape
     if tuple(x.shape[2:]) != (h, w):
