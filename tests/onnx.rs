@@ -576,3 +576,83 @@ fn output_paths_are_checked_before_writing() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(std::fs::metadata(&target).unwrap().len() > 1000);
 }
+
+/// `examples/onnx/serve.py` on a colour and a grey model: its top-5 classes and
+/// probabilities are the runtime's for the same image (a PNG at the model's input size, so
+/// nothing is resized), normalized as image folders are (ImageNet's mean and std for 3
+/// channels, 0.5 and 0.5 for grey).
+#[test]
+fn ort_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = common::root().join("examples/onnx/serve.py");
+    let colour: (&[f64], &[f64]) = (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]);
+    let grey: (&[f64], &[f64]) = (&[0.5], &[0.5]);
+    for (seed, (name, (mean, std))) in [
+        ("cifar-resnet20.yaml", colour),
+        ("fmnist-resnet20.yaml", grey),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let compiled = compile(name, None);
+        let (vs, net) = random_network(&compiled, seed as i64);
+        let w = dir.path().join("w.safetensors");
+        weights::save(&vs, w.to_str().unwrap()).unwrap();
+        let model = dir.path().join("m.onnx");
+        let spec = spec_path(name);
+        ok(&resnetc(&[
+            "export",
+            spec.to_str().unwrap(),
+            "--format",
+            "onnx",
+            "--weights",
+            w.to_str().unwrap(),
+            "-o",
+            model.to_str().unwrap(),
+        ]));
+        let i = compiled.network.input;
+        tch::manual_seed(100 + seed as i64);
+        let image = Tensor::randint(
+            256,
+            [i.c as i64, i.h as i64, i.w as i64],
+            (Kind::Uint8, Device::Cpu),
+        );
+        let png = dir.path().join("x.png");
+        tch::vision::image::save(&image, &png).unwrap();
+
+        let per_channel = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([-1, 1, 1]);
+        let x = ((image.to_kind(Kind::Float) / 255.0 - per_channel(mean)) / per_channel(std))
+            .unsqueeze(0);
+        let p = tch::no_grad(|| net.f_logits_t(&x, false).unwrap().softmax(-1, Kind::Float));
+        let p = Vec::<f32>::try_from(p.squeeze_dim(0)).unwrap();
+
+        let out = Command::new(common::venv_python())
+            .arg(&serve)
+            .args([&model, &png])
+            .output()
+            .expect("run serve.py with resnetc's venv (./scripts/setup.sh)");
+        assert!(out.status.success(), "serve.py: {}", stderr(&out));
+        let top: Vec<(usize, f32)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f = l.split_whitespace();
+                let k = f.next().unwrap().parse().unwrap();
+                (k, f.next().unwrap().parse().unwrap())
+            })
+            .collect();
+        assert_eq!(top.len(), 5, "{name}: {top:?}");
+        let mut sorted = p.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        // Printed with 4 decimals.
+        for (j, &(k, pk)) in top.iter().enumerate() {
+            assert!(
+                (pk - p[k]).abs() <= 1e-4,
+                "{name}: class {k}: {pk} vs {}",
+                p[k]
+            );
+            assert!((pk - sorted[j]).abs() <= 1e-4, "{name}: rank {j}: {top:?}");
+        }
+        println!("{name}: serve.py {top:?}");
+    }
+}
