@@ -68,7 +68,10 @@ fn random_network(c: &Compiled, seed: i64) -> (nn::VarStore, ResNet) {
     let net = ResNet::new(&vs.root(), c).expect("network");
     let norms: Vec<String> = c.network.norms().map(|n| n.name.clone()).collect();
     tch::no_grad(|| {
-        for (name, mut t) in vs.variables() {
+        // In name order: the same seed gives the same statistics on every run.
+        let mut vars: Vec<_> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut t) in vars {
             let Some((module, what)) = name.rsplit_once('.') else {
                 continue;
             };
