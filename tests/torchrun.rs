@@ -148,6 +148,11 @@ fn two_processes_train_the_one_process_network() {
     run(2, &script, &dir.path().join("two32"), &flags);
     let (d32, at32) = max_diff(&ckpt("one32"), &ckpt("two32"), "model.");
     println!("float32, --sync-bn: max |diff| {d32:e} at {at32}");
+    // For scale: one process against itself with 2 threads instead of 1.
+    let two_threads: Vec<&str> = flags.iter().copied().chain(["--threads", "2"]).collect();
+    run(1, &script, &dir.path().join("one32-2threads"), &two_threads);
+    let (dt, att) = max_diff(&ckpt("one32"), &ckpt("one32-2threads"), "model.");
+    println!("float32, one process, 1 thread against 2 threads: max |diff| {dt:e} at {att}");
 
     // Without synchronized statistics each process normalizes its own half batch.
     let unsynced: Vec<&str> = f64_flags

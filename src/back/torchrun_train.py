@@ -264,18 +264,26 @@ def make_batch(data, idx, aug, input_shape, device):
 
 class DistBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics span every process's batch, on any device and
-    backend (gloo included; `nn.SyncBatchNorm` takes CUDA only). The mean and variance are
-    all-reduced through autograd, so gradients flow across processes as in one batch."""
+    backend (gloo included; `nn.SyncBatchNorm` takes CUDA only). The statistics are
+    all-reduced through autograd (one collective forward, one backward), so gradients flow
+    across processes as in one batch."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
         c = x.shape[1]
-        count = all_reduce(torch.tensor([float(x.numel() // c)], device=x.device))
-        mean = all_reduce(x.sum((0, 2, 3))) / count
+        # One all-reduce of each process's count, mean and variance (each computed in two
+        # passes over its own batch), combined as in parallel variance: the global variance
+        # is the mean of the variances plus the variance of the means.
+        n = float(x.numel() // c)
+        mean_p = x.mean((0, 2, 3))
+        var_p = x.var((0, 2, 3), unbiased=False)
+        stats = all_reduce(torch.cat([mean_p * n, var_p * n, mean_p * mean_p * n, x.new_full((1,), n)]))
+        count = stats[3 * c:]
+        mean = stats[:c] / count
+        var = ((stats[c:2 * c] + stats[2 * c:3 * c]) / count - mean * mean).clamp(min=0)
         centred = x - mean.view(1, c, 1, 1)
-        var = all_reduce((centred * centred).sum((0, 2, 3))) / count
         y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
         y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
         with torch.no_grad():
