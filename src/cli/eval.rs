@@ -36,14 +36,19 @@ pub struct Args {
     /// busy machine fewer threads, or OMP_WAIT_POLICY=passive, can be much faster.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    #[command(flatten)]
+    folder: super::train::FolderArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let load = |c: &crate::Compiled| load_split(&args.data, Split::Test, args.limit_test, c);
-    let Some((compiled, test_set)) = prepare(&args.spec, args.resize, load, |d| d.classes.len())?
+    let Some((compiled, mut test_set)) =
+        prepare(&args.spec, args.resize, load, |d| d.classes.len())?
     else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
+    args.folder
+        .apply(&args.data, &compiled, &mut [&mut test_set])?;
     let device = crate::runtime::parse_device(&args.device)
         .map_err(|e| CliError::other("bad --device", e))?;
     if let Some(n) = args.threads {
@@ -61,12 +66,18 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         width: input.w as usize,
         augment: Default::default(),
         device,
+        workers: args.folder.workers(),
     };
     let classes = test_set.classes.clone();
     let eval = train::evaluate(&net, Arc::new(test_set), &prep, args.batch_size as usize)
         .map_err(|e| CliError::other("evaluation failed", e))?;
+    let skipped = if eval.skipped > 0 {
+        format!("; {} unreadable images skipped", eval.skipped)
+    } else {
+        String::new()
+    };
     outln!(
-        "test accuracy {:.4} ({} of {} {} test images, {} on {})",
+        "test accuracy {:.4} ({} of {} {} test images, {} on {}{skipped})",
         eval.accuracy(),
         eval.correct(),
         eval.total(),

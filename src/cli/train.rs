@@ -1,6 +1,7 @@
 //! `resnetc train SPEC --data fashion-mnist|mnist|DIR --out RUN_DIR [...]`
 use super::{compile_or_report, CliError, EXIT_SPEC};
 use super::{outln, say};
+use crate::train::folder::OnBadImage;
 use crate::train::{self, Augment, DataSource, Dataset, Schedule, Split, TrainOptions};
 use crate::{Compiled, Overrides};
 use std::path::PathBuf;
@@ -62,6 +63,68 @@ pub struct Args {
     /// busy machine fewer threads, or OMP_WAIT_POLICY=passive, can be much faster.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    #[command(flatten)]
+    folder: FolderArgs,
+}
+
+/// How image folders are read (`train`, `eval`, `bench-data`).
+#[derive(clap::Args, Debug, Clone)]
+pub(super) struct FolderArgs {
+    /// Threads that read, decode and augment the images of a folder (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// An image of a folder that cannot be read or decoded: stop with an error naming it
+    /// (fail), or leave it out, count it and go on (skip).
+    #[arg(long, value_enum, default_value_t = OnBadImage::Fail)]
+    pub on_bad_image: OnBadImage,
+    /// Normalization of image folders: ImageNet's mean and std (0.5 for grey inputs), or
+    /// the training images' own, measured on up to 1,000 of them.
+    #[arg(long, value_enum, default_value_t = Normalize::Imagenet)]
+    pub normalize: Normalize,
+}
+
+/// `--normalize`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Normalize {
+    /// ImageNet's statistics (what torchvision's pretrained weights expect).
+    Imagenet,
+    /// The data set's own, from its training images.
+    Dataset,
+}
+
+impl FolderArgs {
+    pub fn workers(&self) -> usize {
+        self.workers
+            .map_or_else(train::loader::default_workers, usize::from)
+    }
+
+    /// Applies the options to a loaded split (`--on-bad-image`; with `--normalize dataset`,
+    /// the statistics of `source`'s training images). IDX data sets are left as they are.
+    pub fn apply(
+        &self,
+        source: &DataSource,
+        compiled: &Compiled,
+        sets: &mut [&mut Dataset],
+    ) -> Result<Option<(Vec<f32>, Vec<f32>)>, CliError> {
+        for d in sets.iter_mut() {
+            if let Some(f) = d.files.as_mut() {
+                f.on_bad = self.on_bad_image;
+            }
+        }
+        if self.normalize != Normalize::Dataset || sets.iter().all(|d| d.files.is_none()) {
+            return Ok(None);
+        }
+        let train = load_split(source, Split::Train, None, compiled)?;
+        let files = train.files.as_ref().expect("a folder");
+        let (mean, std) = files.statistics(1000).map_err(|e| {
+            CliError::other(format!("cannot measure the statistics of {source}"), e)
+        })?;
+        for d in sets.iter_mut() {
+            d.mean = mean.clone();
+            d.std = std.clone();
+        }
+        Ok(Some((mean, std)))
+    }
 }
 
 fn non_negative(s: &str) -> Result<f64, String> {
@@ -155,11 +218,17 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             load_split(&args.data, Split::Test, args.limit_test, c)?,
         ))
     };
-    let Some((compiled, (train_set, test_set))) =
+    let Some((compiled, (mut train_set, mut test_set))) =
         prepare(&args.spec, args.resize, load, |d| d.0.classes.len())?
     else {
         return Ok(ExitCode::from(EXIT_SPEC));
     };
+    let stats = args
+        .folder
+        .apply(&args.data, &compiled, &mut [&mut train_set, &mut test_set])?;
+    if let Some((mean, std)) = &stats {
+        outln!("normalizing with the training images' mean {mean:.4?} and std {std:.4?}");
+    }
     let device = crate::runtime::parse_device(&args.device)
         .map_err(|e| CliError::other("bad --device", e))?;
     if device.is_cuda() {
@@ -202,6 +271,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         summary: true,
         spec: compiled.model.name.clone(),
         data: args.data.to_string(),
+        workers: args.folder.workers(),
+        normalize: stats.map(|(mean, std)| format!("dataset: mean {mean:?}, std {std:?}")),
     };
     let started = std::time::Instant::now();
     let report = train::train_spec(compiled, Arc::new(train_set), Arc::new(test_set), &opts)

@@ -70,7 +70,7 @@ impl ImageFormat {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             ImageFormat::Png => "PNG",
             ImageFormat::Jpeg => "JPEG",
@@ -174,11 +174,36 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
     };
     let bytes =
         crate::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
+    let (format, w, h) = check_header(path, &bytes)?;
+    let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| {
+        err(format!(
+            "cannot decode the {} data ({}); the file is truncated or corrupt",
+            format.name(),
+            stb_reason(&e)
+        ))
+    })?;
+    let size = hwc.size();
+    if size != [3, h as i64, w as i64] {
+        return Err(err(format!(
+            "decoded to shape {size:?}, but the header declares {w}x{h}"
+        )));
+    }
+    Ok(hwc)
+}
+
+/// Checks an image file's bytes before anything decodes them: not empty, of a format read,
+/// the format its extension promises, and a header declaring a non-empty image of at most
+/// [`MAX_IMAGE_PIXELS`] pixels. Returns the format and the declared width and height.
+pub fn check_header(path: &Path, bytes: &[u8]) -> Result<(ImageFormat, u64, u64), ImageError> {
+    let err = |problem: String| ImageError {
+        path: path.display().to_string(),
+        problem,
+    };
     if bytes.is_empty() {
         return Err(err("the file is empty (0 bytes)".into()));
     }
     let promised = ImageFormat::from_extension(path);
-    let format = match (ImageFormat::sniff(&bytes), promised) {
+    let format = match (ImageFormat::sniff(bytes), promised) {
         (Some(found), Some(ext)) if found != ext => {
             return Err(err(format!(
                 "the file holds a {} image, not {} as its extension says; rename it to {}",
@@ -189,15 +214,15 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
         }
         (Some(found), _) => found,
         (None, Some(ImageFormat::Tga)) => ImageFormat::Tga,
-        (None, Some(ext)) => return Err(err(format!("the file is not a {} image (its first bytes are {})", ext.name(), show_start(&bytes)))),
+        (None, Some(ext)) => return Err(err(format!("the file is not a {} image (its first bytes are {})", ext.name(), show_start(bytes)))),
         (None, None) => {
             return Err(err(format!(
                 "the file is not an image in a format resnetc reads (PNG, JPEG, BMP, GIF, TGA); its first bytes are {}",
-                show_start(&bytes)
+                show_start(bytes)
             )))
         }
     };
-    let Some((w, h)) = format.dimensions(&bytes) else {
+    let Some((w, h)) = format.dimensions(bytes) else {
         return Err(err(format!(
             "the {} header is truncated or malformed",
             format.name()
@@ -215,20 +240,7 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
             format.name()
         )));
     }
-    let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| {
-        err(format!(
-            "cannot decode the {} data ({}); the file is truncated or corrupt",
-            format.name(),
-            stb_reason(&e)
-        ))
-    })?;
-    let size = hwc.size();
-    if size != [3, h as i64, w as i64] {
-        return Err(err(format!(
-            "decoded to shape {size:?}, but the header declares {w}x{h}"
-        )));
-    }
-    Ok(hwc)
+    Ok((format, w, h))
 }
 
 /// stb_image's reason without tch's "Internal torch error:" prefix and C++ backtrace.

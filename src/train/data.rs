@@ -1,5 +1,6 @@
 //! Data sets: Fashion-MNIST and MNIST (IDX files), and image folders.
 
+use super::folder::{FolderImages, OnBadImage};
 use super::{idx, DataError};
 use std::path::{Path, PathBuf};
 
@@ -105,6 +106,9 @@ pub struct Dataset {
     pub mean: Vec<f32>,
     /// See `mean`.
     pub std: Vec<f32>,
+    /// An image folder's files, read as a stream by the loader: then `pixels` is empty and
+    /// `channels`, `height` and `width` are those of the prepared images.
+    pub files: Option<FolderImages>,
 }
 
 impl Dataset {
@@ -135,6 +139,11 @@ impl Dataset {
             return self;
         };
         let picks = evenly_spaced(self.len(), keep);
+        if let Some(files) = &mut self.files {
+            files.paths = picks.iter().map(|&i| files.paths[i].clone()).collect();
+            self.labels = picks.iter().map(|&i| self.labels[i]).collect();
+            return self;
+        }
         let n = self.image_len();
         let mut pixels = Vec::with_capacity(keep * n);
         for &i in &picks {
@@ -153,9 +162,10 @@ fn evenly_spaced(len: usize, keep: usize) -> Vec<usize> {
 
 impl DataSource {
     /// Loads one split. `size` (height, width) and `channels` matter only for image
-    /// folders, whose images are resized (stb's filter) and converted (RGB, or grey by
-    /// luminance when `channels` is 1) as they load; IDX images keep their 28x28 grey
-    /// form and are resized by the loader. `limit` keeps evenly spaced examples.
+    /// folders, which are listed here and read as a stream by the loader (see
+    /// [`super::folder`]: RGB, or grey by luminance when `channels` is 1, at `size`); IDX
+    /// images keep their 28x28 grey form and are resized by the loader. `limit` keeps
+    /// evenly spaced examples.
     pub fn load(
         &self,
         split: Split,
@@ -247,6 +257,7 @@ fn load_idx_pair(
         classes,
         mean: vec![mean],
         std: vec![std],
+        files: None,
     })
 }
 
@@ -270,20 +281,25 @@ fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DataError> {
     };
     let mut classes = Vec::new();
     for sub in list(dir)? {
-        if !sub.is_dir() {
+        let hidden = sub
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if !sub.is_dir() || hidden {
             continue;
         }
         let files: Vec<PathBuf> = list(&sub)?
             .into_iter()
             .filter(|f| f.is_file() && is_image(f))
             .collect();
-        if !files.is_empty() {
-            let name = sub
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            classes.push((name, files));
+        if files.is_empty() {
+            // As torchvision's ImageFolder: a class without images is a mistake to fix.
+            return Err(DataError::EmptyClass { path: sub });
         }
+        let name = sub
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        classes.push((name, files));
     }
     if classes.is_empty() {
         return Err(DataError::NoClasses {
@@ -350,13 +366,7 @@ fn load_folder(
     }
     let (h, w) = size;
     let channels = if channels == 1 { 1 } else { 3 };
-    let mut pixels = Vec::with_capacity(all.len() * channels * h * w);
-    let mut labels = Vec::with_capacity(all.len());
-    for (path, label) in all {
-        let image = load_image(&path, h, w, channels)?;
-        pixels.extend(image);
-        labels.push(label);
-    }
+    let (paths, labels): (Vec<PathBuf>, Vec<i64>) = all.into_iter().unzip();
     // ImageNet's statistics for colour images (what torchvision's pretrained weights
     // expect); a neutral 0.5 for grey ones.
     let (mean, std) = if channels == 3 {
@@ -365,7 +375,7 @@ fn load_folder(
         (vec![0.5], vec![0.5])
     };
     Ok(Dataset {
-        pixels,
+        pixels: Vec::new(),
         labels,
         channels,
         height: h,
@@ -373,44 +383,14 @@ fn load_folder(
         classes,
         mean,
         std,
+        files: Some(FolderImages {
+            paths,
+            channels,
+            height: h,
+            width: w,
+            on_bad: OnBadImage::Fail,
+        }),
     })
-}
-
-/// Loads one image as C x H x W bytes, resized and converted to `channels` (1 or 3).
-/// The file is checked as `resnetc predict` checks it ([`crate::runtime::image::decode`]).
-fn load_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<Vec<u8>, DataError> {
-    let rgb = crate::runtime::image::decode(path)?;
-    let torch = |source: tch::TchError| {
-        DataError::Image(crate::runtime::image::ImageError {
-            path: path.display().to_string(),
-            problem: format!("resizing or converting failed ({source})"),
-        })
-    };
-    let convert = || -> Result<Vec<u8>, tch::TchError> {
-        let rgb = if rgb.size()[1..] != [h as i64, w as i64] {
-            tch::vision::image::resize(&rgb, w as i64, h as i64)?
-        } else {
-            rgb
-        };
-        let t = if channels == 1 {
-            // ITU-R BT.601 luma, as PIL's convert("L").
-            let f = rgb.f_to_kind(tch::Kind::Float)?;
-            let weights =
-                tch::Tensor::f_from_slice(&[0.299f32, 0.587, 0.114])?.f_view([3, 1, 1])?;
-            f.f_mul(&weights)?
-                .f_sum_dim_intlist(0, true, tch::Kind::Float)?
-                .f_round()?
-                .f_clamp(0.0, 255.0)?
-                .f_to_kind(tch::Kind::Uint8)?
-        } else {
-            rgb
-        };
-        let t = t.f_contiguous()?;
-        let mut out = vec![0u8; t.numel()];
-        t.f_copy_data(&mut out, t.numel())?;
-        Ok(out)
-    };
-    convert().map_err(torch)
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// A data set could not be loaded. Every variant names the file or folder at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// A class folder of an image folder holds no images.
+    #[error("class folder `{path}` holds no .png or .jpg images: add images or remove the folder")]
+    EmptyClass { path: PathBuf },
     /// A data file does not exist.
     #[error("data file `{path}` is missing (scripts/fetch-data.sh puts Fashion-MNIST and MNIST under $RESNETC_HOME/data)")]
     Missing { path: PathBuf },

@@ -12,6 +12,8 @@ pub struct Evaluation {
     /// Examples predicted as a class index beyond the data set's classes (a model with
     /// more outputs than classes): wrong, and in no column.
     pub beyond: u64,
+    /// Unreadable images left out (`--on-bad-image skip`): in no count.
+    pub skipped: u64,
 }
 
 impl Evaluation {
@@ -76,11 +78,16 @@ pub fn evaluate<M: Classifier>(
     let classes = data.classes.len();
     let mut confusion = vec![vec![0u64; classes]; classes];
     let mut beyond = 0u64;
+    let mut skipped = 0u64;
     let order: Vec<usize> = (0..data.len()).collect();
     let loader = Loader::spawn(data, order, batch_size, prep.clone(), (0, 0));
     tch::no_grad(|| -> Result<(), TrainError> {
         for batch in loader {
-            let batch = batch.map_err(TrainError::torch("preparing a test batch"))?;
+            let batch = batch.map_err(|e| e.into_train("preparing a test batch"))?;
+            skipped += batch.skipped.len() as u64;
+            if batch.labels.size()[0] == 0 {
+                continue;
+            }
             let logits = model.logits(&batch.images, false)?;
             let predicted = logits
                 .f_argmax(-1, false)
@@ -105,7 +112,11 @@ pub fn evaluate<M: Classifier>(
         }
         Ok(())
     })?;
-    Ok(Evaluation { confusion, beyond })
+    Ok(Evaluation {
+        confusion,
+        beyond,
+        skipped,
+    })
 }
 
 #[cfg(test)]
@@ -117,6 +128,7 @@ mod tests {
         let e = Evaluation {
             confusion: vec![vec![8, 2], vec![1, 9]],
             beyond: 0,
+            skipped: 0,
         };
         assert_eq!(e.correct(), 17);
         assert_eq!(e.total(), 20);

@@ -15,17 +15,30 @@
 //! and about 12% fewer examples/s). On CUDA the training thread hardly runs parallel CPU
 //! operators, so the loader thread also makes the tensors, copies them to the GPU and
 //! resizes them there, off the training thread.
+//!
+//! Image folders ([`super::folder`]) are read as a stream instead: `Prep::workers` threads
+//! take batches in turn, read, decode and transform their images, and the loader hands
+//! the batches out in order. At most `workers + PREFETCH` batches are in flight (being
+//! prepared, waiting, or held for their turn), so memory stays flat whatever the folder's
+//! size. Each example draws from its own random stream, so the batches are the same with
+//! any number of workers.
 
 use super::data::Dataset;
+use super::folder::{OnBadImage, Transform};
 use super::rng::{Purpose, Rng};
+use crate::runtime::image::ImageError;
+use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use tch::{Device, Kind, Tensor};
 
-/// Random training-time augmentation (`--augment crop,flip`).
+/// Random training-time augmentation (`--augment crop,flip`, `--augment rrc,flip`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Augment {
+    /// torchvision's `RandomResizedCrop` (image folders only): a random window of 8% to
+    /// 100% of the image, aspect ratio 3/4 to 4/3, resized to the input.
+    pub rrc: bool,
     /// Random crop of the original size from the image padded with 4 black pixels per side.
     pub crop: bool,
     /// Horizontal flip with probability 1/2.
@@ -40,17 +53,23 @@ impl Augment {
 impl std::str::FromStr for Augment {
     type Err = String;
 
-    /// A comma-separated list of `crop`, `flip` (or `none`).
+    /// A comma-separated list of `rrc`, `crop`, `flip` (or `none`; `imagenet` is
+    /// `rrc,flip`).
     fn from_str(s: &str) -> Result<Self, String> {
         let mut a = Augment::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             match item {
+                "rrc" | "random-resized-crop" => a.rrc = true,
                 "crop" => a.crop = true,
                 "flip" => a.flip = true,
+                "imagenet" => {
+                    a.rrc = true;
+                    a.flip = true;
+                }
                 "none" => {}
                 other => {
                     return Err(format!(
-                        "unknown augmentation `{other}`; expected crop, flip or none"
+                        "unknown augmentation `{other}`; expected rrc, crop, flip, imagenet or none"
                     ))
                 }
             }
@@ -61,11 +80,15 @@ impl std::str::FromStr for Augment {
 
 impl std::fmt::Display for Augment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.crop, self.flip) {
-            (true, true) => f.write_str("crop,flip"),
-            (true, false) => f.write_str("crop"),
-            (false, true) => f.write_str("flip"),
-            (false, false) => f.write_str("none"),
+        let items: Vec<&str> = [(self.rrc, "rrc"), (self.crop, "crop"), (self.flip, "flip")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect();
+        if items.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&items.join(","))
         }
     }
 }
@@ -83,6 +106,13 @@ pub struct Prep {
     pub augment: Augment,
     /// Where batches are sent.
     pub device: Device,
+    /// Threads that read and decode image folders (other data sets use one thread).
+    pub workers: usize,
+}
+
+/// The default number of loader workers: one per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One batch: `images` is `[B, C, H, W]` float, `labels` is `[B]` int64, both on the device.
@@ -92,6 +122,33 @@ pub struct Batch {
     pub images: Tensor,
     /// Class indices.
     pub labels: Tensor,
+    /// Images of the batch left out as unreadable (`--on-bad-image skip`); `B` counts
+    /// only the others, and may be 0.
+    pub skipped: Vec<ImageError>,
+}
+
+/// Why a batch could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// An unreadable image (`--on-bad-image fail`).
+    #[error(transparent)]
+    Image(ImageError),
+    /// Making the tensors failed.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+impl LoadError {
+    /// As a training error, `context` saying what was being done.
+    pub fn into_train(self, context: &str) -> super::TrainError {
+        match self {
+            LoadError::Image(e) => super::TrainError::Data(super::DataError::Image(e)),
+            LoadError::Torch(source) => super::TrainError::Torch {
+                context: context.to_string(),
+                source,
+            },
+        }
+    }
 }
 
 /// A batch gathered on the loader thread: normalized, augmented images at the stored size
@@ -101,20 +158,66 @@ struct HostBatch {
     images: Vec<f32>,
     labels: Vec<i64>,
     shape: [i64; 4],
+    skipped: Vec<ImageError>,
 }
 
 /// What the loader thread sends: a gathered batch (CPU) or a finished one (CUDA).
 enum Prepared {
     Host(HostBatch),
     Ready(Result<Batch, tch::TchError>),
+    Failed(ImageError),
 }
 
-/// Iterator over the batches of one pass, prepared on a background thread.
+/// Iterator over the batches of one pass, prepared on background threads.
 pub struct Loader {
-    rx: Option<Receiver<Prepared>>,
-    handle: Option<JoinHandle<()>>,
+    rx: Option<Receiver<(usize, Prepared)>>,
+    handles: Vec<JoinHandle<()>>,
     batches: usize,
     prep: Prep,
+    /// The next batch to hand out, and batches that arrived before their turn.
+    want: usize,
+    pending: BTreeMap<usize, Prepared>,
+    /// Shared with folder workers: how far they may run ahead.
+    window: Option<Arc<Window>>,
+}
+
+/// The folder workers' schedule: the next batch to take, how many the loader has handed
+/// out, and whether to stop.
+struct Window {
+    state: Mutex<(usize, usize, bool)>,
+    wake: Condvar,
+    limit: usize,
+}
+
+impl Window {
+    /// The next batch a worker may prepare, waiting while `limit` batches are in flight;
+    /// `None` when there are no more or the loader stopped.
+    fn take(&self, batches: usize) -> Option<usize> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let (next, handed, stop) = *st;
+            if stop || next >= batches {
+                return None;
+            }
+            if next < handed + self.limit {
+                st.0 += 1;
+                return Some(next);
+            }
+            st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn handed_one(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.1 += 1;
+        self.wake.notify_all();
+    }
+
+    fn stop(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.2 = true;
+        self.wake.notify_all();
+    }
 }
 
 /// How many batches may wait ready in the channel.
@@ -133,6 +236,9 @@ impl Loader {
     ) -> Loader {
         let batch_size = batch_size.max(1);
         let batches = order.len().div_ceil(batch_size);
+        if data.files.is_some() {
+            return Loader::spawn_folder(data, order, batch_size, prep, stream);
+        }
         let (tx, rx) = sync_channel(PREFETCH);
         // On CUDA the thread finishes the batches; on the CPU it only gathers them.
         let finish = prep.device.is_cuda().then(|| prep.clone());
@@ -146,16 +252,74 @@ impl Loader {
                     None => Prepared::Host(host),
                 };
                 // The receiver is gone when the trainer stopped early: stop too.
-                if tx.send(batch).is_err() {
+                if tx.send((b, batch)).is_err() {
                     return;
                 }
             }
         });
         Loader {
             rx: Some(rx),
-            handle: Some(handle),
+            handles: vec![handle],
             batches,
             prep,
+            want: 0,
+            pending: BTreeMap::new(),
+            window: None,
+        }
+    }
+
+    /// An image folder's pass: `prep.workers` threads prepare the batches.
+    fn spawn_folder(
+        data: Arc<Dataset>,
+        order: Vec<usize>,
+        batch_size: usize,
+        prep: Prep,
+        stream: (u64, u64),
+    ) -> Loader {
+        let chunks: Arc<Vec<Vec<usize>>> =
+            Arc::new(order.chunks(batch_size).map(<[usize]>::to_vec).collect());
+        let batches = chunks.len();
+        let workers = prep.workers.clamp(1, 256);
+        let window = Arc::new(Window {
+            state: Mutex::new((0, 0, false)),
+            wake: Condvar::new(),
+            limit: workers + PREFETCH,
+        });
+        let (tx, rx) = sync_channel(workers + PREFETCH);
+        let transform = Transform {
+            random_resized_crop: prep.augment.rrc,
+            crop: prep.augment.crop,
+            flip: prep.augment.flip,
+        };
+        let handles = (0..workers)
+            .map(|_| {
+                let (data, chunks, window, tx) =
+                    (data.clone(), chunks.clone(), window.clone(), tx.clone());
+                let finish = prep.device.is_cuda().then(|| prep.clone());
+                std::thread::spawn(move || {
+                    while let Some(b) = window.take(chunks.len()) {
+                        let batch = match gather_files(&data, &chunks[b], transform, stream) {
+                            Err(e) => Prepared::Failed(e),
+                            Ok(host) => match &finish {
+                                Some(prep) => Prepared::Ready(to_device(host, prep)),
+                                None => Prepared::Host(host),
+                            },
+                        };
+                        if tx.send((b, batch)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Loader {
+            rx: Some(rx),
+            handles,
+            batches,
+            prep,
+            want: 0,
+            pending: BTreeMap::new(),
+            window: Some(window),
         }
     }
 
@@ -166,24 +330,77 @@ impl Loader {
 }
 
 impl Iterator for Loader {
-    type Item = Result<Batch, tch::TchError>;
+    type Item = Result<Batch, LoadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.rx.as_ref()?.recv().ok()? {
-            Prepared::Host(host) => Some(to_device(host, &self.prep)),
-            Prepared::Ready(batch) => Some(batch),
+        if self.want >= self.batches {
+            return None;
         }
+        let prepared = loop {
+            if let Some(p) = self.pending.remove(&self.want) {
+                break p;
+            }
+            let (b, p) = self.rx.as_ref()?.recv().ok()?;
+            self.pending.insert(b, p);
+        };
+        self.want += 1;
+        if let Some(w) = &self.window {
+            w.handed_one();
+        }
+        Some(match prepared {
+            Prepared::Host(host) => to_device(host, &self.prep).map_err(LoadError::from),
+            Prepared::Ready(batch) => batch.map_err(LoadError::from),
+            Prepared::Failed(e) => Err(LoadError::Image(e)),
+        })
     }
 }
 
 impl Drop for Loader {
     fn drop(&mut self) {
-        // Dropping the receiver first unblocks a thread waiting to send.
+        // Stop the workers, then drop the receiver to unblock any waiting to send.
+        if let Some(w) = &self.window {
+            w.stop();
+        }
         self.rx = None;
-        if let Some(h) = self.handle.take() {
+        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
+}
+
+/// Reads and prepares the images `indices` of an image folder into one host batch
+/// (unreadable ones skipped or fatal, as the folder says).
+fn gather_files(
+    data: &Dataset,
+    indices: &[usize],
+    transform: Transform,
+    stream: (u64, u64),
+) -> Result<HostBatch, ImageError> {
+    let files = data.files.as_ref().expect("a folder data set");
+    let (c, h, w) = (files.channels, files.height, files.width);
+    let mut images = Vec::with_capacity(indices.len() * c * h * w);
+    let mut labels = Vec::with_capacity(indices.len());
+    let mut skipped = Vec::new();
+    for &i in indices {
+        match files.prepare(i, transform, stream, &data.mean, &data.std) {
+            Ok(px) => {
+                images.extend_from_slice(&px);
+                labels.push(data.labels[i]);
+            }
+            Err(e) if files.on_bad == OnBadImage::Skip => skipped.push(e),
+            Err(mut e) => {
+                e.problem
+                    .push_str(" (`--on-bad-image skip` leaves unreadable images out)");
+                return Err(e);
+            }
+        }
+    }
+    Ok(HostBatch {
+        shape: [labels.len() as i64, c as i64, h as i64, w as i64],
+        images,
+        labels,
+        skipped,
+    })
 }
 
 /// Gathers the examples `indices` into one normalized, augmented batch on the device.
@@ -253,6 +470,7 @@ fn gather(data: &Dataset, indices: &[usize], augment: Augment, rng: &mut Rng) ->
         images: out,
         labels,
         shape: [indices.len() as i64, c as i64, h as i64, w as i64],
+        skipped: Vec::new(),
     }
 }
 
@@ -316,6 +534,7 @@ fn to_device(host: HostBatch, prep: &Prep) -> Result<Batch, tch::TchError> {
     Ok(Batch {
         images,
         labels: labels.f_to_device(prep.device)?,
+        skipped: host.skipped,
     })
 }
 
@@ -333,6 +552,7 @@ mod tests {
             classes: (0..10).map(|c| c.to_string()).collect(),
             mean: vec![0.0],
             std: vec![1.0 / 255.0],
+            files: None,
         }
     }
 
@@ -352,6 +572,7 @@ mod tests {
             width: 4,
             augment,
             device: Device::Cpu,
+            workers: 1,
         }
     }
 
@@ -375,6 +596,7 @@ mod tests {
     fn flip_mirrors_and_crop_shifts() {
         let data = tiny();
         let p = prep(Augment {
+            rrc: false,
             crop: false,
             flip: true,
         });
@@ -390,6 +612,7 @@ mod tests {
         }
         assert_eq!(seen.len(), 2, "both flipped and unflipped occur");
         let p = prep(Augment {
+            rrc: false,
             crop: true,
             flip: false,
         });
@@ -409,6 +632,7 @@ mod tests {
             width: 8,
             augment: Augment::default(),
             device: Device::Cpu,
+            workers: 1,
         };
         let b = make_batch(&tiny(), &[0, 1], &p, &mut Rng::stream(0, &[])).unwrap();
         assert_eq!(b.images.size(), vec![2, 3, 8, 8]);
@@ -428,11 +652,16 @@ mod tests {
         assert_eq!(
             "crop,flip".parse::<Augment>(),
             Ok(Augment {
+                rrc: false,
                 crop: true,
                 flip: true
             })
         );
         assert_eq!("none".parse::<Augment>(), Ok(Augment::default()));
         assert!("rotate".parse::<Augment>().is_err());
+        let imagenet: Augment = "imagenet".parse().unwrap();
+        assert!(imagenet.rrc && imagenet.flip && !imagenet.crop);
+        assert_eq!(imagenet.to_string(), "rrc,flip");
+        assert_eq!("flip,crop".parse::<Augment>().unwrap().to_string(), "crop,flip");
     }
 }

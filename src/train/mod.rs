@@ -32,6 +32,7 @@ pub mod checkpoint;
 pub mod data;
 mod error;
 pub mod eval;
+pub mod folder;
 pub mod idx;
 pub mod loader;
 pub mod metrics;
@@ -119,6 +120,11 @@ pub struct TrainOptions {
     pub spec: String,
     /// The data set's name (`fashion-mnist`, a folder), recorded like `spec`.
     pub data: String,
+    /// Threads that read and decode image folders ([`loader::default_workers`]: one per
+    /// core).
+    pub workers: usize,
+    /// Normalization other than the data set's default, recorded like `spec`.
+    pub normalize: Option<String>,
 }
 
 impl TrainOptions {
@@ -141,6 +147,8 @@ impl TrainOptions {
             summary: true,
             spec: String::new(),
             data: String::new(),
+            workers: loader::default_workers(),
+            normalize: None,
         }
     }
 }
@@ -253,6 +261,8 @@ struct RunConfig<'a> {
     seed: u64,
     augment: String,
     device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    normalize: Option<&'a str>,
 }
 
 /// Trains `model`, whose variables live in `vs`, on `train`, testing on `test` after
@@ -278,6 +288,11 @@ pub fn train_model<M: Classifier>(
             test.len()
         )));
     }
+    if opts.augment.rrc && train.files.is_none() {
+        return Err(TrainError::Config(
+            "--augment rrc (RandomResizedCrop) applies to image folders; the IDX data sets take crop and flip".into(),
+        ));
+    }
     let (c, h, w) = input_of(input);
     let files = RunFiles::new(&opts.out);
     std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Write {
@@ -300,6 +315,7 @@ pub fn train_model<M: Classifier>(
         seed: opts.seed,
         augment: opts.augment.to_string(),
         device: format!("{:?}", opts.device),
+        normalize: opts.normalize.as_deref(),
     })
     .unwrap_or_default(); // Serialising plain numbers and strings cannot fail.
 
@@ -357,6 +373,7 @@ pub fn train_model<M: Classifier>(
         width: w,
         augment: opts.augment,
         device: opts.device,
+        workers: opts.workers,
     };
     let test_prep = Prep {
         augment: Augment::default(),
@@ -383,10 +400,17 @@ pub fn train_model<M: Classifier>(
         let bar = progress_bar(opts.progress, steps_per_epoch, epoch + 1, opts.epochs);
 
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
+        let mut skipped: Vec<crate::runtime::image::ImageError> = Vec::new();
         let mut train_time = 0f64;
         for (step, batch) in loader.enumerate() {
             let step_start = Instant::now();
-            let batch = batch.map_err(torch("preparing a batch"))?;
+            let mut batch = batch.map_err(|e| e.into_train("preparing a batch"))?;
+            skipped.append(&mut batch.skipped);
+            if batch.labels.size()[0] == 0 {
+                // Every image of the batch was unreadable and skipped.
+                bar.inc(1);
+                continue;
+            }
             let lr = opts.schedule.lr(
                 opts.lr,
                 epoch * steps_per_epoch + step,
@@ -426,11 +450,21 @@ pub fn train_model<M: Classifier>(
             }
         }
         bar.finish_and_clear();
-        if seen != train.len() {
+        if seen + skipped.len() != train.len() {
             return Err(TrainError::Config(format!(
-                "the loader stopped after {seen} of {} examples",
+                "the loader stopped after {} of {} examples",
+                seen + skipped.len(),
                 train.len()
             )));
+        }
+        if opts.summary {
+            if let Some(first) = skipped.first() {
+                progress_line!(
+                    "epoch {}: skipped {} unreadable image(s), the first: {first}",
+                    epoch + 1,
+                    skipped.len()
+                );
+            }
         }
         let test_eval = evaluate(model, test.clone(), &test_prep, opts.batch_size)?;
         let m = EpochMetrics {
@@ -454,8 +488,13 @@ pub fn train_model<M: Classifier>(
         write_reports(&files, &history, opts.epochs)?;
         if opts.summary {
             let m = history.last().expect("just pushed");
+            let skips = if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(", {} images skipped", skipped.len())
+            };
             progress_line!(
-                "epoch {}/{}: loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} examples/s, {:.1} s",
+                "epoch {}/{}: loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} examples/s, {:.1} s{skips}",
                 m.epoch, opts.epochs, m.train_loss, m.train_acc, m.test_acc, m.examples_per_sec, m.seconds
             );
         }
