@@ -917,7 +917,9 @@ fn image_folder_with_a_text_file_named_png() {
     let home = scratch("folder");
     let (spec, w) = tiny_model(&home, TINY);
     let data = home.join("pets");
-    for class in ["cat", "dog"] {
+    // Three classes, as the tiny model has: the weights fit, and the images are read as
+    // the evaluation streams them.
+    for class in ["bird", "cat", "dog"] {
         std::fs::create_dir_all(data.join(class)).unwrap();
         for i in 0..10 {
             save_image(&data.join(class), &format!("{i}.png"));
@@ -925,17 +927,29 @@ fn image_folder_with_a_text_file_named_png() {
     }
     // The tenth image of each class is held out for testing.
     let bad = write(&data.join("dog"), "9.png", "not a dog");
-    let out = resnetc(&[
-        "eval",
-        &spec,
-        "--weights",
-        &w,
-        "--data",
-        data.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    assert_refused(&out, &bad, &["not a PNG image"]);
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            &spec,
+            "--weights",
+            &w,
+            "--data",
+            data.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        resnetc(&args)
+    };
+    assert_refused(&eval(&[]), &bad, &["not a PNG image", "--on-bad-image skip"]);
+    // Skipped on request, and counted.
+    let out = eval(&["--on-bad-image", "skip"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("of 2 ") && out.stdout.contains("1 unreadable images skipped"),
+        "{}",
+        out.stdout
+    );
 }
 
 // -------------------------------------------------------- checkpoints, eval weights ----
