@@ -344,7 +344,7 @@ fn corrupt_or_truncated_data_files_are_reported() {
 
 /// An image folder: one subfolder per class; every tenth image is held out for testing.
 #[test]
-fn image_folders_load_resized_with_class_names() {
+fn image_folders_list_classes_and_stream_images() {
     let dir = scratch("folder");
     for (c, class) in ["cat", "dog"].iter().enumerate() {
         std::fs::create_dir_all(dir.join(class)).unwrap();
@@ -369,7 +369,19 @@ fn image_folders_load_resized_with_class_names() {
     );
     assert_eq!(test_set.channels, 1);
     assert_eq!(test_set.labels, vec![0, 1]);
-    assert_eq!(test_set.image(1)[0], 190, "dog 09 is grey 190");
+    // Streamed: each image is read when its batch is prepared (resize + center crop).
+    let files = test_set.files.as_ref().expect("a streamed folder");
+    assert_eq!(files.paths[1], dir.join("dog/09.png"));
+    let px = files
+        .prepare(1, Default::default(), (0, 0), &test_set.mean, &test_set.std)
+        .unwrap();
+    assert_eq!(px.len(), 8 * 8);
+    let grey = (190.0 / 255.0 - 0.5) / 0.5;
+    assert!(px.iter().all(|v| (v - grey).abs() < 1e-6), "dog 09 is grey 190: {px:?}");
+    // A class folder without images is refused, naming it (as torchvision's ImageFolder).
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let err = source.load(Split::Train, None, (8, 8), 3).unwrap_err();
+    assert!(matches!(&err, DataError::EmptyClass { path } if path.ends_with("empty")), "{err}");
     let empty = scratch("empty-folder");
     let err = DataSource::Folder(empty.clone())
         .load(Split::Train, None, (8, 8), 3)

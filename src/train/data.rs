@@ -127,8 +127,12 @@ impl Dataset {
         self.channels * self.height * self.width
     }
 
-    /// The pixels of example `i`.
+    /// The pixels of example `i` of a data set held in memory (empty for a streamed
+    /// image folder, whose images are read by the loader).
     pub fn image(&self, i: usize) -> &[u8] {
+        if self.files.is_some() {
+            return &[];
+        }
         let n = self.image_len();
         &self.pixels[i * n..(i + 1) * n]
     }

@@ -48,6 +48,15 @@ pub struct Augment {
 impl Augment {
     /// Padding of the random crop, in pixels of the stored image.
     pub const CROP_PADDING: usize = 4;
+
+    /// What the augmentation does to an image folder's examples.
+    pub fn transform(self) -> Transform {
+        Transform {
+            random_resized_crop: self.rrc,
+            crop: self.crop,
+            flip: self.flip,
+        }
+    }
 }
 
 impl std::str::FromStr for Augment {
@@ -286,11 +295,7 @@ impl Loader {
             limit: workers + PREFETCH,
         });
         let (tx, rx) = sync_channel(workers + PREFETCH);
-        let transform = Transform {
-            random_resized_crop: prep.augment.rrc,
-            crop: prep.augment.crop,
-            flip: prep.augment.flip,
-        };
+        let transform = prep.augment.transform();
         let handles = (0..workers)
             .map(|_| {
                 let (data, chunks, window, tx) =
@@ -409,8 +414,15 @@ pub fn make_batch(
     indices: &[usize],
     prep: &Prep,
     rng: &mut Rng,
-) -> Result<Batch, tch::TchError> {
-    to_device(gather(data, indices, prep.augment, rng), prep)
+) -> Result<Batch, LoadError> {
+    if data.files.is_some() {
+        let transform = prep.augment.transform();
+        return match gather_files(data, indices, transform, (rng.next_u64(), 0)) {
+            Ok(host) => to_device(host, prep).map_err(LoadError::from),
+            Err(e) => Err(LoadError::Image(e)),
+        };
+    }
+    to_device(gather(data, indices, prep.augment, rng), prep).map_err(LoadError::from)
 }
 
 /// Gathers, augments and normalizes the examples `indices` (no libtorch calls).
