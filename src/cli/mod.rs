@@ -2,6 +2,8 @@
 
 #[cfg(feature = "torch")]
 mod bench;
+#[cfg(feature = "torch")]
+mod bench_data;
 mod build;
 mod check;
 #[cfg(feature = "torch")]
@@ -66,6 +68,9 @@ enum Command {
     /// Measure inference throughput (libtorch).
     #[cfg(feature = "torch")]
     Bench(bench::Args),
+    /// Measure the image-folder input pipeline alone: images/s of decoding, augmentation and batching.
+    #[cfg(feature = "torch")]
+    BenchData(bench_data::Args),
     /// Train a spec on Fashion-MNIST, MNIST or an image folder (libtorch).
     #[cfg(feature = "torch")]
     Train(train::Args),
@@ -112,6 +117,8 @@ pub fn run() -> ExitCode {
         Command::Predict(a) => predict::run(a),
         #[cfg(feature = "torch")]
         Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "torch")]
+        Command::BenchData(a) => bench_data::run(a),
         #[cfg(feature = "torch")]
         Command::Train(a) => train::run(a),
         #[cfg(feature = "torch")]
