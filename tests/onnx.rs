@@ -614,17 +614,19 @@ fn ort_examples() {
             model.to_str().unwrap(),
         ]));
         let i = compiled.network.input;
+        // resnetc's evaluation recipe: the shorter side to size * 256 / 224, then the
+        // center crop. A square image of exactly that side makes the resize the identity,
+        // so the expected input is the crop itself.
+        let side = ((i.h as f64) * 256.0 / 224.0).round() as i64;
+        let off = ((side - i.h as i64) as f64 / 2.0).round_ties_even() as i64;
         tch::manual_seed(100 + seed as i64);
-        let image = Tensor::randint(
-            256,
-            [i.c as i64, i.h as i64, i.w as i64],
-            (Kind::Uint8, Device::Cpu),
-        );
+        let image = Tensor::randint(256, [i.c as i64, side, side], (Kind::Uint8, Device::Cpu));
         let png = dir.path().join("x.png");
         tch::vision::image::save(&image, &png).unwrap();
+        let crop = image.narrow(1, off, i.h as i64).narrow(2, off, i.w as i64);
 
         let per_channel = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([-1, 1, 1]);
-        let x = ((image.to_kind(Kind::Float) / 255.0 - per_channel(mean)) / per_channel(std))
+        let x = ((crop.to_kind(Kind::Float) / 255.0 - per_channel(mean)) / per_channel(std))
             .unsqueeze(0);
         let p = tch::no_grad(|| net.f_logits_t(&x, false).unwrap().softmax(-1, Kind::Float));
         let p = Vec::<f32>::try_from(p.squeeze_dim(0)).unwrap();

@@ -3,9 +3,10 @@
 
 Usage: python serve.py model.onnx image.jpg   (needs onnxruntime, numpy, pillow)
 
-Preprocessing as `resnetc train/eval --data DIR` prepares image folders: resize to the model's
-input (here PIL's bilinear; resnetc uses stb's filter, so pixels can differ slightly), scale
-to [0, 1], normalize with ImageNet's mean/std for 3 channels, 0.5/0.5 for grey models.
+Preprocessing as `resnetc eval --data DIR` prepares image folders (torchvision's ImageNet
+evaluation recipe): the shorter side resized to input * 256 / 224 with PIL's antialiased
+bilinear filter, the center crop of the model's input size, scaled to [0, 1], normalized with
+ImageNet's mean/std for 3 channels, 0.5/0.5 for grey models.
 """
 import sys
 
@@ -18,7 +19,13 @@ def main(model_path, image_path):
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]  # `input`, [batch, C, H, W] (batch symbolic)
     _, c, h, w = inp.shape
-    image = Image.open(image_path).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+    image = Image.open(image_path).convert("L" if c == 1 else "RGB")
+    short = round(min(h, w) * 256 / 224)
+    iw, ih = image.size
+    size = (short, int(short * ih / iw)) if iw <= ih else (int(short * iw / ih), short)
+    image = image.resize(size, Image.BILINEAR)
+    left, top = round((size[0] - w) / 2), round((size[1] - h) / 2)
+    image = image.crop((left, top, left + w, top + h))
     x = np.asarray(image, dtype=np.float32).reshape(h, w, c) / 255.0
     if c == 3:
         mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])

@@ -146,9 +146,10 @@ def list_classes(folder):
 
 
 def load_image(path, size, channels):
-    """One image as uint8 [channels, H, W]: decoded by torchvision, resized by torch's
-    antialiased bilinear filter (resnetc resizes with stb's; a pixel may differ by one or
-    two levels), grey by ITU-R BT.601 luma."""
+    """One image as uint8 [channels, H, W] by resnetc's evaluation recipe: decoded by
+    torchvision, the shorter side resized to min(H, W) * 256 / 224 by torch's antialiased
+    bilinear filter, the center crop (a pixel may differ from resnetc's by a level), grey by
+    ITU-R BT.601 luma."""
     try:
         from torchvision.io import ImageReadMode, decode_image, read_file
     except ImportError:
@@ -160,9 +161,15 @@ def load_image(path, size, channels):
     if rgb.shape[1] * rgb.shape[2] > MAX_IMAGE_PIXELS:
         raise RunError(f"image `{path}` is {rgb.shape[2]}x{rgb.shape[1]}, too large")
     x = rgb.float()
-    if tuple(x.shape[1:]) != tuple(size):
-        x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False,
+    h, w = size
+    short = round(min(h, w) * 256 / 224)
+    ih, iw = x.shape[1], x.shape[2]
+    rh, rw = (int(short * ih / iw), short) if iw <= ih else (short, int(short * iw / ih))
+    if (rh, rw) != (ih, iw):
+        x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False,
                           antialias=True)[0]
+    top, left = round((rh - h) / 2), round((rw - w) / 2)
+    x = x[:, top:top + h, left:left + w]
     if channels == 1:
         w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
         x = (x * w).sum(0, keepdim=True)
@@ -471,7 +478,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     augment = set() if args.augment == "none" else set(args.augment.split(","))
     if not augment <= {"crop", "flip"}:
-        p.error(f"--augment: expected none, crop, flip or crop,flip, found `{args.augment}`")
+        p.error(f"--augment: expected none, crop, flip or crop,flip, found `{args.augment}` "
+                "(RandomResizedCrop is resnetc train's only)")
     args.augment_set = augment
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be at least 1")

@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         skipped += batch.skipped.len();
         batches += 1;
         // Touch the result, as a training step would.
-        checksum += batch.images.f_sum(tch::Kind::Double).and_then(|t| t.f_double_value(&[])).unwrap_or(0.0);
+        checksum += batch.images.f_sum(tch::Kind::Float).and_then(|t| t.f_double_value(&[])).unwrap_or(0.0);
     }
     let seconds = started.elapsed().as_secs_f64();
     let rate = images as f64 / seconds.max(1e-9);

@@ -153,6 +153,21 @@ impl FolderImages {
         mean: &[f32],
         std: &[f32],
     ) -> Result<Pixels, ImageError> {
+        let mut out = vec![0f32; self.channels * self.height * self.width];
+        self.prepare_into(index, transform, stream, (mean, std), &mut out)?;
+        Ok(out)
+    }
+
+    /// [`FolderImages::prepare`] into `out` (`channels * height * width` floats), as the
+    /// loader's workers fill a batch without a copy.
+    pub fn prepare_into(
+        &self,
+        index: usize,
+        transform: Transform,
+        stream: (u64, u64),
+        (mean, std): (&[f32], &[f32]),
+        out: &mut [f32],
+    ) -> Result<(), ImageError> {
         let path = &self.paths[index];
         let rgb = decode_rgb(path)?;
         let mut rng = Rng::stream(
@@ -179,14 +194,15 @@ impl FolderImages {
             (0, 0)
         };
         let flip = transform.flip && rng.coin();
-        Ok(normalize(
+        normalize(
             &resized,
             (self.width, self.height),
             self.channels,
             (dy, dx, flip),
-            mean,
-            std,
-        ))
+            (mean, std),
+            out,
+        );
+        Ok(())
     }
 
     /// Per-channel mean and standard deviation (0..1 scale) of up to `sample` evenly spaced
@@ -301,11 +317,10 @@ fn normalize(
     (w, h): (usize, usize),
     channels: usize,
     (dy, dx, flip): (isize, isize, bool),
-    mean: &[f32],
-    std: &[f32],
-) -> Pixels {
+    (mean, std): (&[f32], &[f32]),
+    out: &mut [f32],
+) {
     let plane = w * h;
-    let mut out = vec![0f32; channels * plane];
     let stat = |v: &[f32], ch: usize| v[ch.min(v.len().saturating_sub(1))];
     for ch in 0..channels {
         let (m, s) = (stat(mean, ch), stat(std, ch));
@@ -333,7 +348,6 @@ fn normalize(
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -373,11 +387,16 @@ mod tests {
     fn normalizes_shifts_and_flips() {
         // 2x1 image: red, then white.
         let rgb = [255, 0, 0, 255, 255, 255];
-        let px = normalize(&rgb, (2, 1), 3, (0, 0, false), &[0.0], &[1.0]);
+        let run = |channels: usize, shift: (isize, isize, bool), m: f32, s: f32| {
+            let mut out = vec![0f32; channels * 2];
+            normalize(&rgb, (2, 1), channels, shift, (&[m], &[s]), &mut out);
+            out
+        };
+        let px = run(3, (0, 0, false), 0.0, 1.0);
         assert_eq!(px, vec![1.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
-        let flipped = normalize(&rgb, (2, 1), 3, (0, 0, true), &[0.0], &[1.0]);
+        let flipped = run(3, (0, 0, true), 0.0, 1.0);
         assert_eq!(flipped, vec![1.0, 1.0, 1.0, 0.0, 1.0, 0.0]);
-        let grey = normalize(&rgb, (2, 1), 1, (0, 1, false), &[0.5], &[0.5]);
+        let grey = run(1, (0, 1, false), 0.5, 0.5);
         // Shifted by one: the first pixel shows the white one, the second is black.
         assert_eq!(grey, vec![1.0, -1.0]);
     }

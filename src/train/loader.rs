@@ -18,7 +18,7 @@
 //!
 //! Image folders ([`super::folder`]) are read as a stream instead: `Prep::workers` threads
 //! take batches in turn, read, decode and transform their images, and the loader hands
-//! the batches out in order. At most `workers + PREFETCH` batches are in flight (being
+//! the batches out in order. At most `workers + 2` batches are in flight (being
 //! prepared, waiting, or held for their turn), so memory stays flat whatever the folder's
 //! size. Each example draws from its own random stream, so the batches are the same with
 //! any number of workers.
@@ -232,6 +232,10 @@ impl Window {
 /// How many batches may wait ready in the channel.
 const PREFETCH: usize = 3;
 
+/// How many image-folder batches may be ready beyond one per worker (batches of large
+/// images: 77 MB each at 128 x 3 x 224 x 224).
+const FOLDER_PREFETCH: usize = 2;
+
 impl Loader {
     /// Starts the thread for one pass over `order` (indices into `data`) in batches of
     /// `batch_size` (the last may be smaller). `stream` names the augmentation streams,
@@ -292,9 +296,9 @@ impl Loader {
         let window = Arc::new(Window {
             state: Mutex::new((0, 0, false)),
             wake: Condvar::new(),
-            limit: workers + PREFETCH,
+            limit: workers + FOLDER_PREFETCH,
         });
-        let (tx, rx) = sync_channel(workers + PREFETCH);
+        let (tx, rx) = sync_channel(workers + FOLDER_PREFETCH);
         let transform = prep.augment.transform();
         let handles = (0..workers)
             .map(|_| {
@@ -383,15 +387,14 @@ fn gather_files(
 ) -> Result<HostBatch, ImageError> {
     let files = data.files.as_ref().expect("a folder data set");
     let (c, h, w) = (files.channels, files.height, files.width);
-    let mut images = Vec::with_capacity(indices.len() * c * h * w);
+    let size = c * h * w;
+    let mut images = vec![0f32; indices.len() * size];
     let mut labels = Vec::with_capacity(indices.len());
     let mut skipped = Vec::new();
     for &i in indices {
-        match files.prepare(i, transform, stream, &data.mean, &data.std) {
-            Ok(px) => {
-                images.extend_from_slice(&px);
-                labels.push(data.labels[i]);
-            }
+        let slot = &mut images[labels.len() * size..(labels.len() + 1) * size];
+        match files.prepare_into(i, transform, stream, (&data.mean, &data.std), slot) {
+            Ok(()) => labels.push(data.labels[i]),
             Err(e) if files.on_bad == OnBadImage::Skip => skipped.push(e),
             Err(mut e) => {
                 e.problem
@@ -400,6 +403,7 @@ fn gather_files(
             }
         }
     }
+    images.truncate(labels.len() * size);
     Ok(HostBatch {
         shape: [labels.len() as i64, c as i64, h as i64, w as i64],
         images,
