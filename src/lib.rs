@@ -31,6 +31,7 @@ pub mod files;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod import;
 pub mod ir;
 pub mod lower;
 pub mod output;
