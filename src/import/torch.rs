@@ -40,7 +40,7 @@ impl TorchCheckpoint {
     pub fn open(file: File, len: u64) -> Result<TorchCheckpoint, ImportError> {
         let mut archive = zip::ZipArchive::new(file).map_err(|e| {
             ImportError::Format(format!(
-                "not a readable zip archive ({e}); a torch.save file that was cut short or damaged?"
+                "not a readable zip archive ({e}): a PyTorch checkpoint (torch.save) cut short or damaged?"
             ))
         })?;
         let pickles: Vec<String> = archive
