@@ -60,8 +60,6 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     } else {
         LoadMode::Strict
     };
-    let expected = import::expected(&compiled.network);
-    let (report, take) = import::plan(source.as_ref(), &expected, mode).map_err(fail)?;
     for n in &notes {
         say!("note: {n}");
     }
@@ -85,6 +83,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 }
         );
     }
+    let expected = import::expected(&compiled.network);
+    let (report, take) = import::plan(source.as_ref(), &expected, mode).map_err(fail)?;
     if !report.is_exact() {
         say!(
             "warning: importing {} of {} variables; skipped:\n{report}",

@@ -232,6 +232,42 @@ impl Value {
     }
 }
 
+impl Drop for Value {
+    /// Without recursion: a pickle can nest containers millions deep in as many bytes
+    /// (`]` then `\x85` over and over), and the default drop would overflow the stack.
+    /// The children of containers this value owns alone go onto a heap stack instead.
+    fn drop(&mut self) {
+        fn take(v: &mut Value, out: &mut Vec<Value>) {
+            match v {
+                Value::Tuple(t) => {
+                    if let Some(items) = Rc::get_mut(t) {
+                        out.extend(items.iter_mut().map(|i| std::mem::replace(i, Value::None)));
+                    }
+                }
+                Value::List(l) => {
+                    if let Some(items) = Rc::get_mut(l) {
+                        out.append(items.get_mut());
+                    }
+                }
+                Value::Dict(d) => {
+                    if let Some(d) = Rc::get_mut(d) {
+                        for (k, v) in d.get_mut().entries.drain(..) {
+                            out.push(k);
+                            out.push(v);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut stack = Vec::new();
+        take(self, &mut stack);
+        while let Some(mut v) = stack.pop() {
+            take(&mut v, &mut stack);
+        }
+    }
+}
+
 /// The longest `GLOBAL` line (module or name) read.
 const MAX_GLOBAL_LINE: usize = 256;
 /// Dimensions of a tensor (PyTorch allows 64).
@@ -834,7 +870,8 @@ mod tests {
         p.push(0x89);
         p.extend(b"}tR"); // hooks {}, TUPLE, REDUCE
         p.extend(b"u}b."); // SETITEMS, BUILD with {}, STOP
-        let Value::Dict(d) = load(&p).unwrap() else {
+        let v = load(&p).unwrap();
+        let Value::Dict(d) = &v else {
             panic!("not a dict")
         };
         let d = d.borrow();
@@ -897,6 +934,51 @@ mod tests {
                 assert!(matches!(v, Value::List(_)), "{c:?} -> {v:?}");
             }
         }
+    }
+
+    /// Every truncation and every single-byte change of a valid state_dict pickle is
+    /// read or refused, never a panic.
+    #[test]
+    fn mutated_pickles_never_panic() {
+        let mut p = vec![0x80, 2];
+        p.extend(global("collections", "OrderedDict"));
+        p.extend(b")R(");
+        p.extend(unicode("w"));
+        p.extend(global("torch._utils", "_rebuild_tensor_v2"));
+        p.extend(b"((");
+        p.extend(unicode("storage"));
+        p.extend(global("torch", "FloatStorage"));
+        p.extend(unicode("0"));
+        p.extend(unicode("cpu"));
+        p.extend(b"K\x06tQK\x00K\x02K\x03\x86K\x03K\x01\x86\x89}tRq\x01u}b.");
+        assert!(load(&p).is_ok());
+        for cut in 0..p.len() {
+            let _ = load(&p[..cut]);
+        }
+        for i in 0..p.len() {
+            for b in [
+                0u8, 1, 0x7f, 0x80, 0xff, b'(', b't', b'R', b'h', b'q', b'u', b'.',
+            ] {
+                let mut m = p.clone();
+                m[i] = b;
+                let _ = load(&m);
+            }
+        }
+    }
+
+    /// Containers nested two million deep (one byte each) are read and dropped without
+    /// overflowing the stack.
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let mut p = vec![0x80, 2, b']'];
+        p.extend(std::iter::repeat(0x85).take(2_000_000));
+        p.push(b'.');
+        assert!(matches!(load(&p), Ok(Value::Tuple(_))));
+        let mut p = vec![0x80, 2];
+        p.extend(std::iter::repeat(b']').take(1_000_000));
+        p.extend(std::iter::repeat(b'a').take(999_999));
+        p.push(b'.');
+        assert!(matches!(load(&p), Ok(Value::List(_))));
     }
 
     #[test]
