@@ -733,6 +733,54 @@ mod runtime {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// What `import` checks a file against is what the runtime builds: the same names,
+    /// shapes and dtypes, for specs of every layer kind (option A shortcuts, pre-activation,
+    /// groups, SE, ECA, GroupNorm, blur, deep stems, Keras V1 and V2, a flatten head).
+    #[test]
+    fn import_expects_exactly_the_runtime_variables() {
+        for spec in [
+            "resnet18.yaml",
+            "cifar-resnet20.yaml",
+            "preact-resnet18.yaml",
+            "resnext50-32x4d.yaml",
+            "article-pytorch.yaml",
+            "article-keras.yaml",
+            "plain34.yaml",
+            "resnet50-os8.yaml",
+            "timm/ecaresnet50d.yaml",
+            "timm/seresnet50.yaml",
+            "timm/resnet50_gn.yaml",
+            "timm/resnetblur50.yaml",
+            "timm/resnetrs50.yaml",
+            "keras/ResNet50V2.yaml",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("specs")
+                .join(spec);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let file = resnetc::span::SourceFile::new(spec, text, resnetc::span::Syntax::Yaml);
+            let compiled = resnetc::compile(&file).unwrap();
+            let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let _net = resnetc::runtime::ResNet::new(&vs.root(), &compiled).unwrap();
+            let mut runtime: Vec<(String, Vec<u64>, bool)> = vs
+                .variables()
+                .into_iter()
+                .map(|(n, t)| {
+                    let float = matches!(t.kind(), tch::Kind::Float | tch::Kind::Double);
+                    (n, t.size().iter().map(|&d| d as u64).collect(), float)
+                })
+                .collect();
+            runtime.sort();
+            let mut expected: Vec<(String, Vec<u64>, bool)> =
+                resnetc::import::expected(&compiled.network)
+                    .into_iter()
+                    .map(|e| (e.name, e.shape, e.float))
+                    .collect();
+            expected.sort();
+            assert_eq!(expected, runtime, "{spec}");
+        }
+    }
+
     /// `train --init-from` with a learning rate of 0 keeps the convolutions it started
     /// from; a new head needs `--partial`.
     #[test]

@@ -467,7 +467,8 @@ pub fn bn_epsilons(config: &[u8]) -> Result<Vec<(String, f64)>, ImportError> {
                 }
                 stack.extend(m.values());
             }
-            serde_json::Value::Array(a) => stack.extend(a),
+            // Reversed, so that layers come out in the model's order.
+            serde_json::Value::Array(a) => stack.extend(a.iter().rev()),
             _ => {}
         }
     }

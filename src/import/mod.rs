@@ -235,7 +235,7 @@ pub fn open(path: &Path, compiled: &Compiled) -> Result<Box<dyn TensorSource>, I
             let bytes = crate::files::read_bounded(path, MAX_HDF5_BYTES)?;
             let mut k = keras::KerasWeights::from_bytes(bytes, &compiled.network, "Keras weights file (HDF5)")?;
             k.note(format!(
-                "a .weights.h5 file does not record BN epsilon: the spec's {} is used (Keras Applications use 1.001e-5)",
+                "a .weights.h5 file does not record BN epsilon: the spec's {:e} is used (Keras Applications use 1.001e-5)",
                 compiled.model.batch_norm.eps
             ));
             Ok(Box::new(k))
@@ -296,11 +296,11 @@ fn open_keras_archive(
     let wrong: Vec<String> = keras::bn_epsilons(&config)?
         .into_iter()
         .filter(|(_, e)| (e - spec_eps).abs() > 1e-6 * spec_eps.abs().max(1e-12))
-        .map(|(n, e)| format!("{n} {e}"))
+        .map(|(n, e)| format!("{n} {e:e}"))
         .collect();
     if !wrong.is_empty() {
         return Err(ImportError::Format(format!(
-            "the Keras model's BatchNormalization epsilon differs from the spec's batch_norm eps {spec_eps}: {}{}; set `batch_norm: {{eps: ...}}` in the spec to the model's",
+            "the Keras model's BatchNormalization epsilon differs from the spec's batch_norm eps {spec_eps:e}: {}{}; set `batch_norm: {{eps: ...}}` in the spec to the model's",
             wrong.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
             if wrong.len() > 5 { format!(" and {} more", wrong.len() - 5) } else { String::new() }
         )));
@@ -308,7 +308,7 @@ fn open_keras_archive(
     let mut k =
         keras::KerasWeights::from_bytes(h5, &compiled.network, "Keras model (.keras archive)")?;
     k.note(format!(
-        "BN epsilon {spec_eps} checked against the model's config.json"
+        "BN epsilon {spec_eps:e} checked against the model's config.json"
     ));
     Ok(k)
 }

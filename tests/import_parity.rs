@@ -1,0 +1,391 @@
+//! Pretrained-weight files made by the real libraries, imported and run by resnetc.
+//!
+//! `scripts/import_oracle.py` (resnetc's venv python) writes them to `target/import/` (or
+//! `RESNETC_IMPORT_DIR`) on first use, reused afterwards: torchvision's resnet18 and
+//! resnet50 and timm's resnet18d (random weights, randomized BN statistics) saved with
+//! `torch.save(model.state_dict())`, inside a training script's `{"state_dict": ...}`
+//! with DataParallel's `module.` prefixes and an optimizer, and as `torch.save(model)`;
+//! Keras's `ResNet50(weights=None)` (torch backend) saved with `save_weights` and `save`.
+//! Each import must be bit-identical to the state_dict (through safetensors in Python),
+//! and `resnetc run --weights FILE` must give the library's logits within 1e-4 of the
+//! largest logit (at least 1, as tests/parity.rs does for timm). The hostile files
+//! (a pickle whose `__reduce__` calls `os.system`, an HDF5 file of the wrong dtype) are
+//! written by Python into a fresh folder at every run.
+//!
+//! Run: `cargo test -j2 --features torch --test import_parity -- --nocapture` (prints the
+//! differences and timings).
+#![cfg(feature = "torch")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+const TOLERANCE: f64 = 1e-4;
+
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn oracle_dir() -> PathBuf {
+    std::env::var_os("RESNETC_IMPORT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest().join("target/import"))
+}
+
+static GENERATE: Mutex<()> = Mutex::new(());
+
+/// The oracle's files of `name` (generated when missing): `dir/name.*`.
+fn oracle(name: &str) -> PathBuf {
+    let dir = oracle_dir();
+    let _lock = GENERATE.lock().unwrap_or_else(|e| e.into_inner());
+    if !dir.join(format!("{name}.io.safetensors")).exists() {
+        let started = Instant::now();
+        let status = Command::new(common::venv_python())
+            .arg(manifest().join("scripts/import_oracle.py"))
+            .arg(&dir)
+            .args(["--only", name])
+            .status()
+            .expect("resnetc's venv python runs (./scripts/setup.sh)");
+        assert!(
+            status.success(),
+            "scripts/import_oracle.py failed for {name}"
+        );
+        eprintln!(
+            "{name}: oracle files written in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    dir.join(name)
+}
+
+fn with_ext(base: &Path, ext: &str) -> String {
+    format!("{}.{ext}", base.display())
+}
+
+struct Outcome {
+    code: Option<i32>,
+    stderr: String,
+}
+
+fn resnetc(args: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(args)
+        .output()
+        .expect("the resnetc binary runs");
+    Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "resnetc-import-parity-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A safetensors file's tensors by name: (dtype, shape, bytes).
+fn tensors(path: &Path) -> BTreeMap<String, (String, Vec<u64>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .into_iter()
+        .filter(|(k, _)| k != "__metadata__")
+        .map(|(k, v)| {
+            let (b, e) = (
+                v["data_offsets"][0].as_u64().unwrap() as usize,
+                v["data_offsets"][1].as_u64().unwrap() as usize,
+            );
+            let shape = v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            (
+                k,
+                (
+                    v["dtype"].as_str().unwrap().to_string(),
+                    shape,
+                    data[b..e].to_vec(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Imports `file` for `spec` and requires every tensor to equal the reference's, bit
+/// for bit, dtype and shape included.
+fn import_bit_identical(file: &str, spec: &str, reference: &str, dir: &Path) {
+    let out = dir.join("imported.safetensors");
+    let started = Instant::now();
+    let o = resnetc(&["import", file, "--spec", spec, "-o", out.to_str().unwrap()]);
+    assert_eq!(o.code, Some(0), "import {file}: {}", o.stderr);
+    let seconds = started.elapsed().as_secs_f64();
+    let (got, want) = (tensors(&out), tensors(Path::new(reference)));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{file}: keys"
+    );
+    let mut bytes = 0;
+    for (k, w) in &want {
+        assert!(got[k] == *w, "{file}: `{k}` is not bit-identical");
+        bytes += w.2.len();
+    }
+    eprintln!(
+        "{}: {} tensors ({bytes} bytes) bit-identical, imported in {seconds:.2} s",
+        Path::new(file).file_name().unwrap().to_string_lossy(),
+        want.len()
+    );
+    let _ = std::fs::remove_file(out);
+}
+
+/// `resnetc run` with `--weights weights` on the oracle's input; the largest difference
+/// from its logits, and the tolerance (1e-4 of the largest |logit|, at least 1e-4).
+fn run_against(spec: &str, weights: &str, io: &str, dir: &Path) -> (f64, f64) {
+    let y = dir.join("y.safetensors");
+    // `run` reads a file of one tensor: the oracle's input alone.
+    let x = dir.join("x.safetensors");
+    let tensors = resnetc::runtime::weights::read_tensors(io).unwrap();
+    let input = &tensors.iter().find(|(n, _)| n == "input").unwrap().1;
+    tch::Tensor::write_safetensors(&[("input", input)], &x).unwrap();
+    let o = resnetc(&[
+        "run",
+        spec,
+        "--weights",
+        weights,
+        "--input",
+        x.to_str().unwrap(),
+        "-o",
+        y.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(o.code, Some(0), "run --weights {weights}: {}", o.stderr);
+    let io = resnetc::runtime::weights::read_tensors(io).unwrap();
+    let reference = io
+        .iter()
+        .find(|(n, _)| n == "logits")
+        .unwrap()
+        .1
+        .shallow_clone();
+    let out = resnetc::runtime::weights::read_tensors(y.to_str().unwrap()).unwrap();
+    let logits = out
+        .iter()
+        .find(|(n, _)| n == "logits")
+        .unwrap()
+        .1
+        .shallow_clone();
+    let d = (logits.to_kind(tch::Kind::Double) - reference.to_kind(tch::Kind::Double))
+        .abs()
+        .max()
+        .double_value(&[]);
+    let scale = reference.abs().max().double_value(&[]).max(1.0);
+    let _ = std::fs::remove_file(y);
+    (d, TOLERANCE * scale)
+}
+
+#[test]
+fn torchvision_and_timm_checkpoints_import_bit_identical_and_run_like_pytorch() {
+    let dir = scratch("torch");
+    for (name, spec) in [
+        ("resnet18", "specs/resnet18.yaml"),
+        ("resnet50", "specs/resnet50.yaml"),
+        ("timm-resnet18d", "specs/timm/resnet18d.yaml"),
+    ] {
+        let base = oracle(name);
+        let spec = manifest().join(spec).display().to_string();
+        let reference = with_ext(&base, "ref.safetensors");
+        import_bit_identical(&with_ext(&base, "pth"), &spec, &reference, &dir);
+        let wrapped = with_ext(&base, "wrapped.pth");
+        if Path::new(&wrapped).exists() {
+            import_bit_identical(&wrapped, &spec, &reference, &dir);
+        }
+        let io = with_ext(&base, "io.safetensors");
+        for weights in [with_ext(&base, "pth"), reference] {
+            let (d, tol) = run_against(&spec, &weights, &io, &dir);
+            eprintln!(
+                "{name}: run --weights {} max abs diff from PyTorch {d:.2e} (tolerance {tol:.1e})",
+                Path::new(&weights).file_name().unwrap().to_string_lossy()
+            );
+            assert!(d <= tol, "{name} with {weights}: {d:e} > {tol:e}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_whole_pickled_model_is_refused_with_the_way_to_save_its_state_dict() {
+    let base = oracle("resnet18");
+    let dir = scratch("model");
+    let file = with_ext(&base, "model.pth");
+    let spec = manifest().join("specs/resnet18.yaml").display().to_string();
+    let o = resnetc(&[
+        "import",
+        &file,
+        "--spec",
+        &spec,
+        "-o",
+        dir.join("w.safetensors").to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    for w in [
+        file.as_str(),
+        "`torchvision.models.resnet.ResNet`",
+        "torch.save(model)",
+        "model.state_dict()",
+    ] {
+        assert!(o.stderr.contains(w), "lacks `{w}`:\n{}", o.stderr);
+    }
+    assert!(!dir.join("w.safetensors").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn keras_resnet50_weights_run_like_keras() {
+    let base = oracle("keras-ResNet50");
+    let dir = scratch("keras");
+    let spec = manifest()
+        .join("specs/keras/ResNet50.yaml")
+        .display()
+        .to_string();
+    let io = with_ext(&base, "io.safetensors");
+    let out = dir.join("k.safetensors");
+    let o = resnetc(&[
+        "import",
+        &with_ext(&base, "weights.h5"),
+        "--spec",
+        &spec,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stderr.contains("imported 320 tensors"), "{}", o.stderr);
+    for weights in [
+        with_ext(&base, "weights.h5"),
+        with_ext(&base, "keras"),
+        out.display().to_string(),
+    ] {
+        let started = Instant::now();
+        let (d, tol) = run_against(&spec, &weights, &io, &dir);
+        eprintln!(
+            "keras ResNet50: run --weights {} max abs diff from model.predict {d:.2e} (tolerance {tol:.1e}), {:.1} s",
+            Path::new(&weights).file_name().unwrap().to_string_lossy(),
+            started.elapsed().as_secs_f64()
+        );
+        assert!(d <= tol, "{weights}: {d:e} > {tol:e}");
+    }
+    // The .keras file records BN's epsilon: a spec with another one is refused.
+    let other = dir.join("eps.yaml");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("eps: 1.001e-5", "eps: 1.0e-3");
+    std::fs::write(&other, text).unwrap();
+    let keras = with_ext(&base, "keras");
+    let o = resnetc(&[
+        "import",
+        &keras,
+        "--spec",
+        other.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("epsilon differs") && o.stderr.contains("conv1_bn 1.001e-5"),
+        "{}",
+        o.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Python writes a checkpoint whose pickle would run `os.system("touch MARKER")` when
+/// loaded with pickle, and a Keras weights file whose kernel is int32: both refused with
+/// the file named, exit status 3, nothing run.
+#[test]
+fn python_made_hostile_files_are_refused_and_nothing_runs() {
+    let dir = scratch("hostile");
+    let marker = dir.join("marker");
+    let status = Command::new(common::venv_python())
+        .arg(manifest().join("scripts/import_oracle.py"))
+        .arg("--hostile")
+        .arg(&dir)
+        .arg(&marker)
+        .status()
+        .expect("resnetc's venv python runs");
+    assert!(status.success());
+    assert!(!marker.exists(), "saving ran the payload");
+    let evil = dir.join("evil.pth").display().to_string();
+    let out = dir.join("w.safetensors");
+    let spec = manifest().join("specs/resnet18.yaml").display().to_string();
+    let x = dir.join("x.safetensors");
+    tch::Tensor::write_safetensors(
+        &[(
+            "x",
+            tch::Tensor::zeros([1, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu)),
+        )],
+        &x,
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "import",
+            &evil,
+            "--spec",
+            &spec,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        vec![
+            "run",
+            &spec,
+            "--weights",
+            &evil,
+            "--input",
+            x.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+    ] {
+        let o = resnetc(&args);
+        assert_eq!(o.code, Some(3), "{}", o.stderr);
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+        for w in [
+            evil.as_str(),
+            "`posix.system`",
+            "refused before anything was run",
+        ] {
+            assert!(o.stderr.contains(w), "lacks `{w}`:\n{}", o.stderr);
+        }
+        assert!(!marker.exists(), "resnetc ran the payload");
+        assert!(!out.exists());
+    }
+    let h5 = dir.join("wrong-dtype.weights.h5").display().to_string();
+    let keras = manifest()
+        .join("specs/keras/ResNet50.yaml")
+        .display()
+        .to_string();
+    let o = resnetc(&["import", &h5, "--spec", &keras, "-o", out.to_str().unwrap()]);
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    for w in [
+        h5.as_str(),
+        "conv1.weight: network [64, 3, 7, 7] f32, file [64, 3, 7, 7] i32",
+    ] {
+        assert!(o.stderr.contains(w), "lacks `{w}`:\n{}", o.stderr);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
