@@ -17,10 +17,11 @@ really uses the running statistics):
   0.3): `<name>.weights.h5` (`save_weights`), `<name>.keras` (`save`), `<name>.io.safetensors` =
   `input` in NCHW and `logits` = `model.predict` of the same input in NHWC.
 
-`--hostile DIR MARKER` instead writes two small hostile files into DIR: `evil.pth`, a
+`--hostile DIR MARKER` instead writes small files into DIR: `evil.pth`, a
 `torch.save` of a dict whose value's `__reduce__` returns `(os.system, ("touch MARKER",))`
 (saving does not call it; loading it with Python's pickle would), and `wrong-dtype.weights.h5`,
-a Keras-style weights file whose `conv1_conv` kernel is int32.
+a Keras-style weights file whose `conv1_conv` kernel is int32, and `seed.weights.h5`, a small
+valid one for the test's mutations.
 
 Usage: python scripts/import_oracle.py OUT_DIR [--only NAME ...]
        python scripts/import_oracle.py --hostile DIR MARKER
@@ -159,6 +160,17 @@ def hostile(out, marker):
         v.attrs["name"] = "conv1_conv"
         v["0"] = np.zeros((7, 7, 3, 64), dtype="int32")
         v["1"] = np.zeros((64,), dtype="float32")
+    # A small valid file, the seed of tests/import_parity.rs's mutants: conv1_conv's bias
+    # and conv1_bn's four vectors fit the Keras ResNet50 spec, the 1x1x1x1 kernel does not.
+    with h5py.File(os.path.join(out, "seed.weights.h5"), "w") as f:
+        v = f.create_group("layers/conv2d/vars")
+        v.attrs["name"] = "conv1_conv"
+        v["0"] = np.ones((1, 1, 1, 1), dtype="float32")
+        v["1"] = np.ones((64,), dtype="float32")
+        b = f.create_group("layers/batch_normalization/vars")
+        b.attrs["name"] = "conv1_bn"
+        for i in range(4):
+            b[str(i)] = np.ones((64,), dtype="float32")
 
 
 def main():

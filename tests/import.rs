@@ -662,6 +662,63 @@ fn hostile_archives_are_refused_before_their_data_is_read() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Every truncation, and every byte of a small archive set to 0x00, 0x01, 0x7f and 0xff,
+/// is imported or refused, never a panic (the zip reader, the unpickler, the checks).
+#[test]
+fn mutated_archives_never_panic() {
+    use resnetc::import::{self, LoadMode, TensorSource};
+    let dir = scratch("mutants");
+    let tensors: Vec<Saved> = tiny_state_dict().into_iter().take(3).collect();
+    let good = dir.join("good.pth");
+    archive(
+        &good,
+        &Pickle::new().state_dict(&tensors, "").stop(),
+        &tensors,
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    let file =
+        resnetc::span::SourceFile::new("tiny.resnet", TINY.to_string(), resnetc::span::Syntax::Dsl);
+    let compiled = resnetc::compile(&file).unwrap();
+    let expected = import::expected(&compiled.network);
+    let try_one = |m: &[u8]| {
+        let result = std::panic::catch_unwind(|| {
+            let cursor = std::io::Cursor::new(m.to_vec());
+            let Ok(mut source) = import::torch::TorchCheckpoint::open(cursor, m.len() as u64)
+            else {
+                return 0;
+            };
+            if import::normalize(&mut source, None).is_err() {
+                return 0;
+            }
+            let Ok((_, take)) = import::plan(&source, &expected, LoadMode::Partial) else {
+                return 0;
+            };
+            take.iter().filter(|&&i| source.read(i).is_ok()).count()
+        });
+        result.unwrap_or_else(|_| panic!("panic on a mutant of {} bytes", m.len()))
+    };
+    assert_eq!(try_one(&bytes), 3);
+    let started = Instant::now();
+    let mut runs = 0;
+    for cut in 0..bytes.len() {
+        try_one(&bytes[..cut]);
+        runs += 1;
+    }
+    for i in 0..bytes.len() {
+        for b in [0x00, 0x01, 0x7f, 0xff] {
+            let mut m = bytes.clone();
+            m[i] = b;
+            try_one(&m);
+            runs += 1;
+        }
+    }
+    eprintln!(
+        "{runs} mutants of a {}-byte archive in {:.1} s",
+        bytes.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// The runtime takes a checkpoint as `--weights` directly, and `train --init-from`
 /// starts from one.
 #[cfg(feature = "torch")]

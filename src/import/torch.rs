@@ -9,8 +9,7 @@
 //! the caller accepts. The legacy format (`_use_new_zipfile_serialization=False`) has
 //! no well-kept reader in Rust and is refused with the way to re-save the file.
 
-use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -24,9 +23,9 @@ pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
 /// file holds a dict without tensors.
 pub const WRAPPER_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "model"];
 
-/// An opened `torch.save` archive.
-pub struct TorchCheckpoint {
-    archive: zip::ZipArchive<File>,
+/// An opened `torch.save` archive (a file, or bytes in memory).
+pub struct TorchCheckpoint<R: Read + Seek = std::fs::File> {
+    archive: zip::ZipArchive<R>,
     /// `<name>/`, the folder of data.pkl in the archive.
     prefix: String,
     tensors: Vec<SourceTensor>,
@@ -35,9 +34,9 @@ pub struct TorchCheckpoint {
     notes: Vec<String>,
 }
 
-impl TorchCheckpoint {
-    /// Opens `file` (already known to start with a zip signature); `len` is its size.
-    pub fn open(file: File, len: u64) -> Result<TorchCheckpoint, ImportError> {
+impl<R: Read + Seek> TorchCheckpoint<R> {
+    /// Opens the archive in `file`; `len` is its size.
+    pub fn open(file: R, len: u64) -> Result<TorchCheckpoint<R>, ImportError> {
         let mut archive = zip::ZipArchive::new(file).map_err(|e| {
             ImportError::Format(format!(
                 "not a readable zip archive ({e}): a PyTorch checkpoint (torch.save) cut short or damaged?"
@@ -177,7 +176,7 @@ impl TorchCheckpoint {
     }
 }
 
-impl TensorSource for TorchCheckpoint {
+impl<R: Read + Seek> TensorSource for TorchCheckpoint<R> {
     fn describe(&self) -> String {
         "PyTorch checkpoint (torch.save archive)".into()
     }
@@ -236,8 +235,8 @@ impl TensorSource for TorchCheckpoint {
 }
 
 /// Reads a stored entry of at most `max` bytes (and at most `len`, the archive's size).
-fn read_entry(
-    archive: &mut zip::ZipArchive<File>,
+fn read_entry<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
     name: &str,
     max: u64,
     len: u64,
