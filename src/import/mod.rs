@@ -233,7 +233,7 @@ pub fn open(path: &Path, compiled: &Compiled) -> Result<Box<dyn TensorSource>, I
                 )));
             }
             let bytes = crate::files::read_bounded(path, MAX_HDF5_BYTES)?;
-            let mut k = keras::KerasWeights::from_bytes(bytes, &compiled.network, "Keras weights file (HDF5)")?;
+            let mut k = keras::KerasWeights::from_bytes(bytes, &compiled.network, "Keras weights, HDF5")?;
             k.note(format!(
                 "a .weights.h5 file does not record BN epsilon: the spec's {:e} is used (Keras Applications use 1.001e-5)",
                 compiled.model.batch_norm.eps
@@ -306,7 +306,7 @@ fn open_keras_archive(
         )));
     }
     let mut k =
-        keras::KerasWeights::from_bytes(h5, &compiled.network, "Keras model (.keras archive)")?;
+        keras::KerasWeights::from_bytes(h5, &compiled.network, "Keras model, .keras archive")?;
     k.note(format!(
         "BN epsilon {spec_eps:e} checked against the model's config.json"
     ));

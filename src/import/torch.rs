@@ -178,7 +178,7 @@ impl<R: Read + Seek> TorchCheckpoint<R> {
 
 impl<R: Read + Seek> TensorSource for TorchCheckpoint<R> {
     fn describe(&self) -> String {
-        "PyTorch checkpoint (torch.save archive)".into()
+        "PyTorch checkpoint, torch.save archive".into()
     }
 
     fn tensors(&self) -> &[SourceTensor] {
