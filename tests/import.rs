@@ -11,6 +11,8 @@
 //! the `torch` feature; `tests/import_parity.rs` checks real torchvision, timm and Keras
 //! files against PyTorch and Keras.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -214,6 +216,15 @@ fn archive(path: &Path, pickle: &[u8], tensors: &[Saved]) {
     zip.finish().unwrap();
 }
 
+/// `torch.save(state_dict)` of `tensors`, their keys prefixed with `prefix`.
+fn save_state_dict(path: &Path, tensors: &[Saved], prefix: &str) {
+    archive(
+        path,
+        &Pickle::new().state_dict(tensors, prefix).stop(),
+        tensors,
+    );
+}
+
 /// The tiny spec's state_dict with deterministic values (num_batches_tracked as i64 0-d).
 fn tiny_state_dict() -> Vec<Saved> {
     let file =
@@ -247,41 +258,6 @@ fn tiny(dir: &Path) -> String {
     p.display().to_string()
 }
 
-/// A safetensors file's tensors: name -> (dtype, shape, bytes).
-fn read_safetensors(
-    path: &Path,
-) -> std::collections::BTreeMap<String, (String, Vec<u64>, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let data = &bytes[8 + n..];
-    header
-        .into_iter()
-        .filter(|(k, _)| k != "__metadata__")
-        .map(|(k, v)| {
-            let [b, e] = [
-                v["data_offsets"][0].as_u64().unwrap() as usize,
-                v["data_offsets"][1].as_u64().unwrap() as usize,
-            ];
-            let shape = v["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
-            (
-                k,
-                (
-                    v["dtype"].as_str().unwrap().to_string(),
-                    shape,
-                    data[b..e].to_vec(),
-                ),
-            )
-        })
-        .collect()
-}
-
 fn import(file: &str, spec: &str, out: &Path, extra: &[&str]) -> Outcome {
     let out = out.display().to_string();
     let mut args = vec!["import", file, "--spec", spec, "-o", &out];
@@ -295,11 +271,7 @@ fn state_dicts_import_bit_identical_with_wrappers_prefixes_and_views() {
     let spec = tiny(&dir);
     let tensors = tiny_state_dict();
     let plain = dir.join("plain.pth");
-    archive(
-        &plain,
-        &Pickle::new().state_dict(&tensors, "").stop(),
-        &tensors,
-    );
+    save_state_dict(&plain, &tensors, "");
     // {"state_dict": {"module." + key: ...}, "epoch": 3}, as a DataParallel training script saves it.
     let mut p = Pickle::new();
     p.op(b"}(")
@@ -314,7 +286,7 @@ fn state_dicts_import_bit_identical_with_wrappers_prefixes_and_views() {
         let out = dir.join("w.safetensors");
         let o = import(&file.display().to_string(), &spec, &out, &[]);
         assert_eq!(o.code, Some(0), "{}", o.stderr);
-        let got = read_safetensors(&out);
+        let got = common::safetensors_entries(&out);
         assert_eq!(got.len(), tensors.len());
         for t in &tensors {
             let (dtype, shape, bytes) = &got[&t.name];
@@ -350,13 +322,13 @@ fn state_dicts_import_bit_identical_with_wrappers_prefixes_and_views() {
     fc.stride = vec![1, 3];
     let fc_bytes = fc.bytes.clone();
     let v = dir.join("view.pth");
-    archive(&v, &Pickle::new().state_dict(&viewed, "").stop(), &viewed);
+    save_state_dict(&v, &viewed, "");
     let out = dir.join("v.safetensors");
     assert_eq!(
         import(&v.display().to_string(), &spec, &out, &[]).code,
         Some(0)
     );
-    let got = &read_safetensors(&out)["fc.weight"].2;
+    let got = &common::safetensors_entries(&out)["fc.weight"].2;
     let f = |b: &[u8], i: usize| f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
     for r in 0..3 {
         for c in 0..4 {
@@ -373,7 +345,7 @@ fn state_dicts_import_bit_identical_with_wrappers_prefixes_and_views() {
         &["--dtype", "f16"],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let got = read_safetensors(&out);
+    let got = common::safetensors_entries(&out);
     assert_eq!(got["conv1.weight"].0, "F16");
     assert_eq!(got["conv1.weight"].2.len(), 4 * 3 * 3 * 3 * 2);
     assert_eq!(got["bn1.num_batches_tracked"].0, "I64");
@@ -391,11 +363,7 @@ fn strict_import_lists_every_problem_and_partial_writes_what_fits() {
     tensors[fc] = Saved::f32("fc.weight", 900, &[10, 4], 1);
     tensors.push(Saved::f32("head.extra", 901, &[2], 2));
     let file = dir.join("other.pth");
-    archive(
-        &file,
-        &Pickle::new().state_dict(&tensors, "").stop(),
-        &tensors,
-    );
+    save_state_dict(&file, &tensors, "");
     let shown = file.display().to_string();
     let out = dir.join("w.safetensors");
     let o = import(&shown, &spec, &out, &[]);
@@ -415,7 +383,7 @@ fn strict_import_lists_every_problem_and_partial_writes_what_fits() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(o.stderr.contains("warning: importing"), "{}", o.stderr);
     assert_eq!(
-        read_safetensors(&out).len(),
+        common::safetensors_entries(&out).len(),
         n - 1,
         "all but the mis-shaped fc.weight"
     );
@@ -429,11 +397,7 @@ fn strict_import_lists_every_problem_and_partial_writes_what_fits() {
         })
         .collect();
     let file = dir.join("renamed.pth");
-    archive(
-        &file,
-        &Pickle::new().state_dict(&renamed, "backbone.").stop(),
-        &renamed,
-    );
+    save_state_dict(&file, &renamed, "backbone.");
     let map = dir.join("map.txt");
     std::fs::write(
         &map,
@@ -468,7 +432,7 @@ fn strict_import_lists_every_problem_and_partial_writes_what_fits() {
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(
-        read_safetensors(&out)["fc.bias"].2,
+        common::safetensors_entries(&out)["fc.bias"].2,
         renamed
             .iter()
             .find(|t| t.name == "classifier.bias")
@@ -539,11 +503,7 @@ fn hostile_archives_are_refused_before_their_data_is_read() {
     let spec = tiny(&dir);
     let tensors = tiny_state_dict();
     let good = dir.join("good.pth");
-    archive(
-        &good,
-        &Pickle::new().state_dict(&tensors, "").stop(),
-        &tensors,
-    );
+    save_state_dict(&good, &tensors, "");
     let out = dir.join("w.safetensors");
     let check = |name: &str, words: &[&str]| {
         let p = dir.join(name).display().to_string();
@@ -566,11 +526,7 @@ fn hostile_archives_are_refused_before_their_data_is_read() {
     // A storage whose entry is shorter than its declared elements.
     let mut short = tensors.clone();
     short[0].bytes.truncate(100);
-    archive(
-        &dir.join("short.pth"),
-        &Pickle::new().state_dict(&short, "").stop(),
-        &short,
-    );
+    save_state_dict(&dir.join("short.pth"), &short, "");
     check(
         "short.pth",
         &[
@@ -583,11 +539,7 @@ fn hostile_archives_are_refused_before_their_data_is_read() {
     let mut beyond = tensors.clone();
     beyond[0].shape = vec![4, 3, 3, 4];
     beyond[0].stride = vec![36, 12, 4, 1];
-    archive(
-        &dir.join("beyond.pth"),
-        &Pickle::new().state_dict(&beyond, "").stop(),
-        &beyond,
-    );
+    save_state_dict(&dir.join("beyond.pth"), &beyond, "");
     check(
         "beyond.pth",
         &[
@@ -600,21 +552,13 @@ fn hostile_archives_are_refused_before_their_data_is_read() {
     let mut huge = tensors.clone();
     huge[0].shape = vec![1_000_000, 1_000_000];
     huge[0].stride = vec![1_000_000, 1];
-    archive(
-        &dir.join("huge-shape.pth"),
-        &Pickle::new().state_dict(&huge, "").stop(),
-        &huge,
-    );
+    save_state_dict(&dir.join("huge-shape.pth"), &huge, "");
     check(
         "huge-shape.pth",
         &["1000000000000 elements", "reaches beyond its storage"],
     );
     huge[0].numel = 1_000_000_000_000;
-    archive(
-        &dir.join("huge-storage.pth"),
-        &Pickle::new().state_dict(&huge, "").stop(),
-        &huge,
-    );
+    save_state_dict(&dir.join("huge-storage.pth"), &huge, "");
     check(
         "huge-storage.pth",
         &[
@@ -670,11 +614,7 @@ fn mutated_archives_never_panic() {
     let dir = scratch("mutants");
     let tensors: Vec<Saved> = tiny_state_dict().into_iter().take(3).collect();
     let good = dir.join("good.pth");
-    archive(
-        &good,
-        &Pickle::new().state_dict(&tensors, "").stop(),
-        &tensors,
-    );
+    save_state_dict(&good, &tensors, "");
     let bytes = std::fs::read(&good).unwrap();
     let file =
         resnetc::span::SourceFile::new("tiny.resnet", TINY.to_string(), resnetc::span::Syntax::Dsl);
@@ -731,11 +671,7 @@ mod runtime {
         let spec = tiny(&dir);
         let tensors = tiny_state_dict();
         let pth = dir.join("w.pth");
-        archive(
-            &pth,
-            &Pickle::new().state_dict(&tensors, "module.").stop(),
-            &tensors,
-        );
+        save_state_dict(&pth, &tensors, "module.");
         let sf = dir.join("w.safetensors");
         assert_eq!(
             import(&pth.display().to_string(), &spec, &sf, &[]).code,
@@ -858,11 +794,7 @@ mod runtime {
             .map(|(i, e)| Saved::f32(&e.name, i, &e.shape, i as u32))
             .collect();
         let pth = dir.join("init.pth");
-        archive(
-            &pth,
-            &Pickle::new().state_dict(&tensors, "").stop(),
-            &tensors,
-        );
+        save_state_dict(&pth, &tensors, "");
         let train = |out: &str, extra: &[&str]| {
             let out = dir.join(out).display().to_string();
             let mut args = vec![
@@ -902,7 +834,7 @@ mod runtime {
         let (o, out) = train("partial", &["--partial"]);
         assert_eq!(o.code, Some(0), "{}", o.stderr);
         assert!(o.stderr.contains("warning: loaded"), "{}", o.stderr);
-        let w = read_safetensors(&Path::new(&out).join("weights.safetensors"));
+        let w = common::safetensors_entries(&Path::new(&out).join("weights.safetensors"));
         for name in ["conv1.weight", "layer1.0.conv2.weight"] {
             let t = tensors.iter().find(|t| t.name == name).unwrap();
             assert_eq!(w[name].2, t.bytes, "{name} moved with lr 0");

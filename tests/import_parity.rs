@@ -18,7 +18,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -92,39 +91,6 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A safetensors file's tensors by name: (dtype, shape, bytes).
-fn tensors(path: &Path) -> BTreeMap<String, (String, Vec<u64>, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let data = &bytes[8 + n..];
-    header
-        .into_iter()
-        .filter(|(k, _)| k != "__metadata__")
-        .map(|(k, v)| {
-            let (b, e) = (
-                v["data_offsets"][0].as_u64().unwrap() as usize,
-                v["data_offsets"][1].as_u64().unwrap() as usize,
-            );
-            let shape = v["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
-            (
-                k,
-                (
-                    v["dtype"].as_str().unwrap().to_string(),
-                    shape,
-                    data[b..e].to_vec(),
-                ),
-            )
-        })
-        .collect()
-}
-
 /// Imports `file` for `spec` and requires every tensor to equal the reference's, bit
 /// for bit, dtype and shape included.
 fn import_bit_identical(file: &str, spec: &str, reference: &str, dir: &Path) {
@@ -133,7 +99,8 @@ fn import_bit_identical(file: &str, spec: &str, reference: &str, dir: &Path) {
     let o = resnetc(&["import", file, "--spec", spec, "-o", out.to_str().unwrap()]);
     assert_eq!(o.code, Some(0), "import {file}: {}", o.stderr);
     let seconds = started.elapsed().as_secs_f64();
-    let (got, want) = (tensors(&out), tensors(Path::new(reference)));
+    let got = common::safetensors_entries(&out);
+    let want = common::safetensors_entries(Path::new(reference));
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>(),

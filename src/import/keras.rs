@@ -30,7 +30,7 @@ use std::collections::HashMap;
 
 use hdf5_reader::{Datatype, Hdf5File};
 
-use super::{DType, ImportError, SourceTensor, TensorSource};
+use super::{DType, ImportError, Listing, SourceTensor, TensorSource};
 use crate::ir::{HeadPool, Norm};
 use crate::valid::{Layer, Network};
 
@@ -243,10 +243,9 @@ struct Variable {
 pub struct KerasWeights {
     file: Hdf5File,
     kind: &'static str,
-    tensors: Vec<SourceTensor>,
+    listing: Listing,
+    /// Where each tensor of the listing is, and how it becomes resnetc's.
     variables: Vec<Variable>,
-    extras: Vec<String>,
-    notes: Vec<String>,
 }
 
 fn hdf5_error(e: impl std::fmt::Display) -> ImportError {
@@ -279,10 +278,8 @@ impl KerasWeights {
         let mut out = KerasWeights {
             file,
             kind,
-            tensors: Vec::new(),
+            listing: Listing::default(),
             variables: Vec::new(),
-            extras: Vec::new(),
-            notes: Vec::new(),
         };
         let groups = layers.groups().map_err(hdf5_error)?;
         for g in groups {
@@ -296,7 +293,7 @@ impl KerasWeights {
                 .unwrap_or_else(|| g.name().to_string());
             if let Ok(nested) = g.group("layers") {
                 if !nested.groups().map_err(hdf5_error)?.is_empty() {
-                    out.extras.push(format!(
+                    out.listing.extras.push(format!(
                         "{keras_name} (a nested model, layers/{}/layers)",
                         g.name()
                     ));
@@ -334,7 +331,7 @@ impl KerasWeights {
                         Transform::Copy,
                     ),
                 };
-                out.tensors.push(SourceTensor {
+                out.listing.tensors.push(SourceTensor {
                     name,
                     dtype,
                     shape,
@@ -352,7 +349,7 @@ impl KerasWeights {
 
     /// Adds a note shown with the import's summary.
     pub fn note(&mut self, note: String) {
-        self.notes.push(note);
+        self.listing.notes.push(note);
     }
 }
 
@@ -394,24 +391,16 @@ impl TensorSource for KerasWeights {
         self.kind.to_string()
     }
 
-    fn tensors(&self) -> &[SourceTensor] {
-        &self.tensors
+    fn listing(&self) -> &Listing {
+        &self.listing
     }
 
-    fn extras(&self) -> &[String] {
-        &self.extras
-    }
-
-    fn notes(&self) -> &[String] {
-        &self.notes
-    }
-
-    fn rename(&mut self, index: usize, name: String) {
-        self.tensors[index].name = name;
+    fn listing_mut(&mut self) -> &mut Listing {
+        &mut self.listing
     }
 
     fn read(&mut self, index: usize) -> Result<Vec<u8>, ImportError> {
-        let t = &self.tensors[index];
+        let t = &self.listing.tensors[index];
         let v = &self.variables[index];
         let esize = t.dtype.size() as usize;
         let expected = t.numel().map(|n| n as usize * esize);

@@ -128,21 +128,46 @@ impl SourceTensor {
     }
 }
 
+/// What a [`TensorSource`] holds besides its data: its tensors, the entries that are
+/// not tensors, and notes on what opening did.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// The tensors, in the file's order.
+    pub tensors: Vec<SourceTensor>,
+    /// Entries that are not tensors, as `name (what it is)`: unexpected keys.
+    pub extras: Vec<String>,
+    /// What opening did to the file's structure (`took the state_dict under ...`).
+    pub notes: Vec<String>,
+}
+
 /// A weights file opened and checked, its tensors listed but not read.
 pub trait TensorSource {
-    /// What the file is, for messages (`PyTorch checkpoint (torch.save archive)`).
+    /// What the file is, for messages (`PyTorch checkpoint, torch.save archive`).
     fn describe(&self) -> String;
-    /// The tensors, in the file's order.
-    fn tensors(&self) -> &[SourceTensor];
-    /// Entries that are not tensors, as `name (what it is)`: unexpected keys.
-    fn extras(&self) -> &[String];
-    /// What opening did to the file's structure (`took the state_dict under ...`).
-    fn notes(&self) -> &[String];
-    /// Gives tensor `index` another name.
-    fn rename(&mut self, index: usize, name: String);
+    /// The tensors, extras and notes.
+    fn listing(&self) -> &Listing;
+    /// The same, to rename tensors.
+    fn listing_mut(&mut self) -> &mut Listing;
     /// Reads tensor `index`: its elements in row-major order, little-endian, in its
     /// dtype (`numel * size` bytes).
     fn read(&mut self, index: usize) -> Result<Vec<u8>, ImportError>;
+
+    /// The tensors, in the file's order.
+    fn tensors(&self) -> &[SourceTensor] {
+        &self.listing().tensors
+    }
+    /// Entries that are not tensors: unexpected keys.
+    fn extras(&self) -> &[String] {
+        &self.listing().extras
+    }
+    /// What opening did to the file's structure.
+    fn notes(&self) -> &[String] {
+        &self.listing().notes
+    }
+    /// Gives tensor `index` another name.
+    fn rename(&mut self, index: usize, name: String) {
+        self.listing_mut().tensors[index].name = name;
+    }
 }
 
 /// Why a weights file could not be imported. Messages name no file: the caller's
@@ -259,39 +284,8 @@ fn open_keras_archive(
 ) -> Result<keras::KerasWeights, ImportError> {
     let mut archive = zip::ZipArchive::new(file)
         .map_err(|e| ImportError::Format(format!("not a readable zip archive ({e})")))?;
-    let mut read = |name: &str, max: u64, stored_only: bool| -> Result<Vec<u8>, ImportError> {
-        let entry = archive
-            .by_name(name)
-            .map_err(|e| ImportError::Format(format!("a .keras archive without `{name}` ({e})")))?;
-        if stored_only && entry.compression() != zip::CompressionMethod::Stored {
-            return Err(ImportError::Format(format!(
-                "`{name}` is compressed ({}); Keras stores it uncompressed: save the model again with Keras",
-                entry.compression()
-            )));
-        }
-        let size = entry.size();
-        if size > max.min(len) {
-            return Err(ImportError::Format(format!(
-                "`{name}` holds {size} bytes, more than resnetc reads ({})",
-                crate::files::human(max.min(len))
-            )));
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        entry.take(size + 1).read_to_end(&mut bytes).map_err(|e| {
-            ImportError::Format(format!(
-                "cannot read `{name}` ({e}); is the file truncated?"
-            ))
-        })?;
-        if bytes.len() as u64 != size {
-            return Err(ImportError::Format(format!(
-                "`{name}` should hold {size} bytes, {} were read",
-                bytes.len()
-            )));
-        }
-        Ok(bytes)
-    };
-    let config = read("config.json", keras::MAX_CONFIG_BYTES, true)?;
-    let h5 = read("model.weights.h5", MAX_HDF5_BYTES, true)?;
+    let config = read_stored(&mut archive, "config.json", keras::MAX_CONFIG_BYTES, len)?;
+    let h5 = read_stored(&mut archive, "model.weights.h5", MAX_HDF5_BYTES, len)?;
     let spec_eps = compiled.model.batch_norm.eps;
     let wrong: Vec<String> = keras::bn_epsilons(&config)?
         .into_iter()
@@ -311,6 +305,46 @@ fn open_keras_archive(
         "BN epsilon {spec_eps:e} checked against the model's config.json"
     ));
     Ok(k)
+}
+
+/// Reads entry `name` of a zip archive of `len` bytes: stored without compression (as
+/// torch.save and Keras store every entry) and of at most `max` bytes, both checked
+/// before anything is allocated; the entry's CRC is checked as it is read.
+pub(crate) fn read_stored<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+    max: u64,
+    len: u64,
+) -> Result<Vec<u8>, ImportError> {
+    let entry = archive
+        .by_name(name)
+        .map_err(|e| ImportError::Format(format!("cannot open entry `{name}` ({e})")))?;
+    if entry.compression() != zip::CompressionMethod::Stored {
+        return Err(ImportError::Format(format!(
+            "entry `{name}` is compressed ({}); torch.save and Keras store their entries uncompressed",
+            entry.compression()
+        )));
+    }
+    let size = entry.size();
+    if size > max.min(len) {
+        return Err(ImportError::Format(format!(
+            "entry `{name}` holds {size} bytes, more than resnetc reads ({})",
+            crate::files::human(max.min(len))
+        )));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    entry.take(size + 1).read_to_end(&mut bytes).map_err(|e| {
+        ImportError::Format(format!(
+            "cannot read entry `{name}` ({e}); is the file truncated?"
+        ))
+    })?;
+    if bytes.len() as u64 != size {
+        return Err(ImportError::Format(format!(
+            "entry `{name}` should hold {size} bytes, {} were read",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Removes DataParallel's `module.` prefix (when every key has it) and applies a

@@ -380,6 +380,20 @@ impl<'a> Unpickler<'a> {
         Ok(Value::Str(Rc::from(s)))
     }
 
+    /// The memo key of a PUT or GET opcode (`MEMOIZE`: the memo's size).
+    fn memo_key(&mut self, op: u8) -> Result<u64, PickleError> {
+        Ok(match op {
+            b'p' | b'g' => {
+                let line = self.line()?;
+                line.parse()
+                    .map_err(|_| self.bad("a memo key that is not a number"))?
+            }
+            b'q' | b'h' => u64::from(self.u8()?),
+            b'r' | b'j' => u64::from(self.u32()?),
+            _ => self.memo.len() as u64,
+        })
+    }
+
     fn memo_put(&mut self, key: u64) -> Result<(), PickleError> {
         let v = self.top()?.clone();
         self.memo.insert(key, v);
@@ -587,39 +601,14 @@ impl<'a> Unpickler<'a> {
                     let d = self.top()?.clone();
                     self.set_items(&d, items)?;
                 }
-                b'p' => {
-                    let line = self.line()?;
-                    let key = line
-                        .parse()
-                        .map_err(|_| self.bad("a PUT key that is not a number"))?;
+                // PUT, BINPUT, LONG_BINPUT, MEMOIZE
+                b'p' | b'q' | b'r' | 0x94 => {
+                    let key = self.memo_key(op)?;
                     self.memo_put(key)?;
                 }
-                b'q' => {
-                    let key = u64::from(self.u8()?);
-                    self.memo_put(key)?;
-                }
-                b'r' => {
-                    let key = u64::from(self.u32()?);
-                    self.memo_put(key)?;
-                }
-                0x94 => {
-                    // MEMOIZE
-                    let key = self.memo.len() as u64;
-                    self.memo_put(key)?;
-                }
-                b'g' => {
-                    let line = self.line()?;
-                    let key = line
-                        .parse()
-                        .map_err(|_| self.bad("a GET key that is not a number"))?;
-                    self.memo_get(key)?;
-                }
-                b'h' => {
-                    let key = u64::from(self.u8()?);
-                    self.memo_get(key)?;
-                }
-                b'j' => {
-                    let key = u64::from(self.u32()?);
+                // GET, BINGET, LONG_BINGET
+                b'g' | b'h' | b'j' => {
+                    let key = self.memo_key(op)?;
                     self.memo_get(key)?;
                 }
                 b'c' => {

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::pickle::{self, Storage, TensorRef, Value};
-use super::{ImportError, SourceTensor, TensorSource};
+use super::{read_stored, ImportError, Listing, SourceTensor, TensorSource};
 
 /// The largest `data.pkl` read: a ResNet-152 state_dict's pickle is about 80 KB.
 pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
@@ -28,10 +28,9 @@ pub struct TorchCheckpoint<R: Read + Seek = std::fs::File> {
     archive: zip::ZipArchive<R>,
     /// `<name>/`, the folder of data.pkl in the archive.
     prefix: String,
-    tensors: Vec<SourceTensor>,
+    listing: Listing,
+    /// The view of each tensor of the listing.
     views: Vec<Rc<TensorRef>>,
-    extras: Vec<String>,
-    notes: Vec<String>,
 }
 
 impl<R: Read + Seek> TorchCheckpoint<R> {
@@ -66,7 +65,7 @@ impl<R: Read + Seek> TorchCheckpoint<R> {
             }
         };
         let prefix = pkl.trim_end_matches("data.pkl").to_string();
-        if let Ok(order) = read_entry(&mut archive, &format!("{prefix}byteorder"), 16, len) {
+        if let Ok(order) = read_stored(&mut archive, &format!("{prefix}byteorder"), 16, len) {
             if order != b"little" {
                 return Err(ImportError::Format(format!(
                     "the storages are {} (byteorder); resnetc reads little-endian checkpoints: re-save it on a little-endian machine",
@@ -74,7 +73,7 @@ impl<R: Read + Seek> TorchCheckpoint<R> {
                 )));
             }
         }
-        let bytes = read_entry(&mut archive, &pkl, MAX_PICKLE_BYTES, len)?;
+        let bytes = read_stored(&mut archive, &pkl, MAX_PICKLE_BYTES, len)?;
         let value = pickle::load(&bytes).map_err(|e| ImportError::Pickle {
             entry: pkl.clone(),
             source: e,
@@ -106,10 +105,12 @@ impl<R: Read + Seek> TorchCheckpoint<R> {
         let mut checkpoint = TorchCheckpoint {
             archive,
             prefix,
-            tensors,
+            listing: Listing {
+                tensors,
+                extras,
+                notes,
+            },
             views,
-            extras,
-            notes,
         };
         checkpoint.check(len)?;
         Ok(checkpoint)
@@ -117,7 +118,7 @@ impl<R: Read + Seek> TorchCheckpoint<R> {
 
     /// Every view fits its storage, and every storage's entry holds exactly its bytes.
     fn check(&mut self, len: u64) -> Result<(), ImportError> {
-        for (t, view) in self.tensors.iter().zip(&self.views) {
+        for (t, view) in self.listing.tensors.iter().zip(&self.views) {
             let s = &view.storage;
             let numel = view.numel().ok_or_else(|| {
                 ImportError::Format(format!(
@@ -181,20 +182,12 @@ impl<R: Read + Seek> TensorSource for TorchCheckpoint<R> {
         "PyTorch checkpoint, torch.save archive".into()
     }
 
-    fn tensors(&self) -> &[SourceTensor] {
-        &self.tensors
+    fn listing(&self) -> &Listing {
+        &self.listing
     }
 
-    fn extras(&self) -> &[String] {
-        &self.extras
-    }
-
-    fn notes(&self) -> &[String] {
-        &self.notes
-    }
-
-    fn rename(&mut self, index: usize, name: String) {
-        self.tensors[index].name = name;
+    fn listing_mut(&mut self) -> &mut Listing {
+        &mut self.listing
     }
 
     fn read(&mut self, index: usize) -> Result<Vec<u8>, ImportError> {
@@ -203,7 +196,7 @@ impl<R: Read + Seek> TensorSource for TorchCheckpoint<R> {
         let size = s.dtype.size();
         let name = format!("{}data/{}", self.prefix, s.key);
         // Checked at open: the entry holds exactly numel * size bytes.
-        let bytes = read_entry(&mut self.archive, &name, s.numel * size, u64::MAX)?;
+        let bytes = read_stored(&mut self.archive, &name, s.numel * size, u64::MAX)?;
         let numel = view.numel().expect("checked at open") as usize;
         let esize = size as usize;
         if view.is_contiguous() {
@@ -232,38 +225,6 @@ impl<R: Read + Seek> TensorSource for TorchCheckpoint<R> {
         }
         Ok(out)
     }
-}
-
-/// Reads a stored entry of at most `max` bytes (and at most `len`, the archive's size).
-fn read_entry<R: Read + Seek>(
-    archive: &mut zip::ZipArchive<R>,
-    name: &str,
-    max: u64,
-    len: u64,
-) -> Result<Vec<u8>, ImportError> {
-    let entry = archive
-        .by_name(name)
-        .map_err(|e| ImportError::Format(format!("cannot open entry `{name}` ({e})")))?;
-    let size = entry.size();
-    if size > max || size > len {
-        return Err(ImportError::Format(format!(
-            "entry `{name}` holds {size} bytes, more than resnetc reads ({})",
-            crate::files::human(max.min(len))
-        )));
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    entry.take(size + 1).read_to_end(&mut bytes).map_err(|e| {
-        ImportError::Format(format!(
-            "cannot read entry `{name}` ({e}); is the file truncated?"
-        ))
-    })?;
-    if bytes.len() as u64 != size {
-        return Err(ImportError::Format(format!(
-            "entry `{name}` should hold {size} bytes, {} were read",
-            bytes.len()
-        )));
-    }
-    Ok(bytes)
 }
 
 /// The dict of tensors in a checkpoint: the object itself, or the dict under one of
