@@ -839,15 +839,16 @@ mod tests {
         v
     }
 
-    #[test]
-    fn reads_an_ordered_dict_of_tensors() {
+    /// `OrderedDict(w=_rebuild_tensor_v2(FloatStorage '0' of 6, 0, (2, 3), (3, 1), False,
+    /// {}))` with a `_metadata` BUILD, as torch.save pickles a state_dict (a memo PUT
+    /// included).
+    fn state_dict_pickle() -> Vec<u8> {
         let mut p = vec![0x80, 2];
         p.extend(global("collections", "OrderedDict"));
         p.extend(b")R(");
         p.extend(unicode("w"));
         p.extend(global("torch._utils", "_rebuild_tensor_v2"));
-        p.push(b'(');
-        p.push(b'(');
+        p.extend(b"((");
         p.extend(unicode("storage"));
         p.extend(global("torch", "FloatStorage"));
         p.extend(unicode("0"));
@@ -856,9 +857,15 @@ mod tests {
         p.extend(b"K\x00"); // offset
         p.extend(b"K\x02K\x03\x86"); // size (2, 3)
         p.extend(b"K\x03K\x01\x86"); // stride (3, 1)
-        p.push(0x89);
-        p.extend(b"}tR"); // hooks {}, TUPLE, REDUCE
+        p.push(0x89); // requires_grad False
+        p.extend(b"}tRq\x01"); // hooks {}, TUPLE, REDUCE, BINPUT 1
         p.extend(b"u}b."); // SETITEMS, BUILD with {}, STOP
+        p
+    }
+
+    #[test]
+    fn reads_an_ordered_dict_of_tensors() {
+        let p = state_dict_pickle();
         let v = load(&p).unwrap();
         let Value::Dict(d) = &v else {
             panic!("not a dict")
@@ -929,17 +936,7 @@ mod tests {
     /// read or refused, never a panic.
     #[test]
     fn mutated_pickles_never_panic() {
-        let mut p = vec![0x80, 2];
-        p.extend(global("collections", "OrderedDict"));
-        p.extend(b")R(");
-        p.extend(unicode("w"));
-        p.extend(global("torch._utils", "_rebuild_tensor_v2"));
-        p.extend(b"((");
-        p.extend(unicode("storage"));
-        p.extend(global("torch", "FloatStorage"));
-        p.extend(unicode("0"));
-        p.extend(unicode("cpu"));
-        p.extend(b"K\x06tQK\x00K\x02K\x03\x86K\x03K\x01\x86\x89}tRq\x01u}b.");
+        let p = state_dict_pickle();
         assert!(load(&p).is_ok());
         for cut in 0..p.len() {
             let _ = load(&p[..cut]);
