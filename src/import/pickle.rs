@@ -957,12 +957,12 @@ mod tests {
     #[test]
     fn deep_nesting_does_not_overflow_the_stack() {
         let mut p = vec![0x80, 2, b']'];
-        p.extend(std::iter::repeat(0x85).take(2_000_000));
+        p.extend(std::iter::repeat_n(0x85, 2_000_000));
         p.push(b'.');
         assert!(matches!(load(&p), Ok(Value::Tuple(_))));
         let mut p = vec![0x80, 2];
-        p.extend(std::iter::repeat(b']').take(1_000_000));
-        p.extend(std::iter::repeat(b'a').take(999_999));
+        p.extend(std::iter::repeat_n(b']', 1_000_000));
+        p.extend(std::iter::repeat_n(b'a', 999_999));
         p.push(b'.');
         assert!(matches!(load(&p), Ok(Value::List(_))));
     }
