@@ -616,6 +616,7 @@ fn mutated_archives_never_panic() {
     let good = dir.join("good.pth");
     save_state_dict(&good, &tensors, "");
     let bytes = std::fs::read(&good).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     let file =
         resnetc::span::SourceFile::new("tiny.resnet", TINY.to_string(), resnetc::span::Syntax::Dsl);
     let compiled = resnetc::compile(&file).unwrap();
