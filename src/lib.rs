@@ -12,6 +12,8 @@
 //!   produces a [`valid::Network`]: every layer with its torchvision name, shapes,
 //!   parameters and MACs.
 //! - [`back`] prints tables, JSON, Graphviz and specs in either syntax.
+//! - [`import`] reads PyTorch checkpoints (without running their pickle) and Keras weights,
+//!   checked against a network (`resnetc import`, the runtime's `--weights`).
 //!
 //! ```
 //! let spec = resnetc::span::SourceFile::new(
@@ -31,6 +33,7 @@ pub mod files;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod import;
 pub mod ir;
 pub mod lower;
 pub mod output;

@@ -36,8 +36,9 @@ pub struct Args {
     /// Override the spec's input size, as CxHxW.
     #[arg(long, value_name = "CxHxW", value_parser = super::parse_shape)]
     input: Option<Shape>,
-    /// Weights to load (default: the spec's random initialization).
-    #[arg(long, value_name = "W.safetensors")]
+    /// Weights to load (default: the spec's random initialization): safetensors, a PyTorch
+    /// checkpoint or Keras 3 weights, as `run` takes them.
+    #[arg(long, value_name = "FILE")]
     weights: Option<String>,
     /// Intra-op threads (default: libtorch's, one per core).
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]

@@ -14,8 +14,9 @@ pub struct Args {
     /// Spec file (.yaml, .yml or .resnet).
     #[arg(value_name = "SPEC")]
     spec: String,
-    /// Weights (safetensors with torchvision names: `resnetc train`'s weights.safetensors
-    /// or checkpoint.safetensors, or a PyTorch state_dict saved with safetensors).
+    /// Weights: safetensors with torchvision names (`resnetc train`'s weights.safetensors
+    /// or checkpoint.safetensors, a state_dict saved with safetensors), a PyTorch
+    /// checkpoint (.pth/.pt/.bin) or Keras 3 weights (.weights.h5, .keras).
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
     /// Data set: fashion-mnist, mnist or an image folder (its test part).
@@ -57,8 +58,17 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let vs = tch::nn::VarStore::new(device);
     let net = crate::runtime::ResNet::new(&vs.root(), &compiled)
         .map_err(|e| CliError::other(format!("cannot build `{}`", args.spec), e))?;
-    train::checkpoint::load_weights(&args.weights, &vs)
-        .map_err(|e| CliError::other(format!("cannot load weights for `{}`", args.spec), e))?;
+    let cannot = |e: Box<dyn std::error::Error + Send + Sync>| {
+        CliError::other(format!("cannot load weights for `{}`", args.spec), e)
+    };
+    if crate::runtime::weights::is_foreign(&args.weights) {
+        let path = args.weights.display().to_string();
+        let strict = crate::runtime::weights::LoadMode::Strict;
+        crate::runtime::weights::load_file(&vs, &path, strict, &compiled)
+            .map_err(|e| cannot(e.into()))?;
+    } else {
+        train::checkpoint::load_weights(&args.weights, &vs).map_err(|e| cannot(e.into()))?;
+    }
     let input = compiled.network.input;
     let prep = Prep {
         channels: input.c as usize,

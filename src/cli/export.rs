@@ -35,9 +35,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Format,
-    /// Weights: a safetensors file with torchvision's state_dict names, loaded strictly
-    /// (as `run` loads them). Without it, the spec's own initialization (`--seed`).
-    #[arg(long, value_name = "W.safetensors")]
+    /// Weights: safetensors with torchvision's state_dict names, a PyTorch checkpoint or
+    /// Keras 3 weights, loaded strictly (as `run` loads them). Without it, the spec's own
+    /// initialization (`--seed`).
+    #[arg(long, value_name = "FILE")]
     weights: Option<String>,
     /// Seed of the spec's initialization when no weights are given.
     #[arg(
@@ -79,7 +80,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let _net = ResNet::new(&vs.root(), &compiled)
         .map_err(|e| CliError::other("cannot build the network", e))?;
     if let Some(path) = &args.weights {
-        weights::load(&vs, path, LoadMode::Strict)
+        weights::load_file(&vs, path, LoadMode::Strict, &compiled)
             .map_err(|e| CliError::other(format!("cannot load weights `{path}`"), e))?;
     }
     let params = params(&vs)?;

@@ -14,6 +14,7 @@ mod eval;
 mod export;
 mod fmt;
 mod graph;
+mod import;
 #[cfg(feature = "torch")]
 mod predict;
 #[cfg(feature = "torch")]
@@ -57,6 +58,8 @@ enum Command {
     Graph(graph::Args),
     /// Print a spec converted to YAML or the DSL.
     Fmt(fmt::Args),
+    /// Check a PyTorch checkpoint or Keras weights file against a spec and write it as safetensors.
+    Import(import::Args),
     /// Write a Rust module (tch) or, with `--target pytorch`, a Python file (PyTorch) that builds the network (`--target torchrun`: with a training entry point).
     Build(build::Args),
     /// Run the forward pass on a tensor stored in a safetensors file (libtorch).
@@ -110,6 +113,7 @@ pub fn run() -> ExitCode {
         Command::Table(a) => table::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Fmt(a) => fmt::run(a),
+        Command::Import(a) => import::run(a),
         Command::Build(a) => build::run(a),
         #[cfg(feature = "torch")]
         Command::Run(a) => run::run(a),

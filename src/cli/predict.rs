@@ -14,8 +14,10 @@ pub struct Args {
     /// Spec file (.yaml, .yml or .resnet).
     #[arg(value_name = "SPEC")]
     spec: String,
-    /// Weights: a safetensors file with torchvision's state_dict names.
-    #[arg(long, value_name = "W.safetensors")]
+    /// Weights: safetensors with torchvision's state_dict names, a PyTorch checkpoint
+    /// (torch.save's .pth/.pt/.bin, read without running its pickle) or Keras 3 weights
+    /// (.weights.h5, .keras) for a Keras spec; checked against the spec.
+    #[arg(long, value_name = "FILE")]
     weights: String,
     /// Images (PNG, JPEG, BMP, TGA, GIF).
     #[arg(value_name = "IMAGE", required = true)]

@@ -17,8 +17,10 @@ pub struct Args {
     /// Spec file (.yaml, .yml or .resnet).
     #[arg(value_name = "SPEC")]
     spec: String,
-    /// Weights: a safetensors file with torchvision's state_dict names.
-    #[arg(long, value_name = "W.safetensors")]
+    /// Weights: safetensors with torchvision's state_dict names, a PyTorch checkpoint
+    /// (torch.save's .pth/.pt/.bin, read without running its pickle) or Keras 3 weights
+    /// (.weights.h5, .keras) for a Keras spec; checked against the spec.
+    #[arg(long, value_name = "FILE")]
     weights: String,
     /// Input: a safetensors file holding one float tensor [N, C, H, W].
     #[arg(long, value_name = "X.safetensors")]
@@ -125,9 +127,8 @@ impl PassArgs {
     }
 }
 
-/// Builds `compiled`'s network on `device` and loads `weights` (strict unless `partial`);
-/// prints what partial loading skipped. (The network keeps its variables alive; the
-/// store itself is not needed afterwards.)
+/// Builds `compiled`'s network on `device` and loads `weights` ([`load_weights`]).
+/// (The network keeps its variables alive; the store itself is not needed afterwards.)
 pub fn build_network(
     compiled: &Compiled,
     device: Device,
@@ -138,22 +139,34 @@ pub fn build_network(
     let net = ResNet::new(&vs.root(), compiled)
         .map_err(|e| CliError::other("cannot build the network", e))?;
     if let Some(path) = weights {
-        let mode = if partial {
-            LoadMode::Partial
-        } else {
-            LoadMode::Strict
-        };
-        let report = weights::load(&vs, path, mode)
-            .map_err(|e| CliError::other(format!("cannot load weights `{path}`"), e))?;
-        if !report.is_exact() {
-            say!(
-                "warning: loaded {} of {} variables from `{path}`; skipped:\n{report}",
-                report.loaded.len(),
-                vs.variables().len()
-            );
-        }
+        load_weights(&vs, compiled, path, partial)?;
     }
     Ok(net)
+}
+
+/// Loads a weights file of any format [`weights::load_file`] reads into `vs` (strict
+/// unless `partial`); prints what partial loading skipped.
+pub fn load_weights(
+    vs: &VarStore,
+    compiled: &Compiled,
+    path: &str,
+    partial: bool,
+) -> Result<(), CliError> {
+    let mode = if partial {
+        LoadMode::Partial
+    } else {
+        LoadMode::Strict
+    };
+    let report = weights::load_file(vs, path, mode, compiled)
+        .map_err(|e| CliError::other(format!("cannot load weights `{path}`"), e))?;
+    if !report.is_exact() {
+        say!(
+            "warning: loaded {} of {} variables from `{path}`; skipped:\n{report}",
+            report.loaded.len(),
+            vs.variables().len()
+        );
+    }
+    Ok(())
 }
 
 /// Compiles a spec (diagnostics to stderr); `None` means it had errors.

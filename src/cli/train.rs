@@ -59,6 +59,14 @@ pub struct Args {
     /// Continue the run in --out from its checkpoint (start one if there is none).
     #[arg(long)]
     resume: bool,
+    /// Start from these weights instead of the spec's initialization: safetensors, a
+    /// PyTorch checkpoint or Keras 3 weights, checked against the spec as `run` does.
+    #[arg(long, value_name = "FILE")]
+    init_from: Option<String>,
+    /// With --init-from: load the weights that match (all but a new head, say) and
+    /// report the rest, instead of failing.
+    #[arg(long, requires = "init_from")]
+    partial: bool,
     /// CPU threads of libtorch's operators (default: libtorch's choice, one per core). On a
     /// busy machine fewer threads, or OMP_WAIT_POLICY=passive, can be much faster.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -275,7 +283,18 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         normalize: stats.map(|(mean, std)| format!("dataset: mean {mean:?}, std {std:?}")),
     };
     let started = std::time::Instant::now();
-    let report = train::train_spec(compiled, Arc::new(train_set), Arc::new(test_set), &opts)
+    // --init-from: pretrained weights replace the spec's initialization.
+    let init = |vs: &tch::nn::VarStore| match &args.init_from {
+        Some(path) => super::run::load_weights(vs, compiled, path, args.partial).map_err(|e| {
+            train::TrainError::Init {
+                path: path.into(),
+                source: e.into(),
+            }
+        }),
+        None => Ok(()),
+    };
+    let (train_set, test_set) = (Arc::new(train_set), Arc::new(test_set));
+    let report = train::train_spec_from(compiled, train_set, test_set, &opts, init)
         .map_err(|e| CliError::other(format!("training `{}` failed", args.spec), e))?;
     if let Some(last) = report.history.last() {
         outln!(

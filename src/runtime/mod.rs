@@ -3,7 +3,8 @@
 //! - [`ResNet`] builds the network of a [`crate::Compiled`] spec on a `tch::nn::Path`,
 //!   with every variable named as in torchvision's `state_dict`
 //!   (`layer1.0.downsample.1.running_var`), and implements [`tch::nn::ModuleT`].
-//! - [`weights`] loads and saves safetensors files with those names (strict or partial).
+//! - [`weights`] loads and saves safetensors files with those names (strict or partial), and
+//!   loads PyTorch checkpoints and Keras weights through [`crate::import`].
 //! - [`device`] parses `--device cpu|cuda|cuda:N|auto` and `--dtype f32|f16|bf16`.
 //! - [`infer`] prepares a network for fast inference (BN folding, no-grad, memory format
 //!   chosen by measurement, oneDNN on CPU, cuDNN benchmark and bf16 on CUDA).

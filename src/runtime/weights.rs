@@ -3,108 +3,36 @@
 //! Files written by `safetensors.torch.save_file(model.state_dict(), ...)` load directly,
 //! BN running statistics included; files written by [`save`] load into torchvision with
 //! `model.load_state_dict(safetensors.torch.load_file(...))` (every
-//! `num_batches_tracked` is written). Only safetensors is read: pickled checkpoints
-//! (`.pt`, `.pth`) can execute code when loaded and are refused.
+//! `num_batches_tracked` is written). [`load_file`] also takes PyTorch checkpoints and
+//! Keras weights files through [`crate::import`] (a restricted unpickler: nothing in a
+//! pickle is executed); inputs and checkpoints of runs are safetensors only.
 //!
 //! [`LoadMode::Strict`] fails unless every variable is present with the right shape and
 //! nothing else is in the file, and reports every problem at once. [`LoadMode::Partial`]
 //! loads what matches (fine-tuning a new head) and returns what it skipped.
 
 use super::tensor_file::{is_float, kind_name, Entry, TensorFile, TensorFileError};
+use crate::import::report::is_counter;
+use crate::import::{self, DType, TensorSource};
+pub use crate::import::{LoadMode, LoadReport, Mismatch};
 use std::io::Read;
 use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Kind, TchError, Tensor};
 
-/// How [`load`] treats a file that does not match the network exactly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum LoadMode {
-    /// Every variable must be in the file with its shape, and nothing else may be.
-    #[default]
-    Strict,
-    /// Load what matches; report what was skipped (unexpected keys, wrong shapes) and
-    /// what was left at its initial value (missing keys).
-    Partial,
-}
-
-/// A variable whose tensor in the file has another shape (or a non-float dtype).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mismatch {
-    pub name: String,
-    /// The network's shape and dtype, e.g. `[64, 3, 7, 7] f32`.
-    pub expected: String,
-    /// The file's.
-    pub found: String,
-}
-
-/// What [`load`] did, or in strict mode would have had to ignore.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LoadReport {
-    /// Variables set from the file.
-    pub loaded: Vec<String>,
-    /// Variables the file lacks (`num_batches_tracked` is tolerated and not listed).
-    pub missing: Vec<String>,
-    /// Tensors in the file that the network has no variable for.
-    pub unexpected: Vec<String>,
-    /// Tensors whose shape (or dtype kind) differs from the variable's.
-    pub mismatched: Vec<Mismatch>,
-}
-
-impl LoadReport {
-    /// True when the file matched the network exactly.
-    pub fn is_exact(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
-    }
-}
-
-impl std::fmt::Display for LoadReport {
-    /// One line per problem, grouped: missing keys, unexpected keys, shape mismatches.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut first = true;
-        let mut section = |f: &mut std::fmt::Formatter<'_>,
-                           title: &str,
-                           lines: Vec<String>|
-         -> std::fmt::Result {
-            if lines.is_empty() {
-                return Ok(());
-            }
-            if !first {
-                writeln!(f)?;
-            }
-            first = false;
-            write!(f, "{title} ({}):", lines.len())?;
-            for l in lines {
-                write!(f, "\n  {l}")?;
-            }
-            Ok(())
-        };
-        section(
-            f,
-            "missing keys (in the network, not in the file)",
-            self.missing.clone(),
-        )?;
-        section(
-            f,
-            "unexpected keys (in the file, not in the network)",
-            self.unexpected.clone(),
-        )?;
-        section(
-            f,
-            "shape mismatches",
-            self.mismatched
-                .iter()
-                .map(|m| format!("{}: network {}, file {}", m.name, m.expected, m.found))
-                .collect(),
-        )
-    }
-}
-
 /// Errors reading, matching or writing weights and tensor files.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    /// A pickled PyTorch checkpoint: refused, it can execute code when loaded.
-    #[error("`{path}` looks like a pickled PyTorch checkpoint; resnetc reads only safetensors (pickles can run code when loaded). Convert it in Python: `safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`")]
+    /// A pickled PyTorch checkpoint where a safetensors file is required (an input).
+    #[error("`{path}` looks like a pickled PyTorch checkpoint; this file must be safetensors (weights files are read by --weights and `resnetc import`)")]
     Pickle { path: String },
+    /// A PyTorch checkpoint or Keras file that could not be imported.
+    #[error("cannot import `{path}`")]
+    Import {
+        path: String,
+        #[source]
+        source: import::ImportError,
+    },
     /// The file could not be read or is not valid safetensors.
     #[error("cannot read safetensors file `{path}`")]
     Read {
@@ -324,6 +252,100 @@ pub fn load(vs: &VarStore, path: &str, mode: LoadMode) -> Result<LoadReport, Wei
     })
 }
 
+/// Loads any weights file resnetc reads into `vs`, the variables of `compiled`'s
+/// network: safetensors as [`load`] does; a PyTorch checkpoint (torch.save's archive:
+/// `.pth`, `.pt`, `.bin`) or Keras 3 weights (`.weights.h5`, `.keras`) through
+/// [`crate::import`], with the same checks (every tensor listed and compared with the
+/// network before any is read; strict or partial). State_dict wrappers and `module.`
+/// prefixes are handled as by `resnetc import`.
+pub fn load_file(
+    vs: &VarStore,
+    path: &str,
+    mode: LoadMode,
+    compiled: &crate::Compiled,
+) -> Result<LoadReport, WeightsError> {
+    if !is_foreign(Path::new(path)) {
+        return load(vs, path, mode);
+    }
+    let failed = |source| WeightsError::Import {
+        path: path.to_string(),
+        source,
+    };
+    let mut source = import::open(Path::new(path), compiled).map_err(failed)?;
+    import::normalize(source.as_mut(), None).map_err(failed)?;
+    load_source(vs, path, source.as_mut(), mode)
+}
+
+/// Whether `path` holds a weights file that [`load_file`] reads through
+/// [`crate::import`] (a zip archive, HDF5 or a raw pickle) rather than safetensors.
+pub fn is_foreign(path: &Path) -> bool {
+    use import::Format;
+    matches!(
+        import::sniff(path),
+        Ok(Format::Zip | Format::Hdf5 | Format::Pickle)
+    )
+}
+
+/// [`load`] for an opened import source (`origin` names it in messages).
+pub fn load_source(
+    vs: &VarStore,
+    origin: &str,
+    source: &mut dyn TensorSource,
+    mode: LoadMode,
+) -> Result<LoadReport, WeightsError> {
+    let index: std::collections::HashMap<String, usize> = source
+        .tensors()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.name.is_empty())
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect();
+    let header: Vec<(String, Vec<i64>, Kind)> = source
+        .tensors()
+        .iter()
+        .filter(|t| !t.name.is_empty())
+        .map(|t| {
+            let shape = t.shape.iter().map(|&d| d.min(i64::MAX as u64) as i64).collect();
+            (t.name.clone(), shape, kind_of(t.dtype))
+        })
+        .collect();
+    let extras = source.extras().to_vec();
+    let (report, matched) = plan_with(vs, header.into_iter(), &extras, mode, origin)?;
+    copy_matched(origin, report, matched, |name| {
+        let i = index[name];
+        let failed = |source| WeightsError::Import {
+            path: origin.to_string(),
+            source,
+        };
+        let data = source.read(i).map_err(failed)?;
+        let t = &source.tensors()[i];
+        let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+        Tensor::f_from_data_size(&data, &shape, kind_of(t.dtype)).map_err(|source| {
+            WeightsError::Torch {
+                path: origin.to_string(),
+                context: format!("making tensor `{name}`"),
+                source,
+            }
+        })
+    })
+}
+
+/// libtorch's kind of an imported dtype.
+fn kind_of(d: DType) -> Kind {
+    match d {
+        DType::F64 => Kind::Double,
+        DType::F32 => Kind::Float,
+        DType::F16 => Kind::Half,
+        DType::BF16 => Kind::BFloat16,
+        DType::I64 => Kind::Int64,
+        DType::I32 => Kind::Int,
+        DType::I16 => Kind::Int16,
+        DType::I8 => Kind::Int8,
+        DType::U8 => Kind::Uint8,
+        DType::Bool => Kind::Bool,
+    }
+}
+
 /// [`load`] for tensors already in memory (`origin` names them in messages).
 pub fn load_tensors(
     vs: &VarStore,
@@ -350,8 +372,20 @@ fn plan(
     mode: LoadMode,
     origin: &str,
 ) -> Result<(LoadReport, Vec<(String, Tensor)>), WeightsError> {
+    plan_with(vs, file, &[], mode, origin)
+}
+
+/// [`plan`] with entries of the file that are not tensors (`extras`), unexpected keys.
+fn plan_with(
+    vs: &VarStore,
+    file: impl Iterator<Item = (String, Vec<i64>, Kind)>,
+    extras: &[String],
+    mode: LoadMode,
+    origin: &str,
+) -> Result<(LoadReport, Vec<(String, Tensor)>), WeightsError> {
     let vars = vs.variables();
     let mut report = LoadReport::default();
+    report.unexpected.extend(extras.iter().cloned());
     let mut matched: Vec<(String, Tensor)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (name, fsize, fkind) in file {
@@ -435,10 +469,6 @@ fn copy_matched(
 pub fn save(vs: &VarStore, path: &str) -> Result<(), WeightsError> {
     let tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     write_tensors(path, &tensors)
-}
-
-fn is_counter(name: &str) -> bool {
-    name.ends_with("num_batches_tracked")
 }
 
 fn describe(size: &[i64], kind: Kind) -> String {

@@ -119,6 +119,13 @@ pub enum TrainError {
     /// The run folder already holds a run and `--resume` was not given.
     #[error("`{path}` already holds a training run; pass --resume to continue it, or choose another --out")]
     RunExists { path: PathBuf },
+    /// The starting weights (`--init-from`) could not be loaded.
+    #[error("cannot start from the weights `{path}`")]
+    Init {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The model's forward pass failed.
     #[error("the forward pass failed")]
     Model(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -225,6 +225,19 @@ pub fn train_spec(
     test: Arc<Dataset>,
     opts: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
+    train_spec_from(compiled, train, test, opts, |_| Ok(()))
+}
+
+/// [`train_spec`], with the initial weights then set by `init` (fine-tuning from
+/// pretrained weights, `resnetc train --init-from`); a resumed run continues from its
+/// checkpoint instead.
+pub fn train_spec_from(
+    compiled: &Compiled,
+    train: Arc<Dataset>,
+    test: Arc<Dataset>,
+    opts: &TrainOptions,
+    init: impl FnOnce(&VarStore) -> Result<(), TrainError>,
+) -> Result<TrainReport, TrainError> {
     let vs = VarStore::new(opts.device);
     let net = {
         // libtorch's generator is global: hold it while seeding and drawing the initial
@@ -236,6 +249,7 @@ pub fn train_spec(
         crate::runtime::ResNet::new(&vs.root(), compiled)
             .map_err(|e| TrainError::Model(Box::new(e)))?
     };
+    init(&vs)?;
     train_model(&net, &vs, compiled.network.input, train, test, opts)
 }
 

@@ -58,3 +58,30 @@ pub fn venv_python() -> PathBuf {
         .expect("RESNETC_HOME or HOME must be set to find resnetc's venv");
     home.join("venv/bin/python")
 }
+
+/// The tensors of a safetensors file, read without libtorch: name -> (dtype as the header
+/// names it, shape, raw little-endian bytes).
+pub fn safetensors_entries(
+    path: &Path,
+) -> std::collections::BTreeMap<String, (String, Vec<u64>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .into_iter()
+        .filter(|(k, _)| k != "__metadata__")
+        .map(|(k, v)| {
+            let offset = |i: usize| v["data_offsets"][i].as_u64().unwrap() as usize;
+            let shape = v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            let dtype = v["dtype"].as_str().unwrap().to_string();
+            (k, (dtype, shape, data[offset(0)..offset(1)].to_vec()))
+        })
+        .collect()
+}
