@@ -5,9 +5,11 @@
 //! or an allocation the size the file claims. Every file lives in a temporary folder.
 #![cfg(feature = "torch")]
 
+mod common;
+
+use common::{assert_refused, resnetc, resnetc_env, Outcome};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// A network of 435 parameters on 3x8x8 inputs.
 const TINY: &str = "model tiny\ninput 3x8x8\nstem conv 3x3/1 pad 1 -> 4, bn, relu\ndefaults basic\ns1: basic [4, 4] x1 /1\nhead avgpool, fc 3\n";
@@ -28,66 +30,8 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> String {
     p.display().to_string()
 }
 
-/// What a finished command left.
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
 
-/// Runs resnetc with `args` (and `env`), killing it after 120 s: a hang fails the test.
-fn resnetc_env(args: &[&str], env: &[(&str, &Path)]) -> Outcome {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resnetc"));
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("the resnetc binary runs");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("resnetc {args:?} hung (killed after 120 s)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
-fn resnetc(args: &[&str]) -> Outcome {
-    resnetc_env(args, &[])
-}
-
-/// Asserts an I/O failure (exit 3) whose message names `file` and contains every one of
-/// `words`, with no panic.
-fn assert_refused(out: &Outcome, file: &str, words: &[&str]) {
-    assert!(!out.stderr.contains("panicked"), "panic:\n{}", out.stderr);
-    assert_eq!(out.code, Some(3), "exit status (stderr:\n{})", out.stderr);
-    assert!(
-        out.stderr.contains(file),
-        "the message does not name `{file}`:\n{}",
-        out.stderr
-    );
-    for w in words {
-        assert!(
-            out.stderr.contains(w),
-            "the message lacks `{w}`:\n{}",
-            out.stderr
-        );
-    }
-}
 
 /// A safetensors file from (name, dtype, shape, data) entries, offsets in order.
 fn safetensors(entries: &[(&str, &str, &[u64], &[u8])]) -> Vec<u8> {

@@ -13,9 +13,10 @@
 
 mod common;
 
+use common::{assert_refused, resnetc, Outcome};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A network of 435 parameters on 3x8x8 inputs (with 2 BN layers).
@@ -28,51 +29,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-struct Outcome {
-    code: Option<i32>,
-    stderr: String,
-}
 
-/// Runs resnetc, killing it after 60 s (a hang fails the test).
-fn resnetc(args: &[&str]) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_resnetc"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the resnetc binary runs");
-    let start = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("resnetc {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    Outcome {
-        code: out.status.code(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn assert_refused(out: &Outcome, file: &str, words: &[&str]) {
-    assert!(!out.stderr.contains("panicked"), "panic:\n{}", out.stderr);
-    assert_eq!(out.code, Some(3), "exit status (stderr:\n{})", out.stderr);
-    assert!(
-        out.stderr.contains(file),
-        "the message does not name `{file}`:\n{}",
-        out.stderr
-    );
-    for w in words {
-        assert!(
-            out.stderr.contains(w),
-            "the message lacks `{w}`:\n{}",
-            out.stderr
-        );
-    }
-}
 
 // ---------------------------------------------------------------- torch.save ----
 

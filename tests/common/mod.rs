@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 use resnetc::span::{SourceFile, Syntax};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -84,4 +87,77 @@ pub fn safetensors_entries(
             (k, (dtype, shape, data[offset(0)..offset(1)].to_vec()))
         })
         .collect()
+}
+
+/// What a finished `resnetc` command left.
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `resnetc` binary with `args` (and `env`), killing it after 120 s: a hang fails
+/// the test. Its output is read while it runs, so a full pipe cannot stall it.
+pub fn resnetc_env(args: &[&str], env: &[(&str, &Path)]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_resnetc"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("the resnetc binary runs");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("resnetc {args:?} hung (killed after 120 s)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Outcome {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// [`resnetc_env`] without extra environment.
+pub fn resnetc(args: &[&str]) -> Outcome {
+    resnetc_env(args, &[])
+}
+
+/// Asserts an I/O failure (exit 3) whose message names `file` and contains every one of
+/// `words`, with no panic.
+pub fn assert_refused(out: &Outcome, file: &str, words: &[&str]) {
+    assert!(!out.stderr.contains("panicked"), "panic:\n{}", out.stderr);
+    assert_eq!(out.code, Some(3), "exit status (stderr:\n{})", out.stderr);
+    assert!(
+        out.stderr.contains(file),
+        "the message does not name `{file}`:\n{}",
+        out.stderr
+    );
+    for w in words {
+        assert!(
+            out.stderr.contains(w),
+            "the message lacks `{w}`:\n{}",
+            out.stderr
+        );
+    }
 }
