@@ -668,6 +668,10 @@ def train(args, world, rank, device, ckpt_path):
         if not drew:
             print(f"curves: `resnetc curves {args.out}` draws them from metrics.csv")
         print(f"wrote {files['weights.safetensors']}")
+    if world > 1:
+        # Leave together: a process that tears its connections down while another still
+        # writes can abort in gloo's shutdown.
+        dist.barrier()
     return 0
 
 
@@ -707,4 +711,11 @@ def progress(show, steps, epoch, epochs):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun, leave without the interpreter's teardown: destructors of
+        # libtorch's and gloo's threads can abort a process whose work is done.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
