@@ -209,22 +209,6 @@ const PAYLOADS: &[&str] = &[
     "nul\0bell\u{7}esc\u{1b}[31m",
 ];
 
-/// A YAML double-quoted string holding `text` exactly.
-fn yaml_quoted(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            c if u32::from(c) <= 0xffff => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push_str(&format!("\\U{:08X}", u32::from(c))),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// `examples/macro-demo/specs/mixed-features.yaml` (every block kind and shortcut style)
 /// with the model and its stages renamed.
 fn mixed_features(model: &str, stage: &str) -> String {
@@ -234,13 +218,13 @@ fn mixed_features(model: &str, stage: &str) -> String {
     .expect("examples/macro-demo/specs/mixed-features.yaml");
     let mut out = text.replace(
         "name: mixed-features",
-        &format!("name: {}", yaml_quoted(model)),
+        &format!("name: {}", common::yaml_quoted(model)),
     );
     for (i, letter) in "abcdefg".chars().enumerate() {
         let name = format!("{stage}{i}");
         out = out.replace(
             &format!("  - stage: {letter}\n"),
-            &format!("  - stage: {}\n", yaml_quoted(&name)),
+            &format!("  - stage: {}\n", common::yaml_quoted(&name)),
         );
     }
     out

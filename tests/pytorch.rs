@@ -51,22 +51,6 @@ const PAYLOADS: &[&str] = &[
     "nul\0injected\u{1b}[31m",
 ];
 
-/// A YAML double-quoted string holding `text` exactly.
-fn yaml_quoted(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            c if u32::from(c) <= 0xffff => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push_str(&format!("\\U{:08X}", u32::from(c))),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The macro demo's `mixed-features.yaml` (every block kind and shortcut style) with the
 /// model and its stages renamed.
 fn mixed_features(name: &str) -> resnetc::Compiled {
@@ -76,12 +60,12 @@ fn mixed_features(name: &str) -> resnetc::Compiled {
     .expect("mixed-features.yaml");
     let mut out = text.replace(
         "name: mixed-features",
-        &format!("name: {}", yaml_quoted(name)),
+        &format!("name: {}", common::yaml_quoted(name)),
     );
     for (i, letter) in "abcdefg".chars().enumerate() {
         out = out.replace(
             &format!("  - stage: {letter}\n"),
-            &format!("  - stage: {}\n", yaml_quoted(&format!("{name}{i}"))),
+            &format!("  - stage: {}\n", common::yaml_quoted(&format!("{name}{i}"))),
         );
     }
     let file = SourceFile::new("hostile.yaml", out, Syntax::Yaml);
