@@ -34,22 +34,15 @@ fn venv_bin(name: &str) -> PathBuf {
 fn entry_point(dir: &Path) -> PathBuf {
     let script = dir.join("train.py");
     let spec = common::root().join("specs/fmnist-resnet20.yaml");
-    let out = Command::new(RESNETC)
-        .args([
-            "build",
-            spec.to_str().unwrap(),
-            "--target",
-            "torchrun",
-            "-o",
-        ])
-        .arg(&script)
-        .output()
-        .expect("resnetc runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::resnetc(&[
+        "build",
+        spec.to_str().unwrap(),
+        "--target",
+        "torchrun",
+        "-o",
+        script.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     script
 }
 

@@ -54,7 +54,8 @@ const KEYWORDS: &[&str] = &[
     "with", "yield",
 ];
 
-/// Names the generated file defines or uses at module level, besides block classes.
+/// Names the generated file defines or uses at module level, besides block classes
+/// ([`BLOCK_CLASSES`]).
 const RESERVED: &[&str] = &[
     "torch",
     "nn",
@@ -78,6 +79,11 @@ const RESERVED: &[&str] = &[
     "print",
     "object",
     "type",
+];
+
+/// The block classes the generated file may define (further layouts of a kind are numbered:
+/// `Bottleneck2`).
+const BLOCK_CLASSES: &[&str] = &[
     "BasicBlock",
     "Bottleneck",
     "PreActBlock",
@@ -110,7 +116,7 @@ pub fn check_class_name(name: &str) -> Result<(), String> {
             "`{name}` starts with `__`; choose another class name"
         ));
     }
-    if RESERVED.contains(&name) || is_numbered_block(name) {
+    if RESERVED.contains(&name) || BLOCK_CLASSES.contains(&name) || is_numbered_block(name) {
         return Err(format!(
             "`{name}` is a name the generated file uses itself; choose another class name"
         ));
@@ -120,16 +126,7 @@ pub fn check_class_name(name: &str) -> Result<(), String> {
 
 /// `Bottleneck2`, `BasicBlock3`, ...: the names of further block layouts.
 fn is_numbered_block(name: &str) -> bool {
-    [
-        "BasicBlock",
-        "Bottleneck",
-        "PreActBlock",
-        "PreActBottleneck",
-        "PlainBlock",
-        "PlainBottleneck",
-    ]
-    .iter()
-    .any(|k| {
+    BLOCK_CLASSES.iter().any(|k| {
         name.strip_prefix(k)
             .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()))
     })
