@@ -34,6 +34,7 @@ mod layers;
 mod model;
 mod onednn;
 pub mod peak;
+pub(crate) mod script;
 pub mod tensor_file;
 pub mod weights;
 

@@ -9,7 +9,7 @@
 //! `CModule::load_data`; each call then goes through the TorchScript interpreter (a few
 //! microseconds). Nothing from outside is unpickled: the one pickle is the constant
 //! below. If this libtorch lacks the operators (a non-x86 build), loading fails and the
-//! runtime uses unfused operators.
+//! runtime uses unfused operators. The archive is built by [`super::script::load`].
 
 use tch::{CModule, IValue, TchError, Tensor};
 
@@ -48,12 +48,6 @@ const SOURCE: &str = r#"class FusedOps(Module):
     return _1
 "#;
 
-/// `FusedOps()` with `training = True`, as torch.jit.save pickles a module (protocol 2):
-/// GLOBAL '__torch__ FusedOps', EMPTY_TUPLE, NEWOBJ, EMPTY_DICT, MARK, 'training', True,
-/// SETITEMS, BUILD, STOP.
-const DATA_PKL: &[u8] =
-    b"\x80\x02c__torch__\nFusedOps\nq\x00)\x81}(X\x08\x00\x00\x00trainingq\x01\x88ub.";
-
 /// The fused convolutions, loaded once per [`crate::runtime::InferenceModel`].
 #[derive(Debug)]
 pub(crate) struct FusedOps {
@@ -63,15 +57,7 @@ pub(crate) struct FusedOps {
 impl FusedOps {
     /// Builds and loads the TorchScript module; `Err` if libtorch lacks the operators.
     pub fn load() -> Result<FusedOps, TchError> {
-        let archive = stored_zip(&[
-            ("resnetc_fused/data.pkl", DATA_PKL),
-            ("resnetc_fused/code/__torch__.py", SOURCE.as_bytes()),
-            ("resnetc_fused/constants.pkl", b"\x80\x02)."),
-            ("resnetc_fused/version", b"3\n"),
-            ("resnetc_fused/byteorder", b"little"),
-        ]);
-        let mut module = CModule::load_data(&mut std::io::Cursor::new(archive))?;
-        module.f_set_eval()?;
+        let module = super::script::load("FusedOps", SOURCE)?;
         Ok(FusedOps { module })
     }
 
@@ -134,52 +120,6 @@ fn tensor(v: IValue) -> Result<Tensor, TchError> {
             "fused convolution returned something other than a tensor".into(),
         )),
     }
-}
-
-/// A zip archive with every file stored (no compression), as TorchScript's reader
-/// accepts.
-fn stored_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
-    const DOS_DATE: u16 = 0x21; // 1980-01-01
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, data) in files {
-        let offset = out.len() as u32;
-        let mut crc = flate2::Crc::new();
-        crc.update(data);
-        let (crc, size, name_len) = (crc.sum(), data.len() as u32, name.len() as u16);
-        let mut common = Vec::new();
-        for v in [20u16, 0, 0, 0, DOS_DATE] {
-            common.extend(v.to_le_bytes()); // version needed, flags, method, time, date
-        }
-        common.extend(crc.to_le_bytes());
-        common.extend(size.to_le_bytes());
-        common.extend(size.to_le_bytes());
-        common.extend(name_len.to_le_bytes());
-        common.extend(0u16.to_le_bytes()); // extra length
-        out.extend(0x0403_4b50u32.to_le_bytes());
-        out.extend(&common);
-        out.extend(name.as_bytes());
-        out.extend(*data);
-        central.extend(0x0201_4b50u32.to_le_bytes());
-        central.extend(20u16.to_le_bytes()); // version made by
-        central.extend(&common);
-        central.extend(0u16.to_le_bytes()); // comment length
-        central.extend(0u16.to_le_bytes()); // disk
-        central.extend(0u16.to_le_bytes()); // internal attributes
-        central.extend(0u32.to_le_bytes()); // external attributes
-        central.extend(offset.to_le_bytes());
-        central.extend(name.as_bytes());
-    }
-    let (cd_offset, cd_size, n) = (out.len() as u32, central.len() as u32, files.len() as u16);
-    out.extend(central);
-    out.extend(0x0605_4b50u32.to_le_bytes());
-    for v in [0u16, 0, n, n] {
-        out.extend(v.to_le_bytes());
-    }
-    out.extend(cd_size.to_le_bytes());
-    out.extend(cd_offset.to_le_bytes());
-    out.extend(0u16.to_le_bytes());
-    out
 }
 
 #[cfg(test)]
