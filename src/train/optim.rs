@@ -10,10 +10,66 @@
 //! buf = momentum * buf + g        (buf starts at 0, so the first step has buf = g)
 //! p   = p - lr * buf              (p - lr * g without momentum)
 //! ```
+//!
+//! Three kernels compute it ([`SgdKernel`]): a loop of separate operations per tensor,
+//! libtorch's multi-tensor `_foreach_*` operations (one call per operation for all
+//! tensors, what `torch.optim.SGD(foreach=True)` runs), or its fused `_fused_sgd_` (one
+//! pass over each tensor, `torch.optim.SGD(fused=True)`). tch has no bindings for the last
+//! two; they are called through a TorchScript module ([`crate::runtime::script`]). They
+//! agree to rounding (the fused kernel may contract `a * b + c`).
 
 use super::checkpoint::StoredTensors;
 use tch::nn::VarStore;
-use tch::{TchError, Tensor};
+use tch::{CModule, IValue, TchError, Tensor};
+
+/// How the update is computed; the same rule in each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SgdKernel {
+    /// Separate operations per tensor.
+    Loop,
+    /// `_foreach_*`: each operation once over every tensor.
+    Foreach,
+    /// `_fused_sgd_`: one pass per tensor.
+    #[default]
+    Fused,
+}
+
+/// The TorchScript source of the multi-tensor kernels (`code/__torch__.py`).
+const SOURCE: &str = r#"class SgdOps(Module):
+  __parameters__ = []
+  __buffers__ = []
+  training : bool
+  def forward(self: __torch__.SgdOps,
+    x: Tensor) -> Tensor:
+    return x
+  def foreach_sgd(self: __torch__.SgdOps,
+    params: List[Tensor],
+    grads: List[Tensor],
+    bufs: List[Tensor],
+    weight_decay: float,
+    momentum: float,
+    lr: float) -> NoneType:
+    if torch.ne(weight_decay, 0.):
+      torch._foreach_add_(grads, params, alpha=weight_decay)
+    else:
+      pass
+    if torch.ne(momentum, 0.):
+      torch._foreach_mul_(bufs, momentum)
+      torch._foreach_add_(bufs, grads)
+      torch._foreach_add_(params, bufs, alpha=torch.neg(lr))
+    else:
+      torch._foreach_add_(params, grads, alpha=torch.neg(lr))
+    return None
+  def fused_sgd(self: __torch__.SgdOps,
+    params: List[Tensor],
+    grads: List[Tensor],
+    bufs: List[Tensor],
+    weight_decay: float,
+    momentum: float,
+    lr: float) -> NoneType:
+    torch._fused_sgd_(params, grads, bufs, weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
+    return None
+"#;
 
 /// Prefix of the momentum buffers' names in a checkpoint.
 pub const MOMENTUM_PREFIX: &str = "momentum.";
@@ -26,11 +82,25 @@ pub struct Sgd {
     pub weight_decay: f64,
     /// Trainable variables in name order, each with its momentum buffer.
     params: Vec<(String, Tensor, Option<Tensor>)>,
+    /// The kernel in use, and the TorchScript module for the multi-tensor ones.
+    kernel: SgdKernel,
+    ops: Option<CModule>,
 }
 
 impl Sgd {
-    /// An optimizer for every variable of `vs` that requires a gradient.
+    /// An optimizer for every variable of `vs` that requires a gradient, with the
+    /// per-tensor kernel ([`Sgd::with_kernel`] picks another).
     pub fn new(vs: &VarStore, momentum: f64, weight_decay: f64) -> Result<Sgd, TchError> {
+        Sgd::with_kernel(vs, momentum, weight_decay, SgdKernel::Loop)
+    }
+
+    /// As [`Sgd::new`], updating with `kernel`; `Err` if libtorch lacks its operators.
+    pub fn with_kernel(
+        vs: &VarStore,
+        momentum: f64,
+        weight_decay: f64,
+        kernel: SgdKernel,
+    ) -> Result<Sgd, TchError> {
         let mut vars: Vec<(String, Tensor)> = vs
             .variables()
             .into_iter()
@@ -48,10 +118,18 @@ impl Sgd {
                 Ok((name, t, buf))
             })
             .collect::<Result<_, TchError>>()?;
+        let ops = match kernel {
+            SgdKernel::Loop => None,
+            SgdKernel::Foreach | SgdKernel::Fused => {
+                Some(crate::runtime::script::load("SgdOps", SOURCE)?)
+            }
+        };
         Ok(Sgd {
             momentum,
             weight_decay,
             params,
+            kernel,
+            ops,
         })
     }
 
@@ -72,8 +150,48 @@ impl Sgd {
         }
     }
 
+    /// The kernel in use.
+    pub fn kernel(&self) -> SgdKernel {
+        self.kernel
+    }
+
     /// One update with learning rate `lr`, from the gradients of the last backward pass.
+    /// Tensors without a gradient (not reached by the backward pass) are left alone.
     pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
+        let Some(ops) = &self.ops else {
+            return self.step_loop(lr);
+        };
+        let (mut params, mut grads, mut bufs) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, p, buf) in &self.params {
+            let g = p.grad();
+            if !g.defined() {
+                continue;
+            }
+            params.push(p.shallow_clone());
+            grads.push(g);
+            if let Some(b) = buf {
+                bufs.push(b.shallow_clone());
+            }
+        }
+        if params.is_empty() {
+            return Ok(());
+        }
+        let method = match self.kernel {
+            SgdKernel::Fused => "fused_sgd",
+            _ => "foreach_sgd",
+        };
+        let args = [
+            IValue::TensorList(params),
+            IValue::TensorList(grads),
+            IValue::TensorList(bufs),
+            IValue::Double(self.weight_decay),
+            IValue::Double(self.momentum),
+            IValue::Double(lr),
+        ];
+        tch::no_grad(|| ops.method_is(method, &args).map(|_| ()))
+    }
+
+    fn step_loop(&mut self, lr: f64) -> Result<(), TchError> {
         let (momentum, weight_decay) = (self.momentum, self.weight_decay);
         tch::no_grad(|| {
             for (_, p, buf) in &mut self.params {
