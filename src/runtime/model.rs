@@ -37,6 +37,17 @@ pub struct ResNet {
     pub(crate) feature_after: Vec<Option<String>>,
     pub(crate) device: Device,
     pub(crate) kind: Kind,
+    /// Training passes write ReLU and the residual addition in place
+    /// ([`ResNet::set_train_in_place`]).
+    pub(crate) train_in_place: bool,
+}
+
+/// How a forward pass runs: training mode (batch statistics, dropout) or not, and
+/// whether ReLU and the residual addition may overwrite tensors made in the pass.
+#[derive(Clone, Copy, Debug)]
+struct Mode {
+    train: bool,
+    in_place: bool,
 }
 
 /// One layer of the stem or a block, with its variables.
@@ -210,7 +221,23 @@ impl ResNet {
             feature_after,
             device: p.device(),
             kind: p.kind(),
+            train_in_place: false,
         })
+    }
+
+    /// Lets training passes apply ReLU and the residual addition in place, to tensors
+    /// made earlier in the same pass (never to the input or a block's input, which the
+    /// shortcut still reads); autograd's version counters refuse any overwrite that its
+    /// backward pass would need. Inference passes are unaffected.
+    pub fn set_train_in_place(&mut self, on: bool) {
+        self.train_in_place = on;
+    }
+
+    fn mode(&self, train: bool) -> Mode {
+        Mode {
+            train,
+            in_place: train && self.train_in_place,
+        }
     }
 
     /// The checked network this model was built from.
@@ -437,8 +464,9 @@ impl ResNet {
     /// (and shown to `hook` under their module names, as the layer table lists them).
     fn body(&self, xs: &Tensor, train: bool, hook: Hook, features: &mut Vec<(String, Tensor)>) -> Result<Tensor, TchError> {
         let mut x = self.stem_forward(xs, train, hook)?;
+        let mode = self.mode(train);
         for (b, feature) in self.blocks.iter().zip(&self.feature_after) {
-            x = b.forward(&x, train, hook)?;
+            x = b.forward(&x, mode, hook)?;
             if let Some(module) = feature {
                 features.push((module.clone(), x.shallow_clone()));
             }
@@ -450,7 +478,7 @@ impl ResNet {
     }
 
     fn stem_forward(&self, xs: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
-        run_layers(&self.stem.layers, xs, train, hook)
+        Ok(run_layers(&self.stem.layers, xs, self.mode(train), hook)?.0)
     }
 
     fn head_forward(&self, x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
@@ -523,9 +551,21 @@ pub(crate) fn drop_path(x: &Tensor, rate: f64, train: bool) -> Result<Tensor, Tc
 }
 
 /// Runs `layers` in order; `hook` sees each output under its layer-table name.
-fn run_layers(layers: &[RLayer], x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
+///
+/// Also says whether the result may be overwritten in place: a tensor made by this list
+/// (not the input, nor a view of it) whose maker's backward pass does not read it (a
+/// ReLU's does). In place (`mode.in_place`), a ReLU overwrites such a tensor.
+fn run_layers(layers: &[RLayer], x: &Tensor, mode: Mode, hook: Hook) -> Result<(Tensor, bool), TchError> {
+    let train = mode.train;
     let mut x = x.shallow_clone();
+    let mut writable = false;
     for l in layers {
+        let made = match l {
+            // Views of the input, or the input itself (drop-path in eval mode).
+            RLayer::Subsample { .. } | RLayer::DropPath { .. } => false,
+            RLayer::Relu(_) | RLayer::Norm(_, true) => false,
+            _ => true,
+        };
         x = match l {
             RLayer::Conv(c) => {
                 let y = c.forward(&x)?;
@@ -534,14 +574,21 @@ fn run_layers(layers: &[RLayer], x: &Tensor, train: bool, hook: Hook) -> Result<
             }
             RLayer::Norm(n, relu) => {
                 let mut y = n.forward(&x, train)?;
-                if *relu {
+                if *relu && mode.in_place {
+                    // The norm's backward pass reads its input, not its output.
+                    let _ = y.f_relu_()?;
+                } else if *relu {
                     y = y.f_relu()?;
                 }
                 hook(n.name(), &y);
                 y
             }
             RLayer::Relu(name) => {
-                let y = x.f_relu()?;
+                let y = if mode.in_place && writable {
+                    x.f_relu_()?
+                } else {
+                    x.f_relu()?
+                };
                 hook(name, &y);
                 y
             }
@@ -575,8 +622,9 @@ fn run_layers(layers: &[RLayer], x: &Tensor, train: bool, hook: Hook) -> Result<
                 y
             }
         };
+        writable = made;
     }
-    Ok(x)
+    Ok((x, writable))
 }
 
 /// Option A: `x[:, :, ::stride, ::stride]` with `extra` zero channels appended.
@@ -599,21 +647,29 @@ pub(crate) fn zero_pad_shortcut(x: &Tensor, stride: i64, extra: i64) -> Result<T
 impl Block {
     /// `pre`, then the branch; the shortcut from the input (or the pre-activated input);
     /// their sum, then ReLU if the block has one after the addition.
-    fn forward(&self, x: &Tensor, train: bool, hook: Hook) -> Result<Tensor, TchError> {
-        let pre = run_layers(&self.pre, x, train, hook)?;
-        let out = run_layers(&self.branch, &pre, train, hook)?;
-        let out = match &self.shortcut {
-            Shortcut::None => out,
+    fn forward(&self, x: &Tensor, mode: Mode, hook: Hook) -> Result<Tensor, TchError> {
+        let (pre, _) = run_layers(&self.pre, x, mode, hook)?;
+        let (out, writable) = run_layers(&self.branch, &pre, mode, hook)?;
+        let (mut out, writable) = match &self.shortcut {
+            Shortcut::None => (out, writable),
             Shortcut::Path { from_pre, layers } => {
-                let s = run_layers(layers, if *from_pre { &pre } else { x }, train, hook)?;
-                out.f_add(&s)?
+                let (s, _) = run_layers(layers, if *from_pre { &pre } else { x }, mode, hook)?;
+                if mode.in_place && writable {
+                    let mut out = out;
+                    let _ = out.f_add_(&s)?;
+                    (out, true)
+                } else {
+                    (out.f_add(&s)?, true)
+                }
             }
         };
-        let out = if self.relu_after_add {
-            out.f_relu()?
-        } else {
-            out
-        };
+        if self.relu_after_add {
+            out = if mode.in_place && writable {
+                out.f_relu_()?
+            } else {
+                out.f_relu()?
+            };
+        }
         hook(&self.name, &out);
         Ok(out)
     }
