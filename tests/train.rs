@@ -392,6 +392,96 @@ fn image_folders_list_classes_and_stream_images() {
 /// The zoo's constructs train: a small network with a deep stem, a blurred stem pool,
 /// GroupNorm, squeeze-and-excitation, ECA, anti-aliased strides, ResNet-D projections and
 /// stochastic depth learns Fashion-MNIST well above chance (0.1) in three short epochs.
+/// The model and momentum tensors of a run's checkpoint, by name.
+fn checkpoint_tensors(dir: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut t: Vec<_> = tch::Tensor::read_safetensors(dir.join("checkpoint.safetensors"))
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("model.") || n.starts_with("momentum."))
+        .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+/// Every speed-up of the step switched on reaches the weights of the plain step: after
+/// 50 steps of SGD with momentum and weight decay in float64, on a network with option-A
+/// shortcuts and on one with the zoo's constructs (GroupNorm, SE, ECA, blur, drop-path, a
+/// deep stem). In-place ReLU/addition and device-side metrics change nothing at all; the
+/// other kernels round differently (by about 1e-16 after one step), which early training
+/// amplifies (about 1e-10 after 50 steps here; float32 runs drift apart much further).
+#[test]
+fn speedups_change_how_not_what() {
+    use resnetc::train::Speedups;
+    let _serial = serial();
+    let (train_set, test_set) = fashion_mnist(800, 16);
+    let zoo = "name: zoo-tiny\n\
+               input: [1, 28, 28]\n\
+               norm: {kind: group, groups: 4}\n\
+               drop_path_rate: 0.1\n\
+               stem:\n  convs:\n    - {filters: 8, kernel: 3, stride: 1, padding: 1}\n    - {filters: 16, kernel: 3, stride: 1, padding: 1}\n  bn: true\n  relu: true\n  pool: {kind: max, kernel: 3, stride: 2, padding: 1, anti_alias: blur}\n\
+               defaults:\n  block: basic\n  projection: {pool: avg}\n  anti_alias: blur\n\
+               stages:\n  - {stage: conv2_x, repeat: 1, filters: [16, 16], stride: 1, attention: se}\n  - {stage: conv3_x, repeat: 2, filters: [32, 32], stride: 2, attention: eca}\n\
+               head: {pool: avg, classes: 10}\n";
+    let zoo = resnetc::span::SourceFile::new("zoo-tiny.yaml", zoo.to_string(), resnetc::span::Syntax::Yaml);
+    let nets = [
+        ("fmnist-resnet20", compiled("fmnist-resnet20.yaml")),
+        ("zoo-tiny", resnetc::compile(&zoo).unwrap()),
+    ];
+    let cpu = tch::Device::Cpu;
+    // (speed-ups, largest relative difference allowed against none)
+    let variants = [
+        (Speedups::NONE, 0.0),
+        (Speedups::parse("in-place,device-metrics", cpu).unwrap(), 0.0),
+        (Speedups::parse("foreach-sgd,in-place", cpu).unwrap(), 1e-7),
+        (Speedups::all(cpu), 1e-7),
+    ];
+    for (name, c) in &nets {
+        let mut runs = Vec::new();
+        for (i, (s, _)) in variants.iter().enumerate() {
+            let out = scratch(&format!("speedups-{name}-{i}"));
+            let opts = TrainOptions {
+                epochs: 1,
+                batch_size: 16, // 800 / 16 = 50 steps
+                lr: 0.01,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                float64: true,
+                speedups: Some(*s),
+                ..quiet(&out)
+            };
+            let report = train::train_spec(c, train_set.clone(), test_set.clone(), &opts).unwrap();
+            runs.push((report.history[0], checkpoint_tensors(&out)));
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        let (m0, base) = &runs[0];
+        for ((s, allowed), (m, tensors)) in variants.iter().zip(&runs).skip(1) {
+            assert_eq!(base.len(), tensors.len());
+            // Per tensor, the largest difference relative to the tensor's largest value.
+            let mut worst = (0f64, String::new());
+            for ((n, a), (n2, b)) in base.iter().zip(tensors) {
+                assert_eq!(n, n2);
+                assert_eq!(a.size(), b.size(), "`{n}`");
+                let scale = f64::try_from(a.abs().max()).unwrap().max(1e-30);
+                let d = f64::try_from((a - b).abs().max()).unwrap() / scale;
+                if d > worst.0 || worst.1.is_empty() {
+                    worst = (d, n.clone());
+                }
+            }
+            eprintln!(
+                "{name}, speed-ups {s} against none: largest relative difference {:.2e} (`{}`), train loss {} vs {}",
+                worst.0, worst.1, m.train_loss, m0.train_loss
+            );
+            assert!(worst.0 <= *allowed, "{name} with {s}: `{}` differs by {:e} (relative)", worst.1, worst.0);
+            // The epoch's loss is summed in another order with device-metrics.
+            let loss_tolerance = if *allowed == 0.0 { 1e-12 } else { 1e-6 };
+            assert!((m.train_loss - m0.train_loss).abs() <= loss_tolerance * m0.train_loss);
+            if *allowed == 0.0 {
+                assert_eq!(m.train_acc, m0.train_acc);
+            }
+        }
+    }
+}
+
 #[test]
 fn zoo_constructs_learn() {
     let _serial = serial();

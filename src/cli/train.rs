@@ -71,6 +71,16 @@ pub struct Args {
     /// busy machine fewer threads, or OMP_WAIT_POLICY=passive, can be much faster.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Speed-ups of the training step: all (default), none, or a comma-separated list of
+    /// channels-last, fused-sgd, foreach-sgd, in-place, device-metrics. They change how the
+    /// step is computed, not what (results agree to rounding); `all` leaves channels-last
+    /// out on CUDA.
+    #[arg(long, value_name = "LIST", default_value = "all")]
+    speedups: String,
+    /// Train in float64 (slow), to compare runs closely (float32 rounding grows quickly in
+    /// early training); weights.safetensors is still float32.
+    #[arg(long)]
+    float64: bool,
     #[command(flatten)]
     folder: FolderArgs,
 }
@@ -246,10 +256,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if let Some(n) = args.threads {
         tch::set_num_threads(i32::from(n));
     }
+    let speedups = train::Speedups::parse(&args.speedups, device)
+        .map_err(|e| CliError::other("bad --speedups", e))?;
     let compiled = &compiled;
     let input = compiled.network.input;
     outln!(
-        "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {} (threads: {})",
+        "training {} ({} parameters) on {}: {} training / {} test images at {}x{}x{}, {} on {} (threads: {}, speed-ups: {speedups})",
         compiled.model.name,
         compiled.network.totals.trainable_params,
         args.data,
@@ -281,6 +293,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         data: args.data.to_string(),
         workers: args.folder.workers(),
         normalize: stats.map(|(mean, std)| format!("dataset: mean {mean:?}, std {std:?}")),
+        speedups: Some(speedups),
+        float64: args.float64,
     };
     let started = std::time::Instant::now();
     // --init-from: pretrained weights replace the spec's initialization.
@@ -333,6 +347,9 @@ fn describe(args: &Args) -> String {
     ));
     if args.augment != Augment::default() {
         s.push_str(&format!(", augment {}", args.augment));
+    }
+    if args.float64 {
+        s.push_str(", float64");
     }
     s
 }

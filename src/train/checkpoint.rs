@@ -210,9 +210,20 @@ pub fn save(path: &Path, vs: &VarStore, opt: &Sgd, state: &RunState) -> Result<(
     write_tensors(path, named)
 }
 
-/// Writes the model's variables with their own (torchvision) names, atomically.
+/// Writes the model's variables with their own (torchvision) names, atomically; a
+/// float64 run's in float32, the dtype every other command loads.
 pub fn save_weights(path: &Path, vs: &VarStore) -> Result<(), TrainError> {
-    write_tensors(path, variables(vs)?)
+    let vars = variables(vs)?
+        .into_iter()
+        .map(|(n, t)| match t.kind() {
+            tch::Kind::Double => t
+                .f_to_kind(tch::Kind::Float)
+                .map(|t| (n, t))
+                .map_err(TrainError::torch("converting weights to float32")),
+            _ => Ok((n, t)),
+        })
+        .collect::<Result<_, _>>()?;
+    write_tensors(path, vars)
 }
 
 /// Reads a checkpoint written by [`save`]: its header and the `run.*` entries, whose

@@ -40,6 +40,7 @@ pub mod optim;
 pub mod plot;
 pub mod rng;
 pub mod schedule;
+pub mod speed;
 
 pub use data::{DataSource, Dataset, Split};
 pub use error::{DataError, TrainError};
@@ -47,6 +48,7 @@ pub use eval::{evaluate, Evaluation};
 pub use loader::Augment;
 pub use metrics::EpochMetrics;
 pub use schedule::Schedule;
+pub use speed::Speedups;
 
 use crate::ir::Shape;
 use crate::Compiled;
@@ -125,6 +127,12 @@ pub struct TrainOptions {
     pub workers: usize,
     /// Normalization other than the data set's default, recorded like `spec`.
     pub normalize: Option<String>,
+    /// Speed-ups of the step; `None`: [`Speedups::all`] for `device`.
+    pub speedups: Option<Speedups>,
+    /// Train in float64 (slow): runs that should agree can then be compared closely,
+    /// float32 rounding being amplified by early training. `weights.safetensors` is
+    /// still written in float32.
+    pub float64: bool,
 }
 
 impl TrainOptions {
@@ -149,7 +157,14 @@ impl TrainOptions {
             data: String::new(),
             workers: loader::default_workers(),
             normalize: None,
+            speedups: None,
+            float64: false,
         }
+    }
+
+    /// The speed-ups in use.
+    pub fn speedups(&self) -> Speedups {
+        self.speedups.unwrap_or_else(|| Speedups::all(self.device))
     }
 }
 
@@ -238,8 +253,12 @@ pub fn train_spec_from(
     opts: &TrainOptions,
     init: impl FnOnce(&VarStore) -> Result<(), TrainError>,
 ) -> Result<TrainReport, TrainError> {
-    let vs = VarStore::new(opts.device);
-    let net = {
+    let mut vs = VarStore::new(opts.device);
+    if opts.float64 {
+        // Before the variables exist, so that they are drawn in float64.
+        vs.set_kind(tch::Kind::Double);
+    }
+    let mut net = {
         // libtorch's generator is global: hold it while seeding and drawing the initial
         // weights, so that runs on other threads cannot change them.
         let _guard = INIT_LOCK
@@ -250,6 +269,7 @@ pub fn train_spec_from(
             .map_err(|e| TrainError::Model(Box::new(e)))?
     };
     init(&vs)?;
+    net.set_train_in_place(opts.speedups().in_place);
     train_model(&net, &vs, compiled.network.input, train, test, opts)
 }
 
@@ -277,6 +297,8 @@ struct RunConfig<'a> {
     device: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     normalize: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    float64: bool,
 }
 
 /// Trains `model`, whose variables live in `vs`, on `train`, testing on `test` after
@@ -330,11 +352,16 @@ pub fn train_model<M: Classifier>(
         augment: opts.augment.to_string(),
         device: format!("{:?}", opts.device),
         normalize: opts.normalize.as_deref(),
+        float64: opts.float64,
     })
     .unwrap_or_default(); // Serialising plain numbers and strings cannot fail.
 
-    let mut opt =
-        Sgd::new(vs, opts.momentum, opts.weight_decay).map_err(torch("creating the optimizer"))?;
+    let speed = opts.speedups();
+    if speed.channels_last {
+        speed::variables_channels_last(vs).map_err(torch("reordering the weights"))?;
+    }
+    let mut opt = Sgd::with_kernel(vs, opts.momentum, opts.weight_decay, speed.sgd)
+        .map_err(torch("creating the optimizer"))?;
     let mut history: Vec<EpochMetrics> = Vec::new();
     let has_checkpoint = files.checkpoint.exists();
     if opts.resume && has_checkpoint {
@@ -414,6 +441,8 @@ pub fn train_model<M: Classifier>(
         let bar = progress_bar(opts.progress, steps_per_epoch, epoch + 1, opts.epochs);
 
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
+        // With device-metrics: sums on the device not yet added to the two above.
+        let mut pending: Option<(Tensor, Tensor)> = None;
         let mut skipped: Vec<crate::runtime::image::ImageError> = Vec::new();
         let mut train_time = 0f64;
         for (step, batch) in loader.enumerate() {
@@ -431,7 +460,12 @@ pub fn train_model<M: Classifier>(
                 steps_per_epoch,
                 opts.epochs,
             );
-            let logits = model.logits(&batch.images, true)?;
+            let images = if speed.channels_last {
+                speed::channels_last(&batch.images).map_err(torch("reordering a batch"))?
+            } else {
+                batch.images
+            };
+            let logits = model.logits(&images, true)?;
             let loss = logits
                 .f_cross_entropy_loss::<Tensor>(
                     &batch.labels,
@@ -445,16 +479,33 @@ pub fn train_model<M: Classifier>(
             loss.f_backward().map_err(torch("the backward pass"))?;
             opt.step(lr).map_err(torch("the optimizer step"))?;
             let n = batch.labels.size()[0] as usize;
-            loss_sum += loss
-                .f_double_value(&[])
-                .map_err(torch("reading the loss"))?
-                * n as f64;
-            correct += count_correct(&logits, &batch.labels)
-                .map_err(torch("counting correct predictions"))?;
             seen += n;
+            let update = step % 5 == 0 || step + 1 == steps_per_epoch;
+            if speed.device_metrics {
+                let (l, c) = step_sums(&loss, &logits, &batch.labels, n)
+                    .map_err(torch("summing the loss and accuracy"))?;
+                pending = Some(match pending.take() {
+                    None => (l, c),
+                    Some((pl, pc)) => (pl + l, pc + c),
+                });
+                if update {
+                    let (l, c) = pending.take().expect("just set");
+                    loss_sum += l.f_double_value(&[]).map_err(torch("reading the loss"))?;
+                    correct += c
+                        .f_int64_value(&[])
+                        .map_err(torch("counting correct predictions"))?;
+                }
+            } else {
+                loss_sum += loss
+                    .f_double_value(&[])
+                    .map_err(torch("reading the loss"))?
+                    * n as f64;
+                correct += count_correct(&logits, &batch.labels)
+                    .map_err(torch("counting correct predictions"))?;
+            }
             train_time += step_start.elapsed().as_secs_f64();
             bar.inc(1);
-            if step % 5 == 0 || step + 1 == steps_per_epoch {
+            if update {
                 bar.set_message(format!(
                     "loss {:.4}  acc {:.3}  {:.0} ex/s",
                     loss_sum / seen as f64,
@@ -462,6 +513,13 @@ pub fn train_model<M: Classifier>(
                     seen as f64 / train_time.max(1e-9)
                 ));
             }
+        }
+        if let Some((l, c)) = pending {
+            // Steps after the last update (the last batch was all skipped images).
+            loss_sum += l.f_double_value(&[]).map_err(torch("reading the loss"))?;
+            correct += c
+                .f_int64_value(&[])
+                .map_err(torch("counting correct predictions"))?;
         }
         bar.finish_and_clear();
         if seen + skipped.len() != train.len() {
@@ -550,6 +608,25 @@ fn progress_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> Progre
     }
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar
+}
+
+/// The batch's loss times its size (float64) and its count of correct predictions, as
+/// 0-d tensors on the device.
+fn step_sums(
+    loss: &Tensor,
+    logits: &Tensor,
+    labels: &Tensor,
+    n: usize,
+) -> Result<(Tensor, Tensor), tch::TchError> {
+    let l = loss
+        .f_detach()?
+        .f_to_kind(tch::Kind::Double)?
+        .f_mul_scalar(n as f64)?;
+    let c = logits
+        .f_argmax(-1, false)?
+        .f_eq_tensor(labels)?
+        .f_sum(tch::Kind::Int64)?;
+    Ok((l, c))
 }
 
 /// How many rows of `logits` have their maximum at `labels`.

@@ -1,0 +1,173 @@
+//! Speed-ups of the training step, each switchable (`resnetc train --speedups LIST`) so that
+//! its gain can be measured alone (`scripts/bench_train.py --config`) and a run can be
+//! checked against one without it: they change how the step is computed, not what.
+//!
+//! - `channels-last`: convolution weights (and so their gradients and momentum buffers)
+//!   and every batch in NHWC memory order, oneDNN's native order on the CPU, so
+//!   convolutions skip reordering to and from NCHW in both passes. Checkpoints and
+//!   weights are written in the usual NCHW order.
+//! - `fused-sgd` / `foreach-sgd`: the update as libtorch's fused or multi-tensor kernel
+//!   ([`super::optim::SgdKernel`]) instead of separate operations per tensor.
+//! - `in-place`: ReLU and the residual addition overwrite tensors of the same pass where
+//!   autograd allows ([`crate::runtime::ResNet::set_train_in_place`]).
+//! - `device-metrics`: the loss and the count of correct predictions are summed on the
+//!   device and read at progress updates (every few steps), not after every step; on a
+//!   GPU this removes a host synchronization per step.
+
+use super::optim::SgdKernel;
+use tch::{Device, TchError, Tensor};
+
+/// Which speed-ups a training run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Speedups {
+    /// Convolution weights and batches in channels-last order.
+    pub channels_last: bool,
+    /// The SGD kernel.
+    pub sgd: SgdKernel,
+    /// ReLU and the residual addition written in place.
+    pub in_place: bool,
+    /// Loss and accuracy summed on the device, read at progress updates.
+    pub device_metrics: bool,
+}
+
+/// The names `--speedups` takes, in the order [`Speedups`]'s `Display` writes them.
+pub const NAMES: [&str; 5] = [
+    "channels-last",
+    "fused-sgd",
+    "foreach-sgd",
+    "in-place",
+    "device-metrics",
+];
+
+impl Speedups {
+    /// Nothing switched on: the plain step.
+    pub const NONE: Speedups = Speedups {
+        channels_last: false,
+        sgd: SgdKernel::Loop,
+        in_place: false,
+        device_metrics: false,
+    };
+
+    /// Everything that helps on `device`. On CUDA channels-last is left out: it has not
+    /// been measured there (name it to use it).
+    pub fn all(device: Device) -> Speedups {
+        Speedups {
+            channels_last: device == Device::Cpu,
+            sgd: SgdKernel::Fused,
+            in_place: true,
+            device_metrics: true,
+        }
+    }
+
+    /// Parses `all`, `none` or a comma-separated list of [`NAMES`] (`fused-sgd` wins over
+    /// `foreach-sgd` when both are named).
+    pub fn parse(list: &str, device: Device) -> Result<Speedups, String> {
+        match list.trim() {
+            "all" => return Ok(Speedups::all(device)),
+            "none" | "" => return Ok(Speedups::NONE),
+            _ => {}
+        }
+        let mut s = Speedups::NONE;
+        for name in list.split(',').map(str::trim) {
+            match name {
+                "channels-last" => s.channels_last = true,
+                "fused-sgd" => s.sgd = SgdKernel::Fused,
+                "foreach-sgd" if s.sgd != SgdKernel::Fused => s.sgd = SgdKernel::Foreach,
+                "foreach-sgd" => {}
+                "in-place" => s.in_place = true,
+                "device-metrics" => s.device_metrics = true,
+                other => {
+                    return Err(format!(
+                        "unknown speed-up `{other}`: expected all, none, or a comma-separated list of {}",
+                        NAMES.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+impl std::fmt::Display for Speedups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = [
+            self.channels_last,
+            self.sgd == SgdKernel::Fused,
+            self.sgd == SgdKernel::Foreach,
+            self.in_place,
+            self.device_metrics,
+        ];
+        let names: Vec<&str> = NAMES
+            .iter()
+            .zip(on)
+            .filter_map(|(n, on)| on.then_some(*n))
+            .collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}
+
+/// `x` with NHWC strides (the same shape), or `x` itself unless it is 4-D.
+pub fn channels_last(x: &Tensor) -> Result<Tensor, TchError> {
+    if x.dim() != 4 {
+        return Ok(x.shallow_clone());
+    }
+    x.f_permute([0, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0, 3, 1, 2])
+}
+
+/// Puts every 4-D variable of `vs` (the convolution weights) in channels-last order, in
+/// place: the model and the optimizer keep referring to the same variables.
+pub fn variables_channels_last(vs: &tch::nn::VarStore) -> Result<(), TchError> {
+    for (_, mut v) in vs.variables() {
+        if v.dim() == 4 {
+            let cl = tch::no_grad(|| channels_last(&v.f_detach()?))?;
+            v.f_set_data(&cl)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parse_and_print() {
+        let cpu = Device::Cpu;
+        assert_eq!(Speedups::parse("none", cpu).unwrap(), Speedups::NONE);
+        assert_eq!(
+            Speedups::parse("all", cpu).unwrap().to_string(),
+            "channels-last,fused-sgd,in-place,device-metrics"
+        );
+        let s = Speedups::parse("in-place, foreach-sgd", cpu).unwrap();
+        assert_eq!(s.to_string(), "foreach-sgd,in-place");
+        assert_eq!(
+            Speedups::parse("foreach-sgd,fused-sgd", cpu).unwrap().sgd,
+            SgdKernel::Fused
+        );
+        assert_eq!(
+            Speedups::parse("fused-sgd,foreach-sgd", cpu).unwrap().sgd,
+            SgdKernel::Fused
+        );
+        let e = Speedups::parse("channels_last", cpu).unwrap_err();
+        assert!(
+            e.contains("unknown speed-up `channels_last`") && e.contains("channels-last"),
+            "{e}"
+        );
+        assert!(!Speedups::all(Device::Cuda(0)).channels_last);
+    }
+
+    #[test]
+    fn channels_last_keeps_values() {
+        let x = Tensor::randn([2, 3, 4, 5], (tch::Kind::Float, Device::Cpu));
+        let y = channels_last(&x).unwrap();
+        assert_eq!(y.size(), x.size());
+        assert_eq!(y.stride(), vec![60, 1, 15, 3]);
+        assert_eq!(f64::try_from((&y - &x).abs().max()).unwrap(), 0.0);
+    }
+}
