@@ -208,6 +208,16 @@ pub fn write_stdout(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Writes a command's output file safely (see [`crate::output`]): through an exclusive
+/// temporary file and a rename, refusing non-regular targets, symbolic links and the spec
+/// being compiled.
+pub fn write_output(path: &std::path::Path, spec: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    crate::output::write_bytes(path, &[spec], bytes).map_err(|e| match e {
+        crate::output::OutputError::Refused { .. } => CliError::msg(e.to_string()),
+        crate::output::OutputError::Io { path, source } => CliError::Write { path, source },
+    })
+}
+
 /// Errors of the CLI itself (as opposed to problems in a spec, which are diagnostics).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
