@@ -54,7 +54,7 @@ enum Command {
     Check(check::Args),
     /// Print the layer table: every layer with output shape, parameters and MACs.
     Table(table::Args),
-    /// Print the network as Graphviz DOT, output shapes on the edges.
+    /// Draw the network: Graphviz DOT, an SVG picture or an interactive HTML page, output shapes on the edges.
     Graph(graph::Args),
     /// Print a spec converted to YAML or the DSL.
     Fmt(fmt::Args),
