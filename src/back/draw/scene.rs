@@ -7,7 +7,7 @@ use crate::back::table::{self, shape_list, thousands};
 use crate::span::SourceFile;
 use crate::valid::{BlockPlan, Layer, LayerRow, ShortcutPlan};
 use crate::Compiled;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 impl<'a> Scene<'a> {
     /// Gathers what to draw from a compiled spec; `file` gives the spec lines the page
@@ -20,6 +20,10 @@ impl<'a> Scene<'a> {
             c,
             items: BTreeMap::new(),
             row_item: vec![None; rows.len()],
+            by_item: HashMap::new(),
+            line_starts: std::iter::once(0)
+                .chain(file.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
         };
         let by_name: BTreeMap<&str, usize> = rows
             .iter()
@@ -56,6 +60,11 @@ impl<'a> Scene<'a> {
                     break;
                 }
                 name = parent;
+            }
+        }
+        for (i, owner) in b.row_item.iter().enumerate() {
+            if let Some(owner) = owner {
+                b.by_item.entry(owner.clone()).or_default().push(i);
             }
         }
 
@@ -193,6 +202,7 @@ impl<'a> Scene<'a> {
                 for i in 0..rows.len() {
                     if b.row_item[i].is_none() && rows[i].name == f.module {
                         b.row_item[i] = Some(fid.clone());
+                        b.by_item.entry(fid.clone()).or_default().push(i);
                     }
                 }
                 let rows = b.rows_of(&fid);
@@ -372,6 +382,14 @@ impl<'a> Scene<'a> {
         } else {
             String::new()
         };
+        let lines = b
+            .items
+            .values()
+            .filter_map(|i| i.line)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|n| (n, b.line_text(n)))
+            .collect();
         Scene {
             compiled: c,
             name: c.model.name.clone(),
@@ -390,17 +408,7 @@ impl<'a> Scene<'a> {
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect(),
-            lines: b
-                .items
-                .values()
-                .filter_map(|i| i.line)
-                .map(|n| {
-                    (
-                        n,
-                        file.text.lines().nth(n - 1).unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
+            lines,
             items: b.items,
             spec: file.name.clone(),
         }
@@ -411,8 +419,11 @@ struct Builder<'f, 'c> {
     file: &'f SourceFile,
     c: &'c Compiled,
     items: BTreeMap<String, Item>,
-    /// The item each layer-table row belongs to.
+    /// The item each layer-table row belongs to, and the rows of each item, in order.
     row_item: Vec<Option<String>>,
+    by_item: HashMap<String, Vec<usize>>,
+    /// Byte offset of each line of the spec.
+    line_starts: Vec<usize>,
 }
 
 impl Builder<'_, '_> {
@@ -426,19 +437,14 @@ impl Builder<'_, '_> {
 
     /// The rows claimed by item `id`, in table order.
     fn rows_of(&self, id: &str) -> Vec<usize> {
-        (0..self.row_item.len())
-            .filter(|&i| self.row_item[i].as_deref() == Some(id))
-            .collect()
+        self.by_item.get(id).cloned().unwrap_or_default()
     }
 
     fn rows_of_group(&self, ids: &[&str]) -> Vec<usize> {
-        (0..self.row_item.len())
-            .filter(|&i| {
-                self.row_item[i]
-                    .as_deref()
-                    .is_some_and(|o| ids.contains(&o))
-            })
-            .collect()
+        let mut rows: Vec<usize> = ids.iter().flat_map(|id| self.rows_of(id)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        rows
     }
 
     fn sums(&self, rows: &[usize]) -> (u64, u64) {
@@ -451,12 +457,25 @@ impl Builder<'_, '_> {
         })
     }
 
-    /// The spec line of span path `key` (or its closest recorded ancestor).
+    /// The spec line (1-based) of span path `key` (or its closest recorded ancestor).
     fn line(&self, key: &str) -> Option<usize> {
         if self.file.text.is_empty() {
             return None;
         }
-        Some(self.file.line_col(self.c.spans.get(key).start).0)
+        let at = self.c.spans.get(key).start;
+        // The lines that start at or before `at`: the last of them holds it.
+        Some(self.line_starts.partition_point(|&s| s <= at))
+    }
+
+    /// The text of line `n` (1-based), without its line break.
+    fn line_text(&self, n: usize) -> String {
+        let start = self.line_starts.get(n - 1).copied().unwrap_or(self.file.text.len());
+        let end = self
+            .line_starts
+            .get(n)
+            .map_or(self.file.text.len(), |&next| next - 1);
+        let line = self.file.text.get(start..end.max(start)).unwrap_or_default();
+        line.strip_suffix('\r').unwrap_or(line).to_string()
     }
 
     /// Adds the item of a layer of the body; returns its rows.
