@@ -125,6 +125,25 @@ fn a_152_layer_network_stays_a_few_columns_wide() {
 }
 
 #[test]
+fn the_largest_network_a_spec_may_describe_draws_too() {
+    // 4,096 blocks, the limit: laid out without overlap, in well under a second of a
+    // release build (a few in this debug one).
+    let file = common::load(&common::root().join("tests/fuzz-corpus/hostile-many-blocks.resnet"));
+    let c = compile(&file);
+    assert_eq!(c.network.blocks.len(), 4096);
+    let picture = draw::svg(&file, &c, &CLOSED);
+    let problems = check_marks(&picture.marks);
+    assert!(
+        problems.is_empty(),
+        "{}",
+        problems[..problems.len().min(20)].join("\n")
+    );
+    roxmltree::Document::parse(&picture.svg).expect("well-formed");
+    let page = draw::html(&file, &c, &CLOSED);
+    assert_eq!(page.matches("class=\"blk").count(), 4096);
+}
+
+#[test]
 fn svg_snapshots() {
     for (spec, opts) in [
         ("specs/resnet18.yaml", CLOSED),
