@@ -109,9 +109,9 @@ impl Canvas {
 
     /// Opens a group that the page reacts to (`data-id`), with a tooltip.
     pub fn open_item(&mut self, id: &str, class: &str, tooltip: &str) {
-        let _ = write!(
+        let _ = writeln!(
             self.svg,
-            "<g class=\"item {class}\" data-id=\"{}\"><title>{}</title>\n",
+            "<g class=\"item {class}\" data-id=\"{}\"><title>{}</title>",
             xml(id),
             xml(tooltip)
         );
@@ -123,9 +123,9 @@ impl Canvas {
 
     /// A rounded rectangle recorded as `kind`.
     pub fn rect(&mut self, r: Rect, radius: i32, class: &str, kind: MarkKind, what: &str) {
-        let _ = write!(
+        let _ = writeln!(
             self.svg,
-            "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"{radius}\"/>\n",
+            "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"{radius}\"/>",
             r.x, r.y, r.w, r.h
         );
         self.mark(kind, r, what);
@@ -150,9 +150,9 @@ impl Canvas {
             Anchor::Middle => (x - w / 2, " text-anchor=\"middle\""),
             Anchor::End => (x - w, " text-anchor=\"end\""),
         };
-        let _ = write!(
+        let _ = writeln!(
             self.svg,
-            "<text class=\"{class}\" x=\"{x}\" y=\"{y}\"{anchor_attr}>{}</text>\n",
+            "<text class=\"{class}\" x=\"{x}\" y=\"{y}\"{anchor_attr}>{}</text>",
             xml(text)
         );
         if record {
@@ -170,9 +170,9 @@ impl Canvas {
             return;
         }
         let coords: Vec<String> = points.iter().map(|(x, y)| format!("{x},{y}")).collect();
-        let _ = write!(
+        let _ = writeln!(
             self.svg,
-            "<polyline class=\"{class}\" points=\"{}\"/>\n",
+            "<polyline class=\"{class}\" points=\"{}\"/>",
             coords.join(" ")
         );
         for pair in points.windows(2) {
@@ -202,9 +202,9 @@ impl Canvas {
         what: &str,
     ) {
         let r = 6.min((y1 - y0) / 2).min((x - x0) / 2).max(0);
-        let _ = write!(
+        let _ = writeln!(
             self.svg,
-            "<path class=\"{class}\" d=\"M{x0},{y0}H{}Q{x},{y0} {x},{}V{}Q{x},{y1} {},{y1}H{x_end}\"/>\n",
+            "<path class=\"{class}\" d=\"M{x0},{y0}H{}Q{x},{y0} {x},{}V{}Q{x},{y1} {},{y1}H{x_end}\"/>",
             x - r,
             y0 + r,
             y1 - r,
@@ -217,9 +217,9 @@ impl Canvas {
 
     /// The circle of a residual addition, centred at `(x, y)`.
     pub fn add(&mut self, x: i32, y: i32, r: i32, what: &str) {
-        let _ = write!(
+        let _ = writeln!(
             self.svg,
-            "<circle class=\"add\" cx=\"{x}\" cy=\"{y}\" r=\"{r}\"/><path class=\"plus\" d=\"M{},{y}H{}M{x},{}V{}\"/>\n",
+            "<circle class=\"add\" cx=\"{x}\" cy=\"{y}\" r=\"{r}\"/><path class=\"plus\" d=\"M{},{y}H{}M{x},{}V{}\"/>",
             x - r + 2,
             x + r - 2,
             y - r + 2,

@@ -160,9 +160,9 @@ pub fn frame(c: &mut Canvas, g: &Group, x: i32, top: i32, w: i32, h: i32) {
     c.rect(Rect::new(x, top, w, h), 8, "frame", MarkKind::Frame, &g.id);
     // The bar's top corners follow the frame's; its bottom edge is straight.
     let (l, r, b) = (x + 1, x + w - 1, top + BAR);
-    let _ = write!(
+    let _ = writeln!(
         c.svg,
-        "<path class=\"bar\" d=\"M{l},{b}V{}Q{l},{} {},{}H{}Q{r},{} {r},{}V{b}Z\"/>\n",
+        "<path class=\"bar\" d=\"M{l},{b}V{}Q{l},{} {},{}H{}Q{r},{} {r},{}V{b}Z\"/>",
         top + 8,
         top + 1,
         l + 7,

@@ -199,8 +199,8 @@ impl<'a> Scene<'a> {
             let feature = net.features.iter().find(|f| f.stage == si);
             if let Some(f) = feature {
                 let fid = format!("feature/{}", f.module);
-                for i in 0..rows.len() {
-                    if b.row_item[i].is_none() && rows[i].name == f.module {
+                for (i, r) in rows.iter().enumerate() {
+                    if b.row_item[i].is_none() && r.name == f.module {
                         b.row_item[i] = Some(fid.clone());
                         b.by_item.entry(fid.clone()).or_default().push(i);
                     }
@@ -469,12 +469,20 @@ impl Builder<'_, '_> {
 
     /// The text of line `n` (1-based), without its line break.
     fn line_text(&self, n: usize) -> String {
-        let start = self.line_starts.get(n - 1).copied().unwrap_or(self.file.text.len());
+        let start = self
+            .line_starts
+            .get(n - 1)
+            .copied()
+            .unwrap_or(self.file.text.len());
         let end = self
             .line_starts
             .get(n)
             .map_or(self.file.text.len(), |&next| next - 1);
-        let line = self.file.text.get(start..end.max(start)).unwrap_or_default();
+        let line = self
+            .file
+            .text
+            .get(start..end.max(start))
+            .unwrap_or_default();
         line.strip_suffix('\r').unwrap_or(line).to_string()
     }
 
