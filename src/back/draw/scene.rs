@@ -151,22 +151,11 @@ impl<'a> Scene<'a> {
                 }
                 let add_rows = b.rows_of(&blk.name);
                 if let Some(&r) = add_rows.first() {
-                    let add = &rows[r];
-                    b.insert(
-                        blk.name.clone(),
-                        Item {
-                            kind: ItemKind::Add,
-                            name: add.name.clone(),
-                            op: add.op.clone(),
-                            output: shape_list(&add.output),
-                            params: thousands(add.params),
-                            macs: thousands(add.macs),
-                            rows: add_rows.clone(),
-                            group: Some(gid.clone()),
-                            block: Some(bid.clone()),
-                            line: b.line(&key),
-                        },
-                    );
+                    let mut add =
+                        Item::of_row(ItemKind::Add, &rows[r], r, Some(gid.clone()), b.line(&key));
+                    add.block = Some(bid.clone());
+                    add.rows = add_rows.clone();
+                    b.insert(blk.name.clone(), add);
                 }
                 block_rows.extend(add_rows);
                 block_rows.sort_unstable();
@@ -279,21 +268,8 @@ impl<'a> Scene<'a> {
                     _ => "head",
                 };
                 b.row_item[i] = Some(r.name.clone());
-                b.insert(
-                    r.name.clone(),
-                    Item {
-                        kind: ItemKind::Layer,
-                        name: r.name.clone(),
-                        op: r.op.clone(),
-                        output: shape_list(&r.output),
-                        params: thousands(r.params),
-                        macs: thousands(r.macs),
-                        rows: vec![i],
-                        group: Some("head".into()),
-                        block: None,
-                        line: b.line(key),
-                    },
-                );
+                let item = Item::of_row(ItemKind::Layer, r, i, Some("head".into()), b.line(key));
+                b.insert(r.name.clone(), item);
                 let class = if r.params > 0 && r.macs > 0 {
                     "conv"
                 } else if r.params > 0 {
@@ -411,6 +387,31 @@ impl<'a> Scene<'a> {
             lines,
             items: b.items,
             spec: file.name.clone(),
+        }
+    }
+}
+
+impl Item {
+    /// The item of one row of the layer table (row `i`): a block's addition, a layer of
+    /// the head.
+    fn of_row(
+        kind: ItemKind,
+        r: &LayerRow,
+        i: usize,
+        group: Option<String>,
+        line: Option<usize>,
+    ) -> Item {
+        Item {
+            kind,
+            name: r.name.clone(),
+            op: r.op.clone(),
+            output: shape_list(&r.output),
+            params: thousands(r.params),
+            macs: thousands(r.macs),
+            rows: vec![i],
+            group,
+            block: None,
+            line,
         }
     }
 }

@@ -2,62 +2,55 @@
 //! for a layer, `[1x1, 128; 3x3, 128, /2; 1x1, 512]` for a closed block,
 //! `projection 1x1, 512, /2` for its shortcut.
 
-use crate::valid::{AttentionKind, BlockPlan, Layer};
+use crate::valid::{AttentionKind, BlockPlan, ConvLayer, Layer};
 
 /// `conv2` of `layer1.0.conv2`: a layer's name inside its block.
 fn short(name: &str) -> &str {
     name.splitn(3, '.').nth(2).unwrap_or(name)
 }
 
+/// `, /2` for a stride above 1, nothing for 1.
+fn stride_text(stride: u64) -> String {
+    if stride > 1 {
+        format!(", /{stride}")
+    } else {
+        String::new()
+    }
+}
+
+/// `, 128, g32, /2`: a convolution's filters, grouping, dilation and stride.
+fn conv_text(c: &ConvLayer) -> String {
+    format!(
+        ", {}{}{}",
+        c.out_channels,
+        c.options_text(),
+        stride_text(c.stride)
+    )
+}
+
 /// A layer as its box reads, in the paper's words: `3x3 conv, 128, /2`.
 pub fn describe(l: &Layer) -> String {
-    let stride = |s: u64| {
-        if s > 1 {
-            format!(", /{s}")
-        } else {
-            String::new()
-        }
-    };
     match l {
-        Layer::Conv(c) => {
-            let g = if c.groups > 1 {
-                format!(", g{}", c.groups)
-            } else {
-                String::new()
-            };
-            let d = if c.dilation > 1 {
-                format!(", d{}", c.dilation)
-            } else {
-                String::new()
-            };
-            format!(
-                "{0}x{0} conv, {1}{g}{d}{2}",
-                c.kernel,
-                c.out_channels,
-                stride(c.stride)
-            )
-        }
-        Layer::Norm(n) => {
-            let norm = match n.norm {
-                crate::ir::Norm::Batch => "BN".to_string(),
-                crate::ir::Norm::Group { groups } => format!("GN {groups}"),
-            };
-            format!("{norm}{}", if n.relu { ", ReLU" } else { "" })
-        }
+        Layer::Conv(c) => format!("{0}x{0} conv{1}", c.kernel, conv_text(c)),
+        Layer::Norm(n) => format!(
+            "{}{}",
+            n.norm.abbreviation(),
+            if n.relu { ", ReLU" } else { "" }
+        ),
         Layer::Relu { .. } => "ReLU".into(),
         Layer::Pool(p) => format!(
             "{0}x{0} {1} pool{2}",
             p.pool.kernel,
             p.pool.kind.keyword(),
-            stride(p.pool.stride)
+            stride_text(p.pool.stride)
         ),
-        Layer::Blur(b) => format!("blur pool{}", stride(b.stride)),
+        Layer::Blur(b) => format!("blur pool{}", stride_text(b.stride)),
         Layer::Attention(a) => match a.kind {
             AttentionKind::Se { hidden } => format!("SE {0}>{hidden}>{0}", a.channels),
             AttentionKind::Eca { kernel } => format!("ECA, k{kernel}"),
         },
         Layer::Subsample {
-            stride: s,
+            stride,
             extra_channels,
             ..
         } => {
@@ -66,7 +59,7 @@ pub fn describe(l: &Layer) -> String {
             } else {
                 String::new()
             };
-            format!("subsample /{s}{pad}")
+            format!("subsample /{stride}{pad}")
         }
         Layer::DropPath { rate, .. } => format!("drop path {rate}"),
     }
@@ -88,6 +81,15 @@ pub fn layer_class(l: &Layer) -> &'static str {
     }
 }
 
+/// `avg pool /2`, `blur /2`: a pooling layer inside a block's line or a shortcut's label.
+fn pooling_text(l: &Layer) -> Option<String> {
+    match l {
+        Layer::Pool(p) => Some(format!("{} pool /{}", p.pool.kind.keyword(), p.pool.stride)),
+        Layer::Blur(b) => Some(format!("blur /{}", b.stride)),
+        _ => None,
+    }
+}
+
 /// A closed block's box text: `layer2.0  [1x1, 128; 3x3, 128, /2; 1x1, 512]` and what
 /// else its branch holds.
 pub fn block_text(b: &BlockPlan) -> String {
@@ -95,32 +97,12 @@ pub fn block_text(b: &BlockPlan) -> String {
     let mut extras = Vec::new();
     for l in &b.branch {
         match l {
-            Layer::Conv(c) => {
-                let g = if c.groups > 1 {
-                    format!(", g{}", c.groups)
-                } else {
-                    String::new()
-                };
-                let d = if c.dilation > 1 {
-                    format!(", d{}", c.dilation)
-                } else {
-                    String::new()
-                };
-                let s = if c.stride > 1 {
-                    format!(", /{}", c.stride)
-                } else {
-                    String::new()
-                };
-                convs.push(format!("{0}x{0}, {1}{g}{d}{s}", c.kernel, c.out_channels));
-            }
+            Layer::Conv(c) => convs.push(format!("{0}x{0}{1}", c.kernel, conv_text(c))),
             Layer::Attention(a) => extras.push(match a.kind {
                 AttentionKind::Se { .. } => "SE".to_string(),
                 AttentionKind::Eca { .. } => "ECA".to_string(),
             }),
-            Layer::Blur(bl) => extras.push(format!("blur /{}", bl.stride)),
-            Layer::Pool(p) => {
-                extras.push(format!("{} pool /{}", p.pool.kind.keyword(), p.pool.stride))
-            }
+            Layer::Blur(_) | Layer::Pool(_) => extras.extend(pooling_text(l)),
             Layer::DropPath { .. } => extras.push("drop path".into()),
             Layer::Norm(_) | Layer::Relu { .. } | Layer::Subsample { .. } => {}
         }
@@ -141,18 +123,8 @@ pub fn shortcut_text(b: &BlockPlan) -> Option<String> {
     let parts: Vec<String> = layers
         .iter()
         .filter_map(|l| match l {
-            Layer::Conv(c) => Some(format!(
-                "projection {0}x{0}, {1}{2}",
-                c.kernel,
-                c.out_channels,
-                if c.stride > 1 {
-                    format!(", /{}", c.stride)
-                } else {
-                    String::new()
-                }
-            )),
-            Layer::Pool(p) => Some(format!("{} pool /{}", p.pool.kind.keyword(), p.pool.stride)),
-            Layer::Blur(bl) => Some(format!("blur /{}", bl.stride)),
+            Layer::Conv(c) => Some(format!("projection {0}x{0}{1}", c.kernel, conv_text(c))),
+            Layer::Pool(_) | Layer::Blur(_) => pooling_text(l),
             Layer::Subsample {
                 stride,
                 extra_channels,
