@@ -99,7 +99,7 @@ pub fn html(file: &SourceFile, compiled: &Compiled, opts: &DrawOptions) -> Strin
             incoming = u.output(&incoming);
         }
         out.push_str("</div>\n");
-        piece(&mut out, &units::tail(&m), &m, "tail");
+        piece(&mut out, &units::tail(&m, g), &m, "tail");
         out.push_str("</section>\n");
     }
     if let Some((text, edge)) = &scene.output {

@@ -180,6 +180,13 @@ fn stage_id(module: &str) -> String {
     format!("stage/{module}")
 }
 
+impl Group<'_> {
+    /// Whether the main line ends inside this group: at a backbone's last feature map.
+    pub fn ends(&self) -> bool {
+        matches!(self.units.last(), Some(Unit::Feature { last: true, .. }))
+    }
+}
+
 impl Unit<'_> {
     /// The shape on the edge out of this unit, given the shape on the edge into it.
     pub fn output(&self, incoming: &str) -> String {

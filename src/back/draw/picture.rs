@@ -271,14 +271,21 @@ fn group(
                 true,
             );
         }
-        inner.wire(
-            &[(last_x, last_bottom), (last_x, low + 10)],
-            "wire plain",
-            &g.id,
-        );
+        if !g.ends() {
+            inner.wire(
+                &[(last_x, last_bottom), (last_x, low + 10)],
+                "wire plain",
+                &g.id,
+            );
+        }
         low + 10
     } else {
-        put(&mut inner, &units::tail(m), MARGIN + FRAME_PAD, last_bottom);
+        put(
+            &mut inner,
+            &units::tail(m, g),
+            MARGIN + FRAME_PAD,
+            last_bottom,
+        );
         last_bottom + TAIL
     };
     let w = frame_w.max(2 * FRAME_PAD + columns.len() as i32 * stride - GUTTER);

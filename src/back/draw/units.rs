@@ -240,10 +240,13 @@ pub fn connector(m: &Metrics, label: &str, from_dx: i32) -> Piece {
     }
 }
 
-/// The last bit of the main line inside a frame, down to its bottom.
-pub fn tail(m: &Metrics) -> Piece {
+/// The last bit of the main line inside a frame, down to its bottom; none after the
+/// group's flow has ended (a backbone's last feature map).
+pub fn tail(m: &Metrics, g: &super::Group) -> Piece {
     let mut c = Canvas::default();
-    c.wire(&[(m.cx, 0), (m.cx, TAIL)], "wire plain", "tail");
+    if !g.ends() {
+        c.wire(&[(m.cx, 0), (m.cx, TAIL)], "wire plain", "tail");
+    }
     Piece {
         canvas: c,
         height: TAIL,
