@@ -5,7 +5,10 @@
 #    outside the checkout so every clone on the machine shares it; timm 1.0.31 and Keras
 #    3.15.1 beside them (the zoo's golden numbers, tests/zoo.rs); onnx 1.23.2 and onnxruntime
 #    1.32.0 (tests/onnx.rs);
-#  - the `.libtorch` link that .cargo/config.toml points torch-sys at.
+#  - the `.libtorch` link that .cargo/config.toml points torch-sys at;
+#  - Debian's `chromium`, in which tests/browser.rs opens the HTML page of
+#    `resnetc graph --format html` (driven over the DevTools protocol on a pipe, so no
+#    chromedriver and no Python package is needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +42,14 @@ if ! "$venv/bin/python" -c 'import onnx, onnxruntime; assert onnx.__version__ ==
     echo "== installing onnx 1.23.2 and onnxruntime 1.32.0 into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
         onnx==1.23.2 onnxruntime==1.32.0 protobuf==7.36.2 flatbuffers==25.12.19
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing Debian's chromium (tests/browser.rs)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
 torch_dir="$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')"

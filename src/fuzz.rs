@@ -2,15 +2,15 @@
 //! properties each path must keep.
 //!
 //! [`exercise`] reads bytes the way the CLI reads a spec file, then runs what `check`,
-//! `table` (text, `--stages`, `--format json`), `graph`, `fmt --to yaml|dsl` and `build`
-//! run. It never catches panics: a panic is the finding, and the caller (the in-suite
+//! `table` (text, `--stages`, `--format json`), `graph` (DOT, SVG, HTML),
+//! `fmt --to yaml|dsl` and `build` run. It never catches panics: a panic is the finding, and the caller (the in-suite
 //! fuzz loop in `tests/fuzz.rs`, or the cargo-fuzz target in `fuzz/`) reports it.
 //! Everything else that must hold is returned as [`Violation`]s:
 //!
 //! - a failed compile carries at least one error, and its rendered diagnostics stay
 //!   within [`diagnostics_budget`] and print no control or bidi characters;
-//! - the tables and the drawing print no control or bidi characters, and the DOT text
-//!   quotes every string it opens;
+//! - the tables and the drawings print no control or bidi characters, the DOT text
+//!   quotes every string it opens, and nothing of the SVG drawing overlaps;
 //! - `fmt` to either syntax compiles back to the same model;
 //! - the generated Rust module passes [`audit_generated_module`]: it parses, holds no
 //!   item beyond the model's, and no doc comment holds a doc-test;
@@ -56,6 +56,9 @@ pub enum Property {
     OutputsInert,
     /// The DOT text leaves a string open on some line.
     DotWellFormed,
+    /// Two boxes, labels or frames of the SVG drawing overlap, or a wire crosses one
+    /// ([`crate::back::draw::check_marks`]).
+    DrawingLaidOut,
     /// `fmt --to yaml|dsl` prints a spec that does not compile back to the same model.
     RoundTrip,
     /// The generated Rust module fails [`audit_generated_module`].
@@ -73,6 +76,7 @@ impl Property {
             Property::DiagnosticsInert => "diagnostics-inert",
             Property::OutputsInert => "outputs-inert",
             Property::DotWellFormed => "dot-well-formed",
+            Property::DrawingLaidOut => "drawing-laid-out",
             Property::RoundTrip => "round-trip",
             Property::GeneratedModule => "generated-module",
             Property::GeneratedPython => "generated-python",
@@ -176,10 +180,25 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
     let stages = crate::back::table::stages(model, net);
     let json = serde_json::to_string_pretty(&crate::back::table::json(model, net));
     let dot = crate::back::dot::graph(model, net);
+    // The drawings of networks up to DRAWN_BLOCKS blocks: larger ones only repeat the same
+    // pieces (tests/draw.rs draws the largest a spec may describe), and drawing thousands
+    // of blocks for every mutant of the many-blocks seed would double the run.
+    let drawings = (net.blocks.len() <= DRAWN_BLOCKS).then(|| {
+        let opts = crate::back::draw::DrawOptions::default();
+        (
+            crate::back::draw::svg(&file, &compiled, &opts),
+            crate::back::draw::html(&file, &compiled, &opts),
+        )
+    });
+    let (svg, page) = drawings
+        .as_ref()
+        .map_or(("", ""), |(p, h)| (p.svg.as_str(), h.as_str()));
     for (what, text) in [
-        ("table", &layers),
-        ("table --stages", &stages),
-        ("graph", &dot),
+        ("table", layers.as_str()),
+        ("table --stages", stages.as_str()),
+        ("graph", dot.as_str()),
+        ("graph --format svg", svg),
+        ("graph --format html", page),
     ] {
         if let Some(found) = first_unsafe_char(text) {
             violations.push(Violation {
@@ -192,6 +211,13 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
         violations.push(Violation {
             property: Property::OutputsInert,
             detail: format!("`table --format json` failed: {e}"),
+        });
+    }
+    let marks = drawings.as_ref().map_or(&[][..], |(p, _)| &p.marks[..]);
+    if let Some(problem) = crate::back::draw::check_marks(marks).first() {
+        violations.push(Violation {
+            property: Property::DrawingLaidOut,
+            detail: format!("`graph --format svg`: {problem}"),
         });
     }
     if let Some(line) = dot.lines().find(|l| !quotes_balanced(l)) {
@@ -318,6 +344,9 @@ fn is_bidi_control(c: char) -> bool {
 
 /// A control character other than `\n` and `\t`, or a bidi control: what must never reach
 /// a terminal or a source file from a spec.
+/// The most blocks a network may have for the harness to draw it.
+const DRAWN_BLOCKS: usize = 64;
+
 fn is_unsafe_char(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c)
 }

@@ -88,6 +88,14 @@ impl Norm {
             Norm::Group { .. } => "GroupNorm",
         }
     }
+
+    /// `BN` or `GN 32`, as the drawings label a norm layer.
+    pub fn abbreviation(self) -> String {
+        match self {
+            Norm::Batch => "BN".to_string(),
+            Norm::Group { groups } => format!("GN {groups}"),
+        }
+    }
 }
 
 /// Anti-aliased downsampling (timm's `aa_layer`): the strided layer runs at stride 1 and

@@ -3,7 +3,6 @@
 //! Each residual block is a cluster; the shortcut is drawn as its own edge into the
 //! block's addition, so identity and projection shortcuts are visible at a glance.
 
-use crate::ir::Norm;
 use crate::ir::{Model, Shape};
 use crate::valid::{AttentionKind, BlockPlan, Layer, Network, ShortcutPlan};
 use std::fmt::Write;
@@ -108,29 +107,19 @@ pub fn graph(model: &Model, net: &Network) -> String {
 /// What a node shows under the layer's name.
 fn describe(l: &Layer) -> String {
     match l {
-        Layer::Conv(c) => {
-            let g = if c.groups > 1 {
-                format!(", g{}", c.groups)
-            } else {
-                String::new()
-            };
-            let dil = if c.dilation > 1 {
-                format!(", d{}", c.dilation)
-            } else {
-                String::new()
-            };
-            format!(
-                "{}x{}/{}, {}{g}{dil}",
-                c.kernel, c.kernel, c.stride, c.out_channels
-            )
-        }
-        Layer::Norm(n) => {
-            let norm = match n.norm {
-                Norm::Batch => "BN".to_string(),
-                Norm::Group { groups } => format!("GN {groups}"),
-            };
-            format!("{norm}{}", if n.relu { " + ReLU" } else { "" })
-        }
+        Layer::Conv(c) => format!(
+            "{}x{}/{}, {}{}",
+            c.kernel,
+            c.kernel,
+            c.stride,
+            c.out_channels,
+            c.options_text()
+        ),
+        Layer::Norm(n) => format!(
+            "{}{}",
+            n.norm.abbreviation(),
+            if n.relu { " + ReLU" } else { "" }
+        ),
         Layer::Relu { .. } => "ReLU".into(),
         Layer::Pool(p) => format!("{}x{}/{}", p.pool.kernel, p.pool.kernel, p.pool.stride),
         Layer::Blur(b) => format!("blur 3x3/{}", b.stride),

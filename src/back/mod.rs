@@ -2,6 +2,7 @@
 //! [`crate::valid::Network`]) and prints it; none re-validates.
 
 pub mod dot;
+pub mod draw;
 pub mod dsl;
 pub mod onnx;
 pub mod pytorch;

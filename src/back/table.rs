@@ -2,7 +2,7 @@
 //! (`--stages`), and the same data as JSON (`--format json`).
 
 use crate::ir::{BlockKind, HeadPool, Model};
-use crate::valid::{Layer, Network, StageSummary};
+use crate::valid::{HeadPlan, Layer, LayerRow, Network, StageSummary};
 use std::fmt::Write;
 
 /// The convention every table states in its header.
@@ -27,36 +27,11 @@ pub fn grouped(n: u128) -> String {
     out
 }
 
-fn shape_list(v: &[u64]) -> String {
-    let items: Vec<String> = v.iter().map(u64::to_string).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// The per-layer table with totals.
 pub fn layers(model: &Model, net: &Network) -> String {
     let mut out = String::new();
     header(&mut out, model, net);
-    let rows: Vec<[String; 5]> = net
-        .layers
-        .iter()
-        .map(|r| {
-            [
-                r.name.clone(),
-                r.op.clone(),
-                shape_list(&r.output),
-                if r.params > 0 {
-                    thousands(r.params)
-                } else {
-                    "-".into()
-                },
-                if r.macs > 0 {
-                    thousands(r.macs)
-                } else {
-                    "-".into()
-                },
-            ]
-        })
-        .collect();
+    let rows: Vec<[String; 5]> = net.layers.iter().map(layer_cells).collect();
     let titles = ["layer", "op", "output", "params", "MACs"];
     columns(
         &mut out,
@@ -67,6 +42,24 @@ pub fn layers(model: &Model, net: &Network) -> String {
     );
     totals(&mut out, net);
     out
+}
+
+/// One row of the layer table as printed: name, op, output, params and MACs (`-` for none).
+pub fn layer_cells(r: &LayerRow) -> [String; 5] {
+    let count = |n: u64| if n > 0 { thousands(n) } else { "-".into() };
+    [
+        r.name.clone(),
+        r.op.clone(),
+        shape_list(&r.output),
+        count(r.params),
+        count(r.macs),
+    ]
+}
+
+/// `[256, 56, 56]`: an output shape as the tables print it.
+pub fn shape_list(v: &[u64]) -> String {
+    let items: Vec<String> = v.iter().map(u64::to_string).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// Writes aligned columns: a title row, an optional rule under it and after the rows.
@@ -164,26 +157,12 @@ pub fn stages(model: &Model, net: &Network) -> String {
             String::new()
         };
         let o = l.output();
-        let (config, macs) = match l {
-            Layer::Conv(c) => (
-                format!(
-                    "{}x{}, {}, stride {}",
-                    c.kernel, c.kernel, c.out_channels, c.stride
-                ),
-                thousands(c.macs()),
-            ),
-            Layer::Pool(p) => (
-                format!(
-                    "{}x{} {} pool, stride {}",
-                    p.pool.kernel,
-                    p.pool.kernel,
-                    p.pool.kind.keyword(),
-                    p.pool.stride
-                ),
-                String::new(),
-            ),
-            Layer::Blur(b) => (format!("3x3 blur pool, stride {}", b.stride), String::new()),
-            _ => continue,
+        let Some(config) = stem_config(l) else {
+            continue;
+        };
+        let macs = match l {
+            Layer::Conv(c) => thousands(c.macs()),
+            _ => String::new(),
         };
         rows.push([
             label,
@@ -203,19 +182,10 @@ pub fn stages(model: &Model, net: &Network) -> String {
         ]);
     }
     if let Some(h) = &net.head {
-        let pool = match h.pool {
-            HeadPool::Avg => "average pool",
-            HeadPool::Max => "max pool",
-            HeadPool::Flatten => "flatten",
-        };
         rows.push([
             "head".into(),
             format!("{}x{}", h.pooled.h, h.pooled.w),
-            format!(
-                "{pool}, {}-d fc{}",
-                h.fc.out_features,
-                if h.softmax { ", softmax" } else { "" }
-            ),
+            head_config(h),
             String::new(),
             thousands(h.fc.macs()),
         ]);
@@ -241,6 +211,40 @@ pub fn stages(model: &Model, net: &Network) -> String {
     let _ = writeln!(out);
     totals(&mut out, net);
     out
+}
+
+/// A stem layer as a row of the paper's Table 1 (`7x7, 64, stride 2`, `3x3 max pool,
+/// stride 2`); `None` for layers the table leaves out (norms, activations).
+pub fn stem_config(l: &Layer) -> Option<String> {
+    match l {
+        Layer::Conv(c) => Some(format!(
+            "{}x{}, {}, stride {}",
+            c.kernel, c.kernel, c.out_channels, c.stride
+        )),
+        Layer::Pool(p) => Some(format!(
+            "{}x{} {} pool, stride {}",
+            p.pool.kernel,
+            p.pool.kernel,
+            p.pool.kind.keyword(),
+            p.pool.stride
+        )),
+        Layer::Blur(b) => Some(format!("3x3 blur pool, stride {}", b.stride)),
+        _ => None,
+    }
+}
+
+/// The head as the last row of the paper's Table 1: `average pool, 1000-d fc`.
+pub fn head_config(h: &HeadPlan) -> String {
+    let pool = match h.pool {
+        HeadPool::Avg => "average pool",
+        HeadPool::Max => "max pool",
+        HeadPool::Flatten => "flatten",
+    };
+    format!(
+        "{pool}, {}-d fc{}",
+        h.fc.out_features,
+        if h.softmax { ", softmax" } else { "" }
+    )
 }
 
 /// `[1x1, 64; 3x3, 64; 1x1, 256]` in the paper's notation, with the block kind and, for

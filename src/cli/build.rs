@@ -1,8 +1,7 @@
 //! `resnetc build SPEC [--target rust|pytorch|torchrun] [-o FILE] [--name NAME] [--input CxHxW] [--classes N]`
-use super::{compile_or_report, write_stdout, CliError, OverrideArgs, EXIT_SPEC};
+use super::{compile_or_report, write_output, write_stdout, CliError, OverrideArgs, EXIT_SPEC};
 use crate::back::pytorch::{self, PyOptions};
 use crate::back::rust::{check_type_name, module_source, RustOptions};
-use crate::output::OutputError;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -72,18 +71,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
     };
     match &args.output {
-        Some(path) => write_module(path, Path::new(&args.spec), source.as_bytes())?,
+        Some(path) => write_output(path, Path::new(&args.spec), source.as_bytes())?,
         None => write_stdout(&source)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the module to `path` safely (see [`crate::output`]): through an exclusive
-/// temporary file and a rename, refusing non-regular targets, symbolic links and the spec
-/// being compiled.
-fn write_module(path: &Path, spec: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    crate::output::write_bytes(path, &[spec], bytes).map_err(|e| match e {
-        OutputError::Refused { .. } => CliError::msg(e.to_string()),
-        OutputError::Io { path, source } => CliError::Write { path, source },
-    })
 }

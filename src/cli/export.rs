@@ -7,7 +7,6 @@
 
 use super::{compile_or_report, say, CliError, OverrideArgs, EXIT_SPEC};
 use crate::back::onnx::{self, DType, OnnxOptions, Param, Params};
-use crate::output::OutputError;
 use crate::runtime::weights::{self, LoadMode};
 use crate::runtime::ResNet;
 use std::path::{Path, PathBuf};
@@ -96,12 +95,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     };
     let bytes = onnx::export(&compiled, &params, &opts)
         .map_err(|e| CliError::other("cannot export the network to ONNX", e))?;
-    crate::output::write_bytes(&args.output, &[Path::new(&args.spec)], &bytes).map_err(
-        |e| match e {
-            OutputError::Refused { .. } => CliError::msg(e.to_string()),
-            OutputError::Io { path, source } => CliError::Write { path, source },
-        },
-    )?;
+    super::write_output(&args.output, Path::new(&args.spec), &bytes)?;
     let weights = args.weights.as_deref().map_or_else(
         || format!("initialization seed {}", args.seed),
         |w| format!("weights `{w}`"),

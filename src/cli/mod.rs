@@ -54,7 +54,7 @@ enum Command {
     Check(check::Args),
     /// Print the layer table: every layer with output shape, parameters and MACs.
     Table(table::Args),
-    /// Print the network as Graphviz DOT, output shapes on the edges.
+    /// Draw the network: Graphviz DOT, an SVG picture or an interactive HTML page, output shapes on the edges.
     Graph(graph::Args),
     /// Print a spec converted to YAML or the DSL.
     Fmt(fmt::Args),
@@ -206,6 +206,16 @@ pub fn write_stdout(text: &str) -> Result<(), CliError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Writes a command's output file safely (see [`crate::output`]): through an exclusive
+/// temporary file and a rename, refusing non-regular targets, symbolic links and the spec
+/// being compiled.
+pub fn write_output(path: &std::path::Path, spec: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    crate::output::write_bytes(path, &[spec], bytes).map_err(|e| match e {
+        crate::output::OutputError::Refused { .. } => CliError::msg(e.to_string()),
+        crate::output::OutputError::Io { path, source } => CliError::Write { path, source },
+    })
 }
 
 /// Errors of the CLI itself (as opposed to problems in a spec, which are diagnostics).

@@ -323,6 +323,18 @@ pub struct ConvLayer {
 }
 
 impl ConvLayer {
+    /// `, g32, d2`: the grouping and dilation, when not 1, as the drawings show them.
+    pub fn options_text(&self) -> String {
+        let mut out = String::new();
+        if self.groups > 1 {
+            out.push_str(&format!(", g{}", self.groups));
+        }
+        if self.dilation > 1 {
+            out.push_str(&format!(", d{}", self.dilation));
+        }
+        out
+    }
+
     /// Weights and bias. Exact for every layer of a checked [`Network`] (its totals are
     /// within [`Limits::MAX_PARAMS`]); saturates at `u64::MAX` otherwise.
     pub fn params(&self) -> u64 {
