@@ -86,9 +86,15 @@ fn write_coloured(lines: &[text::Line]) -> Result<(), CliError> {
                 text::Mark::B => Some(Color::Green),
                 text::Mark::Context => None,
             };
-            stdout.set_color(ColorSpec::new().set_fg(colour))?;
-            write!(stdout, "{}", crate::diag::escape_keeping_layout(&l.text))?;
-            stdout.reset()?;
+            let text = crate::diag::escape_keeping_layout(&l.text);
+            match colour {
+                Some(c) => {
+                    stdout.set_color(ColorSpec::new().set_fg(Some(c)))?;
+                    write!(stdout, "{text}")?;
+                    stdout.reset()?;
+                }
+                None => write!(stdout, "{text}")?,
+            }
             writeln!(stdout)?;
         }
         stdout.flush()
