@@ -341,25 +341,52 @@ fn json_has_its_keys_in_the_documented_order_and_is_stable() {
     assert_eq!(text, again);
 }
 
+/// `d["settings"]` as (name, a, b).
+fn settings(d: &Value) -> Vec<(String, String, String)> {
+    d["settings"]
+        .as_array()
+        .expect("settings[]")
+        .iter()
+        .map(|s| {
+            let text = |k: &str| s[k].as_str().expect("a string").to_string();
+            (text("name"), text("a"), text("b"))
+        })
+        .collect()
+}
+
 #[test]
 fn settings_outside_the_layer_table_are_compared() {
-    // specs/article-keras.yaml uses Keras's BN epsilon and momentum and Xavier init.
+    // Keras's ResNet50: Xavier init, Keras's BN epsilon and momentum.
     let d = diff_json("specs/resnet50.yaml", "specs/keras/ResNet50.yaml");
-    let names: Vec<&str> = d["settings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert!(names.contains(&"batch_norm.eps"), "{names:?}");
-    let eps = d["settings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "batch_norm.eps")
+    let want = [
+        ("init", "kaiming_normal", "xavier_uniform"),
+        ("batch_norm.eps", "0.00001", "0.00001001"),
+        ("batch_norm.momentum", "0.1", "0.01"),
+    ]
+    .map(|(n, a, b)| (n.to_string(), a.to_string(), b.to_string()));
+    assert_eq!(settings(&d), want);
+
+    // A backbone's outputs: the same layers and weights, other feature maps.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let spec = |features: &str| {
+        let path = dir.path().join(format!("{}.yaml", features.len()));
+        std::fs::write(
+            &path,
+            format!(
+                "name: bb\ninput: [3, 64, 64]\nstages:\n  - {{stage: s1, block: basic, repeat: 1, filters: [16, 16]}}\n  - {{stage: s2, block: basic, repeat: 1, filters: [32, 32]}}\nfeatures: {features}\n"
+            ),
+        )
         .unwrap();
-    assert_eq!(eps["a"], "0.00001");
-    assert_eq!(eps["b"], "0.00001001");
+        path.display().to_string()
+    };
+    let (a, b) = (spec("[s1, s2]"), spec("[s2]"));
+    let d = diff_json(&a, &b);
+    assert_eq!(d["identical"], false);
+    assert_eq!(
+        settings(&d),
+        [("features".into(), "layer1, layer2".into(), "layer2".into())]
+    );
+    assert_eq!(d["state_dict"]["a_loads_into_b"], true);
 }
 
 #[test]

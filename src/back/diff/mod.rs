@@ -68,7 +68,9 @@ pub struct Diff {
     pub a: Side,
     pub b: Side,
     pub totals: TotalsDiff,
-    /// Model-wide settings that the layer table does not show, where they differ.
+    /// Model-wide settings that the layer table does not show, where they differ: `init`,
+    /// `zero_init_residual`, `batch_norm.eps`, `batch_norm.momentum`, `drop_path_rate`,
+    /// `features` (a backbone's outputs, as modules: `layer3, layer4`).
     pub settings: Vec<SettingChange>,
     /// Every stage of either spec, matched by position (`layer1`, `layer2`, ...).
     pub stages: Vec<StageDiff>,
@@ -247,7 +249,7 @@ pub fn compare(a: Spec<'_>, b: Spec<'_>) -> Diff {
         ),
         macs: Count::new(na.totals.macs, nb.totals.macs),
     };
-    let settings = settings(a.model, b.model);
+    let settings = settings(a, b);
     let (blocks, layers, same_layers) = layers::compare(na, nb);
     let stages = compare_stages(na, nb, &blocks);
     let state_dict = state_dict::compare(na, nb);
@@ -280,15 +282,19 @@ fn side(s: Spec<'_>) -> Side {
     }
 }
 
-/// Settings that change training or numerics but no row of the layer table.
-fn settings(a: &Model, b: &Model) -> Vec<SettingChange> {
-    let values = |m: &Model| -> [(&'static str, String); 5] {
+/// Settings that no row of the layer table shows: those of training and numerics, and a
+/// backbone's outputs (`features`: the stages whose maps it returns).
+fn settings(a: Spec<'_>, b: Spec<'_>) -> Vec<SettingChange> {
+    let values = |s: Spec<'_>| -> [(&'static str, String); 6] {
+        let (m, features) = (s.model, &s.network.features);
+        let features: Vec<&str> = features.iter().map(|f| f.module.as_str()).collect();
         [
             ("init", m.init.keyword().to_string()),
             ("zero_init_residual", m.zero_init_residual.to_string()),
             ("batch_norm.eps", m.batch_norm.eps.to_string()),
             ("batch_norm.momentum", m.batch_norm.momentum.to_string()),
             ("drop_path_rate", m.drop_path_rate.to_string()),
+            ("features", features.join(", ")),
         ]
     };
     values(a)
