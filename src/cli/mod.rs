@@ -6,9 +6,9 @@ mod bench;
 mod bench_data;
 mod build;
 mod check;
-mod diff;
 #[cfg(feature = "torch")]
 mod curves;
+mod diff;
 #[cfg(feature = "torch")]
 mod eval;
 #[cfg(feature = "torch")]
