@@ -12,6 +12,7 @@
 //! - the tables and the drawings print no control or bidi characters, the DOT text
 //!   quotes every string it opens, and nothing of the SVG drawing overlaps;
 //! - `fmt` to either syntax compiles back to the same model;
+//! - `diff` against a shipped spec prints no control or bidi characters;
 //! - the generated Rust module passes [`audit_generated_module`]: it parses, holds no
 //!   item beyond the model's, and no doc comment holds a doc-test;
 //! - the generated Python file (`build --target pytorch`, or `--target torchrun` when the
@@ -301,9 +302,42 @@ pub fn exercise_named(path: &str, data: &[u8], syntax: Syntax) -> Report {
             detail: e,
         }),
     }
+    check_diff(&compiled, path, &mut violations);
     Report {
         outcome: Outcome::Compiled,
         violations,
+    }
+}
+
+/// `diff SPEC specs/cifar-resnet20.yaml` (a small network, so that stages and blocks
+/// are added, removed and changed), in text. One direction only: the other runs the
+/// same code with the sides swapped, and each diff costs about as much as a compile.
+fn check_diff(compiled: &crate::Compiled, path: &str, violations: &mut Vec<Violation>) {
+    use crate::back::diff::{compare, text, Spec};
+    static REFERENCE: std::sync::OnceLock<Option<crate::Compiled>> = std::sync::OnceLock::new();
+    let reference = REFERENCE.get_or_init(|| {
+        let path = "specs/cifar-resnet20.yaml";
+        let text = include_str!("../specs/cifar-resnet20.yaml");
+        crate::compile(&SourceFile::new(path, text, Syntax::Yaml)).ok()
+    });
+    let Some(reference) = reference else { return };
+    let d = compare(
+        Spec {
+            path,
+            model: &compiled.model,
+            network: &compiled.network,
+        },
+        Spec {
+            path: "specs/cifar-resnet20.yaml",
+            model: &reference.model,
+            network: &reference.network,
+        },
+    );
+    if let Some(found) = first_unsafe_char(&text::plain(&text::render(&d))) {
+        violations.push(Violation {
+            property: Property::OutputsInert,
+            detail: format!("`diff` prints {found}"),
+        });
     }
 }
 

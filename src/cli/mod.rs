@@ -8,6 +8,7 @@ mod build;
 mod check;
 #[cfg(feature = "torch")]
 mod curves;
+mod diff;
 #[cfg(feature = "torch")]
 mod eval;
 #[cfg(feature = "torch")]
@@ -58,6 +59,8 @@ enum Command {
     Graph(graph::Args),
     /// Print a spec converted to YAML or the DSL.
     Fmt(fmt::Args),
+    /// Compare two specs: totals, stages and layers that differ, and whether a checkpoint of A loads into B.
+    Diff(diff::Args),
     /// Check a PyTorch checkpoint or Keras weights file against a spec and write it as safetensors.
     Import(import::Args),
     /// Write a Rust module (tch) or, with `--target pytorch`, a Python file (PyTorch) that builds the network (`--target torchrun`: with a training entry point).
@@ -113,6 +116,7 @@ pub fn run() -> ExitCode {
         Command::Table(a) => table::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Fmt(a) => fmt::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::Import(a) => import::run(a),
         Command::Build(a) => build::run(a),
         #[cfg(feature = "torch")]

@@ -415,6 +415,21 @@ pub fn expected(network: &Network) -> Vec<Expected> {
     out
 }
 
+/// The tensors a checkpoint of `network` holds (a state_dict saved by the runtime, or by
+/// PyTorch from the same model): every variable of [`expected`] with its name, shape
+/// and dtype (f32, and i64 for `num_batches_tracked`).
+pub fn state_dict(network: &Network) -> Vec<SourceTensor> {
+    expected(network)
+        .into_iter()
+        .map(|e| SourceTensor {
+            origin: e.name.clone(),
+            name: e.name,
+            dtype: if e.float { DType::F32 } else { DType::I64 },
+            shape: e.shape,
+        })
+        .collect()
+}
+
 /// Compares a source's tensors with the network's variables: the report, and for each
 /// tensor to take, its index in the source. Fails in strict mode unless they match
 /// exactly (every problem listed). Dropped keys (empty names) are left out.
@@ -423,12 +438,27 @@ pub fn plan(
     expected: &[Expected],
     mode: LoadMode,
 ) -> Result<(LoadReport, Vec<usize>), ImportError> {
+    let (report, take) = compare(source.tensors(), source.extras(), expected);
+    if mode == LoadMode::Strict && !report.is_exact() {
+        return Err(ImportError::Mismatch { report });
+    }
+    Ok((report, take))
+}
+
+/// [`plan`]'s comparison without a file: `tensors` (and the non-tensor entries `extras`)
+/// against the network's variables, as loading in partial mode would treat them. Also
+/// what `resnetc diff` uses to say whether a checkpoint of one spec loads into another.
+pub fn compare(
+    tensors: &[SourceTensor],
+    extras: &[String],
+    expected: &[Expected],
+) -> (LoadReport, Vec<usize>) {
     let by_name: std::collections::HashMap<&str, &Expected> =
         expected.iter().map(|e| (e.name.as_str(), e)).collect();
     let mut report = LoadReport::default();
     let mut take = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, t) in source.tensors().iter().enumerate() {
+    for (i, t) in tensors.iter().enumerate() {
         if t.name.is_empty() {
             continue;
         }
@@ -455,17 +485,14 @@ pub fn plan(
             });
         }
     }
-    report.unexpected.extend(source.extras().iter().cloned());
+    report.unexpected.extend(extras.iter().cloned());
     for e in expected {
         if !seen.contains(e.name.as_str()) && e.float {
             report.missing.push(e.name.clone());
         }
     }
     report.sort();
-    if mode == LoadMode::Strict && !report.is_exact() {
-        return Err(ImportError::Mismatch { report });
-    }
-    Ok((report, take))
+    (report, take)
 }
 
 /// Converts little-endian float elements from one float dtype to another.
