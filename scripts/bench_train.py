@@ -17,6 +17,9 @@ PyTorch variants (--variants): `eager` (the module as written, NCHW), `compile`
 (`torch.compile(model)`, default mode; its one-time cost, the first step, is reported
 apart), and for reference `eager-cl` (the module and inputs in channels-last).
 
+torch.compile's cache starts empty (a fresh TORCHINDUCTOR_CACHE_DIR, removed at the end)
+unless --warm-cache, so its first step shows the whole compile cost.
+
 Each round times --batches steps of every PyTorch variant after --warmup steps (the
 models keep training across rounds), then runs `resnetc train` for 2 epochs of
 --batches batches and takes epoch 2's examples/s from metrics.csv (epoch 1 is resnetc's
@@ -39,6 +42,11 @@ import subprocess
 import sys
 import tempfile
 import time
+
+if "--warm-cache" not in sys.argv:
+    # Before torch is imported: inductor reads it once.
+    _CACHE = tempfile.TemporaryDirectory(prefix="bench-train-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = _CACHE.name
 
 import numpy as np
 import torch
@@ -182,6 +190,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(home, "data", "fashion-mnist"))
     ap.add_argument("--resnetc", default=os.path.join(ROOT, "target", "release", "resnetc"))
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--warm-cache", action="store_true", help="keep torch.compile's usual cache (first step then shows less)")
     args = ap.parse_args()
     if not os.path.exists(args.resnetc):
         raise SystemExit(f"{args.resnetc} not found: cargo build --release -j2 --features torch")
