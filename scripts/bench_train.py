@@ -31,7 +31,6 @@ configurations run in turns too, e.g. each speed-up switched off once. Medians o
     ~/.cache/resnetc/venv/bin/python scripts/bench_train.py --rounds 3
 """
 import argparse
-import gzip
 import importlib.util
 import json
 import os
@@ -52,6 +51,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from train_pytorch import find, read_idx
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CASES = {
@@ -62,22 +63,6 @@ CASES = {
 
 # resnetc's normalization of Fashion-MNIST (src/train/data.rs).
 MEAN, STD = 0.2860406, 0.3530242
-
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def find(root, name):
-    for candidate in (os.path.join(root, name), os.path.join(root, name + ".gz")):
-        if os.path.exists(candidate):
-            return candidate
-    raise SystemExit(f"{name} not found in {root}: run scripts/fetch-data.sh")
 
 
 def cpu_name():

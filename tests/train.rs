@@ -392,6 +392,21 @@ fn image_folders_list_classes_and_stream_images() {
 /// The zoo's constructs train: a small network with a deep stem, a blurred stem pool,
 /// GroupNorm, squeeze-and-excitation, ECA, anti-aliased strides, ResNet-D projections and
 /// stochastic depth learns Fashion-MNIST well above chance (0.1) in three short epochs.
+/// A small network with the zoo's constructs: GroupNorm, drop-path, a deep stem, an
+/// anti-aliased stem pool and blocks, ResNet-D projections, SE and ECA.
+fn zoo_tiny() -> resnetc::Compiled {
+    let spec = "name: zoo-tiny\n\
+                input: [1, 28, 28]\n\
+                norm: {kind: group, groups: 4}\n\
+                drop_path_rate: 0.1\n\
+                stem:\n  convs:\n    - {filters: 8, kernel: 3, stride: 1, padding: 1}\n    - {filters: 16, kernel: 3, stride: 1, padding: 1}\n  bn: true\n  relu: true\n  pool: {kind: max, kernel: 3, stride: 2, padding: 1, anti_alias: blur}\n\
+                defaults:\n  block: basic\n  projection: {pool: avg}\n  anti_alias: blur\n\
+                stages:\n  - {stage: conv2_x, repeat: 1, filters: [16, 16], stride: 1, attention: se}\n  - {stage: conv3_x, repeat: 2, filters: [32, 32], stride: 2, attention: eca}\n\
+                head: {pool: avg, classes: 10}\n";
+    let file = resnetc::span::SourceFile::new("zoo-tiny.yaml", spec.to_string(), resnetc::span::Syntax::Yaml);
+    resnetc::compile(&file).unwrap_or_else(|d| panic!("{}", resnetc::diag::render(&file, &d)))
+}
+
 /// The model and momentum tensors of a run's checkpoint, by name.
 fn checkpoint_tensors(dir: &Path) -> Vec<(String, tch::Tensor)> {
     let mut t: Vec<_> = tch::Tensor::read_safetensors(dir.join("checkpoint.safetensors"))
@@ -414,18 +429,9 @@ fn speedups_change_how_not_what() {
     use resnetc::train::Speedups;
     let _serial = serial();
     let (train_set, test_set) = fashion_mnist(800, 16);
-    let zoo = "name: zoo-tiny\n\
-               input: [1, 28, 28]\n\
-               norm: {kind: group, groups: 4}\n\
-               drop_path_rate: 0.1\n\
-               stem:\n  convs:\n    - {filters: 8, kernel: 3, stride: 1, padding: 1}\n    - {filters: 16, kernel: 3, stride: 1, padding: 1}\n  bn: true\n  relu: true\n  pool: {kind: max, kernel: 3, stride: 2, padding: 1, anti_alias: blur}\n\
-               defaults:\n  block: basic\n  projection: {pool: avg}\n  anti_alias: blur\n\
-               stages:\n  - {stage: conv2_x, repeat: 1, filters: [16, 16], stride: 1, attention: se}\n  - {stage: conv3_x, repeat: 2, filters: [32, 32], stride: 2, attention: eca}\n\
-               head: {pool: avg, classes: 10}\n";
-    let zoo = resnetc::span::SourceFile::new("zoo-tiny.yaml", zoo.to_string(), resnetc::span::Syntax::Yaml);
     let nets = [
         ("fmnist-resnet20", compiled("fmnist-resnet20.yaml")),
-        ("zoo-tiny", resnetc::compile(&zoo).unwrap()),
+        ("zoo-tiny", zoo_tiny()),
     ];
     let cpu = tch::Device::Cpu;
     // (speed-ups, largest relative difference allowed against none)
@@ -487,16 +493,7 @@ fn zoo_constructs_learn() {
     let _serial = serial();
     let (train_set, test_set) = fashion_mnist(2000, 1000);
     let out = scratch("zoo");
-    let spec = "name: zoo-tiny\n\
-                input: [1, 28, 28]\n\
-                norm: {kind: group, groups: 4}\n\
-                drop_path_rate: 0.1\n\
-                stem:\n  convs:\n    - {filters: 8, kernel: 3, stride: 1, padding: 1}\n    - {filters: 16, kernel: 3, stride: 1, padding: 1}\n  bn: true\n  relu: true\n  pool: {kind: max, kernel: 3, stride: 2, padding: 1, anti_alias: blur}\n\
-                defaults:\n  block: basic\n  projection: {pool: avg}\n  anti_alias: blur\n\
-                stages:\n  - {stage: conv2_x, repeat: 1, filters: [16, 16], stride: 1, attention: se}\n  - {stage: conv3_x, repeat: 2, filters: [32, 32], stride: 2, attention: eca}\n\
-                head: {pool: avg, classes: 10}\n";
-    let file = resnetc::span::SourceFile::new("zoo-tiny.yaml", spec.to_string(), resnetc::span::Syntax::Yaml);
-    let c = resnetc::compile(&file).unwrap_or_else(|d| panic!("{}", resnetc::diag::render(&file, &d)));
+    let c = zoo_tiny();
     let opts = TrainOptions { epochs: 3, batch_size: 32, momentum: 0.9, lr: 0.02, ..quiet(&out) };
     let report = train::train_spec(&c, train_set, test_set, &opts).unwrap();
     let m = report.history[2];
