@@ -172,9 +172,7 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
         path: path.display().to_string(),
         problem,
     };
-    let bytes =
-        crate::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
-    let (format, w, h) = check_header(path, &bytes)?;
+    let (bytes, format, w, h) = read_checked(path)?;
     let hwc = tch::vision::image::load_from_memory(&bytes).map_err(|e| {
         err(format!(
             "cannot decode the {} data ({}); the file is truncated or corrupt",
@@ -189,6 +187,17 @@ pub fn decode(path: &Path) -> Result<Tensor, ImageError> {
         )));
     }
     Ok(hwc)
+}
+
+/// Reads an image file of at most [`MAX_IMAGE_FILE_BYTES`] and checks its header
+/// ([`check_header`]): its bytes, format and declared width and height.
+pub fn read_checked(path: &Path) -> Result<(Vec<u8>, ImageFormat, u64, u64), ImageError> {
+    let bytes = crate::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| ImageError {
+        path: path.display().to_string(),
+        problem: e.to_string(),
+    })?;
+    let (format, w, h) = check_header(path, &bytes)?;
+    Ok((bytes, format, w, h))
 }
 
 /// Checks an image file's bytes before anything decodes them: not empty, of a format read,

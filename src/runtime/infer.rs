@@ -978,7 +978,8 @@ fn dense_op(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor, TchError>) -> 
 }
 
 /// The same values with NHWC strides (`x.contiguous(memory_format=torch.channels_last)`).
-fn channels_last(x: &Tensor) -> Result<Tensor, TchError> {
+/// `x` with NHWC strides (the same shape), or `x` itself unless it is 4-D.
+pub(crate) fn channels_last(x: &Tensor) -> Result<Tensor, TchError> {
     if x.dim() != 4 {
         return Ok(x.shallow_clone());
     }

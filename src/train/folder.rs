@@ -16,7 +16,7 @@
 //!   example's index, so batches do not depend on the number of workers.
 
 use super::rng::{Purpose, Rng};
-use crate::runtime::image::{check_header, ImageError, ImageFormat, MAX_IMAGE_FILE_BYTES};
+use crate::runtime::image::{read_checked, ImageError, ImageFormat};
 use fast_image_resize as fr;
 use std::path::{Path, PathBuf};
 
@@ -254,9 +254,7 @@ pub fn decode_rgb(path: &Path) -> Result<image::RgbImage, ImageError> {
         path: path.display().to_string(),
         problem,
     };
-    let bytes =
-        crate::files::read_bounded(path, MAX_IMAGE_FILE_BYTES).map_err(|e| err(e.to_string()))?;
-    let (format, w, h) = check_header(path, &bytes)?;
+    let (bytes, format, w, h) = read_checked(path)?;
     let fmt = match format {
         ImageFormat::Jpeg => image::ImageFormat::Jpeg,
         ImageFormat::Png => image::ImageFormat::Png,

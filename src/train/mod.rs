@@ -489,11 +489,7 @@ pub fn train_model<M: Classifier>(
                     Some((pl, pc)) => (pl + l, pc + c),
                 });
                 if update {
-                    let (l, c) = pending.take().expect("just set");
-                    loss_sum += l.f_double_value(&[]).map_err(torch("reading the loss"))?;
-                    correct += c
-                        .f_int64_value(&[])
-                        .map_err(torch("counting correct predictions"))?;
+                    drain(&mut pending, &mut loss_sum, &mut correct)?;
                 }
             } else {
                 loss_sum += loss
@@ -514,13 +510,8 @@ pub fn train_model<M: Classifier>(
                 ));
             }
         }
-        if let Some((l, c)) = pending {
-            // Steps after the last update (the last batch was all skipped images).
-            loss_sum += l.f_double_value(&[]).map_err(torch("reading the loss"))?;
-            correct += c
-                .f_int64_value(&[])
-                .map_err(torch("counting correct predictions"))?;
-        }
+        // Steps after the last update (the last batch was all skipped images).
+        drain(&mut pending, &mut loss_sum, &mut correct)?;
         bar.finish_and_clear();
         if seen + skipped.len() != train.len() {
             return Err(TrainError::Config(format!(
@@ -608,6 +599,21 @@ fn progress_bar(show: bool, steps: usize, epoch: usize, epochs: usize) -> Progre
     }
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar
+}
+
+/// Adds the sums held on the device, if any, to the host's.
+fn drain(
+    pending: &mut Option<(Tensor, Tensor)>,
+    loss_sum: &mut f64,
+    correct: &mut i64,
+) -> Result<(), TrainError> {
+    if let Some((l, c)) = pending.take() {
+        *loss_sum += l.f_double_value(&[]).map_err(TrainError::torch("reading the loss"))?;
+        *correct += c
+            .f_int64_value(&[])
+            .map_err(TrainError::torch("counting correct predictions"))?;
+    }
+    Ok(())
 }
 
 /// The batch's loss times its size (float64) and its count of correct predictions, as

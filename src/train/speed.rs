@@ -15,7 +15,7 @@
 //!   GPU this removes a host synchronization per step.
 
 use super::optim::SgdKernel;
-use tch::{Device, TchError, Tensor};
+use tch::{Device, TchError};
 
 /// Which speed-ups a training run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,15 +110,7 @@ impl std::fmt::Display for Speedups {
     }
 }
 
-/// `x` with NHWC strides (the same shape), or `x` itself unless it is 4-D.
-pub fn channels_last(x: &Tensor) -> Result<Tensor, TchError> {
-    if x.dim() != 4 {
-        return Ok(x.shallow_clone());
-    }
-    x.f_permute([0, 2, 3, 1])?
-        .f_contiguous()?
-        .f_permute([0, 3, 1, 2])
-}
+pub(crate) use crate::runtime::infer::channels_last;
 
 /// Puts every 4-D variable of `vs` (the convolution weights) in channels-last order, in
 /// place: the model and the optimizer keep referring to the same variables.
@@ -135,6 +127,7 @@ pub fn variables_channels_last(vs: &tch::nn::VarStore) -> Result<(), TchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Tensor;
 
     #[test]
     fn lists_parse_and_print() {
