@@ -6,10 +6,17 @@
 //! binary refers to its symbols (CUDA kernels register themselves when it loads), so the
 //! linker's `--as-needed` drops it and libtorch then reports no CUDA device.
 //!
+//! With the `torch` feature, also compile `csrc/` (the fused batch norm + add + ReLU
+//! training op, [`crate::runtime::fused`]) against libtorch's headers, with the ABI flag
+//! torch-sys uses. Its loops (`bn_act_kernels.cpp`, no libtorch header) are built with
+//! AVX2 and FMA at -O3 in every profile; the Rust side calls them only on a CPU that has
+//! both.
+//!
 //! Always: compile the vendored ONNX schema (`proto/onnx/onnx.proto`) into Rust types for
 //! `resnetc export --format onnx`, with protox (no system `protoc`) and prost-build.
 fn main() {
     onnx_schema();
+    println!("cargo::rustc-check-cfg=cfg(resnetc_fused_bn)");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         // Resolve symlinks (.libtorch -> the venv) so the rpath stays valid from any checkout.
@@ -20,7 +27,47 @@ fn main() {
         if std::path::Path::new(&dir).join("libtorch_cuda.so").exists() {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
         }
+        fused_ops(std::path::Path::new(&dir));
     }
+}
+
+/// `csrc/bn_act.cpp` (the autograd function, against libtorch's headers) and
+/// `csrc/bn_act_kernels.cpp` (its loops).
+fn fused_ops(lib_dir: &std::path::Path) {
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
+        return; // the unfused operators are used
+    }
+    for f in ["bn_act.cpp", "bn_act_kernels.cpp", "bn_act_kernels.h"] {
+        println!("cargo:rerun-if-changed=csrc/{f}");
+    }
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let include = lib_dir.join("../include");
+    // torch-sys's default for a LIBTORCH install; PyTorch 2.11's wheels use the new ABI.
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    // The glue first: static libraries are searched in the order given.
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/bn_act.cpp")
+        .opt_level(2)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        // at::parallel_for is inline OpenMP in libtorch's headers: without this it runs on
+        // one thread. torch-sys links libtorch's libgomp.
+        .flag("-fopenmp")
+        .flag_if_supported("-Wno-unused-parameter")
+        .compile("resnetc_bn_act");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/bn_act_kernels.cpp")
+        .opt_level(3)
+        .flag("-std=c++17")
+        .flag("-mavx2")
+        .flag("-mfma")
+        .compile("resnetc_bn_act_kernels");
+    println!("cargo:rustc-cfg=resnetc_fused_bn");
 }
 
 fn onnx_schema() {

@@ -395,15 +395,22 @@ fn image_folders_list_classes_and_stream_images() {
 /// A small network with the zoo's constructs: GroupNorm, drop-path, a deep stem, an
 /// anti-aliased stem pool and blocks, ResNet-D projections, SE and ECA.
 fn zoo_tiny() -> resnetc::Compiled {
-    let spec = "name: zoo-tiny\n\
+    zoo_tiny_with("{kind: group, groups: 4}")
+}
+
+/// zoo-tiny with another `norm:` (e.g. `{kind: batch}`).
+fn zoo_tiny_with(norm: &str) -> resnetc::Compiled {
+    let spec = format!(
+        "name: zoo-tiny\n\
                 input: [1, 28, 28]\n\
-                norm: {kind: group, groups: 4}\n\
+                norm: {norm}\n\
                 drop_path_rate: 0.1\n\
-                stem:\n  convs:\n    - {filters: 8, kernel: 3, stride: 1, padding: 1}\n    - {filters: 16, kernel: 3, stride: 1, padding: 1}\n  bn: true\n  relu: true\n  pool: {kind: max, kernel: 3, stride: 2, padding: 1, anti_alias: blur}\n\
-                defaults:\n  block: basic\n  projection: {pool: avg}\n  anti_alias: blur\n\
-                stages:\n  - {stage: conv2_x, repeat: 1, filters: [16, 16], stride: 1, attention: se}\n  - {stage: conv3_x, repeat: 2, filters: [32, 32], stride: 2, attention: eca}\n\
-                head: {pool: avg, classes: 10}\n";
-    let file = resnetc::span::SourceFile::new("zoo-tiny.yaml", spec.to_string(), resnetc::span::Syntax::Yaml);
+                stem:\n  convs:\n    - {{filters: 8, kernel: 3, stride: 1, padding: 1}}\n    - {{filters: 16, kernel: 3, stride: 1, padding: 1}}\n  bn: true\n  relu: true\n  pool: {{kind: max, kernel: 3, stride: 2, padding: 1, anti_alias: blur}}\n\
+                defaults:\n  block: basic\n  projection: {{pool: avg}}\n  anti_alias: blur\n\
+                stages:\n  - {{stage: conv2_x, repeat: 1, filters: [16, 16], stride: 1, attention: se}}\n  - {{stage: conv3_x, repeat: 2, filters: [32, 32], stride: 2, attention: eca}}\n\
+                head: {{pool: avg, classes: 10}}\n"
+    );
+    let file = resnetc::span::SourceFile::new("zoo-tiny.yaml", spec, resnetc::span::Syntax::Yaml);
     resnetc::compile(&file).unwrap_or_else(|d| panic!("{}", resnetc::diag::render(&file, &d)))
 }
 
@@ -432,6 +439,9 @@ fn speedups_change_how_not_what() {
     let nets = [
         ("fmnist-resnet20", compiled("fmnist-resnet20.yaml")),
         ("zoo-tiny", zoo_tiny()),
+        // The same with batch norm: the fused batch norm meets SE/ECA after a block's last
+        // norm, average-pool projections and drop-path.
+        ("zoo-tiny-bn", zoo_tiny_with("{kind: batch}")),
     ];
     let cpu = tch::Device::Cpu;
     // (speed-ups, largest relative difference allowed against none)
@@ -439,6 +449,7 @@ fn speedups_change_how_not_what() {
         (Speedups::NONE, 0.0),
         (Speedups::parse("in-place,device-metrics", cpu).unwrap(), 0.0),
         (Speedups::parse("foreach-sgd,in-place", cpu).unwrap(), 1e-7),
+        (Speedups::parse("fused-bn", cpu).unwrap(), 1e-7),
         (Speedups::all(cpu), 1e-7),
     ];
     for (name, c) in &nets {

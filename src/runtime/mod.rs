@@ -28,6 +28,7 @@
 //! ```
 
 pub mod device;
+mod fused;
 pub mod image;
 pub mod infer;
 mod layers;

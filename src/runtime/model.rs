@@ -1,7 +1,7 @@
 //! [`ResNet`]: the checked network, built on libtorch.
 
 use super::layers::{Attention, BatchNorm, Blur, Conv, Linear, Norm};
-use super::RuntimeError;
+use super::{fused, RuntimeError};
 use crate::ir::{HeadPool, Model, PoolKind, Shape};
 use crate::lower::SpanTable;
 use crate::valid::{self, Layer, Network, PoolLayer, ShortcutPlan};
@@ -40,6 +40,11 @@ pub struct ResNet {
     /// Training passes write ReLU and the residual addition in place
     /// ([`ResNet::set_train_in_place`]).
     pub(crate) train_in_place: bool,
+    /// Training passes run batch norm, with the addition and ReLU after it, as one fused
+    /// operator where it is available ([`ResNet::set_train_fused`]).
+    pub(crate) train_fused: bool,
+    /// Training runs in channels-last order ([`ResNet::set_train_channels_last`]).
+    pub(crate) train_channels_last: bool,
 }
 
 /// How a forward pass runs: training mode (batch statistics, dropout) or not, and
@@ -48,6 +53,11 @@ pub struct ResNet {
 struct Mode {
     train: bool,
     in_place: bool,
+    /// Batch norm (+ addition) (+ ReLU) as [`fused::bn_act`] where it is available. Hooks
+    /// then see no output for a batch norm fused with the addition after it.
+    fused: bool,
+    /// Operators that may choose their output's memory order choose channels-last.
+    channels_last: bool,
 }
 
 /// One layer of the stem or a block, with its variables.
@@ -222,6 +232,8 @@ impl ResNet {
             device: p.device(),
             kind: p.kind(),
             train_in_place: false,
+            train_fused: false,
+            train_channels_last: false,
         })
     }
 
@@ -233,10 +245,29 @@ impl ResNet {
         self.train_in_place = on;
     }
 
+    /// Lets training passes run batch norm, with the residual addition and ReLU that
+    /// follow it, as one fused CPU operator with its own backward pass
+    /// ([`super::fused`]), where it is available (float32 or float64 on an x86-64 CPU with
+    /// AVX2); elsewhere libtorch's operators run as before. Inference passes are
+    /// unaffected.
+    pub fn set_train_fused(&mut self, on: bool) {
+        self.train_fused = on;
+    }
+
+    /// Says that training runs in channels-last order (the batches and the convolution
+    /// weights are), so that operators free to choose their output's order choose it: the
+    /// fused batch norm after a 1-channel stem convolution, whose output libtorch leaves
+    /// in NCHW order.
+    pub fn set_train_channels_last(&mut self, on: bool) {
+        self.train_channels_last = on;
+    }
+
     fn mode(&self, train: bool) -> Mode {
         Mode {
             train,
             in_place: train && self.train_in_place,
+            fused: train && self.train_fused,
+            channels_last: train && self.train_channels_last,
         }
     }
 
@@ -572,6 +603,11 @@ fn run_layers(layers: &[RLayer], x: &Tensor, mode: Mode, hook: Hook) -> Result<(
                 hook(&c.layer.name, &y);
                 y
             }
+            RLayer::Norm(Norm::Batch(b), relu) if mode.fused && fused::available(&x) => {
+                let y = fused::bn_act(b, &x, None, *relu, mode.channels_last)?;
+                hook(&b.name, &y);
+                y
+            }
             RLayer::Norm(n, relu) => {
                 let mut y = n.forward(&x, train)?;
                 if *relu && mode.in_place {
@@ -649,6 +685,10 @@ impl Block {
     /// their sum, then ReLU if the block has one after the addition.
     fn forward(&self, x: &Tensor, mode: Mode, hook: Hook) -> Result<Tensor, TchError> {
         let (pre, _) = run_layers(&self.pre, x, mode, hook)?;
+        if let Some(out) = self.forward_fused(x, &pre, mode, hook)? {
+            hook(&self.name, &out);
+            return Ok(out);
+        }
         let (out, writable) = run_layers(&self.branch, &pre, mode, hook)?;
         let (mut out, writable) = match &self.shortcut {
             Shortcut::None => (out, writable),
@@ -672,6 +712,26 @@ impl Block {
         }
         hook(&self.name, &out);
         Ok(out)
+    }
+}
+
+impl Block {
+    /// The block with its last batch norm, the addition and the ReLU after it as one
+    /// fused operator, if the branch ends in a batch norm, the block has a shortcut and
+    /// the operator is available; `None` otherwise.
+    fn forward_fused(&self, x: &Tensor, pre: &Tensor, mode: Mode, hook: Hook) -> Result<Option<Tensor>, TchError> {
+        let (Some((RLayer::Norm(Norm::Batch(bn), false), rest)), Shortcut::Path { from_pre, layers }) =
+            (self.branch.split_last(), &self.shortcut)
+        else {
+            return Ok(None);
+        };
+        // The branch's tensors have the input's device and kind.
+        if !mode.fused || !fused::available(x) {
+            return Ok(None);
+        }
+        let (h, _) = run_layers(rest, pre, mode, hook)?;
+        let (s, _) = run_layers(layers, if *from_pre { pre } else { x }, mode, hook)?;
+        fused::bn_act(bn, &h, Some(&s), self.relu_after_add, mode.channels_last).map(Some)
     }
 }
 

@@ -270,6 +270,8 @@ pub fn train_spec_from(
     };
     init(&vs)?;
     net.set_train_in_place(opts.speedups().in_place);
+    net.set_train_fused(opts.speedups().fused_bn);
+    net.set_train_channels_last(opts.speedups().channels_last);
     train_model(&net, &vs, compiled.network.input, train, test, opts)
 }
 

@@ -8,6 +8,10 @@
 //!   weights are written in the usual NCHW order.
 //! - `fused-sgd` / `foreach-sgd`: the update as libtorch's fused or multi-tensor kernel
 //!   ([`super::optim::SgdKernel`]) instead of separate operations per tensor.
+//! - `fused-bn`: batch norm with the residual addition and ReLU after it as one CPU
+//!   operator with its own backward pass ([`crate::runtime::ResNet::set_train_fused`]),
+//!   two passes over the activations each way instead of up to seven; libtorch's
+//!   operators where it is not available (CUDA, half precision, a CPU without AVX2).
 //! - `in-place`: ReLU and the residual addition overwrite tensors of the same pass where
 //!   autograd allows ([`crate::runtime::ResNet::set_train_in_place`]).
 //! - `device-metrics`: the loss and the count of correct predictions are summed on the
@@ -24,6 +28,8 @@ pub struct Speedups {
     pub channels_last: bool,
     /// The SGD kernel.
     pub sgd: SgdKernel,
+    /// Batch norm (+ addition) (+ ReLU) as one fused operator.
+    pub fused_bn: bool,
     /// ReLU and the residual addition written in place.
     pub in_place: bool,
     /// Loss and accuracy summed on the device, read at progress updates.
@@ -31,10 +37,11 @@ pub struct Speedups {
 }
 
 /// The names `--speedups` takes, in the order [`Speedups`]'s `Display` writes them.
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "channels-last",
     "fused-sgd",
     "foreach-sgd",
+    "fused-bn",
     "in-place",
     "device-metrics",
 ];
@@ -44,16 +51,18 @@ impl Speedups {
     pub const NONE: Speedups = Speedups {
         channels_last: false,
         sgd: SgdKernel::Loop,
+        fused_bn: false,
         in_place: false,
         device_metrics: false,
     };
 
     /// Everything that helps on `device`. On CUDA channels-last is left out: it has not
-    /// been measured there (name it to use it).
+    /// been measured there (name it to use it); `fused-bn` is CPU-only.
     pub fn all(device: Device) -> Speedups {
         Speedups {
             channels_last: device == Device::Cpu,
             sgd: SgdKernel::Fused,
+            fused_bn: device == Device::Cpu,
             in_place: true,
             device_metrics: true,
         }
@@ -74,6 +83,7 @@ impl Speedups {
                 "fused-sgd" => s.sgd = SgdKernel::Fused,
                 "foreach-sgd" if s.sgd != SgdKernel::Fused => s.sgd = SgdKernel::Foreach,
                 "foreach-sgd" => {}
+                "fused-bn" => s.fused_bn = true,
                 "in-place" => s.in_place = true,
                 "device-metrics" => s.device_metrics = true,
                 other => {
@@ -94,6 +104,7 @@ impl std::fmt::Display for Speedups {
             self.channels_last,
             self.sgd == SgdKernel::Fused,
             self.sgd == SgdKernel::Foreach,
+            self.fused_bn,
             self.in_place,
             self.device_metrics,
         ];
@@ -135,7 +146,7 @@ mod tests {
         assert_eq!(Speedups::parse("none", cpu).unwrap(), Speedups::NONE);
         assert_eq!(
             Speedups::parse("all", cpu).unwrap().to_string(),
-            "channels-last,fused-sgd,in-place,device-metrics"
+            "channels-last,fused-sgd,fused-bn,in-place,device-metrics"
         );
         let s = Speedups::parse("in-place, foreach-sgd", cpu).unwrap();
         assert_eq!(s.to_string(), "foreach-sgd,in-place");
@@ -153,6 +164,7 @@ mod tests {
             "{e}"
         );
         assert!(!Speedups::all(Device::Cuda(0)).channels_last);
+        assert!(!Speedups::all(Device::Cuda(0)).fused_bn);
     }
 
     #[test]

@@ -1,0 +1,351 @@
+//! Training-mode batch norm fused with the residual addition and the ReLU after it, on the
+//! CPU: `y = relu?(batch_norm(x) (+ r))` as one libtorch autograd function with its own
+//! backward pass (`csrc/bn_act.cpp`, compiled by build.rs against libtorch's headers).
+//!
+//! libtorch runs the same as separate operators, each a pass over the activations: batch
+//! statistics, normalization, the addition and ReLU forward; ReLU's mask and batch norm's
+//! two passes backward. The fused function reads the input twice forward (statistics,
+//! then everything else) and the gradient, output and input twice backward, writing only
+//! its results. It is what `torch.compile` generates for the same pattern, and the
+//! `fused-bn` training speed-up ([`crate::train::Speedups`]).
+//!
+//! Only where [`available`]: a float32 or float64 CPU tensor, an x86-64 CPU with AVX2 and
+//! FMA (the loops are compiled for them). Elsewhere the model uses libtorch's operators.
+
+use super::layers::BatchNorm;
+#[cfg(resnetc_fused_bn)]
+use std::ffi::{c_char, c_int, CStr};
+use tch::{Device, Kind, TchError, Tensor};
+
+#[cfg(resnetc_fused_bn)]
+extern "C" {
+    fn resnetc_bn_act(
+        x: *const torch_sys::C_tensor,
+        res: *const torch_sys::C_tensor,
+        weight: *const torch_sys::C_tensor,
+        bias: *const torch_sys::C_tensor,
+        running_mean: *const torch_sys::C_tensor,
+        running_var: *const torch_sys::C_tensor,
+        momentum: f64,
+        eps: f64,
+        relu: c_int,
+        channels_last: c_int,
+        out: *mut *mut torch_sys::C_tensor,
+    ) -> *const c_char;
+}
+
+/// Whether [`bn_act`] can run on `x`: compiled in, a CPU with AVX2 and FMA, a 4-d float32
+/// or float64 tensor on the CPU.
+pub(crate) fn available(x: &Tensor) -> bool {
+    cpu_supported()
+        && x.device() == Device::Cpu
+        && x.dim() == 4
+        && matches!(x.kind(), Kind::Float | Kind::Double)
+}
+
+fn cpu_supported() -> bool {
+    #[cfg(all(resnetc_fused_bn, target_arch = "x86_64"))]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(all(resnetc_fused_bn, target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
+/// `relu?(bn(x) + residual?)` in training mode, updating `bn`'s running statistics and
+/// its batch counter as [`BatchNorm::forward`] does; with `channels_last`, the output is
+/// in channels-last order whatever `x`'s. Call only where [`available`].
+pub(crate) fn bn_act(
+    bn: &BatchNorm,
+    x: &Tensor,
+    residual: Option<&Tensor>,
+    relu: bool,
+    channels_last: bool,
+) -> Result<Tensor, TchError> {
+    let mut n = bn.num_batches_tracked.shallow_clone();
+    let _ = tch::no_grad(|| n.f_add_scalar_(1))?;
+    call(bn, x, residual, relu, channels_last)
+}
+
+#[cfg(resnetc_fused_bn)]
+fn call(
+    bn: &BatchNorm,
+    x: &Tensor,
+    residual: Option<&Tensor>,
+    relu: bool,
+    channels_last: bool,
+) -> Result<Tensor, TchError> {
+    let mut out: *mut torch_sys::C_tensor = std::ptr::null_mut();
+    // SAFETY: every pointer is a live tch tensor borrowed for the call (or null where the
+    // C side allows it); on success `out` is a new `at::Tensor*` whose ownership passes to
+    // the returned Tensor, as for tch's own functions. The error string stays valid until
+    // the next call on this thread and is copied at once.
+    unsafe {
+        let err = resnetc_bn_act(
+            x.as_ptr(),
+            residual.map_or(std::ptr::null(), |r| r.as_ptr()),
+            bn.weight.as_ptr(),
+            bn.bias.as_ptr(),
+            bn.running_mean.as_ptr(),
+            bn.running_var.as_ptr(),
+            bn.momentum,
+            bn.eps,
+            c_int::from(relu),
+            c_int::from(channels_last),
+            &mut out,
+        );
+        if !err.is_null() {
+            return Err(TchError::Torch(
+                CStr::from_ptr(err).to_string_lossy().into_owned(),
+            ));
+        }
+        Ok(Tensor::from_ptr(out))
+    }
+}
+
+#[cfg(not(resnetc_fused_bn))]
+fn call(
+    _: &BatchNorm,
+    _: &Tensor,
+    _: Option<&Tensor>,
+    _: bool,
+    _: bool,
+) -> Result<Tensor, TchError> {
+    Err(TchError::Torch(
+        "the fused batch norm is not compiled into this build".to_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use crate::ir;
+    use crate::valid::NormLayer;
+    use tch::nn;
+
+    /// A batch norm of `c` channels with weight and bias away from 1 and 0.
+    pub(super) fn batch_norm(vs: &nn::VarStore, name: &str, c: usize) -> BatchNorm {
+        let layer = NormLayer {
+            name: name.to_owned(),
+            norm: ir::Norm::Batch,
+            channels: c as u64,
+            shape: ir::Shape {
+                c: c as u64,
+                h: 1,
+                w: 1,
+            },
+            relu: false,
+        };
+        let cfg = ir::BatchNorm {
+            eps: 1e-5,
+            momentum: 0.1,
+        };
+        let bn = BatchNorm::new(&vs.root(), &layer, cfg, false).unwrap();
+        tch::no_grad(|| {
+            let w = Tensor::randn([c as i64], (bn.weight.kind(), Device::Cpu));
+            bn.weight.shallow_clone().copy_(&(w * 0.5 + 1.0));
+            let b = Tensor::randn([c as i64], (bn.weight.kind(), Device::Cpu));
+            bn.bias.shallow_clone().copy_(&(b * 0.3));
+        });
+        bn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use tch::nn;
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+        let d = f64::try_from((a - b).abs().max()).unwrap();
+        d / f64::try_from(b.abs().max()).unwrap().max(1e-30)
+    }
+
+    /// Forward output, running statistics and every gradient against libtorch's
+    /// `batch_norm` (+ add) (+ relu), for both layouts, both kinds, with and without the
+    /// residual and the ReLU.
+    #[test]
+    fn matches_libtorch_operators() {
+        if !cpu_supported() {
+            eprintln!("skipped: the fused batch norm needs an x86-64 CPU with AVX2 and FMA");
+            return;
+        }
+        tch::manual_seed(7);
+        for kind in [Kind::Float, Kind::Double] {
+            let tol = if kind == Kind::Float { 4e-6 } else { 2e-14 };
+            for channels_last in [false, true] {
+                for (residual, relu) in [(false, true), (true, true), (true, false), (false, false)]
+                {
+                    let case = format!(
+                        "{kind:?} channels_last={channels_last} residual={residual} relu={relu}"
+                    );
+                    let (n, c, h, w) = (6, 24, 9, 7);
+                    let mut x = Tensor::randn([n, c, h, w], (kind, Device::Cpu)) * 2.0 + 3.0;
+                    let mut r = Tensor::randn([n, c, h, w], (kind, Device::Cpu));
+                    if channels_last {
+                        x = crate::runtime::infer::channels_last(&x).unwrap();
+                        r = crate::runtime::infer::channels_last(&r).unwrap();
+                    }
+                    let x = x.set_requires_grad(true);
+                    let r = r.set_requires_grad(true);
+                    let mut vs_a = nn::VarStore::new(Device::Cpu);
+                    let mut vs_b = nn::VarStore::new(Device::Cpu);
+                    let a = batch_norm(&vs_a, "bn", c as usize);
+                    let b = batch_norm(&vs_b, "bn", c as usize);
+                    vs_a.set_kind(kind);
+                    vs_b.set_kind(kind);
+                    vs_b.copy(&vs_a).unwrap();
+                    let grad = Tensor::randn([n, c, h, w], (kind, Device::Cpu));
+
+                    let y_fused = bn_act(&a, &x, residual.then_some(&r), relu, false).unwrap();
+                    assert_eq!(y_fused.size(), x.size());
+                    assert_eq!(y_fused.stride(), x.stride(), "{case}: layout kept");
+                    let wrt: Vec<&Tensor> = if residual {
+                        vec![&x, &r, &a.weight, &a.bias]
+                    } else {
+                        vec![&x, &a.weight, &a.bias]
+                    };
+                    let fused_grads =
+                        Tensor::f_run_backward(&[(&y_fused * &grad).sum(kind)], &wrt, false, false)
+                            .unwrap();
+
+                    let mut y = b.forward(&x, true).unwrap();
+                    if residual {
+                        y += &r;
+                    }
+                    if relu {
+                        y = y.relu();
+                    }
+                    let inputs: Vec<&Tensor> = if residual {
+                        vec![&x, &r, &b.weight, &b.bias]
+                    } else {
+                        vec![&x, &b.weight, &b.bias]
+                    };
+                    let grads =
+                        Tensor::f_run_backward(&[(&y * &grad).sum(kind)], &inputs, false, false)
+                            .unwrap();
+
+                    assert!(
+                        max_rel(&y_fused, &y) < tol,
+                        "{case}: output {}",
+                        max_rel(&y_fused, &y)
+                    );
+                    for (i, (f, g)) in fused_grads.iter().zip(&grads).enumerate() {
+                        let e = max_rel(f, g);
+                        assert!(e < tol, "{case}: gradient {i} differs by {e}");
+                    }
+                    assert!(
+                        max_rel(&a.running_mean, &b.running_mean) < tol,
+                        "{case}: running mean"
+                    );
+                    assert!(
+                        max_rel(&a.running_var, &b.running_var) < tol,
+                        "{case}: running var"
+                    );
+                    assert_eq!(i64::try_from(&a.num_batches_tracked).unwrap(), 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_not_crashes() {
+        if !cpu_supported() {
+            return;
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bn = batch_norm(&vs, "bn", 4);
+        // Wrong channel count, one value per channel, a residual of another shape.
+        let e = bn_act(
+            &bn,
+            &Tensor::randn([2, 3, 4, 4], (Kind::Float, Device::Cpu)),
+            None,
+            true,
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("contiguous vector of 3"), "{e}");
+        let e = bn_act(
+            &bn,
+            &Tensor::randn([1, 4, 1, 1], (Kind::Float, Device::Cpu)),
+            None,
+            true,
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("more than 1 value per channel"),
+            "{e}"
+        );
+        let x = Tensor::randn([2, 4, 4, 4], (Kind::Float, Device::Cpu));
+        let r = Tensor::randn([2, 4, 2, 2], (Kind::Float, Device::Cpu));
+        let e = bn_act(&bn, &x, Some(&r), true, false).unwrap_err();
+        assert!(e.to_string().contains("does not match the input"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn time_fused_against_operators() {
+        tch::set_num_threads(2);
+        for (n, c, hw) in [(128i64, 16i64, 28i64), (128, 32, 14), (128, 64, 7)] {
+            for residual in [false, true] {
+                let x = crate::runtime::infer::channels_last(&Tensor::randn(
+                    [n, c, hw, hw],
+                    (Kind::Float, Device::Cpu),
+                ))
+                .unwrap()
+                .set_requires_grad(true);
+                let r = crate::runtime::infer::channels_last(&Tensor::randn(
+                    [n, c, hw, hw],
+                    (Kind::Float, Device::Cpu),
+                ))
+                .unwrap()
+                .set_requires_grad(true);
+                let g = crate::runtime::infer::channels_last(&Tensor::randn(
+                    [n, c, hw, hw],
+                    (Kind::Float, Device::Cpu),
+                ))
+                .unwrap();
+                let vs = tch::nn::VarStore::new(Device::Cpu);
+                let bn = batch_norm(&vs, "bn", c as usize);
+                let run = |fused: bool| {
+                    let (mut f, mut b) = (0.0, 0.0);
+                    for _ in 0..50 {
+                        let t = std::time::Instant::now();
+                        let y = if fused {
+                            bn_act(&bn, &x, residual.then_some(&r), true, false).unwrap()
+                        } else {
+                            let mut y = bn.forward(&x, true).unwrap();
+                            if residual {
+                                let _ = y.f_add_(&r).unwrap();
+                            }
+                            let _ = y.f_relu_().unwrap();
+                            y
+                        };
+                        f += t.elapsed().as_secs_f64();
+                        let l = (&y * &g).sum(Kind::Float);
+                        let t = std::time::Instant::now();
+                        l.backward();
+                        b += t.elapsed().as_secs_f64();
+                    }
+                    format!("fwd {:.3} bwd {:.3}", f / 50.0 * 1e3, b / 50.0 * 1e3)
+                };
+                for _ in 0..2 {
+                    let (a, b) = (run(false), run(true));
+                    eprintln!(
+                        "{n}x{c}x{hw}x{hw} residual={residual}: operators {a} ms, fused {b} ms"
+                    );
+                }
+            }
+        }
+    }
+}
