@@ -72,9 +72,9 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Speed-ups of the training step: all (default), none, or a comma-separated list of
-    /// channels-last, fused-sgd, foreach-sgd, in-place, device-metrics. They change how the
-    /// step is computed, not what (results agree to rounding); `all` leaves channels-last
-    /// out on CUDA.
+    /// channels-last, fused-sgd, foreach-sgd, fused-bn, in-place, keep-memory,
+    /// device-metrics. They change how the step is computed, not what (results agree to
+    /// rounding); `all` leaves channels-last and fused-bn (CPU only) out on CUDA.
     #[arg(long, value_name = "LIST", default_value = "all")]
     speedups: String,
     /// Train in float64 (slow), to compare runs closely (float32 rounding grows quickly in

@@ -359,6 +359,9 @@ pub fn train_model<M: Classifier>(
     .unwrap_or_default(); // Serialising plain numbers and strings cannot fail.
 
     let speed = opts.speedups();
+    if speed.keep_memory {
+        speed::keep_freed_memory();
+    }
     if speed.channels_last {
         speed::variables_channels_last(vs).map_err(torch("reordering the weights"))?;
     }
