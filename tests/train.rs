@@ -428,7 +428,7 @@ fn checkpoint_tensors(dir: &Path) -> Vec<(String, tch::Tensor)> {
 /// Every speed-up of the step switched on reaches the weights of the plain step: after
 /// 50 steps of SGD with momentum and weight decay in float64, on a network with option-A
 /// shortcuts and on one with the zoo's constructs (GroupNorm, SE, ECA, blur, drop-path, a
-/// deep stem). In-place ReLU/addition and device-side metrics change nothing at all; the
+/// deep stem), also with batch norm (where `fused-bn` applies). In-place ReLU/addition and device-side metrics change nothing at all; the
 /// other kernels round differently (by about 1e-16 after one step), which early training
 /// amplifies (about 1e-10 after 50 steps here; float32 runs drift apart much further).
 #[test]

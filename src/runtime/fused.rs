@@ -119,14 +119,14 @@ fn call(
 }
 
 #[cfg(test)]
-mod tests_support {
+mod tests {
     use super::*;
     use crate::ir;
     use crate::valid::NormLayer;
     use tch::nn;
 
     /// A batch norm of `c` channels with weight and bias away from 1 and 0.
-    pub(super) fn batch_norm(vs: &nn::VarStore, name: &str, c: usize) -> BatchNorm {
+    fn batch_norm(vs: &nn::VarStore, name: &str, c: usize) -> BatchNorm {
         let layer = NormLayer {
             name: name.to_owned(),
             norm: ir::Norm::Batch,
@@ -151,13 +151,6 @@ mod tests_support {
         });
         bn
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tests_support::*;
-    use super::*;
-    use tch::nn;
 
     fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
         let d = f64::try_from((a - b).abs().max()).unwrap();
@@ -177,12 +170,18 @@ mod tests {
         for kind in [Kind::Float, Kind::Double] {
             let tol = if kind == Kind::Float { 4e-6 } else { 2e-14 };
             for channels_last in [false, true] {
-                for (residual, relu) in [(false, true), (true, true), (true, false), (false, false)]
-                {
+                for (residual, relu, (n, c, h, w)) in [
+                    (false, true, (6, 24, 9, 7)),
+                    (true, true, (6, 24, 9, 7)),
+                    (true, false, (6, 24, 9, 7)),
+                    (false, false, (6, 24, 9, 7)),
+                    // Shapes whose two memory orders coincide.
+                    (true, true, (4, 5, 1, 1)),
+                    (true, true, (3, 1, 5, 5)),
+                ] {
                     let case = format!(
-                        "{kind:?} channels_last={channels_last} residual={residual} relu={relu}"
+                        "{kind:?} {n}x{c}x{h}x{w} channels_last={channels_last} residual={residual} relu={relu}"
                     );
-                    let (n, c, h, w) = (6, 24, 9, 7);
                     let mut x = Tensor::randn([n, c, h, w], (kind, Device::Cpu)) * 2.0 + 3.0;
                     let mut r = Tensor::randn([n, c, h, w], (kind, Device::Cpu));
                     if channels_last {
@@ -251,6 +250,23 @@ mod tests {
         }
     }
 
+    /// With `channels_last`, an NCHW input (a 1-channel stem's convolution output) gives
+    /// a channels-last output of the same values.
+    #[test]
+    fn channels_last_output_on_request() {
+        if !cpu_supported() {
+            return;
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bn = batch_norm(&vs, "bn", 8);
+        let x = Tensor::randn([4, 8, 6, 6], (Kind::Float, Device::Cpu));
+        let a = bn_act(&bn, &x, None, true, false).unwrap();
+        let b = bn_act(&bn, &x, None, true, true).unwrap();
+        assert_eq!(a.stride(), x.stride());
+        assert_eq!(b.stride(), vec![288, 1, 48, 8]);
+        assert!(max_rel(&a, &b) < 1e-6, "{}", max_rel(&a, &b));
+    }
+
     #[test]
     fn bad_inputs_are_errors_not_crashes() {
         if !cpu_supported() {
@@ -284,68 +300,5 @@ mod tests {
         let r = Tensor::randn([2, 4, 2, 2], (Kind::Float, Device::Cpu));
         let e = bn_act(&bn, &x, Some(&r), true, false).unwrap_err();
         assert!(e.to_string().contains("does not match the input"), "{e}");
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::tests_support::*;
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn time_fused_against_operators() {
-        tch::set_num_threads(2);
-        for (n, c, hw) in [(128i64, 16i64, 28i64), (128, 32, 14), (128, 64, 7)] {
-            for residual in [false, true] {
-                let x = crate::runtime::infer::channels_last(&Tensor::randn(
-                    [n, c, hw, hw],
-                    (Kind::Float, Device::Cpu),
-                ))
-                .unwrap()
-                .set_requires_grad(true);
-                let r = crate::runtime::infer::channels_last(&Tensor::randn(
-                    [n, c, hw, hw],
-                    (Kind::Float, Device::Cpu),
-                ))
-                .unwrap()
-                .set_requires_grad(true);
-                let g = crate::runtime::infer::channels_last(&Tensor::randn(
-                    [n, c, hw, hw],
-                    (Kind::Float, Device::Cpu),
-                ))
-                .unwrap();
-                let vs = tch::nn::VarStore::new(Device::Cpu);
-                let bn = batch_norm(&vs, "bn", c as usize);
-                let run = |fused: bool| {
-                    let (mut f, mut b) = (0.0, 0.0);
-                    for _ in 0..50 {
-                        let t = std::time::Instant::now();
-                        let y = if fused {
-                            bn_act(&bn, &x, residual.then_some(&r), true, false).unwrap()
-                        } else {
-                            let mut y = bn.forward(&x, true).unwrap();
-                            if residual {
-                                let _ = y.f_add_(&r).unwrap();
-                            }
-                            let _ = y.f_relu_().unwrap();
-                            y
-                        };
-                        f += t.elapsed().as_secs_f64();
-                        let l = (&y * &g).sum(Kind::Float);
-                        let t = std::time::Instant::now();
-                        l.backward();
-                        b += t.elapsed().as_secs_f64();
-                    }
-                    format!("fwd {:.3} bwd {:.3}", f / 50.0 * 1e3, b / 50.0 * 1e3)
-                };
-                for _ in 0..2 {
-                    let (a, b) = (run(false), run(true));
-                    eprintln!(
-                        "{n}x{c}x{hw}x{hw} residual={residual}: operators {a} ms, fused {b} ms"
-                    );
-                }
-            }
-        }
     }
 }
