@@ -31,23 +31,22 @@ fn main() {
     }
 }
 
-/// `csrc/bn_act.cpp` (the autograd function, against libtorch's headers) and
-/// `csrc/bn_act_kernels.cpp` (its loops).
+/// `csrc/autocast.cpp` (bfloat16 autocast) and, on x86-64, `csrc/bn_act.cpp` (the fused
+/// batch norm's autograd function) with `csrc/bn_act_kernels.cpp` (its loops); the first
+/// two against libtorch's headers.
 fn fused_ops(lib_dir: &std::path::Path) {
-    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
-        return; // the unfused operators are used
-    }
-    for f in ["bn_act.cpp", "bn_act_kernels.cpp", "bn_act_kernels.h"] {
+    for f in ["bn_act.cpp", "bn_act_kernels.cpp", "bn_act_kernels.h", "autocast.cpp", "error.h"] {
         println!("cargo:rerun-if-changed=csrc/{f}");
     }
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib_dir.join("../include");
     // torch-sys's default for a LIBTORCH install; PyTorch 2.11's wheels use the new ABI.
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    let x86_64 = std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64");
     // The glue first: static libraries are searched in the order given.
-    cc::Build::new()
-        .cpp(true)
-        .file("csrc/bn_act.cpp")
+    let mut glue = cc::Build::new();
+    glue.cpp(true)
+        .file("csrc/autocast.cpp")
         .opt_level(2)
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
@@ -57,8 +56,14 @@ fn fused_ops(lib_dir: &std::path::Path) {
         // at::parallel_for is inline OpenMP in libtorch's headers: without this it runs on
         // one thread. torch-sys links libtorch's libgomp.
         .flag("-fopenmp")
-        .flag_if_supported("-Wno-unused-parameter")
-        .compile("resnetc_bn_act");
+        .flag_if_supported("-Wno-unused-parameter");
+    if x86_64 {
+        glue.file("csrc/bn_act.cpp");
+    }
+    glue.compile("resnetc_torch_ops");
+    if !x86_64 {
+        return; // the unfused operators are used
+    }
     cc::Build::new()
         .cpp(true)
         .file("csrc/bn_act_kernels.cpp")

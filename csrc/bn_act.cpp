@@ -19,11 +19,11 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
-#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "bn_act_kernels.h"
+#include "error.h"
 
 namespace {
 
@@ -251,8 +251,7 @@ extern "C" const char* resnetc_bn_act(const at::Tensor* x, const at::Tensor* res
                                       const at::Tensor* running_var, double momentum,
                                       double eps, int relu, int channels_last,
                                       at::Tensor** out) {
-  thread_local std::string message;
-  try {
+  return resnetc_guarded([&] {
     TORCH_CHECK(x->dim() == 4 && x->device().is_cpu() &&
                     (x->scalar_type() == at::kFloat || x->scalar_type() == at::kDouble),
                 "fused batch norm: the input must be a 4-d float32 or float64 CPU tensor, got ",
@@ -281,11 +280,5 @@ extern "C" const char* resnetc_bn_act(const at::Tensor* x, const at::Tensor* res
     if (running_var) check_param(rv, xc, "the running variance");
     at::Tensor y = BnAct::apply(xc, r, *weight, *bias, rm, rv, momentum, eps, relu != 0);
     *out = new at::Tensor(std::move(y));
-    return nullptr;
-  } catch (const c10::Error& e) {
-    message = e.what_without_backtrace();
-  } catch (const std::exception& e) {
-    message = e.what();
-  }
-  return message.c_str();
+  });
 }

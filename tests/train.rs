@@ -512,3 +512,38 @@ fn zoo_constructs_learn() {
     assert!(m.train_loss.is_finite());
     assert!(m.test_acc > 0.4, "test accuracy {} after three epochs", m.test_acc);
 }
+
+/// `--precision bf16` trains under bfloat16 autocast: the same run as float32 up to
+/// bfloat16's rounding (the loss after 50 steps within 10%, but not equal) and the
+/// checkpoint still float32.
+#[test]
+fn bf16_autocast_trains_like_f32() {
+    let _serial = serial();
+    let (train_set, test_set) = fashion_mnist(800, 100);
+    let c = compiled("fmnist-resnet20.yaml");
+    let mut runs = Vec::new();
+    for bf16 in [false, true] {
+        let out = scratch(&format!("bf16-{bf16}"));
+        let opts = TrainOptions {
+            epochs: 1,
+            batch_size: 16,
+            lr: 0.02,
+            momentum: 0.9,
+            bf16,
+            ..quiet(&out)
+        };
+        let report = train::train_spec(&c, train_set.clone(), test_set.clone(), &opts).unwrap();
+        let tensors = checkpoint_tensors(&out);
+        assert!(tensors.iter().all(|(n, t)| n.ends_with("num_batches_tracked") || t.kind() == tch::Kind::Float));
+        runs.push(report.history[0]);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let (f32_run, bf16_run) = (runs[0], runs[1]);
+    eprintln!(
+        "50 steps: train loss f32 {:.4}, bf16 {:.4}; test accuracy f32 {:.3}, bf16 {:.3}",
+        f32_run.train_loss, bf16_run.train_loss, f32_run.test_acc, bf16_run.test_acc
+    );
+    assert!(bf16_run.train_loss.is_finite() && bf16_run.train_loss < 2.2);
+    assert_ne!(bf16_run.train_loss, f32_run.train_loss, "autocast changed nothing");
+    assert!((bf16_run.train_loss - f32_run.train_loss).abs() < 0.1 * f32_run.train_loss);
+}

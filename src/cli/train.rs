@@ -81,8 +81,20 @@ pub struct Args {
     /// early training); weights.safetensors is still float32.
     #[arg(long)]
     float64: bool,
+    /// Precision of the forward pass: f32 (default) or bf16 (autocast to bfloat16:
+    /// convolutions and the classifier in bfloat16; weights, gradients, the optimizer and
+    /// the files in float32).
+    #[arg(long, value_enum, default_value = "f32", conflicts_with = "float64")]
+    precision: Precision,
     #[command(flatten)]
     folder: FolderArgs,
+}
+
+/// `--precision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Precision {
+    F32,
+    Bf16,
 }
 
 /// How image folders are read (`train`, `eval`, `bench-data`).
@@ -295,6 +307,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         normalize: stats.map(|(mean, std)| format!("dataset: mean {mean:?}, std {std:?}")),
         speedups: Some(speedups),
         float64: args.float64,
+        bf16: args.precision == Precision::Bf16,
     };
     let started = std::time::Instant::now();
     // --init-from: pretrained weights replace the spec's initialization.
@@ -350,6 +363,9 @@ fn describe(args: &Args) -> String {
     }
     if args.float64 {
         s.push_str(", float64");
+    }
+    if args.precision == Precision::Bf16 {
+        s.push_str(", bf16 autocast");
     }
     s
 }

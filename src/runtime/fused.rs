@@ -202,15 +202,17 @@ mod tests {
                     let y_fused = bn_act(&a, &x, residual.then_some(&r), relu, false).unwrap();
                     assert_eq!(y_fused.size(), x.size());
                     assert_eq!(y_fused.stride(), x.stride(), "{case}: layout kept");
-                    let wrt: Vec<&Tensor> = if residual {
-                        vec![&x, &r, &a.weight, &a.bias]
-                    } else {
-                        vec![&x, &a.weight, &a.bias]
+                    // Gradients of sum(y * grad) for x, (r,) weight and bias.
+                    let grads_of = |y: &Tensor, bn: &BatchNorm| {
+                        let mut wrt = vec![&x];
+                        if residual {
+                            wrt.push(&r);
+                        }
+                        wrt.extend([&bn.weight, &bn.bias]);
+                        Tensor::f_run_backward(&[(y * &grad).sum(kind)], &wrt, false, false)
+                            .unwrap()
                     };
-                    let fused_grads =
-                        Tensor::f_run_backward(&[(&y_fused * &grad).sum(kind)], &wrt, false, false)
-                            .unwrap();
-
+                    let fused_grads = grads_of(&y_fused, &a);
                     let mut y = b.forward(&x, true).unwrap();
                     if residual {
                         y += &r;
@@ -218,14 +220,7 @@ mod tests {
                     if relu {
                         y = y.relu();
                     }
-                    let inputs: Vec<&Tensor> = if residual {
-                        vec![&x, &r, &b.weight, &b.bias]
-                    } else {
-                        vec![&x, &b.weight, &b.bias]
-                    };
-                    let grads =
-                        Tensor::f_run_backward(&[(&y * &grad).sum(kind)], &inputs, false, false)
-                            .unwrap();
+                    let grads = grads_of(&y, &b);
 
                     assert!(
                         max_rel(&y_fused, &y) < tol,

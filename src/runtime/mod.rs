@@ -27,6 +27,7 @@
 //! let logits = net.forward_t(&x, false); // [1, 1000]
 //! ```
 
+pub mod autocast;
 pub mod device;
 mod fused;
 pub mod image;

@@ -133,6 +133,9 @@ pub struct TrainOptions {
     /// float32 rounding being amplified by early training. `weights.safetensors` is
     /// still written in float32.
     pub float64: bool,
+    /// Mixed precision: the forward pass under bfloat16 autocast
+    /// ([`crate::runtime::autocast`]); weights, gradients and the optimizer stay float32.
+    pub bf16: bool,
 }
 
 impl TrainOptions {
@@ -159,6 +162,7 @@ impl TrainOptions {
             normalize: None,
             speedups: None,
             float64: false,
+            bf16: false,
         }
     }
 
@@ -301,6 +305,8 @@ struct RunConfig<'a> {
     normalize: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     float64: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    bf16: bool,
 }
 
 /// Trains `model`, whose variables live in `vs`, on `train`, testing on `test` after
@@ -355,6 +361,7 @@ pub fn train_model<M: Classifier>(
         device: format!("{:?}", opts.device),
         normalize: opts.normalize.as_deref(),
         float64: opts.float64,
+        bf16: opts.bf16,
     })
     .unwrap_or_default(); // Serialising plain numbers and strings cannot fail.
 
@@ -470,7 +477,15 @@ pub fn train_model<M: Classifier>(
             } else {
                 batch.images
             };
-            let logits = model.logits(&images, true)?;
+            let logits = if opts.bf16 {
+                let _autocast = crate::runtime::autocast::Bf16Autocast::enter(opts.device)
+                    .map_err(torch("switching on bfloat16 autocast"))?;
+                let logits = model.logits(&images, true)?;
+                // The loss and the metrics in float32.
+                logits.f_to_kind(tch::Kind::Float).map_err(torch("casting the logits"))?
+            } else {
+                model.logits(&images, true)?
+            };
             let loss = logits
                 .f_cross_entropy_loss::<Tensor>(
                     &batch.labels,
