@@ -546,4 +546,15 @@ fn bf16_autocast_trains_like_f32() {
     assert!(bf16_run.train_loss.is_finite() && bf16_run.train_loss < 2.2);
     assert_ne!(bf16_run.train_loss, f32_run.train_loss, "autocast changed nothing");
     assert!((bf16_run.train_loss - f32_run.train_loss).abs() < 0.1 * f32_run.train_loss);
+
+    // bf16 autocast and float64 exclude each other on the command line.
+    let out = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+        .args(["train", "specs/fmnist-resnet20.yaml", "--data", "fashion-mnist"])
+        .args(["--out", "unused", "--precision", "bf16", "--float64"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--precision") && stderr.contains("--float64"), "{stderr}");
 }

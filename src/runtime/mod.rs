@@ -9,6 +9,9 @@
 //! - [`infer`] prepares a network for fast inference (BN folding, no-grad, memory format
 //!   chosen by measurement, oneDNN on CPU, cuDNN benchmark and bf16 on CUDA).
 //! - [`image`] decodes and preprocesses images for `resnetc predict`.
+//! - For training: `fused` (batch norm + addition + ReLU as one CPU autograd function,
+//!   `resnetc train --speedups fused-bn`) and [`autocast`] (`--precision bf16`), both in
+//!   C++ against libtorch's headers (`csrc/`).
 //! - [`files`] and [`tensor_file`] open the files the commands read without trusting
 //!   them: regular files only, headers checked against the file before anything is read.
 //!
