@@ -128,8 +128,6 @@ void grad_sums_rows(const T* __restrict__ dy, const T* __restrict__ y, const T* 
   const bool stack = C <= kMaxStackC;
   for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
     const int64_t b1 = b0 + kBlock < r1 ? b0 + kBlock : r1;
-    T* __restrict__ ag = stack ? bg : nullptr;
-    T* __restrict__ agx = stack ? bgx : nullptr;
     if (stack) {
       for (int64_t c = 0; c < C; ++c) bg[c] = bgx[c] = T(0);
       for (int64_t r = b0; r < b1; ++r) {
@@ -139,8 +137,8 @@ void grad_sums_rows(const T* __restrict__ dy, const T* __restrict__ y, const T* 
           T g = dy[o + c];
           if (RELU) g = y[o + c] > T(0) ? g : T(0);
           if (G) g_out[o + c] = g;
-          ag[c] += g;
-          agx[c] += g * (x[o + c] - mean[c]);
+          bg[c] += g;
+          bgx[c] += g * (x[o + c] - mean[c]);
         }
       }
       for (int64_t c = 0; c < C; ++c) {

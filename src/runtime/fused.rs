@@ -64,8 +64,7 @@ pub(crate) fn bn_act(
     relu: bool,
     channels_last: bool,
 ) -> Result<Tensor, TchError> {
-    let mut n = bn.num_batches_tracked.shallow_clone();
-    let _ = tch::no_grad(|| n.f_add_scalar_(1))?;
+    bn.count_batch()?;
     call(bn, x, residual, relu, channels_last)
 }
 
@@ -270,30 +269,18 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let bn = batch_norm(&vs, "bn", 4);
         // Wrong channel count, one value per channel, a residual of another shape.
-        let e = bn_act(
-            &bn,
-            &Tensor::randn([2, 3, 4, 4], (Kind::Float, Device::Cpu)),
-            None,
-            true,
-            false,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("contiguous vector of 3"), "{e}");
-        let e = bn_act(
-            &bn,
-            &Tensor::randn([1, 4, 1, 1], (Kind::Float, Device::Cpu)),
-            None,
-            true,
-            false,
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("more than 1 value per channel"),
-            "{e}"
-        );
-        let x = Tensor::randn([2, 4, 4, 4], (Kind::Float, Device::Cpu));
-        let r = Tensor::randn([2, 4, 2, 2], (Kind::Float, Device::Cpu));
-        let e = bn_act(&bn, &x, Some(&r), true, false).unwrap_err();
-        assert!(e.to_string().contains("does not match the input"), "{e}");
+        let error = |x: &[i64], r: Option<&[i64]>| {
+            let randn = |shape: &[i64]| Tensor::randn(shape, (Kind::Float, Device::Cpu));
+            let r = r.map(randn);
+            bn_act(&bn, &randn(x), r.as_ref(), true, false)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = error(&[2, 3, 4, 4], None);
+        assert!(e.contains("contiguous vector of 3"), "{e}");
+        let e = error(&[1, 4, 1, 1], None);
+        assert!(e.contains("more than 1 value per channel"), "{e}");
+        let e = error(&[2, 4, 4, 4], Some(&[2, 4, 2, 2]));
+        assert!(e.contains("does not match the input"), "{e}");
     }
 }

@@ -146,8 +146,7 @@ impl BatchNorm {
     /// Training mode normalizes with batch statistics and updates the running ones.
     pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
         if train {
-            let mut n = self.num_batches_tracked.shallow_clone();
-            let _ = tch::no_grad(|| n.f_add_scalar_(1))?;
+            self.count_batch()?;
         }
         xs.f_batch_norm(
             Some(&self.weight),
@@ -159,6 +158,12 @@ impl BatchNorm {
             self.eps,
             true,
         )
+    }
+
+    /// Counts a training batch in `num_batches_tracked`, as PyTorch does.
+    pub fn count_batch(&self) -> Result<(), TchError> {
+        let mut n = self.num_batches_tracked.shallow_clone();
+        tch::no_grad(|| n.f_add_scalar_(1)).map(|_| ())
     }
 
     /// Eval-mode BN as `x * scale + shift`: `scale = weight / sqrt(var + eps)`,

@@ -713,9 +713,7 @@ impl Block {
         hook(&self.name, &out);
         Ok(out)
     }
-}
 
-impl Block {
     /// The block with its last batch norm, the addition and the ReLU after it as one
     /// fused operator, if the branch ends in a batch norm, the block has a shortcut and
     /// the operator is available; `None` otherwise.

@@ -273,9 +273,10 @@ pub fn train_spec_from(
             .map_err(|e| TrainError::Model(Box::new(e)))?
     };
     init(&vs)?;
-    net.set_train_in_place(opts.speedups().in_place);
-    net.set_train_fused(opts.speedups().fused_bn);
-    net.set_train_channels_last(opts.speedups().channels_last);
+    let speed = opts.speedups();
+    net.set_train_in_place(speed.in_place);
+    net.set_train_fused(speed.fused_bn);
+    net.set_train_channels_last(speed.channels_last);
     train_model(&net, &vs, compiled.network.input, train, test, opts)
 }
 
