@@ -34,3 +34,10 @@ extern "C" void resnetc_autocast_exit(int cuda) {
     // Neither call throws in practice; nothing to report from a destructor.
   }
 }
+
+// Whether autocast keeps the bfloat16 copies of weights for the rest of a region. Off while
+// a CUDA graph is captured and replayed: a copy cached outside the capture would be read
+// from memory the graph does not own.
+extern "C" void resnetc_autocast_cache(int enabled) {
+  at::autocast::set_autocast_cache_enabled(enabled != 0);
+}

@@ -23,6 +23,15 @@ if ! "$venv/bin/python" -c 'import torch, torchvision, safetensors; assert torch
         torch==2.11.0 torchvision==0.26.0 safetensors==0.8.0 numpy
 fi
 
+# The CUDA runtime's compiler headers (`crt/`, 134 kB), which libtorch's CUDA headers include
+# and the torch wheel does not pull in: build.rs compiles the CUDA graph shim
+# (csrc/cuda_graph.cpp) against them. Without them that one speed-up is left out.
+if "$venv/bin/python" -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)' 2>/dev/null \
+    && ! "$venv/bin/python" -c 'import nvidia, os, sys; sys.exit(0 if any(os.path.exists(os.path.join(p, "cu13/include/crt/host_config.h")) for p in nvidia.__path__) else 1)' 2>/dev/null; then
+    echo "== installing the CUDA 13.0 crt headers into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps nvidia-cuda-crt==13.0.88
+fi
+
 # timm and Keras 3, the peers the zoo's golden numbers come from (scripts/zoo_reference.py,
 # tests/zoo.rs), beside torch without a second one: --no-deps, their small dependencies pinned
 # (filelock, fsspec and typing_extensions come with torch).

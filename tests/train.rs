@@ -499,6 +499,54 @@ fn speedups_change_how_not_what() {
     }
 }
 
+/// The `cuda-graphs` step (fixed input tensors, the learning rate read from a tensor, the
+/// sums kept in the step's own tensors) computes what the plain step does. On the CPU it
+/// runs without capture, so this checks everything but the capture itself: two epochs of
+/// 16 full batches and a smaller last one (which runs eagerly), a cosine schedule (a new
+/// rate every step), with and without channels-last and the fused batch norm.
+#[test]
+fn cuda_graph_step_computes_the_plain_step() {
+    use resnetc::train::{Schedule, Speedups};
+    let _serial = serial();
+    let (train_set, test_set) = fashion_mnist(800, 16);
+    let c = compiled("fmnist-resnet20.yaml");
+    let cpu = tch::Device::Cpu;
+    for base in ["fused-sgd,device-metrics", "all"] {
+        let mut runs = Vec::new();
+        for graphs in [false, true] {
+            let list = if graphs { format!("{base},cuda-graphs") } else { base.to_owned() };
+            let out = scratch(&format!("graphs-{graphs}"));
+            let opts = TrainOptions {
+                epochs: 2,
+                batch_size: 48, // 16 batches of 48 and one of 32
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                schedule: Schedule::Cosine,
+                float64: true,
+                speedups: Some(Speedups::parse(&list, cpu).unwrap()),
+                ..quiet(&out)
+            };
+            let report = train::train_spec(&c, train_set.clone(), test_set.clone(), &opts).unwrap();
+            runs.push((report.history, checkpoint_tensors(&out)));
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        let ((plain_m, plain), (graph_m, graph)) = (&runs[0], &runs[1]);
+        assert_eq!(plain.len(), graph.len());
+        for ((n, a), (n2, b)) in plain.iter().zip(graph) {
+            assert_eq!(n, n2);
+            assert!(a.equal(b), "{base}: `{n}` differs with cuda-graphs");
+        }
+        for (p, g) in plain_m.iter().zip(graph_m) {
+            assert_eq!(p.train_acc, g.train_acc);
+            assert_eq!(p.test_acc, g.test_acc);
+            // The loss is summed in another order (the fixed step keeps its own sum).
+            assert!((p.train_loss - g.train_loss).abs() <= 1e-12 * p.train_loss, "{} vs {}", p.train_loss, g.train_loss);
+        }
+        eprintln!("{base}: identical weights, momentum and statistics with cuda-graphs; train loss {} / {}", plain_m[1].train_loss, graph_m[1].train_loss);
+    }
+}
+
 #[test]
 fn zoo_constructs_learn() {
     let _serial = serial();
@@ -557,4 +605,25 @@ fn bf16_autocast_trains_like_f32() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--precision") && stderr.contains("--float64"), "{stderr}");
+}
+
+/// `cuda-graphs` is refused on the CPU and without the speed-ups it needs, before any
+/// training, naming the fix, with the usage exit status.
+#[test]
+fn cuda_graphs_are_refused_where_they_cannot_run() {
+    for (list, device, says) in [
+        ("all,cuda-graphs", "cpu", "cuda-graphs needs --device cuda"),
+        ("cuda-graphs", "cpu", "needs fused-sgd and device-metrics"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_resnetc"))
+            .args(["train", "specs/fmnist-resnet20.yaml", "--data", "fashion-mnist"])
+            .args(["--out", "unused", "--speedups", list, "--device", device])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("bad --speedups") && stderr.contains(says), "{list}: {stderr}");
+        assert!(!std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("unused").exists());
+    }
 }

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     args.folder
         .apply(&args.data, &compiled, &mut [&mut test_set])?;
     let device = crate::runtime::parse_device(&args.device)
-        .map_err(|e| CliError::other("bad --device", e))?;
+        .map_err(|e| CliError::usage("--device", e))?;
     if let Some(n) = args.threads {
         tch::set_num_threads(i32::from(n));
     }

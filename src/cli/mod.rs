@@ -140,7 +140,10 @@ pub fn run() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             report_error(&e);
-            ExitCode::from(EXIT_IO)
+            ExitCode::from(match e {
+                CliError::Usage { .. } => EXIT_USAGE,
+                _ => EXIT_IO,
+            })
         }
     }
 }
@@ -252,6 +255,14 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// An option's value that clap accepts but the command cannot use (an unknown device
+    /// or speed-up, a combination that cannot run): exit status [`EXIT_USAGE`].
+    #[error("bad {option}")]
+    Usage {
+        option: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Any other failure of a command, with its cause chain (runtime, weights, data).
     #[error("{message}")]
     Other {
@@ -270,6 +281,17 @@ impl CliError {
         CliError::Other {
             message: message.into(),
             source: Some(source.into()),
+        }
+    }
+
+    /// A bad value of `option` (`--device`), for the reason `source`.
+    pub fn usage(
+        option: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        CliError::Usage {
+            option,
+            source: source.into(),
         }
     }
 

@@ -62,11 +62,11 @@ impl DeviceArgs {
     /// process if `--no-cudnn` was given.
     pub fn resolve(&self) -> Result<(Device, DType), CliError> {
         let device =
-            device::parse_device(&self.device).map_err(|e| CliError::other("bad --device", e))?;
-        let dtype = DType::parse(&self.dtype).map_err(|e| CliError::other("bad --dtype", e))?;
+            device::parse_device(&self.device).map_err(|e| CliError::usage("--device", e))?;
+        let dtype = DType::parse(&self.dtype).map_err(|e| CliError::usage("--dtype", e))?;
         dtype
             .check_device(device)
-            .map_err(|e| CliError::other("bad --dtype", e))?;
+            .map_err(|e| CliError::usage("--dtype", e))?;
         if self.no_cudnn {
             tch::Cuda::set_user_enabled_cudnn(false);
         }

@@ -72,9 +72,10 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Speed-ups of the training step: all (default), none, or a comma-separated list of
-    /// channels-last, fused-sgd, foreach-sgd, fused-bn, in-place, keep-memory,
-    /// device-metrics. They change how the step is computed, not what (results agree to
-    /// rounding); `all` leaves channels-last and fused-bn (CPU only) out on CUDA.
+    /// all, channels-last, fused-sgd, foreach-sgd, fused-bn, in-place, keep-memory,
+    /// device-metrics, cuda-graphs. They change how the step is computed, not what
+    /// (results agree to rounding); `all` leaves channels-last and fused-bn (CPU only) out
+    /// on CUDA, and cuda-graphs (CUDA only, e.g. `all,cuda-graphs`) everywhere.
     #[arg(long, value_name = "LIST", default_value = "all")]
     speedups: String,
     /// Train in float64 (slow), to compare runs closely (float32 rounding grows quickly in
@@ -259,8 +260,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if let Some((mean, std)) = &stats {
         outln!("normalizing with the training images' mean {mean:.4?} and std {std:.4?}");
     }
-    let device = crate::runtime::parse_device(&args.device)
-        .map_err(|e| CliError::other("bad --device", e))?;
+    let device =
+        crate::runtime::parse_device(&args.device).map_err(|e| CliError::usage("--device", e))?;
     if device.is_cuda() {
         // Every batch but the last has the same shape: let cuDNN pick its fastest kernels.
         tch::Cuda::cudnn_set_benchmark(true);
@@ -269,7 +270,16 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         tch::set_num_threads(i32::from(n));
     }
     let speedups = train::Speedups::parse(&args.speedups, device)
-        .map_err(|e| CliError::other("bad --speedups", e))?;
+        .map_err(|e| CliError::usage("--speedups", e))?;
+    if let Some(why) = speedups.conflict() {
+        return Err(CliError::usage("--speedups", why));
+    }
+    if speedups.cuda_graphs && !device.is_cuda() {
+        return Err(CliError::usage(
+            "--speedups",
+            "cuda-graphs needs --device cuda",
+        ));
+    }
     let compiled = &compiled;
     let input = compiled.network.input;
     outln!(

@@ -10,6 +10,14 @@ use tch::{Device, TchError};
 extern "C" {
     fn resnetc_autocast_enter(cuda: c_int) -> *const c_char;
     fn resnetc_autocast_exit(cuda: c_int);
+    fn resnetc_autocast_cache(enabled: c_int);
+}
+
+/// Whether autocast keeps the bfloat16 copies of weights within a region (libtorch's
+/// default: yes). Off for CUDA graphs, whose captured step must make its own copies.
+pub fn set_cache(enabled: bool) {
+    // SAFETY: a plain call that sets a flag.
+    unsafe { resnetc_autocast_cache(c_int::from(enabled)) }
 }
 
 /// bfloat16 autocast on `device` for as long as the guard lives (on this thread).

@@ -33,6 +33,7 @@
 pub mod autocast;
 pub mod device;
 mod fused;
+pub mod graph;
 pub mod image;
 pub mod infer;
 mod layers;

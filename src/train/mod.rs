@@ -33,6 +33,7 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod folder;
+mod graphed;
 pub mod idx;
 pub mod loader;
 pub mod metrics;
@@ -433,6 +434,32 @@ pub fn train_model<M: Classifier>(
         augment: Augment::default(),
         ..prep.clone()
     };
+    // The forward pass and the mean loss, under bfloat16 autocast with --precision bf16.
+    let forward_loss = |images: &Tensor, labels: &Tensor| -> Result<(Tensor, Tensor), TrainError> {
+        let logits = if opts.bf16 {
+            let _autocast = crate::runtime::autocast::Bf16Autocast::enter(opts.device)
+                .map_err(torch("switching on bfloat16 autocast"))?;
+            let logits = model.logits(images, true)?;
+            // The loss and the metrics in float32.
+            logits
+                .f_to_kind(tch::Kind::Float)
+                .map_err(torch("casting the logits"))?
+        } else {
+            model.logits(images, true)?
+        };
+        let loss = logits
+            .f_cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, 0.0)
+            .map_err(torch("computing the loss"))?;
+        Ok((logits, loss))
+    };
+    if let Some(why) = speed.conflict() {
+        return Err(TrainError::Config(why));
+    }
+    let mut fixed = if speed.cuda_graphs {
+        Some(graphed::FixedStep::new(opts.device, opts.bf16)?)
+    } else {
+        None
+    };
     let last = opts
         .stop_after
         .map_or(opts.epochs, |s| s.min(opts.epochs))
@@ -478,47 +505,44 @@ pub fn train_model<M: Classifier>(
             } else {
                 batch.images
             };
-            let logits = if opts.bf16 {
-                let _autocast = crate::runtime::autocast::Bf16Autocast::enter(opts.device)
-                    .map_err(torch("switching on bfloat16 autocast"))?;
-                let logits = model.logits(&images, true)?;
-                // The loss and the metrics in float32.
-                logits.f_to_kind(tch::Kind::Float).map_err(torch("casting the logits"))?
+            let fixed_step = fixed.as_mut().filter(|f| f.fits(&images));
+            let eager = if let Some(fixed) = fixed_step {
+                fixed.step(&images, &batch.labels, lr, &mut opt, &forward_loss)?;
+                None
             } else {
-                model.logits(&images, true)?
+                let (logits, loss) = forward_loss(&images, &batch.labels)?;
+                opt.zero_grad();
+                loss.f_backward().map_err(torch("the backward pass"))?;
+                opt.step(lr).map_err(torch("the optimizer step"))?;
+                Some((logits, loss))
             };
-            let loss = logits
-                .f_cross_entropy_loss::<Tensor>(
-                    &batch.labels,
-                    None,
-                    tch::Reduction::Mean,
-                    -100,
-                    0.0,
-                )
-                .map_err(torch("computing the loss"))?;
-            opt.zero_grad();
-            loss.f_backward().map_err(torch("the backward pass"))?;
-            opt.step(lr).map_err(torch("the optimizer step"))?;
             let n = batch.labels.size()[0] as usize;
             seen += n;
             let update = step % 5 == 0 || step + 1 == steps_per_epoch;
-            if speed.device_metrics {
-                let (l, c) = step_sums(&loss, &logits, &batch.labels, n)
-                    .map_err(torch("summing the loss and accuracy"))?;
-                pending = Some(match pending.take() {
-                    None => (l, c),
-                    Some((pl, pc)) => (pl + l, pc + c),
-                });
-                if update {
-                    drain(&mut pending, &mut loss_sum, &mut correct)?;
+            match &eager {
+                None => {}
+                Some((logits, loss)) if speed.device_metrics => {
+                    let (l, c) = step_sums(loss, logits, &batch.labels, n)
+                        .map_err(torch("summing the loss and accuracy"))?;
+                    pending = Some(match pending.take() {
+                        None => (l, c),
+                        Some((pl, pc)) => (pl + l, pc + c),
+                    });
                 }
-            } else {
-                loss_sum += loss
-                    .f_double_value(&[])
-                    .map_err(torch("reading the loss"))?
-                    * n as f64;
-                correct += count_correct(&logits, &batch.labels)
-                    .map_err(torch("counting correct predictions"))?;
+                Some((logits, loss)) => {
+                    loss_sum += loss
+                        .f_double_value(&[])
+                        .map_err(torch("reading the loss"))?
+                        * n as f64;
+                    correct += count_correct(logits, &batch.labels)
+                        .map_err(torch("counting correct predictions"))?;
+                }
+            }
+            if update {
+                drain(&mut pending, &mut loss_sum, &mut correct)?;
+                if let Some(fixed) = fixed.as_mut() {
+                    fixed.drain(&mut loss_sum, &mut correct)?;
+                }
             }
             train_time += step_start.elapsed().as_secs_f64();
             bar.inc(1);
@@ -533,6 +557,9 @@ pub fn train_model<M: Classifier>(
         }
         // Steps after the last update (the last batch was all skipped images).
         drain(&mut pending, &mut loss_sum, &mut correct)?;
+        if let Some(fixed) = fixed.as_mut() {
+            fixed.drain(&mut loss_sum, &mut correct)?;
+        }
         bar.finish_and_clear();
         if seen + skipped.len() != train.len() {
             return Err(TrainError::Config(format!(

@@ -69,6 +69,15 @@ const SOURCE: &str = r#"class SgdOps(Module):
     lr: float) -> NoneType:
     torch._fused_sgd_(params, grads, bufs, weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
     return None
+  def fused_sgd_tensor_lr(self: __torch__.SgdOps,
+    params: List[Tensor],
+    grads: List[Tensor],
+    bufs: List[Tensor],
+    weight_decay: float,
+    momentum: float,
+    lr: Tensor) -> NoneType:
+    torch._fused_sgd_(params, grads, bufs, weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
+    return None
 "#;
 
 /// Prefix of the momentum buffers' names in a checkpoint.
@@ -158,8 +167,35 @@ impl Sgd {
     /// One update with learning rate `lr`, from the gradients of the last backward pass.
     /// Tensors without a gradient (not reached by the backward pass) are left alone.
     pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
-        let Some(ops) = &self.ops else {
+        if self.ops.is_none() {
             return self.step_loop(lr);
+        }
+        let method = match self.kernel {
+            SgdKernel::Fused => "fused_sgd",
+            _ => "foreach_sgd",
+        };
+        self.step_ops(method, IValue::Double(lr))
+    }
+
+    /// As [`Sgd::step`] with the fused kernel, the learning rate read from the 0-d float
+    /// tensor `lr` on the parameters' device when the kernel runs: the form a captured
+    /// CUDA graph replays with a new rate. `Err` with another kernel.
+    pub fn step_lr_tensor(&mut self, lr: &Tensor) -> Result<(), TchError> {
+        if self.kernel != SgdKernel::Fused {
+            return Err(TchError::Torch(
+                "a learning rate held in a tensor needs the fused SGD kernel (fused-sgd)"
+                    .to_owned(),
+            ));
+        }
+        self.step_ops("fused_sgd_tensor_lr", IValue::Tensor(lr.shallow_clone()))
+    }
+
+    /// One update through the TorchScript method `method`, whose last argument is `lr`.
+    fn step_ops(&mut self, method: &str, lr: IValue) -> Result<(), TchError> {
+        let Some(ops) = &self.ops else {
+            return Err(TchError::Torch(format!(
+                "`{method}` needs a multi-tensor SGD kernel"
+            )));
         };
         let (mut params, mut grads, mut bufs) = (Vec::new(), Vec::new(), Vec::new());
         for (_, p, buf) in &self.params {
@@ -176,17 +212,13 @@ impl Sgd {
         if params.is_empty() {
             return Ok(());
         }
-        let method = match self.kernel {
-            SgdKernel::Fused => "fused_sgd",
-            _ => "foreach_sgd",
-        };
         let args = [
             IValue::TensorList(params),
             IValue::TensorList(grads),
             IValue::TensorList(bufs),
             IValue::Double(self.weight_decay),
             IValue::Double(self.momentum),
-            IValue::Double(lr),
+            lr,
         ];
         tch::no_grad(|| ops.method_is(method, &args).map(|_| ()))
     }

@@ -21,6 +21,13 @@
 //! - `device-metrics`: the loss and the count of correct predictions are summed on the
 //!   device and read at progress updates (every few steps), not after every step; on a
 //!   GPU this removes a host synchronization per step.
+//! - `cuda-graphs`: the step (forward, loss, backward, update, metric sums) captured once as a
+//!   CUDA graph after three eager steps, then replayed for every full-size batch from
+//!   fixed input tensors ([`crate::runtime::graph`]); a smaller batch (the epoch's last)
+//!   runs eagerly. It needs `fused-sgd` (the learning rate is read from a tensor) and
+//!   `device-metrics` (the sums stay on the device). On the CPU the same fixed-tensor
+//!   step runs without capture: that is how the tests check it computes what the plain
+//!   step does. Named only: not part of `all` until it is measured on a GPU.
 
 use super::optim::SgdKernel;
 use tch::{Device, TchError};
@@ -40,10 +47,12 @@ pub struct Speedups {
     pub keep_memory: bool,
     /// Loss and accuracy summed on the device, read at progress updates.
     pub device_metrics: bool,
+    /// The fixed-shape step captured as a CUDA graph and replayed.
+    pub cuda_graphs: bool,
 }
 
 /// The names `--speedups` takes, in the order [`Speedups`]'s `Display` writes them.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "channels-last",
     "fused-sgd",
     "foreach-sgd",
@@ -51,6 +60,7 @@ pub const NAMES: [&str; 7] = [
     "in-place",
     "keep-memory",
     "device-metrics",
+    "cuda-graphs",
 ];
 
 impl Speedups {
@@ -62,6 +72,7 @@ impl Speedups {
         in_place: false,
         keep_memory: false,
         device_metrics: false,
+        cuda_graphs: false,
     };
 
     /// Everything that helps on `device`. On CUDA channels-last is left out: it has not
@@ -74,37 +85,62 @@ impl Speedups {
             in_place: true,
             keep_memory: true,
             device_metrics: true,
+            cuda_graphs: false,
         }
     }
 
-    /// Parses `all`, `none` or a comma-separated list of [`NAMES`] (`fused-sgd` wins over
-    /// `foreach-sgd` when both are named).
+    /// Parses `none` or a comma-separated list of [`NAMES`] and `all` (`all,cuda-graphs`
+    /// adds to all); `fused-sgd` wins over `foreach-sgd` when both are named.
     pub fn parse(list: &str, device: Device) -> Result<Speedups, String> {
-        match list.trim() {
-            "all" => return Ok(Speedups::all(device)),
-            "none" | "" => return Ok(Speedups::NONE),
-            _ => {}
+        if matches!(list.trim(), "none" | "") {
+            return Ok(Speedups::NONE);
         }
         let mut s = Speedups::NONE;
         for name in list.split(',').map(str::trim) {
             match name {
+                "all" => {
+                    let all = Speedups::all(device);
+                    s = Speedups {
+                        channels_last: s.channels_last || all.channels_last,
+                        sgd: all.sgd,
+                        fused_bn: s.fused_bn || all.fused_bn,
+                        in_place: s.in_place || all.in_place,
+                        keep_memory: s.keep_memory || all.keep_memory,
+                        device_metrics: s.device_metrics || all.device_metrics,
+                        cuda_graphs: s.cuda_graphs || all.cuda_graphs,
+                    };
+                }
                 "channels-last" => s.channels_last = true,
                 "fused-sgd" => s.sgd = SgdKernel::Fused,
-                "foreach-sgd" if s.sgd != SgdKernel::Fused => s.sgd = SgdKernel::Foreach,
+                "foreach-sgd" if s.sgd == SgdKernel::Loop => s.sgd = SgdKernel::Foreach,
                 "foreach-sgd" => {}
                 "fused-bn" => s.fused_bn = true,
                 "in-place" => s.in_place = true,
                 "keep-memory" => s.keep_memory = true,
                 "device-metrics" => s.device_metrics = true,
+                "cuda-graphs" => s.cuda_graphs = true,
                 other => {
                     return Err(format!(
-                        "unknown speed-up `{other}`: expected all, none, or a comma-separated list of {}",
+                        "unknown speed-up `{other}`: expected none, or a comma-separated list of all, {}",
                         NAMES.join(", ")
                     ))
                 }
             }
         }
         Ok(s)
+    }
+
+    /// Why this combination cannot run, if it cannot: `cuda-graphs` needs `fused-sgd`
+    /// and `device-metrics`.
+    pub fn conflict(&self) -> Option<String> {
+        if self.cuda_graphs && (self.sgd != SgdKernel::Fused || !self.device_metrics) {
+            return Some(
+                "the cuda-graphs speed-up needs fused-sgd and device-metrics as well \
+                 (e.g. --speedups fused-sgd,device-metrics,in-place,cuda-graphs)"
+                    .to_owned(),
+            );
+        }
+        None
     }
 }
 
@@ -118,6 +154,7 @@ impl std::fmt::Display for Speedups {
             self.in_place,
             self.keep_memory,
             self.device_metrics,
+            self.cuda_graphs,
         ];
         let names: Vec<&str> = NAMES
             .iter()
@@ -187,6 +224,17 @@ mod tests {
             e.contains("unknown speed-up `channels_last`") && e.contains("channels-last"),
             "{e}"
         );
+        assert_eq!(
+            Speedups::parse("all,cuda-graphs", Device::Cuda(0))
+                .unwrap()
+                .to_string(),
+            "fused-sgd,in-place,keep-memory,device-metrics,cuda-graphs"
+        );
+        assert_eq!(Speedups::parse("all", cpu).unwrap().conflict(), None);
+        let e = Speedups::parse("cuda-graphs,device-metrics", cpu)
+            .unwrap()
+            .conflict();
+        assert!(e.unwrap().contains("needs fused-sgd and device-metrics"));
         assert!(!Speedups::all(Device::Cuda(0)).channels_last);
         assert!(!Speedups::all(Device::Cuda(0)).fused_bn);
     }
