@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU training throughput: `resnetc train` against PyTorch eager and torch.compile, in turns.
+"""Training throughput: `resnetc train` against PyTorch eager and torch.compile, in turns.
 
 For each case the PyTorch network is the one `resnetc build SPEC --target pytorch` writes,
 so both sides train the very same network (layers, shapes, initialization rule). Both use
@@ -12,6 +12,11 @@ Cases (--cases, comma-separated):
   fmnist-resnet20   specs/fmnist-resnet20.yaml, 1x28x28, batch 128
   cifar-resnet20    specs/cifar-resnet20.yaml, 3x32x32, batch 128
   article-96        specs/article-pytorch.yaml at 1x96x96 (`--resize 96`), batch 64
+  article-224       specs/article-pytorch.yaml at 1x224x224 (the article's run), batch 128
+
+--device cuda runs both sides on the GPU (PyTorch's batches wait there, already resized;
+resnetc's loader resizes on the device as it trains). Each PyTorch step reads its loss
+(`loss.item()`, one synchronization), so the timings cover the GPU's work.
 
 PyTorch variants (--variants): `eager` (the module as written, NCHW), `compile`
 (`torch.compile(model)`, default mode; its one-time cost, the first step, is reported
@@ -29,6 +34,9 @@ configurations run in turns too, e.g. each speed-up switched off once. Medians o
 
     cargo build --release -j2 --features torch
     ~/.cache/resnetc/venv/bin/python scripts/bench_train.py --rounds 3
+    # each CUDA lever (scripts/cuda-check.sh runs this as its `levers` stage):
+    python3 scripts/bench_train.py --device cuda --cases article-224 --variants eager \
+        --config "none=--speedups none" --config "all=--speedups all" ...
 """
 import argparse
 import importlib.util
@@ -59,6 +67,7 @@ CASES = {
     "fmnist-resnet20": {"spec": "specs/fmnist-resnet20.yaml", "input": (1, 28, 28), "batch": 128, "train_args": []},
     "cifar-resnet20": {"spec": "specs/cifar-resnet20.yaml", "input": (3, 32, 32), "batch": 128, "train_args": []},
     "article-96": {"spec": "specs/article-pytorch.yaml", "input": (1, 96, 96), "batch": 64, "train_args": ["--resize", "96"]},
+    "article-224": {"spec": "specs/article-pytorch.yaml", "input": (1, 224, 224), "batch": 128, "train_args": ["--resize", "224"]},
 }
 
 # resnetc's normalization of Fashion-MNIST (src/train/data.rs).
@@ -108,14 +117,14 @@ def batches(images, shape, batch, count, seed):
 
 
 class TorchRunner:
-    def __init__(self, model_cls, variant, data):
-        model = model_cls()
+    def __init__(self, model_cls, variant, data, device):
+        model = model_cls().to(device)
         model.train()
-        self.data = data
+        self.data = [(x.to(device), y.to(device)) for x, y in data]
         self.channels_last = variant.endswith("-cl")
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-            self.data = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in data]
+            self.data = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in self.data]
         self.opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         self.forward = torch.compile(model) if variant.startswith("compile") else model
         self.logits = getattr(model, "logits", None)
@@ -151,7 +160,7 @@ def resnetc_round(args, case, extra, tmp):
     cmd = [args.resnetc, "train", os.path.join(ROOT, case["spec"]), "--data", "fashion-mnist", "--out", out,
            "--epochs", "2", "--limit-train", str(args.batches * case["batch"]), "--limit-test", str(case["batch"]),
            "--batch-size", str(case["batch"]), "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4",
-           "--device", "cpu", "--seed", "0", "--threads", str(args.threads), *case["train_args"], *extra]
+           "--device", args.device, "--seed", "0", "--threads", str(args.threads), *case["train_args"], *extra]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"{shlex.join(cmd)} failed:\n{r.stderr}")
@@ -172,6 +181,7 @@ def main():
     ap.add_argument("--batches", type=int, default=40, help="timed steps per round and variant")
     ap.add_argument("--warmup", type=int, default=5, help="PyTorch steps before timing (the first is reported apart)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--data", default=os.path.join(home, "data", "fashion-mnist"))
     ap.add_argument("--resnetc", default=os.path.join(ROOT, "target", "release", "resnetc"))
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
@@ -187,10 +197,13 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     images = read_idx(find(args.data, "train-images-idx3-ubyte"))
-    header = f"{cpu_name()}, {args.threads} threads, torch {torch.__version__}, {args.rounds} rounds of {args.batches} steps"
+    machine = cpu_name()
+    if args.device == "cuda":
+        machine = f"{torch.cuda.get_device_name(0)} with {machine}"
+    header = f"{machine}, {args.threads} threads, torch {torch.__version__}, {args.rounds} rounds of {args.batches} steps"
     print(header, flush=True)
-    report = {"machine": cpu_name(), "threads": args.threads, "torch": torch.__version__, "rounds": args.rounds,
-              "batches": args.batches, "cases": {}}
+    report = {"machine": machine, "device": args.device, "threads": args.threads, "torch": torch.__version__,
+              "rounds": args.rounds, "batches": args.batches, "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases.split(","):
             case = CASES[name]
@@ -198,7 +211,7 @@ def main():
             data = batches(images, case["input"], case["batch"], 16, seed=0)
             runners = {}
             for v in variants:
-                runners[v] = TorchRunner(model_cls, v, data)
+                runners[v] = TorchRunner(model_cls, v, data, args.device)
                 runners[v].warm(args.warmup)
             figures = {v: [] for v in variants} | {c[0]: [] for c in configs}
             for r in range(args.rounds):

@@ -13,6 +13,14 @@
 #   bench    scripts/bench_pytorch.py on CUDA: eager and resnetc, f32 and bf16, batch 64, 256
 #   torch    scripts/train_article_pytorch.py: the same run in PyTorch eager
 #   compile  torch.compile beside eager and resnetc for resnet50 at batch 256
+#   levers   scripts/bench_train.py --device cuda on the article's run (1x224x224, batch
+#            128): PyTorch eager against resnetc with no speed-up, the defaults, and each
+#            CUDA lever added alone (channels-last, bf16, cuda-graphs), then all of them
+#   best     the `train` stage's run with every lever ($RESNETC_BEST, default
+#            `--speedups all,channels-last,cuda-graphs --precision bf16`)
+#   folder   an image folder of 3,000 500x375 JPEGs (scripts/bench_data.py --make):
+#            `resnetc bench-data` with one worker per core (the loader alone), then one
+#            epoch of resnet50 on it on CUDA with the same workers, bf16 and cuda-graphs
 #   torchrun the `build --target torchrun` entry point on CUDA: one process on NCCL, then
 #            two processes sharing the GPU over gloo with nn.SyncBatchNorm; resnetc eval
 #            of the weights (needs safetensors in that python)
@@ -22,7 +30,8 @@ out=${1:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
 budget=${2:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
 shift 2
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(sanity parity train bench torch compile torchrun)
+[ ${#stages[@]} -eq 0 ] && stages=(sanity parity train bench torch compile torchrun levers best folder)
+best_flags=${RESNETC_BEST:---speedups all,channels-last,cuda-graphs --precision bf16}
 mkdir -p "$out"
 bin=target/release/resnetc
 torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') || exit 1
@@ -86,6 +95,34 @@ for stage in "${stages[@]}"; do
             --limit-train 10000 2>&1 | tee "$out/torchrun-gloo-syncbn.log"
         within 60 "$bin" eval specs/fmnist-resnet20.yaml --weights /tmp/ddp-2/weights.safetensors \
             --data fashion-mnist --device cuda | head -1 | tee -a "$out/torchrun-gloo-syncbn.log"
+        ;;
+    levers)
+        within 300 python3 scripts/bench_train.py --device cuda --cases article-224 --variants eager \
+            --rounds 2 --batches 30 --warmup 5 \
+            --config "none=--speedups none" --config "all=--speedups all" \
+            --config "channels-last=--speedups all,channels-last" \
+            --config "bf16=--speedups all --precision bf16" \
+            --config "cuda-graphs=--speedups all,cuda-graphs" \
+            --config "every=--speedups all,channels-last,cuda-graphs --precision bf16" \
+            --json "$out/levers-cuda.json" 2>&1 | tee "$out/levers-cuda.log"
+        ;;
+    best)
+        rm -rf /tmp/article-best
+        # shellcheck disable=SC2086 # the flags are words
+        within 330 "$bin" train specs/article-pytorch.yaml --data fashion-mnist --out /tmp/article-best \
+            --device cuda $best_flags 2>&1 | tee "$out/resnetc-best.log"
+        cp /tmp/article-best/metrics.csv "$out/resnetc-best-metrics.csv"
+        ;;
+    folder)
+        workers=$(nproc)
+        within 180 python3 scripts/bench_data.py /tmp/folder --make --images 3000 \
+            --workers "$workers" --rounds 2 --batches 10 2>&1 | tee "$out/bench-data-cuda-host.log"
+        within 60 "$bin" bench-data /tmp/folder --workers "$workers" --batches 20 --format json \
+            | tee "$out/bench-data-resnetc.json"
+        rm -rf /tmp/folder-run
+        within 200 "$bin" train specs/resnet50.yaml --data /tmp/folder --out /tmp/folder-run --device cuda \
+            --epochs 1 --batch-size 128 --augment rrc,flip --workers "$workers" --lr 0.1 --momentum 0.9 \
+            --speedups all,cuda-graphs --precision bf16 2>&1 | tee "$out/folder-train.log"
         ;;
     *)
         log "unknown stage $stage"
