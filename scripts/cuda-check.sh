@@ -8,6 +8,9 @@
 #
 # Stages, in this order by default, each given what is left of SECONDS:
 #   sanity   the binary finds libtorch's CUDA and runs a forward pass
+#   graphs   2 epochs of fmnist-resnet20 (6,400 examples, cosine schedule) with the default
+#            speed-ups and again with cuda-graphs: both metrics.csv side by side (float32
+#            on cuDNN is not bit-reproducible, so they should agree closely, not exactly)
 #   parity   scripts/parity_cuda.py (exact f32 within 1e-4, TF32 and bf16 against PyTorch)
 #   train    `resnetc train specs/article-pytorch.yaml` at the article's settings on CUDA
 #   bench    scripts/bench_pytorch.py on CUDA: eager and resnetc, f32 and bf16, batch 64, 256
@@ -30,7 +33,7 @@ out=${1:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
 budget=${2:?usage: scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]}
 shift 2
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(sanity parity train bench torch compile torchrun levers best folder)
+[ ${#stages[@]} -eq 0 ] && stages=(sanity graphs parity train bench torch compile torchrun levers best folder)
 best_flags=${RESNETC_BEST:---speedups all,channels-last,cuda-graphs --precision bf16}
 mkdir -p "$out"
 bin=target/release/resnetc
@@ -63,6 +66,14 @@ for stage in "${stages[@]}"; do
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
         python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
         within 60 "$bin" bench specs/resnet18.yaml --device cuda --batch 8 --iters 3 || { log "sanity failed"; exit 1; }
+        ;;
+    graphs)
+        for speedups in all all,cuda-graphs; do
+            rm -rf "/tmp/graphs-$speedups"
+            within 120 "$bin" train specs/fmnist-resnet20.yaml --data fashion-mnist --out "/tmp/graphs-$speedups" \
+                --device cuda --epochs 2 --limit-train 6400 --limit-test 2000 --lr 0.1 --momentum 0.9 \
+                --weight-decay 5e-4 --schedule cosine --speedups "$speedups" 2>&1 | tee -a "$out/graphs.log"
+        done
         ;;
     parity)
         within 120 python3 scripts/parity_cuda.py /tmp/resnetc-parity | tee "$out/parity-cuda.md"
