@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Per-channel mean and standard deviation measured on a data set.
+type MeanStd = (Vec<f32>, Vec<f32>);
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Spec file (.yaml, .yml or .resnet).
@@ -136,7 +139,7 @@ impl FolderArgs {
         source: &DataSource,
         compiled: &Compiled,
         sets: &mut [&mut Dataset],
-    ) -> Result<Option<(Vec<f32>, Vec<f32>)>, CliError> {
+    ) -> Result<Option<MeanStd>, CliError> {
         for d in sets.iter_mut() {
             if let Some(f) = d.files.as_mut() {
                 f.on_bad = self.on_bad_image;

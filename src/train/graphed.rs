@@ -20,6 +20,9 @@ use super::TrainError;
 use crate::runtime::graph::CudaGraph;
 use tch::{Device, Kind, Tensor};
 
+/// The forward pass and the mean loss of a batch and its labels: `(logits, loss)`.
+pub type ForwardLoss<'a> = dyn Fn(&Tensor, &Tensor) -> Result<(Tensor, Tensor), TrainError> + 'a;
+
 /// Eager steps before the capture.
 pub const EAGER_STEPS: usize = 3;
 
@@ -91,7 +94,7 @@ impl FixedStep {
         labels: &Tensor,
         lr: f64,
         opt: &mut Sgd,
-        forward_loss: &dyn Fn(&Tensor, &Tensor) -> Result<(Tensor, Tensor), TrainError>,
+        forward_loss: &ForwardLoss,
     ) -> Result<(), TrainError> {
         let torch = TrainError::torch;
         let (mut x, mut y) = match &self.inputs {
