@@ -70,6 +70,8 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
+            // Chromium's own temporary folders go beside the profile, removed with it.
+            .env("TMPDIR", profile.parent().expect("the profile is in a folder"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).expect("browser log"))
