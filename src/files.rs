@@ -123,14 +123,12 @@ mod tests {
             let e = read_bounded(Path::new("/dev/zero"), 10).unwrap_err();
             assert!(e.to_string().contains("a device"), "{e}");
         }
-        let dir = std::env::temp_dir().join(format!("resnetc-files-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("ten");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ten");
         std::fs::write(&p, [7u8; 10]).unwrap();
         assert_eq!(read_bounded(&p, 10).unwrap().len(), 10);
         let e = read_bounded(&p, 9).unwrap_err();
         assert!(e.to_string().contains("10 bytes"), "{e}");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -133,8 +133,7 @@ fn build_prints_or_writes_the_module() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 
-    let dir = std::env::temp_dir().join(format!("resnetc-codegen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("codegen", "build");
     let target = dir.join("resnet50.rs");
     let target_str = target.to_str().expect("UTF-8 temp path");
     let out = resnetc(&["build", "specs/resnet50.yaml", "-o", target_str]);
@@ -408,8 +407,8 @@ fn std_and_tch_items_are_named_by_absolute_paths() {
 fn stub_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("resnetc-codegen-rustc-{}", std::process::id()));
+        // In the build tree (kept for the process's lifetime, reused by the next run).
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("codegen-tch-stub");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let out = Command::new(tool("RUSTC", "rustc"))
             .args([

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{assert_refused, resnetc, resnetc_env, Outcome};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// A network of 435 parameters on 3x8x8 inputs.
@@ -16,12 +16,9 @@ const TINY: &str = "model tiny\ninput 3x8x8\nstem conv 3x3/1 pad 1 -> 4, bn, rel
 /// The same on 1x28x28 grey images with 10 classes (Fashion-MNIST's shape).
 const TINY_GREY: &str = "model tiny_grey\ninput 1x28x28\nstem conv 3x3/1 pad 1 -> 4, bn, relu\ndefaults basic\ns1: basic [4, 4] x1 /2\nhead avgpool, fc 10\n";
 
-/// A fresh, empty folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("resnetc-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty folder for one test, removed when dropped.
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("hostile", name)
 }
 
 fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> String {

@@ -16,17 +16,15 @@ mod common;
 use common::{assert_refused, resnetc, Outcome};
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A network of 435 parameters on 3x8x8 inputs (with 2 BN layers).
 const TINY: &str = "model tiny\ninput 3x8x8\nstem conv 3x3/1 pad 1 -> 4, bn, relu\ndefaults basic\ns1: basic [4, 4] x1 /1\nhead avgpool, fc 3\n";
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("resnetc-import-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty folder for one test, removed when dropped.
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("import", name)
 }
 
 

@@ -81,14 +81,9 @@ fn resnetc(args: &[&str]) -> Outcome {
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "resnetc-import-parity-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty folder for one test, removed when dropped.
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("import-parity", name)
 }
 
 /// Imports `file` for `spec` and requires every tensor to equal the reference's, bit

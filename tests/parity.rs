@@ -295,8 +295,7 @@ fn article_pytorch() {
 fn run_command_writes_the_reference_logits() {
     let (weights_path, io_path) = reference("article_pytorch");
     let io = weights::read_tensors(&io_path).expect("io file");
-    let dir = std::env::temp_dir().join(format!("resnetc-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("run", "parity");
     let x_path = dir.join("x.safetensors").display().to_string();
     weights::write_tensors(&x_path, &[("images".into(), io_tensor(&io, "input"))]).unwrap();
     let y_path = dir.join("y.safetensors").display().to_string();
@@ -355,8 +354,7 @@ fn run_command_writes_the_reference_logits() {
 fn predict_command_prints_the_top_classes() {
     let (weights_path, _) = reference("resnet18");
     let compiled = compile_spec("resnet18.yaml", None);
-    let dir = std::env::temp_dir().join(format!("resnetc-predict-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("predict", "parity");
     // A 300x260 picture with some structure: a gradient and a bright square.
     let img = (Tensor::arange(300 * 260 * 3, (Kind::Float, Device::Cpu)).view([3, 260, 300])
         * 0.37)
@@ -447,8 +445,7 @@ fn weights_round_trip_and_mismatch_report() {
     let compiled = compile_spec("resnet18.yaml", None);
     let vs = nn::VarStore::new(Device::Cpu);
     let _net = ResNet::new(&vs.root(), &compiled).expect("network");
-    let dir = std::env::temp_dir().join(format!("resnetc-parity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("parity", "parity");
     let path = dir.join("r18.safetensors").display().to_string();
     weights::save(&vs, &path).expect("save");
     let saved = weights::read_tensors(&path).unwrap();
@@ -529,8 +526,7 @@ fn compiled_with_classes(classes: u64) -> Compiled {
 /// Pickled checkpoints are refused without being read.
 #[test]
 fn pickles_are_refused() {
-    let dir = std::env::temp_dir().join(format!("resnetc-pickle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("pickle", "parity");
     let zip = dir.join("model.pt");
     std::fs::write(&zip, b"PK\x03\x04rest of a torch.save archive").unwrap();
     let e = weights::read_tensors(&zip.display().to_string()).unwrap_err();

@@ -3,10 +3,11 @@
 //! ~/.cache/resnetc/data).
 #![cfg(feature = "torch")]
 
+mod common;
 use resnetc::train::{
     self, metrics, DataError, DataSource, Dataset, Schedule, Split, TrainError, TrainOptions,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -19,13 +20,9 @@ fn compiled(spec: &str) -> resnetc::Compiled {
     resnetc::compile(&file).expect("a shipped spec is valid")
 }
 
-/// A fresh, empty folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("resnetc-train-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty folder for one test, removed when dropped.
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("train-test", name)
 }
 
 fn fashion_mnist(limit_train: usize, limit_test: usize) -> (Arc<Dataset>, Arc<Dataset>) {
@@ -358,7 +355,7 @@ fn image_folders_list_classes_and_stream_images() {
         }
     }
     std::fs::write(dir.join("cat/notes.txt"), "not an image").unwrap();
-    let source = DataSource::Folder(dir.clone());
+    let source = DataSource::Folder(dir.to_path_buf());
     let train_set = source.load(Split::Train, None, (8, 8), 3).unwrap();
     let test_set = source.load(Split::Test, None, (8, 8), 1).unwrap();
     assert_eq!(train_set.classes, vec!["cat", "dog"]);
@@ -383,7 +380,7 @@ fn image_folders_list_classes_and_stream_images() {
     let err = source.load(Split::Train, None, (8, 8), 3).unwrap_err();
     assert!(matches!(&err, DataError::EmptyClass { path } if path.ends_with("empty")), "{err}");
     let empty = scratch("empty-folder");
-    let err = DataSource::Folder(empty.clone())
+    let err = DataSource::Folder(empty.to_path_buf())
         .load(Split::Train, None, (8, 8), 3)
         .unwrap_err();
     assert!(matches!(err, DataError::NoClasses { .. }), "{err}");

@@ -482,9 +482,8 @@ mod tests {
         let p = Preprocess::imagenet(Shape::new(3, 224, 224));
         let e = p.load("/nonexistent/cat.png").unwrap_err();
         assert!(e.to_string().contains("/nonexistent/cat.png"));
-        let bad = std::env::temp_dir().join(format!("resnetc-bad-{}.png", std::process::id()));
-        std::fs::write(&bad, b"not an image").unwrap();
-        assert!(p.load(&bad.display().to_string()).is_err());
-        let _ = std::fs::remove_file(bad);
+        let mut bad = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+        std::io::Write::write_all(&mut bad, b"not an image").unwrap();
+        assert!(p.load(&bad.path().display().to_string()).is_err());
     }
 }

@@ -256,12 +256,15 @@ pub fn is_float(kind: Kind) -> bool {
 mod tests {
     use super::*;
 
-    fn file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("resnetc-tensor-file-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
+    /// A temporary file ending in `name` holding `bytes`, removed when dropped.
+    fn file(name: &str, bytes: &[u8]) -> tempfile::TempPath {
+        let mut f = tempfile::Builder::new()
+            .prefix("resnetc-tensor-file-")
+            .suffix(name)
+            .tempfile()
+            .unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        f.into_temp_path()
     }
 
     fn with_header(json: &str, data: &[u8]) -> Vec<u8> {

@@ -200,12 +200,15 @@ mod tests {
         v
     }
 
-    fn temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("resnetc-idx-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
+    /// A temporary file ending in `name` holding `bytes`, removed when dropped.
+    fn temp(name: &str, bytes: &[u8]) -> tempfile::TempPath {
+        let mut f = tempfile::Builder::new()
+            .prefix("resnetc-idx-")
+            .suffix(name)
+            .tempfile()
+            .unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        f.into_temp_path()
     }
 
     #[test]

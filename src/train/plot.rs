@@ -138,8 +138,8 @@ mod tests {
 
     #[test]
     fn draws_png_and_svg() {
-        let dir = std::env::temp_dir().join(format!("resnetc-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let m = |epoch, l, a, t| EpochMetrics {
             epoch,
             train_loss: l,

@@ -7,6 +7,50 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A fresh, empty folder for one test under the system's temporary folder, removed with
+/// everything in it when dropped (a failing test's files go too; `RESNETC_KEEP_SCRATCH=1`
+/// keeps them for a look). Derefs to its path.
+pub struct Scratch(Option<tempfile::TempDir>, PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.1
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.1
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.1.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("RESNETC_KEEP_SCRATCH").is_some() {
+            if let Some(dir) = self.0.take() {
+                eprintln!("kept {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+/// A [`Scratch`] folder named `resnetc-{group}-{name}-XXXXXX`.
+pub fn scratch(group: &str, name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("resnetc-{group}-{name}-"))
+        .tempdir()
+        .expect("a temporary folder");
+    let path = dir.path().to_path_buf();
+    Scratch(Some(dir), path)
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
