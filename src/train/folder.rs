@@ -310,6 +310,9 @@ fn resize(
 /// Interleaved RGB bytes (`w x h`) to planar normalized floats with `channels` (grey by
 /// ITU-R BT.601 luma, rounded, as PIL's `convert("L")`), shifted by `(dy, dx)` with black
 /// where the shift uncovers the border, and mirrored when `flip`.
+///
+/// Each channel's 256 possible values are computed once (`(byte / 255 - mean) / std`, the
+/// same arithmetic per value as per pixel), so the pixel loop only looks them up.
 fn normalize(
     rgb: &[u8],
     (w, h): (usize, usize),
@@ -320,29 +323,45 @@ fn normalize(
 ) {
     let plane = w * h;
     let stat = |v: &[f32], ch: usize| v[ch.min(v.len().saturating_sub(1))];
-    for ch in 0..channels {
-        let (m, s) = (stat(mean, ch), stat(std, ch));
-        let black = (0.0 - m) / s;
-        let dst = &mut out[ch * plane..(ch + 1) * plane];
-        for y in 0..h {
-            let sy = y as isize + dy;
+    let tables: Vec<[f32; 256]> = (0..channels)
+        .map(|ch| {
+            let (m, s) = (stat(mean, ch), stat(std, ch));
+            std::array::from_fn(|byte| (byte as f32 / 255.0 - m) / s)
+        })
+        .collect();
+    // Black is byte 0.
+    let black = |out: &mut [f32], o: usize| {
+        for (ch, table) in tables.iter().enumerate() {
+            out[ch * plane + o] = table[0];
+        }
+    };
+    for y in 0..h {
+        let sy = y as isize + dy;
+        if sy < 0 || sy >= h as isize {
             for x in 0..w {
-                let xm = if flip { w - 1 - x } else { x };
-                let sx = xm as isize + dx;
-                dst[y * w + x] = if sy < 0 || sy >= h as isize || sx < 0 || sx >= w as isize {
-                    black
-                } else {
-                    let p = (sy as usize * w + sx as usize) * 3;
-                    let byte = if channels == 1 {
-                        let luma = 0.299 * f32::from(rgb[p])
-                            + 0.587 * f32::from(rgb[p + 1])
-                            + 0.114 * f32::from(rgb[p + 2]);
-                        luma.round().clamp(0.0, 255.0)
-                    } else {
-                        f32::from(rgb[p + ch])
-                    };
-                    (byte / 255.0 - m) / s
-                };
+                black(out, y * w + x);
+            }
+            continue;
+        }
+        let row = &rgb[sy as usize * w * 3..(sy as usize + 1) * w * 3];
+        for x in 0..w {
+            let o = y * w + x;
+            let xm = if flip { w - 1 - x } else { x };
+            let sx = xm as isize + dx;
+            if sx < 0 || sx >= w as isize {
+                black(out, o);
+                continue;
+            }
+            let p = sx as usize * 3;
+            if channels == 1 {
+                let luma = 0.299 * f32::from(row[p])
+                    + 0.587 * f32::from(row[p + 1])
+                    + 0.114 * f32::from(row[p + 2]);
+                out[o] = tables[0][luma.round().clamp(0.0, 255.0) as usize];
+            } else {
+                for (ch, table) in tables.iter().enumerate() {
+                    out[ch * plane + o] = table[usize::from(row[p + ch])];
+                }
             }
         }
     }

@@ -188,6 +188,32 @@ pub struct Loader {
     pending: BTreeMap<usize, Prepared>,
     /// Shared with folder workers: how far they may run ahead.
     window: Option<Arc<Window>>,
+    /// Image-folder batches' memory, handed back once their tensors are made.
+    buffers: Option<Buffers>,
+}
+
+/// Batch buffers for reuse: a batch of 128 images at 3x224x224 is 77 MB, which malloc maps
+/// fresh (and the kernel faults in and zeroes page by page) every time; reused, they are
+/// written in place. At most as many as batches in flight.
+#[derive(Clone, Default)]
+struct Buffers(Arc<Mutex<Vec<Vec<f32>>>>, usize);
+
+impl Buffers {
+    /// A buffer of `len` floats whose contents are left to the caller to overwrite.
+    fn take(&self, len: usize) -> Vec<f32> {
+        let reused = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut buf = reused.unwrap_or_default();
+        buf.resize(len, 0.0);
+        buf.truncate(len);
+        buf
+    }
+
+    fn give_back(&self, buf: Vec<f32>) {
+        let mut pool = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < self.1 {
+            pool.push(buf);
+        }
+    }
 }
 
 /// The folder workers' schedule: the next batch to take, how many the loader has handed
@@ -261,7 +287,7 @@ impl Loader {
                 let mut rng = Rng::stream(stream.0, &[Purpose::Augment as u64, stream.1, b as u64]);
                 let host = gather(&data, chunk, augment, &mut rng);
                 let batch = match &finish {
-                    Some(prep) => Prepared::Ready(to_device(host, prep)),
+                    Some(prep) => Prepared::Ready(to_device(host, prep, None)),
                     None => Prepared::Host(host),
                 };
                 // The receiver is gone when the trainer stopped early: stop too.
@@ -278,6 +304,7 @@ impl Loader {
             want: 0,
             pending: BTreeMap::new(),
             window: None,
+            buffers: None,
         }
     }
 
@@ -300,20 +327,29 @@ impl Loader {
         });
         let (tx, rx) = sync_channel(workers + FOLDER_PREFETCH);
         let transform = prep.augment.transform();
+        let buffers = Buffers(Arc::default(), workers + FOLDER_PREFETCH + 1);
         let handles = (0..workers)
             .map(|_| {
-                let (data, chunks, window, tx) =
-                    (data.clone(), chunks.clone(), window.clone(), tx.clone());
+                let (data, chunks, window, tx, buffers) = (
+                    data.clone(),
+                    chunks.clone(),
+                    window.clone(),
+                    tx.clone(),
+                    buffers.clone(),
+                );
                 let finish = prep.device.is_cuda().then(|| prep.clone());
                 std::thread::spawn(move || {
                     while let Some(b) = window.take(chunks.len()) {
-                        let batch = match gather_files(&data, &chunks[b], transform, stream) {
-                            Err(e) => Prepared::Failed(e),
-                            Ok(host) => match &finish {
-                                Some(prep) => Prepared::Ready(to_device(host, prep)),
-                                None => Prepared::Host(host),
-                            },
-                        };
+                        let batch =
+                            match gather_files(&data, &chunks[b], transform, stream, &buffers) {
+                                Err(e) => Prepared::Failed(e),
+                                Ok(host) => match &finish {
+                                    Some(prep) => {
+                                        Prepared::Ready(to_device(host, prep, Some(&buffers)))
+                                    }
+                                    None => Prepared::Host(host),
+                                },
+                            };
                         if tx.send((b, batch)).is_err() {
                             return;
                         }
@@ -329,6 +365,7 @@ impl Loader {
             want: 0,
             pending: BTreeMap::new(),
             window: Some(window),
+            buffers: Some(buffers),
         }
     }
 
@@ -357,7 +394,9 @@ impl Iterator for Loader {
             w.handed_one();
         }
         Some(match prepared {
-            Prepared::Host(host) => to_device(host, &self.prep).map_err(LoadError::from),
+            Prepared::Host(host) => {
+                to_device(host, &self.prep, self.buffers.as_ref()).map_err(LoadError::from)
+            }
             Prepared::Ready(batch) => batch.map_err(LoadError::from),
             Prepared::Failed(e) => Err(LoadError::Image(e)),
         })
@@ -384,11 +423,13 @@ fn gather_files(
     indices: &[usize],
     transform: Transform,
     stream: (u64, u64),
+    buffers: &Buffers,
 ) -> Result<HostBatch, ImageError> {
     let files = data.files.as_ref().expect("a folder data set");
     let (c, h, w) = (files.channels, files.height, files.width);
     let size = c * h * w;
-    let mut images = vec![0f32; indices.len() * size];
+    // Every slot of a kept image is written whole.
+    let mut images = buffers.take(indices.len() * size);
     let mut labels = Vec::with_capacity(indices.len());
     let mut skipped = Vec::new();
     for &i in indices {
@@ -421,12 +462,13 @@ pub fn make_batch(
 ) -> Result<Batch, LoadError> {
     if data.files.is_some() {
         let transform = prep.augment.transform();
-        return match gather_files(data, indices, transform, (rng.next_u64(), 0)) {
-            Ok(host) => to_device(host, prep).map_err(LoadError::from),
+        let buffers = Buffers::default();
+        return match gather_files(data, indices, transform, (rng.next_u64(), 0), &buffers) {
+            Ok(host) => to_device(host, prep, None).map_err(LoadError::from),
             Err(e) => Err(LoadError::Image(e)),
         };
     }
-    to_device(gather(data, indices, prep.augment, rng), prep).map_err(LoadError::from)
+    to_device(gather(data, indices, prep.augment, rng), prep, None).map_err(LoadError::from)
 }
 
 /// Gathers, augments and normalizes the examples `indices` (no libtorch calls).
@@ -490,8 +532,13 @@ fn gather(data: &Dataset, indices: &[usize], augment: Augment, rng: &mut Rng) ->
     }
 }
 
-/// Makes tensors of a gathered batch, on `prep.device`, resized and with `prep.channels`.
-fn to_device(host: HostBatch, prep: &Prep) -> Result<Batch, tch::TchError> {
+/// Makes tensors of a gathered batch, on `prep.device`, resized and with `prep.channels`;
+/// hands the batch's memory to `buffers` afterwards.
+fn to_device(
+    host: HostBatch,
+    prep: &Prep,
+    buffers: Option<&Buffers>,
+) -> Result<Batch, tch::TchError> {
     let [n, c, h, w] = host.shape;
     let (c, h, w) = (c as usize, h as usize, w as usize);
     // To the device before resizing: a GPU resizes in no time, and the small images
@@ -499,6 +546,9 @@ fn to_device(host: HostBatch, prep: &Prep) -> Result<Batch, tch::TchError> {
     let mut images = Tensor::f_from_slice(&host.images)?
         .f_view(host.shape)?
         .f_to_device(prep.device)?;
+    if let Some(buffers) = buffers {
+        buffers.give_back(host.images);
+    }
     if (h, w) != (prep.height, prep.width) {
         // Bilinear, as torchvision's Resize; upsampling needs no antialiasing.
         let aa = prep.height < h || prep.width < w;
