@@ -334,12 +334,21 @@ pub fn train_model<M: Classifier>(
             test.len()
         )));
     }
+    if let Some(why) = opts.speedups().conflict() {
+        return Err(TrainError::Config(why));
+    }
     if opts.augment.rrc && train.files.is_none() {
         return Err(TrainError::Config(
             "--augment rrc (RandomResizedCrop) applies to image folders; the IDX data sets take crop and flip".into(),
         ));
     }
     let (c, h, w) = input_of(input);
+    // The cuda-graphs step's tensors (and on CUDA its graph), before anything is written.
+    let mut fixed = if opts.speedups().cuda_graphs {
+        Some(graphed::FixedStep::new(opts.device, opts.bf16)?)
+    } else {
+        None
+    };
     let files = RunFiles::new(&opts.out);
     std::fs::create_dir_all(&opts.out).map_err(|source| TrainError::Write {
         path: opts.out.clone(),
@@ -451,14 +460,6 @@ pub fn train_model<M: Classifier>(
             .f_cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, 0.0)
             .map_err(torch("computing the loss"))?;
         Ok((logits, loss))
-    };
-    if let Some(why) = speed.conflict() {
-        return Err(TrainError::Config(why));
-    }
-    let mut fixed = if speed.cuda_graphs {
-        Some(graphed::FixedStep::new(opts.device, opts.bf16)?)
-    } else {
-        None
     };
     let last = opts
         .stop_after
