@@ -110,6 +110,19 @@ pub fn open_without_blocking(path: &std::path::Path) -> std::io::Result<std::fs:
     options.open(path)
 }
 
+/// For unit tests: a temporary file whose name ends in `name` holding `bytes`, removed
+/// when the returned path is dropped.
+#[cfg(test)]
+pub(crate) fn temp_file(name: &str, bytes: &[u8]) -> tempfile::TempPath {
+    let mut f = tempfile::Builder::new()
+        .prefix("resnetc-test-")
+        .suffix(name)
+        .tempfile()
+        .expect("a temporary file");
+    std::io::Write::write_all(&mut f, bytes).expect("writing a temporary file");
+    f.into_temp_path()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

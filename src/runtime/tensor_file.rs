@@ -256,16 +256,7 @@ pub fn is_float(kind: Kind) -> bool {
 mod tests {
     use super::*;
 
-    /// A temporary file ending in `name` holding `bytes`, removed when dropped.
-    fn file(name: &str, bytes: &[u8]) -> tempfile::TempPath {
-        let mut f = tempfile::Builder::new()
-            .prefix("resnetc-tensor-file-")
-            .suffix(name)
-            .tempfile()
-            .unwrap();
-        std::io::Write::write_all(&mut f, bytes).unwrap();
-        f.into_temp_path()
-    }
+    use crate::files::temp_file as file;
 
     fn with_header(json: &str, data: &[u8]) -> Vec<u8> {
         let mut v = (json.len() as u64).to_le_bytes().to_vec();

@@ -200,16 +200,7 @@ mod tests {
         v
     }
 
-    /// A temporary file ending in `name` holding `bytes`, removed when dropped.
-    fn temp(name: &str, bytes: &[u8]) -> tempfile::TempPath {
-        let mut f = tempfile::Builder::new()
-            .prefix("resnetc-idx-")
-            .suffix(name)
-            .tempfile()
-            .unwrap();
-        std::io::Write::write_all(&mut f, bytes).unwrap();
-        f.into_temp_path()
-    }
+    use crate::files::temp_file as temp;
 
     #[test]
     fn reads_raw_and_gzipped() {
