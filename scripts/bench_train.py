@@ -20,7 +20,9 @@ resnetc's loader resizes on the device as it trains). Each PyTorch step reads it
 
 PyTorch variants (--variants): `eager` (the module as written, NCHW), `compile`
 (`torch.compile(model)`, default mode; its one-time cost, the first step, is reported
-apart), and for reference `eager-cl` (the module and inputs in channels-last).
+apart), and for reference `eager-cl` (the module and inputs in channels-last) and
+`eager-bf16` (the forward pass under `torch.autocast(dtype=torch.bfloat16)`, as resnetc's
+`--precision bf16`; `-cl` may follow, as in `eager-bf16-cl`).
 
 torch.compile's cache starts empty (a fresh TORCHINDUCTOR_CACHE_DIR, removed at the end)
 unless --warm-cache, so its first step shows the whole compile cost.
@@ -122,6 +124,8 @@ class TorchRunner:
         model.train()
         self.data = [(x.to(device), y.to(device)) for x, y in data]
         self.channels_last = variant.endswith("-cl")
+        self.bf16 = "-bf16" in variant
+        self.device = device
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
             self.data = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in self.data]
@@ -134,8 +138,9 @@ class TorchRunner:
     def step(self):
         x, y = self.data[self.i % len(self.data)]
         self.i += 1
-        out = self.forward(x)
-        loss = F.cross_entropy(out, y)
+        with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.forward(x)
+        loss = F.cross_entropy(out.float(), y)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -174,7 +179,8 @@ def main():
     home = os.environ.get("RESNETC_HOME", os.path.expanduser("~/.cache/resnetc"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(CASES))
-    ap.add_argument("--variants", default="eager,compile", help="PyTorch variants: eager, compile, eager-cl, compile-cl")
+    ap.add_argument("--variants", default="eager,compile",
+                    help="PyTorch variants: eager, compile, eager-cl, compile-cl, eager-bf16, eager-bf16-cl")
     ap.add_argument("--config", action="append", default=[], metavar="NAME=ARGS",
                     help="a resnetc configuration: extra `resnetc train` arguments (default: one, `resnetc`, with none)")
     ap.add_argument("--rounds", type=int, default=3)

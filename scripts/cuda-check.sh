@@ -17,8 +17,9 @@
 #   torch    scripts/train_article_pytorch.py: the same run in PyTorch eager
 #   compile  torch.compile beside eager and resnetc for resnet50 at batch 256
 #   levers   scripts/bench_train.py --device cuda on the article's run (1x224x224, batch
-#            128): PyTorch eager against resnetc with no speed-up, the defaults, and each
-#            CUDA lever added alone (channels-last, bf16, cuda-graphs), then all of them
+#            128): PyTorch eager (and, for reference, eager with bf16 autocast and
+#            channels-last) against resnetc with no speed-up, the defaults, and each CUDA
+#            lever added alone (channels-last, bf16, cuda-graphs), then all of them
 #   best     the `train` stage's run with every lever ($RESNETC_BEST, default
 #            `--speedups all,channels-last,cuda-graphs --precision bf16`)
 #   folder   an image folder of 3,000 500x375 JPEGs (scripts/bench_data.py --make):
@@ -108,7 +109,7 @@ for stage in "${stages[@]}"; do
             --data fashion-mnist --device cuda | head -1 | tee -a "$out/torchrun-gloo-syncbn.log"
         ;;
     levers)
-        within 300 python3 scripts/bench_train.py --device cuda --cases article-224 --variants eager \
+        within 300 python3 scripts/bench_train.py --device cuda --cases article-224 --variants eager,eager-bf16-cl \
             --rounds 2 --batches 30 --warmup 5 \
             --config "none=--speedups none" --config "all=--speedups all" \
             --config "channels-last=--speedups all,channels-last" \
