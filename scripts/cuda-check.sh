@@ -6,6 +6,15 @@
 #
 #   scripts/cuda-check.sh OUT_DIR SECONDS [STAGE...]
 #
+# From a machine that lends a GPU for a few minutes, with only ignored paths carried: put
+# the data set beside the binary under runs/ (ignored; about 30 MB, the binary 20 MB), e.g.
+#   mkdir -p runs/gpu-home/data && cp -rL ~/.cache/resnetc/data/fashion-mnist runs/gpu-home/data/
+#   (carry target/release/resnetc and runs/gpu-home, then run there)
+#   RESNETC_HOME=$PWD/runs/gpu-home scripts/cuda-check.sh "$OUT" 560 sanity graphs levers best folder
+# is issue 12's GPU measurement in one call (about 9 minutes; a stage that would overrun is
+# cut at what is left). The float32 accuracy to compare `best` with is the `train` stage's
+# (0.9149 after 10 epochs on 2026-11-28, docs/measurements/2026-11-28-h200/).
+#
 # Stages, in this order by default, each given what is left of SECONDS:
 #   sanity   the binary finds libtorch's CUDA and runs a forward pass
 #   graphs   2 epochs of fmnist-resnet20 (6,400 examples, cosine schedule) with the default
