@@ -69,8 +69,9 @@ impl CudaGraph {
             let _ = index;
             Err(TchError::Torch(
                 "this build of resnetc has no CUDA graphs: libtorch without CUDA, or the CUDA \
-                 runtime's headers (cuda_runtime_api.h) were not found when it was built; set \
-                 CUDA_HOME and rebuild, or leave out the cuda-graphs speed-up"
+                 runtime's headers (cuda_runtime.h and crt/host_config.h) were not found when \
+                 it was built; run ./scripts/setup.sh (it adds them to the venv) or set \
+                 CUDA_HOME, and rebuild, or leave out the cuda-graphs speed-up"
                     .to_owned(),
             ))
         }

@@ -37,7 +37,7 @@ pub struct FixedStep {
     loss_sum: Tensor,
     correct: Tensor,
     graph: Option<CudaGraph>,
-    captured: bool,
+    /// Steps taken: the first [`EAGER_STEPS`] run eagerly, the next is captured.
     steps: usize,
     /// Whether autocast's weight cache was switched off (and is switched on again on drop).
     autocast_cache_off: bool,
@@ -71,7 +71,6 @@ impl FixedStep {
             loss_sum: zeros(Kind::Double).map_err(torch("allocating the step's tensors"))?,
             correct: zeros(Kind::Int64).map_err(torch("allocating the step's tensors"))?,
             graph,
-            captured: false,
             steps: 0,
             autocast_cache_off: bf16,
         })
@@ -139,13 +138,13 @@ impl FixedStep {
             graph
                 .on_side_stream(body)
                 .map_err(torch("switching to the CUDA graph's stream"))??;
-        } else if !self.captured {
-            graph
-                .capture(body)
-                .map_err(torch("capturing the step as a CUDA graph"))??;
-            self.captured = true;
-            graph.replay().map_err(torch("replaying the CUDA graph"))?;
         } else {
+            if self.steps == EAGER_STEPS {
+                // A failed capture ends the run, so this step is captured only once.
+                graph
+                    .capture(body)
+                    .map_err(torch("capturing the step as a CUDA graph"))??;
+            }
             graph.replay().map_err(torch("replaying the CUDA graph"))?;
         }
         self.steps += 1;
@@ -155,14 +154,7 @@ impl FixedStep {
     /// Adds the sums held on the device to the host's and zeroes them.
     pub fn drain(&mut self, loss_sum: &mut f64, correct: &mut i64) -> Result<(), TrainError> {
         let torch = TrainError::torch;
-        *loss_sum += self
-            .loss_sum
-            .f_double_value(&[])
-            .map_err(torch("reading the loss"))?;
-        *correct += self
-            .correct
-            .f_int64_value(&[])
-            .map_err(torch("counting correct predictions"))?;
+        super::add_sums(&self.loss_sum, &self.correct, loss_sum, correct)?;
         let _ = self
             .loss_sum
             .f_zero_()

@@ -204,7 +204,6 @@ impl Buffers {
         let reused = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut buf = reused.unwrap_or_default();
         buf.resize(len, 0.0);
-        buf.truncate(len);
         buf
     }
 

@@ -656,12 +656,24 @@ fn drain(
     loss_sum: &mut f64,
     correct: &mut i64,
 ) -> Result<(), TrainError> {
-    if let Some((l, c)) = pending.take() {
-        *loss_sum += l.f_double_value(&[]).map_err(TrainError::torch("reading the loss"))?;
-        *correct += c
-            .f_int64_value(&[])
-            .map_err(TrainError::torch("counting correct predictions"))?;
+    match pending.take() {
+        Some((l, c)) => add_sums(&l, &c, loss_sum, correct),
+        None => Ok(()),
     }
+}
+
+/// Adds a loss sum (0-d float64) and a count of correct predictions (0-d int64) held on
+/// the device to the host's.
+fn add_sums(
+    l: &Tensor,
+    c: &Tensor,
+    loss_sum: &mut f64,
+    correct: &mut i64,
+) -> Result<(), TrainError> {
+    *loss_sum += l.f_double_value(&[]).map_err(TrainError::torch("reading the loss"))?;
+    *correct += c
+        .f_int64_value(&[])
+        .map_err(TrainError::torch("counting correct predictions"))?;
     Ok(())
 }
 
