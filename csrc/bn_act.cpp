@@ -12,7 +12,9 @@
 // variance).
 //
 // Called from Rust (src/runtime/fused.rs) through `resnetc_bn_act`, on tch's tensors
-// (`at::Tensor*`). float32 and float64, contiguous NCHW or channels-last.
+// (`at::Tensor*`). float32 and float64, contiguous NCHW or channels-last; and bfloat16
+// activations with float32 parameters, as bfloat16 autocast leaves them (libtorch's
+// batch_norm takes the same mix): computed in float32, each result rounded once.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -94,7 +96,35 @@ std::vector<T> cast(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
 }
 
-template <typename T>
+// For activations of libtorch's type Act: how the loops see them (Store), the type of the
+// weight, bias and running statistics (Param), the type they are computed in (Compute).
+template <typename Act>
+struct Types {
+  using Store = Act;
+  using Param = Act;
+  using Compute = Act;
+};
+template <>
+struct Types<at::BFloat16> {
+  using Store = Bf16;
+  using Param = float;
+  using Compute = float;
+};
+static_assert(sizeof(Bf16) == sizeof(at::BFloat16) && alignof(Bf16) == alignof(at::BFloat16));
+
+template <typename Act>
+const typename Types<Act>::Store* data(const at::Tensor& t) {
+  return reinterpret_cast<const typename Types<Act>::Store*>(t.const_data_ptr<Act>());
+}
+template <typename Act>
+typename Types<Act>::Store* mut_data(at::Tensor& t) {
+  return reinterpret_cast<typename Types<Act>::Store*>(t.data_ptr<Act>());
+}
+
+// The parameters' type for activations of type `t`.
+at::ScalarType param_type(at::ScalarType t) { return t == at::kBFloat16 ? at::kFloat : t; }
+
+template <typename Act>
 at::Tensor forward_impl(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& res,
                         const at::Tensor& w, const at::Tensor& b, const at::Tensor& rm,
                         const at::Tensor& rv, double momentum, double eps, bool relu) {
@@ -102,10 +132,13 @@ at::Tensor forward_impl(AutogradContext* ctx, const at::Tensor& x, const at::Ten
   const int64_t C = l.c, M = l.n * l.hw;
   TORCH_CHECK(M > 1, "batch norm in training needs more than 1 value per channel, got ",
               x.sizes());
-  const T* xp = x.const_data_ptr<T>();
+  using T = typename Types<Act>::Compute;
+  using P = typename Types<Act>::Param;
+  const auto* xp = data<Act>(x);
   // Each channel's first value, subtracted before summing squares.
   std::vector<T> k(C);
-  for (int64_t c = 0; c < C; ++c) k[c] = l.channels_last ? xp[c] : xp[c * l.hw];
+  const Act* xa = x.const_data_ptr<Act>();
+  for (int64_t c = 0; c < C; ++c) k[c] = T(l.channels_last ? xa[c] : xa[c * l.hw]);
   std::vector<double> s, q;
   channel_sums(l, s, q, [&](int64_t b, int64_t e, double* ps, double* pq) {
     bn_act_stats(l, xp, b, e, k.data(), ps, pq);
@@ -123,8 +156,8 @@ at::Tensor forward_impl(AutogradContext* ctx, const at::Tensor& x, const at::Ten
   double* mp = mean.data_ptr<double>();
   double* ip = invstd.data_ptr<double>();
   std::vector<double> var(C), scale(C), shift(C);
-  const T* wp = w.const_data_ptr<T>();
-  const T* bp = b.const_data_ptr<T>();
+  const P* wp = w.const_data_ptr<P>();
+  const P* bp = b.const_data_ptr<P>();
   for (int64_t c = 0; c < C; ++c) {
     const double d = s[c] / M;
     mp[c] = double(k[c]) + d;
@@ -136,21 +169,21 @@ at::Tensor forward_impl(AutogradContext* ctx, const at::Tensor& x, const at::Ten
   const std::vector<T> scale_t = cast<T>(scale), shift_t = cast<T>(shift);
   at::Tensor y = at::empty_like(x, format_of(l));
   const bool has_res = res.numel() > 0;
-  const T* rp = has_res ? res.const_data_ptr<T>() : nullptr;
-  T* yp = y.data_ptr<T>();
+  const auto* rp = has_res ? data<Act>(res) : nullptr;
+  auto* yp = mut_data<Act>(y);
   split(items(l), pieces(items(l), item_width(l)), [&](int64_t, int64_t b, int64_t e) {
     bn_act_forward(l, xp, rp, yp, b, e, scale_t.data(), shift_t.data(), relu);
   });
   // torch.nn.BatchNorm2d's update: the unbiased variance goes into the running one.
   if (rm.numel() > 0) {
-    T* p = rm.data_ptr<T>();
-    for (int64_t c = 0; c < C; ++c) p[c] = T((1.0 - momentum) * double(p[c]) + momentum * mp[c]);
+    P* p = rm.data_ptr<P>();
+    for (int64_t c = 0; c < C; ++c) p[c] = P((1.0 - momentum) * double(p[c]) + momentum * mp[c]);
   }
   if (rv.numel() > 0) {
-    T* p = rv.data_ptr<T>();
+    P* p = rv.data_ptr<P>();
     const double unbias = double(M) / double(M - 1);
     for (int64_t c = 0; c < C; ++c)
-      p[c] = T((1.0 - momentum) * double(p[c]) + momentum * var[c] * unbias);
+      p[c] = P((1.0 - momentum) * double(p[c]) + momentum * var[c] * unbias);
   }
   ctx->save_for_backward({x, relu ? y : at::empty({0}, x.options()), w, mean, invstd});
   ctx->saved_data["relu"] = relu;
@@ -158,8 +191,10 @@ at::Tensor forward_impl(AutogradContext* ctx, const at::Tensor& x, const at::Ten
   return y;
 }
 
-template <typename T>
+template <typename Act>
 variable_list backward_impl(AutogradContext* ctx, const at::Tensor& grad) {
+  using T = typename Types<Act>::Compute;
+  using P = typename Types<Act>::Param;
   auto saved = ctx->get_saved_variables();
   const at::Tensor &x = saved[0], &y = saved[1], &w = saved[2], &mean = saved[3],
                    &invstd = saved[4];
@@ -167,30 +202,30 @@ variable_list backward_impl(AutogradContext* ctx, const at::Tensor& grad) {
   const bool residual = ctx->saved_data["residual"].toBool();
   const BnActLayout l = layout_of(x);
   const int64_t C = l.c, M = l.n * l.hw;
-  const at::Tensor dy = grad.contiguous(format_of(l));
-  const T* dyp = dy.const_data_ptr<T>();
-  const T* yp = relu ? y.const_data_ptr<T>() : nullptr;
-  const T* xp = x.const_data_ptr<T>();
+  const at::Tensor dy = grad.to(x.scalar_type()).contiguous(format_of(l));
+  const auto* dyp = data<Act>(dy);
+  const auto* yp = relu ? data<Act>(y) : nullptr;
+  const auto* xp = data<Act>(x);
   const double* mp = mean.const_data_ptr<double>();
   const double* ip = invstd.const_data_ptr<double>();
   const std::vector<T> mean_t(mp, mp + C);
   // The residual's gradient is ReLU's masked gradient; written by the sums pass.
   const bool want_res = residual && ctx->needs_input_grad(1);
   at::Tensor g_out = want_res && relu ? at::empty_like(x, format_of(l)) : at::Tensor();
-  T* gp = g_out.defined() ? g_out.data_ptr<T>() : nullptr;
+  auto* gp = g_out.defined() ? mut_data<Act>(g_out) : nullptr;
   std::vector<double> sg, sgx;
   channel_sums(l, sg, sgx, [&](int64_t b, int64_t e, double* a, double* bb) {
     bn_act_backward_sums(l, dyp, yp, xp, gp, b, e, mean_t.data(), a, bb, relu);
   });
-  auto topts = x.options().memory_format(at::MemoryFormat::Contiguous);
+  auto topts = w.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor dw = at::empty({C}, topts), db = at::empty({C}, topts);
-  T* dwp = dw.data_ptr<T>();
-  T* dbp = db.data_ptr<T>();
-  const T* wp = w.const_data_ptr<T>();
+  P* dwp = dw.data_ptr<P>();
+  P* dbp = db.data_ptr<P>();
+  const P* wp = w.const_data_ptr<P>();
   std::vector<double> A(C), B(C), Cc(C);
   for (int64_t c = 0; c < C; ++c) {
-    dwp[c] = T(sgx[c] * ip[c]);
-    dbp[c] = T(sg[c]);
+    dwp[c] = P(sgx[c] * ip[c]);
+    dbp[c] = P(sg[c]);
     const double a = double(wp[c]) * ip[c];
     const double k1 = sg[c] / M, k2 = ip[c] * ip[c] * sgx[c] / M;
     A[c] = a;
@@ -201,10 +236,10 @@ variable_list backward_impl(AutogradContext* ctx, const at::Tensor& grad) {
   if (ctx->needs_input_grad(0)) {
     const std::vector<T> At = cast<T>(A), Bt = cast<T>(B), Ct = cast<T>(Cc);
     dx = at::empty_like(x, format_of(l));
-    T* dxp = dx.data_ptr<T>();
+    auto* dxp = mut_data<Act>(dx);
     // With the masked gradient written out, read it rather than dy and y again.
-    const T* gin = gp ? gp : dyp;
-    const T* yin = gp ? nullptr : yp;
+    const auto* gin = gp ? gp : dyp;
+    const auto* yin = gp ? nullptr : yp;
     const bool mask = relu && !gp;
     split(items(l), pieces(items(l), item_width(l)), [&](int64_t, int64_t b, int64_t e) {
       bn_act_backward_input(l, gin, yin, xp, dxp, b, e, mean_t.data(), At.data(), Bt.data(),
@@ -220,22 +255,34 @@ struct BnAct : public torch::autograd::Function<BnAct> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor x, at::Tensor res, at::Tensor w,
                             at::Tensor b, at::Tensor rm, at::Tensor rv, double momentum,
                             double eps, bool relu) {
-    if (x.scalar_type() == at::kDouble)
-      return forward_impl<double>(ctx, x, res, w, b, rm, rv, momentum, eps, relu);
-    return forward_impl<float>(ctx, x, res, w, b, rm, rv, momentum, eps, relu);
+    switch (x.scalar_type()) {
+      case at::kDouble:
+        return forward_impl<double>(ctx, x, res, w, b, rm, rv, momentum, eps, relu);
+      case at::kBFloat16:
+        return forward_impl<at::BFloat16>(ctx, x, res, w, b, rm, rv, momentum, eps, relu);
+      default:
+        return forward_impl<float>(ctx, x, res, w, b, rm, rv, momentum, eps, relu);
+    }
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (grads[0].scalar_type() == at::kDouble) return backward_impl<double>(ctx, grads[0]);
-    return backward_impl<float>(ctx, grads[0]);
+    // The saved input's type: the gradient is brought to it.
+    switch (ctx->get_saved_variables()[0].scalar_type()) {
+      case at::kDouble:
+        return backward_impl<double>(ctx, grads[0]);
+      case at::kBFloat16:
+        return backward_impl<at::BFloat16>(ctx, grads[0]);
+      default:
+        return backward_impl<float>(ctx, grads[0]);
+    }
   }
 };
 
 void check_param(const at::Tensor& t, const at::Tensor& x, const char* what) {
   TORCH_CHECK(t.defined() && t.dim() == 1 && t.size(0) == x.size(1) && t.is_contiguous() &&
-                  t.scalar_type() == x.scalar_type() && t.device() == x.device(),
+                  t.scalar_type() == param_type(x.scalar_type()) && t.device() == x.device(),
               "fused batch norm: ", what, " must be a contiguous vector of ", x.size(1), " ",
-              x.scalar_type(), " values on ", x.device());
+              param_type(x.scalar_type()), " values on ", x.device());
 }
 
 }  // namespace
@@ -253,8 +300,10 @@ extern "C" const char* resnetc_bn_act(const at::Tensor* x, const at::Tensor* res
                                       at::Tensor** out) {
   return resnetc_guarded([&] {
     TORCH_CHECK(x->dim() == 4 && x->device().is_cpu() &&
-                    (x->scalar_type() == at::kFloat || x->scalar_type() == at::kDouble),
-                "fused batch norm: the input must be a 4-d float32 or float64 CPU tensor, got ",
+                    (x->scalar_type() == at::kFloat || x->scalar_type() == at::kDouble ||
+                     x->scalar_type() == at::kBFloat16),
+                "fused batch norm: the input must be a 4-d float32, float64 or bfloat16 CPU "
+                "tensor, got ",
                 x->sizes(), " ", x->scalar_type(), " on ", x->device());
     // A 1-channel stem's convolution leaves its output in NCHW order even when the
     // network runs channels-last; reordering it here keeps the rest of the pass (and its

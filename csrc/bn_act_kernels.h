@@ -10,17 +10,25 @@ struct BnActLayout {
   bool channels_last;
 };
 
-#define RESNETC_BN_ACT_DECLARE(T)                                                          \
-  void bn_act_stats(const BnActLayout& l, const T* x, int64_t i0, int64_t i1, const T* k,  \
+// A bfloat16 value's bits (layout-compatible with c10::BFloat16, which this file does not
+// include).
+struct Bf16 {
+  uint16_t bits;
+};
+
+// Activations of type S; per-channel coefficients of T, the type S is computed in.
+#define RESNETC_BN_ACT_DECLARE(S, T)                                                       \
+  void bn_act_stats(const BnActLayout& l, const S* x, int64_t i0, int64_t i1, const T* k,  \
                     double* s, double* q);                                                 \
-  void bn_act_forward(const BnActLayout& l, const T* x, const T* res, T* y, int64_t i0,    \
+  void bn_act_forward(const BnActLayout& l, const S* x, const S* res, S* y, int64_t i0,    \
                       int64_t i1, const T* scale, const T* shift, bool relu);              \
-  void bn_act_backward_sums(const BnActLayout& l, const T* dy, const T* y, const T* x,     \
-                            T* g_out, int64_t i0, int64_t i1, const T* mean, double* sg,   \
+  void bn_act_backward_sums(const BnActLayout& l, const S* dy, const S* y, const S* x,     \
+                            S* g_out, int64_t i0, int64_t i1, const T* mean, double* sg,   \
                             double* sgx, bool relu);                                       \
-  void bn_act_backward_input(const BnActLayout& l, const T* dy, const T* y, const T* x,    \
-                             T* dx, int64_t i0, int64_t i1, const T* mean, const T* A,     \
+  void bn_act_backward_input(const BnActLayout& l, const S* dy, const S* y, const S* x,    \
+                             S* dx, int64_t i0, int64_t i1, const T* mean, const T* A,     \
                              const T* B, const T* Cc, bool relu);
 
-RESNETC_BN_ACT_DECLARE(float)
-RESNETC_BN_ACT_DECLARE(double)
+RESNETC_BN_ACT_DECLARE(float, float)
+RESNETC_BN_ACT_DECLARE(double, double)
+RESNETC_BN_ACT_DECLARE(Bf16, float)

@@ -9,7 +9,8 @@
 //! its results. It is what `torch.compile` generates for the same pattern, and the
 //! `fused-bn` training speed-up ([`crate::train::Speedups`]).
 //!
-//! Only where [`available`]: a float32 or float64 CPU tensor, an x86-64 CPU with AVX2 and
+//! Only where [`available`]: a float32 or float64 CPU tensor, or a bfloat16 one with float32
+//! parameters (bfloat16 autocast's mix, computed in float32), on an x86-64 CPU with AVX2 and
 //! FMA (the loops are compiled for them). Elsewhere the model uses libtorch's operators.
 
 use super::layers::BatchNorm;
@@ -34,16 +35,20 @@ extern "C" {
     ) -> *const c_char;
 }
 
-/// Whether [`bn_act`] can run on `x`: compiled in, a CPU with AVX2 and FMA, a 4-d float32
-/// or float64 tensor on the CPU.
-pub(crate) fn available(x: &Tensor) -> bool {
-    cpu_supported()
-        && x.device() == Device::Cpu
-        && x.dim() == 4
-        && matches!(x.kind(), Kind::Float | Kind::Double)
+/// Whether [`bn_act`] can run `bn` on `x`: compiled in, a CPU with AVX2 and FMA, a 4-d
+/// CPU tensor of float32 or float64 with parameters of the same kind, or of bfloat16 with
+/// float32 parameters.
+pub(crate) fn available(bn: &BatchNorm, x: &Tensor) -> bool {
+    let params = match x.kind() {
+        Kind::Float | Kind::Double => x.kind(),
+        Kind::BFloat16 => Kind::Float,
+        _ => return false,
+    };
+    cpu_supported() && x.device() == Device::Cpu && x.dim() == 4 && bn.weight.kind() == params
 }
 
-fn cpu_supported() -> bool {
+/// Whether the fused operator is compiled in and this CPU has AVX2 and FMA.
+pub(crate) fn cpu_supported() -> bool {
     #[cfg(all(resnetc_fused_bn, target_arch = "x86_64"))]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -240,6 +245,121 @@ mod tests {
                     );
                     assert_eq!(i64::try_from(&a.num_batches_tracked).unwrap(), 1);
                 }
+            }
+        }
+    }
+
+    /// ‖a - b‖ / ‖b‖, in float64.
+    fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+        let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+        f64::try_from((&a - &b).norm()).unwrap() / f64::try_from(b.norm()).unwrap().max(1e-300)
+    }
+
+    /// bfloat16 activations with float32 parameters, as autocast leaves them: the output,
+    /// every gradient and the running statistics against a float64 computation from the
+    /// same bfloat16 values, at least as close to it as libtorch's own bfloat16 operators
+    /// (batch_norm, add, relu), and within bfloat16's rounding.
+    #[test]
+    fn bf16_is_as_exact_as_libtorchs() {
+        if !cpu_supported() {
+            eprintln!("skipped: the fused batch norm needs an x86-64 CPU with AVX2 and FMA");
+            return;
+        }
+        tch::manual_seed(11);
+        let bf = Kind::BFloat16;
+        for channels_last in [false, true] {
+            for (residual, relu, (n, c, h, w)) in [
+                (false, true, (6, 24, 9, 7)),
+                (true, true, (6, 24, 9, 7)),
+                (true, false, (6, 24, 9, 7)),
+                (false, false, (6, 24, 9, 7)),
+                (true, true, (8, 64, 4, 4)),
+            ] {
+                let case = format!(
+                    "{n}x{c}x{h}x{w} channels_last={channels_last} residual={residual} relu={relu}"
+                );
+                let layout = |t: Tensor| {
+                    if channels_last {
+                        crate::runtime::infer::channels_last(&t).unwrap()
+                    } else {
+                        t
+                    }
+                };
+                let x16 = layout(
+                    (Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)) * 2.0 + 3.0)
+                        .to_kind(bf),
+                );
+                let r16 =
+                    layout(Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_kind(bf));
+                let grad16 = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_kind(bf);
+                let (vs0, mut vs1, mut vs2) = (
+                    nn::VarStore::new(Device::Cpu),
+                    nn::VarStore::new(Device::Cpu),
+                    nn::VarStore::new(Device::Cpu),
+                );
+                let bns = [&vs0, &vs1, &vs2].map(|v| batch_norm(v, "bn", c as usize));
+                vs1.copy(&vs0).unwrap();
+                vs2.set_kind(Kind::Double);
+                vs2.copy(&vs0).unwrap();
+
+                // One run: the output and the gradients of sum(y * grad) for x, (r,)
+                // weight and bias, with inputs of `kind` holding the same values.
+                let run = |bn: &BatchNorm, kind: Kind, fused: bool| {
+                    let x = x16.to_kind(kind).set_requires_grad(true);
+                    let r = r16.to_kind(kind).set_requires_grad(true);
+                    let y = if fused {
+                        bn_act(bn, &x, residual.then_some(&r), relu, false).unwrap()
+                    } else {
+                        let mut y = bn.forward(&x, true).unwrap();
+                        if residual {
+                            y += &r;
+                        }
+                        if relu {
+                            y = y.relu();
+                        }
+                        y
+                    };
+                    let mut wrt = vec![&x];
+                    if residual {
+                        wrt.push(&r);
+                    }
+                    wrt.extend([&bn.weight, &bn.bias]);
+                    let loss =
+                        (&y.to_kind(Kind::Double) * grad16.to_kind(Kind::Double)).sum(Kind::Double);
+                    let grads = Tensor::f_run_backward(&[loss], &wrt, false, false).unwrap();
+                    (y, grads)
+                };
+                let (y_fused, g_fused) = run(&bns[0], bf, true);
+                let (y_torch, g_torch) = run(&bns[1], bf, false);
+                let (y_ref, g_ref) = run(&bns[2], Kind::Double, false);
+                assert_eq!(y_fused.kind(), bf, "{case}");
+                assert_eq!(y_fused.stride(), x16.stride(), "{case}: layout kept");
+                // Within 1.25 times libtorch's error (plus float32's rounding), and within
+                // bfloat16's (2^-8).
+                let check = |what: &str, fused: &Tensor, torch: &Tensor, reference: &Tensor| {
+                    let (e_fused, e_torch) = (rel_l2(fused, reference), rel_l2(torch, reference));
+                    assert!(
+                        e_fused <= 1.25 * e_torch + 1e-6 && e_fused < 4e-3,
+                        "{case}: {what} off by {e_fused:.2e} (libtorch's bfloat16: {e_torch:.2e})"
+                    );
+                };
+                check("output", &y_fused, &y_torch, &y_ref);
+                for (i, ((f, t), r)) in g_fused.iter().zip(&g_torch).zip(&g_ref).enumerate() {
+                    assert_eq!(f.kind(), t.kind(), "{case}: gradient {i}'s kind");
+                    check(&format!("gradient {i}"), f, t, r);
+                }
+                check(
+                    "running mean",
+                    &bns[0].running_mean,
+                    &bns[1].running_mean,
+                    &bns[2].running_mean,
+                );
+                check(
+                    "running var",
+                    &bns[0].running_var,
+                    &bns[1].running_var,
+                    &bns[2].running_var,
+                );
             }
         }
     }

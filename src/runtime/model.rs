@@ -247,9 +247,9 @@ impl ResNet {
 
     /// Lets training passes run batch norm, with the residual addition and ReLU that
     /// follow it, as one fused CPU operator with its own backward pass
-    /// ([`super::fused`]), where it is available (float32 or float64 on an x86-64 CPU with
-    /// AVX2); elsewhere libtorch's operators run as before. Inference passes are
-    /// unaffected.
+    /// ([`super::fused`]), where it is available (float32, float64, or bfloat16 under
+    /// autocast, on an x86-64 CPU with AVX2); elsewhere libtorch's operators run as before.
+    /// Inference passes are unaffected.
     pub fn set_train_fused(&mut self, on: bool) {
         self.train_fused = on;
     }
@@ -603,7 +603,7 @@ fn run_layers(layers: &[RLayer], x: &Tensor, mode: Mode, hook: Hook) -> Result<(
                 hook(&c.layer.name, &y);
                 y
             }
-            RLayer::Norm(Norm::Batch(b), relu) if mode.fused && fused::available(&x) => {
+            RLayer::Norm(Norm::Batch(b), relu) if mode.fused && fused::available(b, &x) => {
                 let y = fused::bn_act(b, &x, None, *relu, mode.channels_last)?;
                 hook(&b.name, &y);
                 y
@@ -723,13 +723,22 @@ impl Block {
         else {
             return Ok(None);
         };
-        // The branch's tensors have the input's device and kind.
-        if !mode.fused || !fused::available(x) {
+        // The branch's tensors are on the input's device; their kind is the input's, or
+        // bfloat16 under autocast.
+        if !mode.fused || !fused::cpu_supported() || x.device() != Device::Cpu {
             return Ok(None);
         }
         let (h, _) = run_layers(rest, pre, mode, hook)?;
         let (s, _) = run_layers(layers, if *from_pre { pre } else { x }, mode, hook)?;
-        fused::bn_act(bn, &h, Some(&s), self.relu_after_add, mode.channels_last).map(Some)
+        if fused::available(bn, &h) && s.kind() == h.kind() {
+            return fused::bn_act(bn, &h, Some(&s), self.relu_after_add, mode.channels_last).map(Some);
+        }
+        // Under autocast, a shortcut straight from a float32 input meets a bfloat16 branch:
+        // libtorch's operators, which promote.
+        let y = bn.forward(&h, mode.train)?;
+        hook(&bn.name, &y);
+        let y = y.f_add(&s)?;
+        if self.relu_after_add { y.f_relu() } else { Ok(y) }.map(Some)
     }
 }
 
