@@ -156,6 +156,26 @@ mod tests {
         bn
     }
 
+    /// (residual, relu, NCHW shape) of the comparisons with libtorch.
+    const CASES: [(bool, bool, [i64; 4]); 7] = [
+        (false, true, [6, 24, 9, 7]),
+        (true, true, [6, 24, 9, 7]),
+        (true, false, [6, 24, 9, 7]),
+        (false, false, [6, 24, 9, 7]),
+        (true, true, [8, 64, 4, 4]),
+        // Shapes whose two memory orders coincide.
+        (true, true, [4, 5, 1, 1]),
+        (true, true, [3, 1, 5, 5]),
+    ];
+
+    /// Whether this machine cannot run the operator (said on stderr).
+    fn skipped() -> bool {
+        if !cpu_supported() {
+            eprintln!("skipped: the fused batch norm needs an x86-64 CPU with AVX2 and FMA");
+        }
+        !cpu_supported()
+    }
+
     fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
         let d = f64::try_from((a - b).abs().max()).unwrap();
         d / f64::try_from(b.abs().max()).unwrap().max(1e-30)
@@ -166,23 +186,14 @@ mod tests {
     /// residual and the ReLU.
     #[test]
     fn matches_libtorch_operators() {
-        if !cpu_supported() {
-            eprintln!("skipped: the fused batch norm needs an x86-64 CPU with AVX2 and FMA");
+        if skipped() {
             return;
         }
         tch::manual_seed(7);
         for kind in [Kind::Float, Kind::Double] {
             let tol = if kind == Kind::Float { 4e-6 } else { 2e-14 };
             for channels_last in [false, true] {
-                for (residual, relu, (n, c, h, w)) in [
-                    (false, true, (6, 24, 9, 7)),
-                    (true, true, (6, 24, 9, 7)),
-                    (true, false, (6, 24, 9, 7)),
-                    (false, false, (6, 24, 9, 7)),
-                    // Shapes whose two memory orders coincide.
-                    (true, true, (4, 5, 1, 1)),
-                    (true, true, (3, 1, 5, 5)),
-                ] {
+                for (residual, relu, [n, c, h, w]) in CASES {
                     let case = format!(
                         "{kind:?} {n}x{c}x{h}x{w} channels_last={channels_last} residual={residual} relu={relu}"
                     );
@@ -261,20 +272,13 @@ mod tests {
     /// (batch_norm, add, relu), and within bfloat16's rounding.
     #[test]
     fn bf16_is_as_exact_as_libtorchs() {
-        if !cpu_supported() {
-            eprintln!("skipped: the fused batch norm needs an x86-64 CPU with AVX2 and FMA");
+        if skipped() {
             return;
         }
         tch::manual_seed(11);
         let bf = Kind::BFloat16;
         for channels_last in [false, true] {
-            for (residual, relu, (n, c, h, w)) in [
-                (false, true, (6, 24, 9, 7)),
-                (true, true, (6, 24, 9, 7)),
-                (true, false, (6, 24, 9, 7)),
-                (false, false, (6, 24, 9, 7)),
-                (true, true, (8, 64, 4, 4)),
-            ] {
+            for (residual, relu, [n, c, h, w]) in CASES {
                 let case = format!(
                     "{n}x{c}x{h}x{w} channels_last={channels_last} residual={residual} relu={relu}"
                 );
@@ -368,7 +372,7 @@ mod tests {
     /// a channels-last output of the same values.
     #[test]
     fn channels_last_output_on_request() {
-        if !cpu_supported() {
+        if skipped() {
             return;
         }
         let vs = nn::VarStore::new(Device::Cpu);
@@ -383,7 +387,7 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors_not_crashes() {
-        if !cpu_supported() {
+        if skipped() {
             return;
         }
         let vs = nn::VarStore::new(Device::Cpu);
