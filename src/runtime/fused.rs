@@ -47,8 +47,7 @@ pub(crate) fn available(bn: &BatchNorm, x: &Tensor) -> bool {
     cpu_supported() && x.device() == Device::Cpu && x.dim() == 4 && bn.weight.kind() == params
 }
 
-/// Whether the fused operator is compiled in and this CPU has AVX2 and FMA.
-pub(crate) fn cpu_supported() -> bool {
+fn cpu_supported() -> bool {
     #[cfg(all(resnetc_fused_bn, target_arch = "x86_64"))]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

@@ -723,22 +723,14 @@ impl Block {
         else {
             return Ok(None);
         };
-        // The branch's tensors are on the input's device; their kind is the input's, or
-        // bfloat16 under autocast.
-        if !mode.fused || !fused::cpu_supported() || x.device() != Device::Cpu {
+        // The branch's tensors have the input's device and kind (bfloat16 under autocast:
+        // every stem has a convolution); the operator refuses other kinds with an error.
+        if !mode.fused || !fused::available(bn, x) {
             return Ok(None);
         }
         let (h, _) = run_layers(rest, pre, mode, hook)?;
         let (s, _) = run_layers(layers, if *from_pre { pre } else { x }, mode, hook)?;
-        if fused::available(bn, &h) && s.kind() == h.kind() {
-            return fused::bn_act(bn, &h, Some(&s), self.relu_after_add, mode.channels_last).map(Some);
-        }
-        // Under autocast, a shortcut straight from a float32 input meets a bfloat16 branch:
-        // libtorch's operators, which promote.
-        let y = bn.forward(&h, mode.train)?;
-        hook(&bn.name, &y);
-        let y = y.f_add(&s)?;
-        if self.relu_after_add { y.f_relu() } else { Ok(y) }.map(Some)
+        fused::bn_act(bn, &h, Some(&s), self.relu_after_add, mode.channels_last).map(Some)
     }
 }
 
